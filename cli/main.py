@@ -1,0 +1,239 @@
+"""The ``sdfkit`` command line: parses arguments, calls the library, prints.
+
+User errors (:class:`sdfkit.errors.SdfkitError`) print one line on stderr and exit 1, with no
+traceback; Ctrl-C exits 130 and leaves the store resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from sdfkit import __version__
+from sdfkit.errors import SdfkitError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SdfkitError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: run the same command again to continue where it stopped", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="sdfkit")
+def main():
+    """sdfkit: signed distance function datasets for neural implicit shape models.
+
+    \b
+    Quick start:
+      sdfkit prepare-mnist -o mnist.zarr        # the bundled digits -> 2D SDFs
+      sdfkit show mnist.zarr --sheet 16 -o preview.png
+      sdfkit info mnist.zarr
+    """
+
+
+@main.command("env", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def env_command(as_json):
+    """Print versions of sdfkit, Python and its libraries, and the GPU: paste it into bug reports.
+
+    \b
+    Example:
+      sdfkit env
+    """
+    from sdfkit.env import environment
+
+    info = environment()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    width = max(map(len, info))
+    for key, value in info.items():
+        click.echo(f"{key:<{width}}  {value}")
+
+
+def _progress_bar(description: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=done, desc=description, unit="shape", dynamic_ncols=True)
+        else:
+            bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _print_summary(command: str, summary) -> None:
+    if summary.state == "complete":
+        click.echo(f"{summary.url} is already complete: nothing to do (see: sdfkit info {summary.url})")
+        return
+    rate = summary.computed / summary.seconds if summary.seconds > 0 else 0.0
+    verb = "resumed" if summary.state == "resumed" else "wrote"
+    click.echo(
+        f"{command}: {verb} {summary.url} in {summary.seconds:.1f} s; "
+        f"{summary.computed} shapes computed ({rate:.0f} shapes/s)"
+    )
+    click.echo(f"  {'split':<8}{'ok':>8}{'failed':>8}")
+    for split, counts in summary.per_split.items():
+        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}")
+    click.echo(f"  size on disk: {_human_bytes(summary.bytes)}")
+    if summary.failures:
+        click.echo(f"  {len(summary.failures)} failed shapes, first reasons:")
+        for shape_id, error in summary.failures[:5]:
+            click.echo(f"    {shape_id}: {error}")
+
+
+def _default_workers() -> int:
+    from sdfkit.parallel import default_workers
+
+    return default_workers()
+
+
+@main.command("prepare-mnist", context_settings=CONTEXT)
+@click.option("--source", type=click.Path(path_type=Path), help="Folder with the MNIST IDX files (or torchvision's MNIST/raw beneath it).")
+@click.option("--download", is_flag=True, help="Download the official MNIST files (MD5-checked) into the cache folder.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where --download keeps the files  [default: ~/.cache/sdfkit/mnist]")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Base URL to download from instead of the official mirrors (repeatable).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The zarr store to write (created, or resumed if unfinished).")
+@click.option("--variant", type=click.Choice(["standard", "rotated", "unseen-digits", "composite"]), default="standard", help="Which of MetaSDF's 2D experiments.")
+@click.option("--resolution", type=click.IntRange(min=4), default=64, help="SDF grid cells per side over [-1, 1]^2.")
+@click.option("--surface-points", type=click.IntRange(min=1), default=2048, help="Points sampled on each zero level set.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N digits of each official split.")
+@click.option("--val-size", type=click.IntRange(min=0), default=1000, help="Training digits held out as the val split.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]")
+@click.option("--seed", type=int, default=0, help="Seed of the val split, rotations, compositions and sampling.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store made with other parameters.")
+def prepare_mnist_command(source, download, cache_dir, mirrors, output, variant, resolution, surface_points, limit, val_size, workers, seed, overwrite):
+    """Turn MNIST digits into 2D signed distance fields and zero-level-set samples.
+
+    Without --source or --download it uses the 5,000 real digits bundled with sdfkit. Running the
+    same command again on an unfinished store continues where it stopped; on a finished one it
+    does nothing.
+
+    \b
+    Examples:
+      sdfkit prepare-mnist -o mnist.zarr
+      sdfkit prepare-mnist --download -o mnist-full.zarr --variant rotated
+      sdfkit prepare-mnist --source ~/data/MNIST/raw -o unseen.zarr --variant unseen-digits
+    """
+    from sdfkit.sources import mnist
+
+    config = mnist.MnistConfig(
+        variant=variant, resolution=resolution, surface_points=surface_points, seed=seed, val_size=val_size, limit=limit
+    )
+    digits = mnist.load_source(
+        source,
+        download=download,
+        cache_dir=cache_dir,
+        mirrors=tuple(mirrors) or mnist.MNIST_MIRRORS,
+        progress=lambda msg: click.echo(msg, err=True),
+    )
+    summary = mnist.prepare_mnist(
+        output,
+        config,
+        digits=digits,
+        workers=workers or _default_workers(),
+        overwrite=overwrite,
+        progress=_progress_bar("prepare-mnist"),
+    )
+    _print_summary("prepare-mnist", summary)
+
+
+@main.command("info", context_settings=CONTEXT)
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a report.")
+def info_command(store, as_json):
+    """Describe a store: kind, counts per split and status, arrays, sizes, parameters, failures.
+
+    \b
+    Example:
+      sdfkit info mnist.zarr
+    """
+    from sdfkit.report import store_report
+
+    report = store_report(store)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(f"store      {store}")
+    click.echo(f"kind       {report['kind']}  (format v{report['format_version']}, sdfkit {report['sdfkit_version']})")
+    click.echo(f"state      {'complete' if report['complete'] else 'UNFINISHED: run the same command again to resume'}")
+    click.echo(f"created    {report['created']}")
+    click.echo(f"source     {json.dumps(report['source'])}")
+    click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in report["parameters"].items()))
+    click.echo(f"\n  {'split':<8}{'ok':>8}{'failed':>8}{'pending':>9}")
+    for split, counts in report["splits"].items():
+        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{counts['pending']:>9}")
+    click.echo(f"\n  {'array':<18}{'shape':<22}{'dtype':<9}{'chunk':<18}{'shard':<20}{'stored':>10}")
+    for a in report["arrays"]:
+        click.echo(
+            f"  {a['name']:<18}{str(tuple(a['shape'])):<22}{a['dtype']:<9}{str(tuple(a['chunks'])):<18}"
+            f"{str(tuple(a['shards'])):<20}{_human_bytes(a['stored_bytes']):>10}"
+        )
+    click.echo(f"\n  total stored: {_human_bytes(report['stored_bytes'])}")
+    if report["failures"]:
+        click.echo(f"\n  {report['failed']} failed shapes (first {len(report['failures'])}):")
+        for f in report["failures"]:
+            click.echo(f"    [{f['index']}] {f['id']}: {f['error']}")
+
+
+@main.command("show", context_settings=CONTEXT)
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--index", "-k", type=int, default=0, help="Row of the shape in the store.")
+@click.option("--sheet", type=click.IntRange(min=1), default=None, help="Instead of one shape, draw the first N shapes of --split in a grid.")
+@click.option("--split", default=None, help="With --sheet: only this split.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+def show_command(store, index, sheet, split, output):
+    """Draw a shape (image, SDF level sets with the zero level bold, surface points) as a PNG.
+
+    \b
+    Examples:
+      sdfkit show mnist.zarr --index 3 -o digit.png
+      sdfkit show mnist.zarr --sheet 24 --split test -o preview.png
+    """
+    from sdfkit import figures
+    from sdfkit.dataset import open_dataset
+    from sdfkit.errors import InputError
+
+    ds = open_dataset(store, include_failed=True, allow_incomplete=True)
+    if ds.kind != "mnist":
+        raise InputError(f"{store}: 'show' draws 2D (mnist) stores for now; this one is {ds.kind!r}")
+    if sheet:
+        chosen = ds.select(split) if split else ds.select(None)
+        path = figures.save_contact_sheet([chosen[k] for k in range(min(sheet, len(chosen)))], output)
+    else:
+        if not 0 <= index < len(ds):
+            raise InputError(f"{store}: no shape at index {index}; the store has {len(ds)} (0 to {len(ds) - 1})")
+        path = figures.plot_shape_2d(ds[index], output)
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Reading sdfkit stores: :func:`open_dataset`.
+
+    >>> ds = sdfkit.open_dataset("mnist.zarr", split="train")
+    >>> len(ds), ds.kind
+    >>> shape = ds[0]            # dict: id, category, label, split, image, sdf/grid, ...
+    >>> test = ds.select("test")
+
+Only shapes with status "ok" are listed unless ``include_failed=True``. The store is plain zarr:
+everything here can be done with ``zarr.open_group`` too (see docs/format.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from sdfkit.errors import FormatError
+from sdfkit.store import SPLITS, STATUS_OK, as_str, open_store, read_status
+
+__all__ = ["SdfDataset", "open_dataset"]
+
+_META = ("id", "category", "label", "split", "status", "error")
+
+
+class SdfDataset(Sequence):
+    """Shapes of a sdfkit store, optionally restricted to a split.
+
+    ``ds[k]`` returns a dict with the shape's metadata (``id``, ``category``, ``label``,
+    ``split``, ``status``, ``error``, ``index`` = row in the store) and one numpy array per data
+    array of the store, keyed by its path (``"sdf/grid"``, ``"surface/points"``, ...).
+    """
+
+    def __init__(self, group: zarr.Group, url: str, rows: np.ndarray, meta: dict[str, np.ndarray]):
+        self.group = group
+        self.url = url
+        self.rows = rows
+        self._meta = meta
+        info = group.attrs["sdfkit"]
+        self.attrs: dict = dict(info)
+        self.kind: str = info["kind"]
+        self.parameters: dict = dict(info.get("parameters", {}))
+        self.arrays: list[str] = [a for a in info["arrays"] if not a.startswith("meta/") or a.split("/")[1] not in _META]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return SdfDataset(self.group, self.url, self.rows[k], self._meta)
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(f"index {k} out of range for {len(self)} shapes")
+        row = int(self.rows[k])
+        item = {name: _scalar(self._meta[name][row]) for name in _META}
+        item["index"] = row
+        for name in self.arrays:
+            item[name] = self.group[name][row]
+        return item
+
+    def __iter__(self) -> Iterator[dict]:
+        for k in range(len(self)):
+            yield self[k]
+
+    def __repr__(self) -> str:
+        return f"SdfDataset({self.url!r}, kind={self.kind!r}, shapes={len(self)})"
+
+    def meta(self, name: str) -> np.ndarray:
+        """A metadata column (``id``, ``category``, ``label``, ``split``, ``status``, ``error``)
+        for the selected shapes."""
+        return self._meta[name][self.rows]
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(x) for x in self.meta("id")]
+
+    def select(self, split: str | Sequence[str] | None = None, *, include_failed: bool = False) -> SdfDataset:
+        """The shapes of one split (or several) of the whole store."""
+        rows = np.arange(len(self._meta["id"]))
+        if split is not None:
+            wanted = [split] if isinstance(split, str) else list(split)
+            unknown = [s for s in wanted if s not in SPLITS and s not in set(self._meta["split"])]
+            if unknown:
+                raise FormatError(f"{self.url}: no split {unknown[0]!r}; it has {sorted(set(self._meta['split']))}")
+            rows = rows[np.isin(self._meta["split"], wanted)]
+        if not include_failed:
+            rows = rows[self._meta["status"][rows] == STATUS_OK]
+        return SdfDataset(self.group, self.url, rows, self._meta)
+
+
+def _scalar(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def open_dataset(
+    url: str | Path,
+    *,
+    split: str | Sequence[str] | None = None,
+    include_failed: bool = False,
+    allow_incomplete: bool = False,
+) -> SdfDataset:
+    """Open a sdfkit store for reading.
+
+    Raises :class:`FormatError` for a path that is not a sdfkit store, an unknown format
+    version, or (unless ``allow_incomplete``) a store whose run has not finished.
+    """
+    url = str(url)
+    group = open_store(url, mode="r")
+    info = group.attrs["sdfkit"]
+    if not info.get("complete") and not allow_incomplete:
+        raise FormatError(
+            f"{url}: the store is unfinished (its run stopped early); run the command that made it "
+            "again to resume, or pass allow_incomplete=True"
+        )
+    missing = [name for name in info.get("arrays", []) if name not in group]
+    if missing:
+        raise FormatError(f"{url}: arrays {', '.join(missing)} are missing; the store is damaged, rebuild it")
+    meta = {name: np.asarray(group[f"meta/{name}"][:]) for name in _META if name != "status"}
+    meta["status"] = read_status(group)
+    for name in ("id", "category", "split", "error"):
+        meta[name] = as_str(meta[name])
+    dataset = SdfDataset(group, url, np.arange(len(meta["id"])), meta)
+    return dataset.select(split, include_failed=include_failed)

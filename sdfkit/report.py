@@ -1,0 +1,71 @@
+"""What ``sdfkit info`` reports about a store."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from sdfkit.store import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status
+
+__all__ = ["store_report"]
+
+
+def _stored_bytes(root: Path | None, name: str) -> int | None:
+    if root is None:
+        return None
+    folder = root / name
+    if not folder.exists():
+        return None
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def store_report(url, *, max_failures: int = 10) -> dict:
+    """A JSON-able description of a store (complete or not)."""
+    group = open_store(url, mode="r")
+    info = dict(group.attrs["sdfkit"])
+    local = Path(str(url)) if "://" not in str(url) else None
+    status = read_status(group)
+    splits = as_str(group["meta/split"][:])
+    per_split = {}
+    for split in sorted(set(splits)):
+        codes = Counter(status[splits == split].tolist())
+        per_split[split] = {"ok": codes[STATUS_OK], "failed": codes[STATUS_FAILED], "pending": codes[0]}
+    arrays = []
+    for name in info.get("arrays", []):
+        if name not in group:
+            arrays.append({"name": name, "shape": [], "dtype": "MISSING", "chunks": [], "shards": [], "stored_bytes": None})
+            continue
+        a = group[name]
+        arrays.append(
+            {
+                "name": name,
+                "shape": list(a.shape),
+                "dtype": "str" if a.dtype.kind in "OTU" else str(a.dtype),
+                "chunks": list(a.chunks),
+                "shards": list(a.shards or a.chunks),
+                "stored_bytes": _stored_bytes(local, name),
+            }
+        )
+    failed = np.nonzero(status == STATUS_FAILED)[0]
+    failures = []
+    if len(failed):
+        ids, errors = group["meta/id"][:], group["meta/error"][:]
+        failures = [{"index": int(i), "id": str(ids[i]), "error": str(errors[i])} for i in failed[:max_failures]]
+    total = None if local is None else sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+    return {
+        "kind": info.get("kind"),
+        "format_version": info.get("format_version"),
+        "sdfkit_version": info.get("sdfkit_version"),
+        "created": info.get("created"),
+        "complete": bool(info.get("complete")),
+        "source": info.get("source"),
+        "parameters": info.get("parameters", {}),
+        "shapes": int(len(status)),
+        "splits": per_split,
+        "failed": int(len(failed)),
+        "failures": failures,
+        "arrays": arrays,
+        "stored_bytes": total,
+    }

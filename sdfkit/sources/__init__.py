@@ -1,0 +1,1 @@
+"""Sources: where shapes come from. Each lists shape jobs and provides the per-shape function."""

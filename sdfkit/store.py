@@ -1,0 +1,354 @@
+"""sdfkit's dataset format v1: a sharded zarr v3 group (see docs/format.md).
+
+Every per-shape array has the shape index as its leading axis. Arrays with data per shape have
+one shape per chunk and ``shard_size`` shapes per shard; one-value-per-shape columns (``meta/*``)
+have one chunk per ``shard_size`` shapes, since single-value chunks cost more to read than they
+hold. All arrays share these boundaries along the shape axis, so a task that owns shard k owns
+rows ``k * shard_size`` to ``(k + 1) * shard_size`` of every array: one writer per shard, because
+zarr loses writes when two processes update one shard.
+
+A store is complete when its root attribute ``sdfkit["complete"]`` is true; that flag is written
+last, so a run killed at any point leaves a store that says it is unfinished.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from sdfkit import __version__
+from sdfkit._shards import can_encode, write_shard_block
+from sdfkit.errors import FormatError, ParameterMismatchError, StoreError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "STATUS_PENDING",
+    "STATUS_OK",
+    "STATUS_FAILED",
+    "ArraySpec",
+    "ShapeMeta",
+    "create_store",
+    "open_store",
+    "prepare_store",
+    "shard_ranges",
+    "pending_shards",
+    "write_shard",
+    "mark_complete",
+    "read_status",
+    "as_str",
+]
+
+FORMAT_VERSION = 1
+STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One per-shape array of a store."""
+
+    name: str
+    """Path inside the group, e.g. ``"sdf/grid"``."""
+    shape: tuple[int, ...]
+    """Shape of one shape's entry (without the leading shape axis)."""
+    dtype: str
+    """numpy dtype string, or ``"str"`` for variable-length UTF-8."""
+    fill_value: Any = 0
+    """Value of rows that were not written (failed shapes keep it)."""
+
+
+@dataclass(frozen=True)
+class ShapeMeta:
+    """What a source knows about one shape before it is processed."""
+
+    id: str
+    category: str
+    label: int
+    split: str
+
+
+META_SPECS = (
+    ArraySpec("meta/id", (), "str", ""),
+    ArraySpec("meta/category", (), "str", ""),
+    ArraySpec("meta/label", (), "int64", -1),
+    ArraySpec("meta/split", (), "str", ""),
+    ArraySpec("meta/status", (), "uint8", STATUS_PENDING),
+    ArraySpec("meta/error", (), "str", ""),
+)
+
+
+def _compressor(dtype: str):
+    if dtype == "str":
+        return ZstdCodec(level=3)
+    itemsize = np.dtype(dtype).itemsize
+    # byte shuffle groups the exponents of float arrays together: SDF grids shrink by half
+    shuffle = "shuffle" if itemsize > 1 else "noshuffle"
+    return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=itemsize)
+
+
+def _local_path(url: str | Path) -> Path | None:
+    text = str(url)
+    if "://" in text and not text.startswith("file://"):
+        return None
+    return Path(text.removeprefix("file://"))
+
+
+def _describe(url) -> str:
+    return str(url)
+
+
+def open_store(url: str | Path, *, mode: str = "r") -> zarr.Group:
+    """Open a sdfkit store and check that it is format v1.
+
+    Raises :class:`FormatError` if ``url`` is not a zarr group, not made by sdfkit, or of
+    another format version.
+    """
+    local = _local_path(url)
+    if local is not None and not local.exists():
+        raise FormatError(f"{url}: no such store; check the path")
+    try:
+        group = zarr.open_group(str(url), mode=mode)
+    except Exception as exc:  # zarr raises several types for "not a group"
+        raise FormatError(
+            f"{url}: not a zarr v3 group ({type(exc).__name__}); expected a store written by sdfkit"
+        ) from None
+    info = group.attrs.get("sdfkit")
+    if not isinstance(info, Mapping):
+        raise FormatError(f"{url}: a zarr group without the 'sdfkit' attribute; not a sdfkit store")
+    version = info.get("format_version")
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"{url}: format version {version!r}, but this sdfkit ({__version__}) reads version "
+            f"{FORMAT_VERSION}; install the sdfkit that wrote it, or rebuild the store"
+        )
+    return group
+
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """Row ranges ``[start, stop)`` of the shards of an n-shape store."""
+    return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
+
+
+def create_store(
+    url: str | Path,
+    *,
+    kind: str,
+    metas: Sequence[ShapeMeta],
+    specs: Sequence[ArraySpec],
+    parameters: Mapping[str, Any],
+    source: Mapping[str, Any],
+    shard_size: int,
+) -> zarr.Group:
+    """Create an empty store for ``len(metas)`` shapes and write its ``meta/*`` columns.
+
+    Rows stay at their fill values, and ``meta/status`` at 0 (pending), until their shard is
+    written with :func:`write_shard`.
+    """
+    n = len(metas)
+    if n == 0:
+        raise StoreError(f"{url}: nothing to write: the source lists no shapes")
+    ids = [m.id for m in metas]
+    if len(set(ids)) != n:
+        raise StoreError(f"{url}: the source lists duplicate shape ids")
+    try:
+        group = zarr.open_group(str(url), mode="w", zarr_format=3)
+    except PermissionError as exc:
+        raise StoreError(
+            f"{url}: cannot write here ({exc.strerror}); choose a writable -o path"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"{url}: cannot create the store ({exc}); choose another -o path") from None
+    for spec in (*META_SPECS, *specs):
+        column = spec.shape == ()
+        group.create_array(
+            spec.name,
+            shape=(n, *spec.shape),
+            chunks=(shard_size,) if column else (1, *spec.shape),
+            shards=None if column else (shard_size, *spec.shape),
+            dtype=str if spec.dtype == "str" else spec.dtype,
+            fill_value=spec.fill_value,
+            compressors=_compressor(spec.dtype),
+        )
+    group["meta/id"][:] = np.array(ids, dtype=object)
+    group["meta/category"][:] = np.array([m.category for m in metas], dtype=object)
+    group["meta/label"][:] = np.array([m.label for m in metas], dtype=np.int64)
+    group["meta/split"][:] = np.array([m.split for m in metas], dtype=object)
+    # written last: a store without this attribute is not a sdfkit store, so a crash during
+    # creation leaves something that open_store refuses and prepare_store recreates
+    group.attrs["sdfkit"] = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "sdfkit_version": __version__,
+        "source": dict(source),
+        "parameters": dict(parameters),
+        "shard_size": shard_size,
+        "arrays": [s.name for s in (*META_SPECS, *specs)],
+        "complete": False,
+    }
+    return group
+
+
+def _differences(old: Mapping, new: Mapping) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k} {old.get(k)!r} (store) vs {new.get(k)!r} (asked)" for k in keys if old.get(k) != new.get(k)]
+
+
+def prepare_store(
+    url: str | Path,
+    *,
+    kind: str,
+    metas: Sequence[ShapeMeta],
+    specs: Sequence[ArraySpec],
+    parameters: Mapping[str, Any],
+    source: Mapping[str, Any],
+    shard_size: int,
+    overwrite: bool = False,
+) -> tuple[zarr.Group, str]:
+    """Create a store, or reopen an unfinished one made with the same parameters.
+
+    Returns the group and what happened: ``"created"``, ``"resumed"`` or ``"complete"``.
+    Raises :class:`ParameterMismatchError` for a store made with other parameters, unless
+    ``overwrite``; refuses to replace a folder that is not a sdfkit store even then.
+    """
+    local = _local_path(url)
+    exists = local.exists() if local is not None else _remote_exists(url)
+    if exists:
+        if local is not None and local.is_file():
+            raise StoreError(f"{url}: is a file, not a store; choose another -o path")
+        try:
+            group = open_store(url, mode="r+")
+        except FormatError:
+            if local is not None and local.is_dir() and any(local.iterdir()):
+                if (local / "zarr.json").exists() and overwrite:
+                    shutil.rmtree(local)  # an unfinished creation of ours, or a foreign zarr
+                else:
+                    raise StoreError(
+                        f"{url}: exists and is not a sdfkit store; sdfkit will not delete it: "
+                        "choose another -o path or remove it yourself"
+                    ) from None
+            group = None
+        if group is not None:
+            info = dict(group.attrs["sdfkit"])
+            wanted = {"kind": kind, "parameters": dict(parameters), "source_id": source.get("id")}
+            found = {
+                "kind": info.get("kind"),
+                "parameters": info.get("parameters"),
+                "source_id": info.get("source", {}).get("id"),
+            }
+            same = wanted == found and info.get("shard_size") == shard_size
+            if same and not overwrite:
+                return group, ("complete" if info.get("complete") else "resumed")
+            if not overwrite:
+                diffs = _differences(found["parameters"] or {}, wanted["parameters"])
+                if found["kind"] != kind:
+                    diffs.insert(0, f"kind {found['kind']!r} (store) vs {kind!r} (asked)")
+                if found["source_id"] != wanted["source_id"]:
+                    diffs.append("the source data differ")
+                raise ParameterMismatchError(
+                    f"{url}: exists and was made with other parameters ({'; '.join(diffs[:3])}); "
+                    "pass --overwrite to replace it, or choose another -o path"
+                )
+            _delete(url)
+    group = create_store(
+        url,
+        kind=kind,
+        metas=metas,
+        specs=specs,
+        parameters=parameters,
+        source=source,
+        shard_size=shard_size,
+    )
+    return group, "created"
+
+
+def _remote_exists(url) -> bool:
+    try:
+        zarr.open_group(str(url), mode="r")
+    except Exception:
+        return False
+    return True
+
+
+def _delete(url) -> None:
+    local = _local_path(url)
+    if local is not None:
+        shutil.rmtree(local)
+    else:
+        zarr.open_group(str(url), mode="w")  # mode "w" clears the group's keys
+
+
+def read_status(group: zarr.Group) -> np.ndarray:
+    """``meta/status`` (n,) uint8; a shard that cannot be decoded reads as pending (0)."""
+    status = group["meta/status"]
+    n = status.shape[0]
+    out = np.zeros(n, dtype=np.uint8)
+    for start, stop in shard_ranges(n, status.chunks[0]):
+        try:
+            out[start:stop] = status[start:stop]
+        except Exception:  # a torn write on a store without atomic writes: redo that shard
+            out[start:stop] = STATUS_PENDING
+    return out
+
+
+def pending_shards(group: zarr.Group) -> list[int]:
+    """Indices of the shards that hold at least one pending shape."""
+    status = read_status(group)
+    size = group.attrs["sdfkit"]["shard_size"]
+    return [k for k, (a, b) in enumerate(shard_ranges(len(status), size)) if (status[a:b] == 0).any()]
+
+
+def write_shard(
+    group: zarr.Group,
+    shard: int,
+    arrays: Mapping[str, np.ndarray],
+    status: np.ndarray,
+    errors: Sequence[str],
+) -> None:
+    """Write every array's rows of one shard, then its status (the completion marker).
+
+    arrays : name -> (rows, ...) for each data array of the store
+    status : (rows,) uint8, 1 ok or 2 failed
+    """
+    size = group.attrs["sdfkit"]["shard_size"]
+    start = shard * size
+    stop = start + len(status)
+    ok = np.asarray(status) == STATUS_OK
+    for name, block in arrays.items():
+        array = group[name]
+        if can_encode(array):
+            write_shard_block(array, shard, block, present=ok)  # failed rows stay absent: fill value
+        else:
+            array[start:stop] = block
+    group["meta/error"][start:stop] = np.array(list(errors), dtype=object)
+    group["meta/status"][start:stop] = np.asarray(status, dtype=np.uint8)
+
+
+def mark_complete(group: zarr.Group, summary: Mapping[str, Any]) -> None:
+    """Flag the store complete once every shape has a final status."""
+    status = read_status(group)
+    if (status == STATUS_PENDING).any():
+        raise StoreError(f"{group.store}: {int((status == 0).sum())} shapes are still pending")
+    info = dict(group.attrs["sdfkit"])
+    info["complete"] = True
+    info["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    info["summary"] = dict(summary)
+    group.attrs["sdfkit"] = info
+
+
+def shard_count(n: int, shard_size: int) -> int:
+    return math.ceil(n / shard_size)
+
+
+def as_str(values) -> np.ndarray:
+    """A string column as a numpy ``<U`` array (zarr returns numpy's StringDType or objects)."""
+    return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str)
