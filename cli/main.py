@@ -117,20 +117,63 @@ def _default_workers() -> int:
 
 
 @main.command("prepare-mnist", context_settings=CONTEXT)
-@click.option("--source", type=click.Path(path_type=Path), help="Folder with the MNIST IDX files (or torchvision's MNIST/raw beneath it).")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    help="Folder with the MNIST IDX files (or torchvision's MNIST/raw beneath it).",
+)
 @click.option("--download", is_flag=True, help="Download the official MNIST files (MD5-checked) into the cache folder.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where --download keeps the files  [default: ~/.cache/sdfkit/mnist]")
-@click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Base URL to download from instead of the official mirrors (repeatable).")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The zarr store to write (created, or resumed if unfinished).")
-@click.option("--variant", type=click.Choice(["standard", "rotated", "unseen-digits", "composite"]), default="standard", help="Which of MetaSDF's 2D experiments.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Where --download keeps the files  [default: ~/.cache/sdfkit/mnist]",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="Base URL to download from instead of the official mirrors (repeatable).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The zarr store to write (created, or resumed if unfinished).",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["standard", "rotated", "unseen-digits", "composite"]),
+    default="standard",
+    help="Which of MetaSDF's 2D experiments.",
+)
 @click.option("--resolution", type=click.IntRange(min=4), default=64, help="SDF grid cells per side over [-1, 1]^2.")
-@click.option("--surface-points", type=click.IntRange(min=1), default=2048, help="Points sampled on each zero level set.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N digits of each official split.")
+@click.option(
+    "--surface-points", type=click.IntRange(min=1), default=2048, help="Points sampled on each zero level set."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Use only the first N digits of each official split."
+)
 @click.option("--val-size", type=click.IntRange(min=0), default=1000, help="Training digits held out as the val split.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]")
 @click.option("--seed", type=int, default=0, help="Seed of the val split, rotations, compositions and sampling.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store made with other parameters.")
-def prepare_mnist_command(source, download, cache_dir, mirrors, output, variant, resolution, surface_points, limit, val_size, workers, seed, overwrite):
+def prepare_mnist_command(
+    source,
+    download,
+    cache_dir,
+    mirrors,
+    output,
+    variant,
+    resolution,
+    surface_points,
+    limit,
+    val_size,
+    workers,
+    seed,
+    overwrite,
+):
     """Turn MNIST digits into 2D signed distance fields and zero-level-set samples.
 
     Without --source or --download it uses the 5,000 real digits bundled with sdfkit. Running the
@@ -207,7 +250,12 @@ def info_command(store, as_json):
 @main.command("show", context_settings=CONTEXT)
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--index", "-k", type=int, default=0, help="Row of the shape in the store.")
-@click.option("--sheet", type=click.IntRange(min=1), default=None, help="Instead of one shape, draw the first N shapes of --split in a grid.")
+@click.option(
+    "--sheet",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Instead of one shape, draw the first N shapes of --split in a grid.",
+)
 @click.option("--split", default=None, help="With --sheet: only this split.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
 def show_command(store, index, sheet, split, output):

@@ -18,8 +18,8 @@ every read goes through plain zarr, which checks all of the above (tests/test_st
 
 from __future__ import annotations
 
-import numpy as np
 import numcodecs
+import numpy as np
 from google_crc32c import value as crc32c
 from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
@@ -56,10 +56,14 @@ def can_encode(array) -> bool:
 
 
 def _blosc(codec: BloscCodec, itemsize: int) -> numcodecs.Blosc:
-    shuffle = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE, "bitshuffle": numcodecs.Blosc.BITSHUFFLE}[
-        codec.shuffle.value
-    ]
-    return numcodecs.Blosc(cname=codec.cname.value, clevel=codec.clevel, shuffle=shuffle, blocksize=codec.blocksize or 0)
+    shuffle = {
+        "noshuffle": numcodecs.Blosc.NOSHUFFLE,
+        "shuffle": numcodecs.Blosc.SHUFFLE,
+        "bitshuffle": numcodecs.Blosc.BITSHUFFLE,
+    }[codec.shuffle.value]
+    return numcodecs.Blosc(
+        cname=codec.cname.value, clevel=codec.clevel, shuffle=shuffle, blocksize=codec.blocksize or 0
+    )
 
 
 def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray | None = None) -> None:

@@ -42,7 +42,9 @@ class SdfDataset(Sequence):
         self.attrs: dict = dict(info)
         self.kind: str = info["kind"]
         self.parameters: dict = dict(info.get("parameters", {}))
-        self.arrays: list[str] = [a for a in info["arrays"] if not a.startswith("meta/") or a.split("/")[1] not in _META]
+        self.arrays: list[str] = [
+            a for a in info["arrays"] if not a.startswith("meta/") or a.split("/")[1] not in _META
+        ]
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -55,8 +55,15 @@ def plot_shape_2d(shape: dict, path: str | Path, *, normals: int = 96) -> Path:
         axes[2].scatter(pts[:, 0], pts[:, 1], s=1.5, c="tab:red")
         step = max(1, len(pts) // normals)
         axes[2].quiver(
-            pts[::step, 0], pts[::step, 1], nrm[::step, 0], nrm[::step, 1],
-            angles="xy", scale_units="xy", scale=12, width=0.004, color="tab:blue",
+            pts[::step, 0],
+            pts[::step, 1],
+            nrm[::step, 0],
+            nrm[::step, 1],
+            angles="xy",
+            scale_units="xy",
+            scale=12,
+            width=0.004,
+            color="tab:blue",
         )
         axes[2].set_title(f"{len(pts)} surface points, outward normals")
         axes[2].set_xlim(-1, 1)

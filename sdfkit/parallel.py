@@ -67,7 +67,10 @@ def run_shard(task: ShardTask) -> ShardReport:
     """Compute one shard's shapes and write them. A shape that raises is recorded as failed with
     its one-line error; it never stops the shard."""
     rows = len(task.jobs)
-    blocks = {s.name: np.full((rows, *s.shape), s.fill_value, dtype=object if s.dtype == "str" else s.dtype) for s in task.specs}
+    blocks = {
+        s.name: np.full((rows, *s.shape), s.fill_value, dtype=object if s.dtype == "str" else s.dtype)
+        for s in task.specs
+    }
     status = np.full(rows, STATUS_OK, dtype=np.uint8)
     errors = [""] * rows
     report = ShardReport(task.shard, 0, 0)

@@ -99,9 +99,7 @@ def build_store(
     done = total - sum(ranges[k][1] - ranges[k][0] for k in todo)
     if progress and todo:
         progress(done, total)
-    tasks = [
-        ShardTask(url, k, plan.jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo
-    ]
+    tasks = [ShardTask(url, k, plan.jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
     computed = 0
     for report in run_tasks(tasks, workers=workers):
         rows = report.done + report.failed
@@ -120,9 +118,7 @@ def build_store(
     if failed.any():
         ids, errors = group["meta/id"][:], group["meta/error"][:]
         failures = [(str(ids[i]), str(errors[i])) for i in failed.nonzero()[0]]
-    summary = {
-        split: {"ok": c["ok"], "failed": c["failed"]} for split, c in sorted(per_split.items())
-    }
+    summary = {split: {"ok": c["ok"], "failed": c["failed"]} for split, c in sorted(per_split.items())}
     if state != "complete":
         mark_complete(group, {"per_split": summary, "failed": int(failed.sum())})
     return RunSummary(

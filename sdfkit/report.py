@@ -35,7 +35,9 @@ def store_report(url, *, max_failures: int = 10) -> dict:
     arrays = []
     for name in info.get("arrays", []):
         if name not in group:
-            arrays.append({"name": name, "shape": [], "dtype": "MISSING", "chunks": [], "shards": [], "stored_bytes": None})
+            arrays.append(
+                {"name": name, "shape": [], "dtype": "MISSING", "chunks": [], "shards": [], "stored_bytes": None}
+            )
             continue
         a = group[name]
         arrays.append(

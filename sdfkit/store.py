@@ -162,9 +162,7 @@ def create_store(
     try:
         group = zarr.open_group(str(url), mode="w", zarr_format=3)
     except PermissionError as exc:
-        raise StoreError(
-            f"{url}: cannot write here ({exc.strerror}); choose a writable -o path"
-        ) from None
+        raise StoreError(f"{url}: cannot write here ({exc.strerror}); choose a writable -o path") from None
     except OSError as exc:
         raise StoreError(f"{url}: cannot create the store ({exc}); choose another -o path") from None
     for spec in (*META_SPECS, *specs):
@@ -187,7 +185,7 @@ def create_store(
     group.attrs["sdfkit"] = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "sdfkit_version": __version__,
         "source": dict(source),
         "parameters": dict(parameters),
@@ -340,7 +338,7 @@ def mark_complete(group: zarr.Group, summary: Mapping[str, Any]) -> None:
         raise StoreError(f"{group.store}: {int((status == 0).sum())} shapes are still pending")
     info = dict(group.attrs["sdfkit"])
     info["complete"] = True
-    info["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    info["finished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     info["summary"] = dict(summary)
     group.attrs["sdfkit"] = info
 

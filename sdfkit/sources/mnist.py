@@ -156,9 +156,7 @@ def _open_maybe_gzip(path: Path) -> bytes:
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(
-                f"{path}: corrupt gzip data ({exc}); download the file again or use --download"
-            ) from None
+            raise InputError(f"{path}: corrupt gzip data ({exc}); download the file again or use --download") from None
     return raw
 
 
@@ -188,9 +186,7 @@ def read_idx(path: str | Path, *, expect_ndim: int | None = None) -> np.ndarray:
     expected = header + int(np.prod(dims))
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "longer than its header says"
-        raise InputError(
-            f"{path}: {state}: {len(data)} bytes for dimensions {dims} (expected {expected}); {fix}"
-        )
+        raise InputError(f"{path}: {state}: {len(data)} bytes for dimensions {dims} (expected {expected}); {fix}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -498,6 +494,7 @@ def prepare_mnist(
     digits: MnistDigits | None = None,
     workers: int = 1,
     overwrite: bool = False,
+    shard_size: int = SHARD_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ):
     """Build (or resume) a ``mnist`` store at ``out``; returns a :class:`~sdfkit.pipeline.RunSummary`.
@@ -518,6 +515,6 @@ def prepare_mnist(
         specs=array_specs(config),
         parameters=parameters(config),
         source={"name": "mnist", **digits.origin},
-        shard_size=SHARD_SIZE,
+        shard_size=shard_size,
     )
     return build_store(plan, out, workers=workers, overwrite=overwrite, progress=progress)

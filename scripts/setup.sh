@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Install sdfkit with everything it needs on a Debian or Ubuntu machine, then run the demo:
+# prepare the bundled MNIST digits and write a preview PNG.
+#
+#   bash scripts/setup.sh            # install + demo
+#   bash scripts/setup.sh --no-demo  # install only
+#
+# Python: the active environment (a virtualenv or conda env if one is active). If that Python is
+# managed by the system (PEP 668), a virtual environment is made in .venv instead, with access to
+# the system's site-packages. PyTorch: installed (torch==2.13.0) only when no torch is importable,
+# so a CUDA build you already have is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+demo=1
+[ "${1:-}" = "--no-demo" ] && demo=0
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system libraries (OSMesa/EGL/GL for headless rendering, libusb for open3d)"
+if command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    libosmesa6 libegl1 libgl1 libusb-1.0-0 >/dev/null
+else
+  echo "no apt-get: install OSMesa, EGL, OpenGL and libusb-1.0 with your system's package manager"
+fi
+
+py=${PYTHON:-python3}
+if [ -z "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && "$py" - <<'PY'
+import sys, sysconfig, os
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)
+PY
+then
+  step "this Python is managed by the system: making a virtual environment in .venv"
+  "$py" -m venv --system-site-packages .venv
+  py=.venv/bin/python
+fi
+"$py" -c 'import sys; assert sys.version_info >= (3, 11), "sdfkit needs Python 3.11 or newer"'
+
+step "PyTorch"
+if "$py" -c "import torch" >/dev/null 2>&1; then
+  echo "keeping the installed torch $("$py" -c 'import torch; print(torch.__version__)')"
+else
+  "$py" -m pip install -q "torch==2.13.0"
+fi
+
+step "sdfkit and its Python dependencies"
+"$py" -m pip install -q -e ".[mesh,render,dev]"
+# pyrender pins PyOpenGL==3.1.0, which cannot render headless; its other needs came with [render]
+"$py" -m pip install -q --no-deps "pyrender==0.1.45"
+
+bin=$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+"$bin/sdfkit" env
+
+if [ "$demo" = 1 ]; then
+  step "demo: the bundled digits -> out/mnist.zarr, preview in out/mnist-preview.png"
+  "$bin/sdfkit" prepare-mnist -o out/mnist.zarr
+  "$bin/sdfkit" show out/mnist.zarr --sheet 24 -o out/mnist-preview.png
+fi
+step "done. Run the tests with: bash scripts/test.sh"

@@ -1,0 +1,92 @@
+"""Shared fixtures: hand-written IDX files, a local HTTP server, the bundled digits."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding written out by hand: two zero bytes, type 0x08 (ubyte), ndim, big-endian
+    uint32 dimensions, then the data."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim])
+    for dim in array.shape:
+        header += struct.pack(">I", dim)
+    return header + array.tobytes()
+
+
+def disc_digit(radius_px: float, centre=(14.0, 14.0), size=28) -> np.ndarray:
+    rows, cols = np.mgrid[0:size, 0:size]
+    d = np.hypot(rows - centre[0], cols - centre[1])
+    return np.where(d <= radius_px, 255, 0).astype(np.uint8)
+
+
+def write_mnist_folder(folder: Path, *, n_train=24, n_test=12, gz=True, seed=0, empty_index=None) -> Path:
+    """A tiny MNIST folder of blobs of various sizes; ``empty_index`` makes one training image
+    blank (a shape that must fail without stopping the run)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def images(n):
+        out = np.stack([disc_digit(rng.uniform(4, 9), centre=rng.uniform(11, 17, size=2)) for _ in range(n)])
+        return out
+
+    train, test = images(n_train), images(n_test)
+    if empty_index is not None:
+        train[empty_index] = 0
+    files = {
+        "train-images-idx3-ubyte": train,
+        "train-labels-idx1-ubyte": np.arange(n_train) % 10,
+        "t10k-images-idx3-ubyte": test,
+        "t10k-labels-idx1-ubyte": np.arange(n_test) % 10,
+    }
+    for name, array in files.items():
+        data = idx_bytes(array)
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
+        else:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def mnist_folder(tmp_path) -> Path:
+    return write_mnist_folder(tmp_path / "mnist")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve a folder on 127.0.0.1 (never the internet); yields (base_url, folder, requests)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", root, server.requests
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,199 @@
+"""sdfkit.store, sdfkit._shards, sdfkit.pipeline: format v1 on a real zarr store on disk."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+from conftest import write_mnist_folder
+from zarr.codecs import BloscCodec
+
+from sdfkit import open_dataset
+from sdfkit._shards import can_encode, write_shard_block
+from sdfkit.errors import FormatError, ParameterMismatchError, StoreError
+from sdfkit.parallel import ShardTask, run_shard
+from sdfkit.sdf2d import image_to_sdf
+from sdfkit.sources import mnist
+from sdfkit.sources.mnist import MnistConfig
+from sdfkit.store import STATUS_FAILED, STATUS_OK, prepare_store
+
+
+@pytest.mark.parametrize(
+    "dtype, typesize, shuffle", [("float32", 4, "shuffle"), ("uint8", 1, "noshuffle"), ("int64", 8, "bitshuffle")]
+)
+def test_direct_shard_writes_read_back_with_plain_zarr(tmp_path, dtype, typesize, shuffle):
+    group = zarr.open_group(tmp_path / "s.zarr", mode="w")
+    array = group.create_array(
+        "x",
+        shape=(21, 5, 3),
+        chunks=(1, 5, 3),
+        shards=(8, 5, 3),
+        dtype=dtype,
+        fill_value=7,
+        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=typesize),
+    )
+    assert can_encode(array)
+    data = (np.random.default_rng(0).random((21, 5, 3)) * 100).astype(dtype)
+    present = np.ones(21, dtype=bool)
+    present[[3, 17, 20]] = False
+    for shard, start in enumerate(range(0, 21, 8)):
+        stop = min(start + 8, 21)
+        write_shard_block(array, shard, data[start:stop], present[start:stop])
+    expected = data.copy()
+    expected[~present] = 7  # absent chunks read as the fill value
+    reread = zarr.open_group(tmp_path / "s.zarr", mode="r")["x"]
+    np.testing.assert_array_equal(reread[:], expected)
+    np.testing.assert_array_equal(reread[18], expected[18])  # single-chunk reads go through the index
+
+
+def test_columns_are_not_encoded_directly(tmp_path):
+    group = zarr.open_group(tmp_path / "s.zarr", mode="w")
+    column = group.create_array("c", shape=(10,), chunks=(5,), dtype="uint8")
+    assert not can_encode(column)
+
+
+def _build(tmp_path, name="m.zarr", *, folder=None, config=None, shard_size=8, **kwargs):
+    folder = folder or write_mnist_folder(tmp_path / "src", empty_index=2)
+    digits = mnist.load_digits(folder)
+    return mnist.prepare_mnist(
+        tmp_path / name, config or MnistConfig(), digits=digits, shard_size=shard_size, **kwargs
+    ), digits
+
+
+def test_format_v1_contract_with_plain_zarr(tmp_path):
+    summary, digits = _build(tmp_path, config=MnistConfig(resolution=32, surface_points=100, val_size=4))
+    group = zarr.open_group(tmp_path / "m.zarr", mode="r")
+    info = group.attrs["sdfkit"]
+    assert info["format_version"] == 1 and info["kind"] == "mnist" and info["complete"] is True
+    assert info["parameters"]["resolution"] == 32 and info["source"]["name"] == "mnist"
+    n = 24 + 12
+    expected = {
+        "image": ((n, 28, 28), "uint8"),
+        "sdf/grid": ((n, 32, 32), "float32"),
+        "surface/points": ((n, 100, 2), "float32"),
+        "surface/normals": ((n, 100, 2), "float32"),
+        "meta/label": ((n,), "int64"),
+        "meta/status": ((n,), "uint8"),
+    }
+    for name, (shape, dtype) in expected.items():
+        assert group[name].shape == shape and str(group[name].dtype) == dtype
+    assert group["sdf/grid"].chunks == (1, 32, 32) and group["sdf/grid"].shards == (8, 32, 32)
+    assert group["meta/split"].chunks == (8,)
+    status = group["meta/status"][:]
+    errors = [str(e) for e in group["meta/error"][:]]
+    # the blank digit failed with a one-line reason; everything else is ok
+    failed = np.nonzero(status == STATUS_FAILED)[0]
+    ids = [str(i) for i in group["meta/id"][:]]
+    assert [ids[i] for i in failed] == ["train-00002"]
+    assert "empty" in errors[failed[0]] and all(e == "" for i, e in enumerate(errors) if i != failed[0])
+    assert np.isnan(group["sdf/grid"][failed[0]]).all()
+    assert set(str(s) for s in group["meta/split"][:]) == {"train", "val", "test"}
+    # values: the store holds exactly what the per-shape function computes on the stored image
+    k = int(np.nonzero(status == STATUS_OK)[0][5])
+    image = group["image"][k]
+    direct = image_to_sdf(image, resolution=32, surface_points=100, rng=mnist._job_rng(0, ids[k]))
+    np.testing.assert_array_equal(group["sdf/grid"][k], direct.grid)
+    np.testing.assert_array_equal(group["surface/points"][k], direct.points)
+    assert summary.per_split["train"]["failed"] == 1
+
+
+def test_resume_gives_the_same_store_as_an_uninterrupted_run(tmp_path):
+    folder = write_mnist_folder(tmp_path / "src")
+    full, digits = _build(tmp_path, "full.zarr", folder=folder)
+    # an interrupted run: the store is created and one shard of five is written
+    config = MnistConfig()
+    metas, jobs = mnist.plan_mnist(digits, config)
+    group, state = prepare_store(
+        tmp_path / "part.zarr",
+        kind="mnist",
+        metas=metas,
+        specs=mnist.array_specs(config),
+        parameters=mnist.parameters(config),
+        source={"name": "mnist", **digits.origin},
+        shard_size=8,
+    )
+    assert state == "created"
+    run_shard(
+        ShardTask(str(tmp_path / "part.zarr"), 3, jobs[24:32], mnist.processor(config), mnist.array_specs(config))
+    )
+    with pytest.raises(FormatError, match="unfinished"):
+        open_dataset(tmp_path / "part.zarr")
+    resumed, _ = _build(tmp_path, "part.zarr", folder=folder)
+    assert resumed.state == "resumed" and resumed.computed == 36 - 8
+    a, b = zarr.open_group(tmp_path / "full.zarr"), zarr.open_group(tmp_path / "part.zarr")
+    for name in ("image", "sdf/grid", "surface/points", "surface/normals", "meta/status"):
+        np.testing.assert_array_equal(a[name][:], b[name][:])
+    again, _ = _build(tmp_path, "part.zarr", folder=folder)
+    assert again.state == "complete" and again.computed == 0
+
+
+def test_other_parameters_are_refused_unless_overwrite(tmp_path):
+    folder = write_mnist_folder(tmp_path / "src")
+    _build(tmp_path, folder=folder)
+    with pytest.raises(ParameterMismatchError, match="resolution 64 \\(store\\) vs 32 \\(asked\\).*--overwrite"):
+        _build(tmp_path, folder=folder, config=MnistConfig(resolution=32))
+    summary, _ = _build(tmp_path, folder=folder, config=MnistConfig(resolution=32), overwrite=True)
+    assert summary.state == "created"
+    assert zarr.open_group(tmp_path / "m.zarr")["sdf/grid"].shape[1] == 32
+
+
+def test_other_source_data_are_refused(tmp_path):
+    _build(tmp_path, folder=write_mnist_folder(tmp_path / "a", seed=1))
+    with pytest.raises(ParameterMismatchError, match="source data differ"):
+        _build(tmp_path, folder=write_mnist_folder(tmp_path / "b", seed=2))
+
+
+def test_a_foreign_folder_is_never_deleted(tmp_path):
+    out = tmp_path / "m.zarr"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(StoreError, match="not a sdfkit store"):
+        _build(tmp_path, overwrite=True)
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_unwritable_output(tmp_path):
+    (tmp_path / "file").write_text("x")
+    digits = mnist.load_digits(write_mnist_folder(tmp_path / "src"))
+    with pytest.raises(StoreError, match="cannot"):
+        mnist.prepare_mnist(tmp_path / "file" / "m.zarr", MnistConfig(), digits=digits)
+
+
+def test_open_dataset_selects_splits_and_skips_failed(tmp_path):
+    _build(tmp_path, config=MnistConfig(val_size=4))
+    ds = open_dataset(tmp_path / "m.zarr")
+    assert len(ds) == 35 and ds.kind == "mnist"
+    assert len(open_dataset(tmp_path / "m.zarr", include_failed=True)) == 36
+    train = open_dataset(tmp_path / "m.zarr", split="train")
+    assert len(train) == 24 - 4 - 1 and set(train.meta("split")) == {"train"}
+    item = train[0]
+    assert item["sdf/grid"].shape == (64, 64) and item["status"] == 1 and item["split"] == "train"
+    assert len(ds.select(["val", "test"])) == 16
+    with pytest.raises(FormatError, match="no split 'tset'"):
+        ds.select("tset")
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    _build(tmp_path)
+    group = zarr.open_group(tmp_path / "m.zarr", mode="r+")
+    info = dict(group.attrs["sdfkit"])
+    info["format_version"] = 2
+    group.attrs["sdfkit"] = info
+    with pytest.raises(FormatError, match="format version 2.*reads version 1"):
+        open_dataset(tmp_path / "m.zarr")
+
+
+def test_not_a_store(tmp_path):
+    with pytest.raises(FormatError, match="no such store"):
+        open_dataset(tmp_path / "nothing.zarr")
+    zarr.open_group(tmp_path / "plain.zarr", mode="w")
+    with pytest.raises(FormatError, match="not a sdfkit store"):
+        open_dataset(tmp_path / "plain.zarr")
+
+
+def test_attributes_are_json(tmp_path):
+    _build(tmp_path)
+    meta = json.loads((tmp_path / "m.zarr" / "zarr.json").read_text())
+    assert meta["attributes"]["sdfkit"]["format_version"] == 1
