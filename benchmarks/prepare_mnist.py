@@ -57,10 +57,20 @@ def baseline(images: np.ndarray, out: Path, resolution: int, surface_points: int
 
     n = len(images)
     group = zarr.open_group(out, mode="w")
-    grid = group.create_array("sdf/grid", shape=(n, resolution, resolution), chunks=(1, resolution, resolution),
-                              shards=(256, resolution, resolution), dtype="float32")
-    pts = group.create_array("surface/points", shape=(n, surface_points, 2), chunks=(1, surface_points, 2),
-                             shards=(256, surface_points, 2), dtype="float32")
+    grid = group.create_array(
+        "sdf/grid",
+        shape=(n, resolution, resolution),
+        chunks=(1, resolution, resolution),
+        shards=(256, resolution, resolution),
+        dtype="float32",
+    )
+    pts = group.create_array(
+        "surface/points",
+        shape=(n, surface_points, 2),
+        chunks=(1, surface_points, 2),
+        shards=(256, surface_points, 2),
+        dtype="float32",
+    )
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     for k, image in enumerate(images):
@@ -87,9 +97,20 @@ def main() -> None:
         tmp = Path(tmp)
         n_test = args.digits // 7
         full_size_folder(tmp / "mnist", args.digits - n_test, n_test)
-        command = [sys.executable, "-m", "cli.main", "prepare-mnist", "--source", str(tmp / "mnist"),
-                   "-o", str(tmp / "out.zarr"), "--resolution", str(args.resolution),
-                   "--surface-points", str(args.surface_points)]
+        command = [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "prepare-mnist",
+            "--source",
+            str(tmp / "mnist"),
+            "-o",
+            str(tmp / "out.zarr"),
+            "--resolution",
+            str(args.resolution),
+            "--surface-points",
+            str(args.surface_points),
+        ]
         if args.workers:
             command += ["--workers", str(args.workers)]
         start = time.perf_counter()
@@ -106,7 +127,9 @@ def main() -> None:
     print(f"{'method':<52}{'digits/s':>10}{'seconds':>10}{'ratio':>8}")
     base_seconds = args.digits / base_rate
     print(f"{'baseline: per-digit MetaSDF-style, 1 process':<52}{base_rate:>10.0f}{base_seconds:>10.1f}{1.0:>8.2f}")
-    print(f"{'sdfkit prepare-mnist (whole command)':<52}{sdfkit_rate:>10.0f}{seconds:>10.1f}{sdfkit_rate / base_rate:>8.2f}")
+    print(
+        f"{'sdfkit prepare-mnist (whole command)':<52}{sdfkit_rate:>10.0f}{seconds:>10.1f}{sdfkit_rate / base_rate:>8.2f}"
+    )
     print(f"store size: {size / 1e9:.2f} GB; baseline seconds extrapolated from {args.baseline_digits} digits")
     print(f"target: {args.digits} digits in <= 60 s -> {'met' if seconds <= 60 else 'NOT met'} ({seconds:.1f} s)")
 

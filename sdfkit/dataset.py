@@ -114,6 +114,8 @@ def open_dataset(
     url = str(url)
     group = open_store(url, mode="r")
     info = group.attrs["sdfkit"]
+    if info.get("initialized") is False:
+        raise FormatError(f"{url}: the store was never fully created; run the command that made it again")
     if not info.get("complete") and not allow_incomplete:
         raise FormatError(
             f"{url}: the store is unfinished (its run stopped early); run the command that made it "

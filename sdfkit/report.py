@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdfkit.errors import FormatError
 from sdfkit.store import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status
 
 __all__ = ["store_report"]
@@ -25,6 +26,11 @@ def store_report(url, *, max_failures: int = 10) -> dict:
     """A JSON-able description of a store (complete or not)."""
     group = open_store(url, mode="r")
     info = dict(group.attrs["sdfkit"])
+    if info.get("initialized") is False:
+        raise FormatError(
+            f"{url}: the store was never fully created (its run stopped while creating it); run the "
+            "command that made it again"
+        )
     local = Path(str(url)) if "://" not in str(url) else None
     status = read_status(group)
     splits = as_str(group["meta/split"][:])

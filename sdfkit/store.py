@@ -159,30 +159,7 @@ def create_store(
     ids = [m.id for m in metas]
     if len(set(ids)) != n:
         raise StoreError(f"{url}: the source lists duplicate shape ids")
-    try:
-        group = zarr.open_group(str(url), mode="w", zarr_format=3)
-    except PermissionError as exc:
-        raise StoreError(f"{url}: cannot write here ({exc.strerror}); choose a writable -o path") from None
-    except OSError as exc:
-        raise StoreError(f"{url}: cannot create the store ({exc}); choose another -o path") from None
-    for spec in (*META_SPECS, *specs):
-        column = spec.shape == ()
-        group.create_array(
-            spec.name,
-            shape=(n, *spec.shape),
-            chunks=(shard_size,) if column else (1, *spec.shape),
-            shards=None if column else (shard_size, *spec.shape),
-            dtype=str if spec.dtype == "str" else spec.dtype,
-            fill_value=spec.fill_value,
-            compressors=_compressor(spec.dtype),
-        )
-    group["meta/id"][:] = np.array(ids, dtype=object)
-    group["meta/category"][:] = np.array([m.category for m in metas], dtype=object)
-    group["meta/label"][:] = np.array([m.label for m in metas], dtype=np.int64)
-    group["meta/split"][:] = np.array([m.split for m in metas], dtype=object)
-    # written last: a store without this attribute is not a sdfkit store, so a crash during
-    # creation leaves something that open_store refuses and prepare_store recreates
-    group.attrs["sdfkit"] = {
+    info = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -191,8 +168,34 @@ def create_store(
         "parameters": dict(parameters),
         "shard_size": shard_size,
         "arrays": [s.name for s in (*META_SPECS, *specs)],
+        "initialized": False,
         "complete": False,
     }
+    try:
+        group = zarr.open_group(str(url), mode="w", zarr_format=3)
+        # first: a crash from here on leaves a store that says it was never initialized, which
+        # the next run recreates
+        group.attrs["sdfkit"] = info
+        for spec in (*META_SPECS, *specs):
+            column = spec.shape == ()
+            group.create_array(
+                spec.name,
+                shape=(n, *spec.shape),
+                chunks=(shard_size,) if column else (1, *spec.shape),
+                shards=None if column else (shard_size, *spec.shape),
+                dtype=str if spec.dtype == "str" else spec.dtype,
+                fill_value=spec.fill_value,
+                compressors=_compressor(spec.dtype),
+            )
+        group["meta/id"][:] = np.array(ids, dtype=object)
+        group["meta/category"][:] = np.array([m.category for m in metas], dtype=object)
+        group["meta/label"][:] = np.array([m.label for m in metas], dtype=np.int64)
+        group["meta/split"][:] = np.array([m.split for m in metas], dtype=object)
+    except PermissionError as exc:
+        raise StoreError(f"{url}: cannot write here ({exc.strerror}); choose a writable -o path") from None
+    except OSError as exc:
+        raise StoreError(f"{url}: cannot create the store ({exc}); choose another -o path") from None
+    group.attrs["sdfkit"] = {**info, "initialized": True}
     return group
 
 
@@ -244,6 +247,8 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
+            if info.get("initialized") is False:
+                same, overwrite = False, True  # killed while being created: make it again
             if same and not overwrite:
                 return group, ("complete" if info.get("complete") else "resumed")
             if not overwrite:

@@ -129,6 +129,19 @@ def test_resume_gives_the_same_store_as_an_uninterrupted_run(tmp_path):
     assert again.state == "complete" and again.computed == 0
 
 
+def test_a_store_killed_while_being_created_is_made_again(tmp_path):
+    folder = write_mnist_folder(tmp_path / "src")
+    _build(tmp_path, folder=folder)
+    group = zarr.open_group(tmp_path / "m.zarr", mode="r+")
+    group.attrs["sdfkit"] = {**group.attrs["sdfkit"], "initialized": False, "complete": False}
+    del group["meta/split"]  # as if killed before this column was made
+    with pytest.raises(FormatError, match="never fully created"):
+        open_dataset(tmp_path / "m.zarr")
+    summary, _ = _build(tmp_path, folder=folder)
+    assert summary.state == "created" and summary.computed == 36
+    assert len(open_dataset(tmp_path / "m.zarr", include_failed=True)) == 36
+
+
 def test_other_parameters_are_refused_unless_overwrite(tmp_path):
     folder = write_mnist_folder(tmp_path / "src")
     _build(tmp_path, folder=folder)
