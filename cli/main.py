@@ -209,6 +209,116 @@ def prepare_mnist_command(
     _print_summary("prepare-mnist", summary)
 
 
+@main.command("prepare-shapenet", context_settings=CONTEXT)
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="The zarr store to write: a folder, or an fsspec URL such as s3://bucket/shapes.zarr.",
+)
+@click.option(
+    "--split",
+    "split_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="DeepSDF split file (JSON); repeatable; only listed shapes are processed.",
+)
+@click.option("--synsets", default=None, help="Comma-separated categories (synsets) to keep.")
+@click.option("--samples", type=click.IntRange(min=1), default=250_000, help="K: SDF samples per shape.")
+@click.option(
+    "--surface-samples",
+    type=click.IntRange(min=1),
+    default=30_000,
+    help="S: outer-surface samples per shape, with normals.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]")
+@click.option(
+    "--scheduler",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    default=None,
+    metavar="ADDR",
+    help="Run on a Dask cluster (tcp://host:port; env DASK_SCHEDULER_ADDRESS).",
+)
+@click.option("--seed", type=int, default=0, help="Seed of all sampling.")
+@click.option("--strict", is_flag=True, help="Exit non-zero if any mesh failed.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store made with other parameters.")
+def prepare_shapenet_command(
+    root, output, split_files, synsets, samples, surface_samples, workers, scheduler, seed, strict, overwrite
+):
+    """Turn meshes into near-surface SDF samples and outer-surface samples with normals.
+
+    ROOT is a ShapeNetCore v1 or v2 tree (detected) or any folder of mesh files (obj, off, ply,
+    stl, glb). Signs are right on holes, interior sheets, double walls, flipped winding and
+    triangle soups. A mesh that cannot be used is recorded as failed and the run goes on; running
+    the same command again continues an unfinished store.
+
+    \b
+    Examples:
+      sdfkit make-shapes shapes/ --n 24
+      sdfkit prepare-shapenet shapes/ --split shapes/splits/train.json --split shapes/splits/test.json -o shapes.zarr
+      sdfkit prepare-shapenet ~/ShapeNetCore.v2 --synsets 03001627 --split sv2_chairs_train.json -o chairs.zarr
+      sdfkit prepare-shapenet meshes/ -o s3://bucket/meshes.zarr --scheduler tcp://10.0.0.5:8786
+    """
+    from sdfkit.sources import shapenet
+
+    config = shapenet.ShapenetConfig(
+        samples=samples,
+        surface_samples=surface_samples,
+        seed=seed,
+        synsets=tuple(s.strip() for s in synsets.split(",") if s.strip()) if synsets else None,
+    )
+    summary = shapenet.prepare_shapenet(
+        root,
+        output,
+        config,
+        split_files=split_files,
+        workers=workers or _default_workers(),
+        scheduler=scheduler,
+        overwrite=overwrite,
+        progress=_progress_bar("prepare-shapenet"),
+    )
+    _print_summary("prepare-shapenet", summary)
+    if strict and summary.failures:
+        raise SdfkitError(f"{len(summary.failures)} meshes failed (--strict); see: sdfkit info {output}")
+
+
+@main.command("make-shapes", context_settings=CONTEXT)
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--n", "count", type=click.IntRange(min=1), default=24, help="Number of shapes (chairs, tables, airplanes in turn)."
+)
+@click.option("--seed", type=int, default=0, help="Seed of the shapes and their defects.")
+@click.option(
+    "--defects",
+    default=",".join(("clean", "holes", "interior", "flipped", "duplicated", "double-walls", "soup", "combo")),
+    help="Comma-separated defects, given to the shapes in turn.",
+)
+def make_shapes_command(out_dir, count, seed, defects):
+    """Generate a ShapeNetCore-v2-style tree of procedural shapes with ShapeNet's usual defects.
+
+    Writes OUT_DIR/<synset>/<id>/models/model_normalized.obj, split files OUT_DIR/splits/train.json
+    and test.json, and OUT_DIR/shapes.json with each shape's primitives (its exact SDF).
+
+    \b
+    Example:
+      sdfkit make-shapes shapes/ --n 48
+    """
+    from sdfkit.errors import InputError
+    from sdfkit.shapes import DEFECTS, make_shapes
+
+    chosen = tuple(d.strip() for d in defects.split(",") if d.strip())
+    unknown = [d for d in chosen if d not in DEFECTS]
+    if unknown or not chosen:
+        raise InputError(f"unknown defect {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(DEFECTS)}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(f"{out_dir}: exists and is not empty; choose an empty or new folder")
+    make_shapes(out_dir, count, seed=seed, defects=chosen, progress=_progress_bar("make-shapes"))
+    click.echo(
+        f"wrote {count} shapes to {out_dir} (splits in {out_dir / 'splits'}, exact shapes in {out_dir / 'shapes.json'})"
+    )
+
+
 @main.command("info", context_settings=CONTEXT)
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a report.")
@@ -272,7 +382,7 @@ def show_command(store, index, sheet, split, output):
 
     ds = open_dataset(store, include_failed=True, allow_incomplete=True)
     if ds.kind != "mnist":
-        raise InputError(f"{store}: 'show' draws 2D (mnist) stores for now; this one is {ds.kind!r}")
+        raise InputError(f"{store}: 'show' draws 2D (mnist) stores for now; this one is {ds.kind!r} (see: sdfkit info)")
     if sheet:
         chosen = ds.select(split) if split else ds.select(None)
         path = figures.save_contact_sheet([chosen[k] for k in range(min(sheet, len(chosen)))], output)

@@ -1,7 +1,12 @@
-"""Runners: execute shard tasks in this process or in local worker processes.
+"""Runners: execute shard tasks in this process, in local worker processes, or on a Dask cluster.
 
 A shard task computes every shape of one shard and writes that shard itself (one writer per
-shard), so results never travel back through the parent process; only a small report does.
+shard), so results never travel back through the parent; only a small report does.
+
+With ``isolate=True`` a crash inside a native library (a segfault in a mesh library, say) takes
+down one worker process, not the run: the shards that were in flight run again one at a time,
+and the one that crashes again runs shape by shape, each in a fresh process, so that only the
+shape that crashes is marked failed.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +24,8 @@ import zarr
 from sdfkit.store import STATUS_FAILED, STATUS_OK, ArraySpec, write_shard
 
 __all__ = ["ShardReport", "ShardTask", "run_shard", "run_tasks", "default_workers"]
+
+CRASH_MESSAGE = "the worker process crashed on this shape (a native library failed); it was skipped"
 
 
 @dataclass(frozen=True)
@@ -63,9 +71,15 @@ def _open(url: str) -> zarr.Group:
     return group
 
 
-def run_shard(task: ShardTask) -> ShardReport:
-    """Compute one shard's shapes and write them. A shape that raises is recorded as failed with
-    its one-line error; it never stops the shard."""
+def _compute(task: ShardTask, row: int):
+    """(result dict, None) or (None, one-line error) for one shape."""
+    try:
+        return task.process(task.jobs[row]), None
+    except Exception as exc:  # one bad shape never stops a run
+        return None, _one_line(exc)
+
+
+def _write(task: ShardTask, outcomes: Sequence[tuple[dict | None, str | None]]) -> ShardReport:
     rows = len(task.jobs)
     blocks = {
         s.name: np.full((rows, *s.shape), s.fill_value, dtype=object if s.dtype == "str" else s.dtype)
@@ -74,44 +88,121 @@ def run_shard(task: ShardTask) -> ShardReport:
     status = np.full(rows, STATUS_OK, dtype=np.uint8)
     errors = [""] * rows
     report = ShardReport(task.shard, 0, 0)
-    for row, job in enumerate(task.jobs):
-        try:
-            result = task.process(job)
-            for name, value in result.items():
-                blocks[name][row] = value
+    for row, (result, error) in enumerate(outcomes):
+        if error is None:
+            try:
+                for name, value in result.items():
+                    blocks[name][row] = value
+            except Exception as exc:  # a result of the wrong shape: this shape's fault alone
+                error = f"bad result: {_one_line(exc)}"
+        if error is None:
             report.done += 1
-        except Exception as exc:  # one bad shape never stops a run
-            status[row] = STATUS_FAILED
-            errors[row] = _one_line(exc)
-            for spec in task.specs:  # no half-filled rows
-                blocks[spec.name][row] = spec.fill_value
-            report.failed += 1
-            report.errors.append((getattr(job, "id", str(row)), errors[row]))
+            continue
+        status[row] = STATUS_FAILED
+        errors[row] = error
+        for spec in task.specs:  # no half-filled rows
+            blocks[spec.name][row] = spec.fill_value
+        report.failed += 1
+        report.errors.append((str(getattr(task.jobs[row], "id", row)), error))
     write_shard(_open(task.url), task.shard, blocks, status, errors)
     return report
 
 
-def run_tasks(tasks: Sequence[ShardTask], *, workers: int) -> Iterator[ShardReport]:
+def run_shard(task: ShardTask) -> ShardReport:
+    """Compute one shard's shapes and write them. A shape that raises is recorded as failed with
+    its one-line error; it never stops the shard."""
+    return _write(task, [_compute(task, row) for row in range(len(task.jobs))])
+
+
+def _compute_in_fresh_process(task: ShardTask, row: int):
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(_compute, task, row).result()
+        except BrokenProcessPool:
+            return None, CRASH_MESSAGE
+
+
+def _run_isolated(task: ShardTask) -> ShardReport:
+    """A shard whose process crashed: run it alone, and if it crashes again, shape by shape."""
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(run_shard, task).result()
+        except BrokenProcessPool:
+            pass
+    return _write(task, [_compute_in_fresh_process(task, row) for row in range(len(task.jobs))])
+
+
+def run_tasks(
+    tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False, scheduler: str | None = None
+) -> Iterator[ShardReport]:
     """Run shard tasks, yielding each report as its shard is written.
 
-    ``workers <= 1`` runs them in this process. Otherwise a process pool runs them, with a bounded
-    number in flight so that a huge job list is not pickled all at once.
+    scheduler : address of a Dask distributed scheduler (``tcp://host:port``); the workers there
+        must reach the store's URL.
+    workers : local worker processes; ``<= 1`` without ``isolate`` runs in this process.
     """
-    if workers <= 1 or len(tasks) <= 1:
+    if scheduler:
+        yield from _run_dask(tasks, scheduler)
+        return
+    if not tasks:
+        return
+    if workers <= 1 and not isolate:
         for task in tasks:
             yield run_shard(task)
         return
     pending = list(reversed(tasks))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        in_flight = set()
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < 2 * workers:
-                    in_flight.add(pool.submit(run_shard, pending.pop()))
-                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield future.result()
-        except BaseException:
-            for future in in_flight:
-                future.cancel()
-            raise
+    while pending:
+        crashed: list[ShardTask] = []
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+            in_flight: dict = {}
+            try:
+                while pending or in_flight:
+                    while pending and len(in_flight) < 2 * max(1, workers):
+                        task = pending.pop()
+                        in_flight[pool.submit(run_shard, task)] = task
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        task = in_flight.pop(future)
+                        try:
+                            yield future.result()
+                        except BrokenProcessPool:
+                            if not isolate:
+                                raise
+                            crashed.append(task)
+                    if crashed:  # the pool is dead: every task in flight has to run again
+                        crashed.extend(in_flight.values())
+                        in_flight.clear()
+                        break
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        for task in crashed:
+            yield _run_isolated(task)
+
+
+def _run_dask(tasks: Sequence[ShardTask], scheduler: str) -> Iterator[ShardReport]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        from sdfkit.errors import SdfkitError
+
+        raise SdfkitError("--scheduler needs Dask's distributed scheduler: pip install 'dask[distributed]'") from None
+    from distributed.scheduler import KilledWorker
+
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        from sdfkit.errors import SdfkitError
+
+        raise SdfkitError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); check the address") from None
+    try:
+        futures = client.map(run_shard, list(tasks), pure=False, retries=0)
+        by_future = dict(zip(futures, tasks, strict=True))
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except KilledWorker:  # the task crashed its workers: isolate it here
+                yield _run_isolated(by_future[future])
+    finally:
+        client.close()

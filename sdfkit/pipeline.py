@@ -63,6 +63,8 @@ class RunSummary:
 
 
 def _size_on_disk(url: str) -> int | None:
+    if "://" in url:
+        return None
     path = Path(url)
     if not path.exists():
         return None
@@ -74,11 +76,14 @@ def build_store(
     url: str | Path,
     *,
     workers: int = 1,
+    scheduler: str | None = None,
+    isolate: bool = False,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunSummary:
     """Create (or resume) the store at ``url`` and compute every pending shape.
 
+    workers, scheduler, isolate : how to run the shards (see :func:`sdfkit.parallel.run_tasks`)
     progress : called as ``progress(done, total)`` in shapes, at the start and after each shard.
     """
     url = str(url)
@@ -101,7 +106,7 @@ def build_store(
         progress(done, total)
     tasks = [ShardTask(url, k, plan.jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
     computed = 0
-    for report in run_tasks(tasks, workers=workers):
+    for report in run_tasks(tasks, workers=workers, isolate=isolate, scheduler=scheduler):
         rows = report.done + report.failed
         computed += rows
         done += rows

@@ -1,0 +1,360 @@
+"""Procedural shapes with exact SDFs, and the defects real ShapeNet meshes have.
+
+A :class:`Solid` is a union of primitives (boxes, capsules, cylinders, tori); its mesh comes from a
+boolean union (manifold3d) and its SDF is the minimum of the primitives' analytic SDFs (exact
+outside, a lower bound of the distance inside that is exact near the surface, with the right
+sign everywhere). This gives an independent ground truth for every damaged copy of its mesh.
+
+Sign convention: negative inside.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+__all__ = [
+    "Primitive",
+    "Solid",
+    "box",
+    "capsule",
+    "cylinder",
+    "torus",
+    "chair",
+    "table",
+    "airplane",
+    "CATEGORIES",
+    "DEFECTS",
+    "damage",
+    "make_shapes",
+    "solid_from_json",
+]
+
+
+@dataclass(frozen=True)
+class Primitive:
+    kind: str
+    """box, capsule, cylinder or torus"""
+    size: tuple[float, ...]
+    """box: half extents (3); capsule: radius, half length; cylinder: radius, half height;
+    torus: major, minor radius. Capsules and cylinders run along their local z axis, tori lie in
+    their local xy plane."""
+    transform: np.ndarray = field(default_factory=lambda: np.eye(4))
+    """4 x 4 local-to-world matrix (rotation + translation)."""
+
+    def _local(self, points: np.ndarray) -> np.ndarray:
+        inverse = np.linalg.inv(self.transform)
+        return points @ inverse[:3, :3].T + inverse[:3, 3]
+
+    def sdf(self, points: np.ndarray) -> np.ndarray:
+        """Exact signed distance of ``points`` (n, 3), negative inside."""
+        p = self._local(np.asarray(points, dtype=np.float64))
+        if self.kind == "box":
+            q = np.abs(p) - np.asarray(self.size)
+            return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(axis=1), 0)
+        if self.kind == "capsule":
+            r, h = self.size
+            z = np.clip(p[:, 2], -h, h)
+            return np.linalg.norm(p - np.stack([0 * z, 0 * z, z], axis=1), axis=1) - r
+        if self.kind == "cylinder":
+            r, h = self.size
+            d = np.stack([np.hypot(p[:, 0], p[:, 1]) - r, np.abs(p[:, 2]) - h], axis=1)
+            return np.linalg.norm(np.maximum(d, 0), axis=1) + np.minimum(d.max(axis=1), 0)
+        if self.kind == "torus":
+            big, small = self.size
+            q = np.stack([np.hypot(p[:, 0], p[:, 1]) - big, p[:, 2]], axis=1)
+            return np.linalg.norm(q, axis=1) - small
+        raise ValueError(self.kind)
+
+    def mesh(self, detail: int = 48) -> trimesh.Trimesh:
+        if self.kind == "box":
+            m = trimesh.creation.box(extents=2 * np.asarray(self.size))
+            m = m.subdivide_to_size(max_edge=max(self.size) / 4)
+        elif self.kind == "capsule":
+            r, h = self.size
+            m = trimesh.creation.capsule(height=2 * h, radius=r, count=[detail, detail // 2])
+        elif self.kind == "cylinder":
+            r, h = self.size
+            m = trimesh.creation.cylinder(radius=r, height=2 * h, sections=detail)
+        elif self.kind == "torus":
+            big, small = self.size
+            m = trimesh.creation.torus(big, small, major_sections=detail, minor_sections=detail // 2)
+        else:
+            raise ValueError(self.kind)
+        m.apply_transform(self.transform)
+        return m
+
+
+def _place(translation=(0, 0, 0), rotation=None) -> np.ndarray:
+    t = np.eye(4)
+    if rotation is not None:
+        t[:3, :3] = rotation
+    t[:3, 3] = translation
+    return t
+
+
+def _rot(axis, angle) -> np.ndarray:
+    return trimesh.transformations.rotation_matrix(angle, axis)[:3, :3]
+
+
+def box(half, at=(0, 0, 0), rotation=None) -> Primitive:
+    return Primitive("box", tuple(map(float, half)), _place(at, rotation))
+
+
+def capsule(radius, half_length, at=(0, 0, 0), rotation=None) -> Primitive:
+    return Primitive("capsule", (float(radius), float(half_length)), _place(at, rotation))
+
+
+def cylinder(radius, half_height, at=(0, 0, 0), rotation=None) -> Primitive:
+    return Primitive("cylinder", (float(radius), float(half_height)), _place(at, rotation))
+
+
+def torus(major, minor, at=(0, 0, 0), rotation=None) -> Primitive:
+    return Primitive("torus", (float(major), float(minor)), _place(at, rotation))
+
+
+@dataclass(frozen=True)
+class Solid:
+    """A union of primitives."""
+
+    parts: tuple[Primitive, ...]
+
+    def sdf(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance (n,), negative inside: exact outside and near the surface."""
+        return np.min([p.sdf(points) for p in self.parts], axis=0)
+
+    def mesh(self, detail: int = 48) -> trimesh.Trimesh:
+        """The watertight union's surface (manifold3d boolean union)."""
+        meshes = [p.mesh(detail) for p in self.parts]
+        if len(meshes) == 1:
+            return meshes[0]
+        return trimesh.boolean.union(meshes, engine="manifold")
+
+
+# ---------------------------------------------------------------------------------------------
+# Categories in the style of ShapeNet (synset ids as ShapeNet's)
+
+
+def chair(rng: np.random.Generator) -> Solid:
+    w, d = rng.uniform(0.35, 0.5), rng.uniform(0.35, 0.5)
+    seat_h, t = rng.uniform(0.4, 0.5), rng.uniform(0.03, 0.06)
+    leg = rng.uniform(0.025, 0.045)
+    back_h = rng.uniform(0.35, 0.6)
+    parts = [box((w, d, t), at=(0, 0, seat_h))]
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            at = (sx * (w - leg), sy * (d - leg), seat_h / 2)
+            if rng.random() < 0.5:
+                parts.append(box((leg, leg, seat_h / 2), at=at))
+            else:
+                parts.append(cylinder(leg, seat_h / 2, at=at))
+    parts.append(
+        box((w, t, back_h / 2), at=(0, d - t, seat_h + back_h / 2), rotation=_rot([1, 0, 0], rng.uniform(-0.15, 0.0)))
+    )
+    if rng.random() < 0.5:  # armrests
+        for sx in (-1, 1):
+            parts.append(capsule(t, d * 0.8, at=(sx * w, 0, seat_h + 0.2), rotation=_rot([1, 0, 0], np.pi / 2)))
+    return Solid(tuple(parts))
+
+
+def table(rng: np.random.Generator) -> Solid:
+    w, d, h = rng.uniform(0.6, 1.0), rng.uniform(0.4, 0.7), rng.uniform(0.5, 0.75)
+    t = rng.uniform(0.03, 0.06)
+    parts = [box((w, d, t), at=(0, 0, h))]
+    if rng.random() < 0.3:  # pedestal table
+        parts += [cylinder(0.06, h / 2, at=(0, 0, h / 2)), cylinder(0.35, 0.03, at=(0, 0, 0.03))]
+    else:
+        leg = rng.uniform(0.03, 0.06)
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                parts.append(box((leg, leg, h / 2), at=(sx * (w - 2 * leg), sy * (d - 2 * leg), h / 2)))
+        if rng.random() < 0.5:
+            parts.append(box((w - 2 * leg, t / 2, t), at=(0, d - 2 * leg, h * 0.3)))
+    return Solid(tuple(parts))
+
+
+def airplane(rng: np.random.Generator) -> Solid:
+    length, radius = rng.uniform(0.8, 1.1), rng.uniform(0.07, 0.11)
+    span, chord, thick = rng.uniform(0.7, 1.0), rng.uniform(0.15, 0.25), rng.uniform(0.015, 0.03)
+    y_axis = _rot([1, 0, 0], np.pi / 2)  # capsule along y: the fuselage
+    parts = [
+        capsule(radius, length / 2, rotation=y_axis),
+        box((span, chord, thick), at=(0, rng.uniform(-0.1, 0.1), 0)),
+        box((span * 0.35, chord * 0.6, thick), at=(0, -length / 2, 0.02)),
+        box((thick, chord * 0.6, rng.uniform(0.12, 0.2)), at=(0, -length / 2, 0.12)),
+    ]
+    if rng.random() < 0.6:  # engines under the wings
+        for sx in (-1, 1):
+            parts.append(
+                cylinder(radius * 0.45, chord * 0.8, at=(sx * span * 0.45, 0.05, -radius * 0.9), rotation=y_axis)
+            )
+    return Solid(tuple(parts))
+
+
+CATEGORIES = {"03001627": ("chair", chair), "04379243": ("table", table), "02691156": ("airplane", airplane)}
+"""ShapeNet synset -> (name, generator)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Defects
+
+DEFECTS = ("clean", "holes", "interior", "flipped", "duplicated", "double-walls", "soup", "combo")
+
+
+def _delete_faces(mesh, fraction, rng):
+    keep = rng.random(len(mesh.faces)) >= fraction
+    return trimesh.Trimesh(mesh.vertices, mesh.faces[keep], process=False)
+
+
+def _flip_faces(mesh, fraction, rng):
+    faces = mesh.faces.copy()
+    flip = rng.random(len(faces)) < fraction
+    faces[flip] = faces[flip][:, ::-1]
+    return trimesh.Trimesh(mesh.vertices, faces, process=False)
+
+
+def _duplicate_reversed(mesh, fraction, rng):
+    pick = rng.random(len(mesh.faces)) < fraction
+    faces = np.concatenate([mesh.faces, mesh.faces[pick][:, ::-1]])
+    return trimesh.Trimesh(mesh.vertices, faces, process=False)
+
+
+def _deepest_point(solid: Solid, mesh, rng) -> tuple[np.ndarray, float]:
+    lo, hi = mesh.bounds
+    candidates = rng.uniform(lo, hi, size=(20000, 3))
+    d = solid.sdf(candidates)
+    k = int(np.argmin(d))
+    return candidates[k], float(-d[k])
+
+
+def _interior(mesh, solid, rng):
+    """An inverted box and two sheets hidden inside the solid."""
+    centre, depth = _deepest_point(solid, mesh, rng)
+    size = 0.45 * depth
+    inner = trimesh.creation.box(extents=[size, size, size])
+    inner.apply_translation(centre)
+    inner.invert()  # normals pointing inwards, as a careless modeller leaves them
+    sheets = []
+    for axis in range(2):
+        quad = trimesh.creation.box(extents=[1.4 * depth, 1.4 * depth, 1e-9])
+        quad = trimesh.Trimesh(quad.vertices, quad.faces[quad.face_normals[:, 2] > 0.5], process=False)  # one face
+        rotation = _rot([1, 0, 0] if axis == 0 else [0, 1, 0], np.pi / 2)
+        quad.apply_transform(_place(centre + rng.uniform(-0.2, 0.2, 3) * depth, rotation))
+        sheets.append(quad)
+    return trimesh.util.concatenate([mesh, inner, *sheets])
+
+
+def _double_walls(mesh, thickness=0.01):
+    """An inner copy of the surface, offset inwards and facing the other way."""
+    inner = mesh.copy()
+    inner.vertices = inner.vertices - thickness * inner.vertex_normals
+    inner.invert()
+    return trimesh.util.concatenate([mesh, inner])
+
+
+def _soup(mesh, rng):
+    """Every triangle on its own, in random order, with random winding."""
+    triangles = mesh.triangles[rng.permutation(len(mesh.faces))]
+    flip = rng.random(len(triangles)) < 0.5
+    triangles[flip] = triangles[flip][:, ::-1]
+    return trimesh.Trimesh(triangles.reshape(-1, 3), np.arange(3 * len(triangles)).reshape(-1, 3), process=False)
+
+
+def damage(
+    mesh: trimesh.Trimesh, defect: str, *, solid: Solid | None = None, rng: np.random.Generator
+) -> trimesh.Trimesh:
+    """A copy of ``mesh`` with one of ShapeNet's usual defects.
+
+    holes: 5% of faces deleted; interior: an inverted box and two sheets inside (needs ``solid``);
+    flipped: 30% of faces reversed; duplicated: 10% of faces duplicated reversed; double-walls: an
+    inner offset copy of the surface; soup: disconnected triangles with random winding; combo:
+    holes + interior + 20% flipped + 10% duplicated reversed.
+    """
+    if defect == "clean":
+        return mesh.copy()
+    if defect == "holes":
+        return _delete_faces(mesh, 0.05, rng)
+    if defect == "interior":
+        return _interior(mesh, solid, rng)
+    if defect == "flipped":
+        return _flip_faces(mesh, 0.3, rng)
+    if defect == "duplicated":
+        return _duplicate_reversed(mesh, 0.1, rng)
+    if defect == "double-walls":
+        return _double_walls(mesh)
+    if defect == "soup":
+        return _soup(mesh, rng)
+    if defect == "combo":
+        out = _delete_faces(mesh, 0.05, rng)
+        out = _interior(out, solid, rng)
+        out = _flip_faces(out, 0.2, rng)
+        return _duplicate_reversed(out, 0.1, rng)
+    raise ValueError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A ShapeNet-v2-style tree of procedural shapes
+
+
+def solid_to_json(solid: Solid) -> list[dict]:
+    return [{"kind": p.kind, "size": list(p.size), "transform": np.asarray(p.transform).tolist()} for p in solid.parts]
+
+
+def solid_from_json(parts: list[dict]) -> Solid:
+    return Solid(
+        tuple(Primitive(p["kind"], tuple(p["size"]), np.asarray(p["transform"], dtype=np.float64)) for p in parts)
+    )
+
+
+def make_shapes(
+    out: str | Path,
+    count: int,
+    *,
+    seed: int = 0,
+    defects: tuple[str, ...] = DEFECTS,
+    test_fraction: float = 0.2,
+    detail: int = 48,
+    progress=None,
+) -> dict:
+    """Write ``count`` procedural shapes as a ShapeNetCore v2 tree under ``out``.
+
+    ``out/<synset>/<id>/models/model_normalized.obj`` for chairs, tables and airplanes in turn,
+    each damaged with one of ``defects`` in turn; ``out/splits/train.json`` and ``test.json`` in
+    DeepSDF's format; ``out/shapes.json`` with each shape's synset, defect and primitives, so that
+    its exact SDF can be rebuilt (:func:`solid_from_json`). Returns that manifest.
+    """
+    out = Path(out)
+    manifest = {}
+    splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    synsets = list(CATEGORIES)
+    for i in range(count):
+        synset = synsets[i % len(synsets)]
+        name, generator = CATEGORIES[synset]
+        defect = defects[(i // len(synsets)) % len(defects)]
+        rng = np.random.default_rng([seed, i])
+        solid = generator(rng)
+        mesh = damage(solid.mesh(detail), defect, solid=solid, rng=rng)
+        shape_id = f"{name}-{i:04d}-{defect}"
+        folder = out / synset / shape_id / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        mesh.export(folder / "model_normalized.obj", file_type="obj", include_normals=False, include_texture=False)
+        split = "test" if rng.random() < test_fraction else "train"
+        splits[split].setdefault(synset, []).append(shape_id)
+        manifest[shape_id] = {
+            "synset": synset,
+            "category": name,
+            "defect": defect,
+            "split": split,
+            "parts": solid_to_json(solid),
+        }
+        if progress:
+            progress(i + 1, count)
+    (out / "splits").mkdir(parents=True, exist_ok=True)
+    for split, content in splits.items():
+        (out / "splits" / f"{split}.json").write_text(json.dumps({"ShapeNetV2": content}, indent=1))
+    (out / "shapes.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
