@@ -18,11 +18,16 @@ from sdfkit.errors import SdfkitError
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
+_open_bars: list = []  # progress bars still drawing: an error must not land on their line
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except SdfkitError as exc:
+            for bar in _open_bars:
+                bar.close()
             click.secho(f"error: {exc}", err=True, fg="red")
             ctx.exit(1)
         except KeyboardInterrupt:
@@ -72,10 +77,12 @@ def _progress_bar(description: str):
         nonlocal bar
         if bar is None:
             bar = tqdm(total=total, initial=done, desc=description, unit="shape", dynamic_ncols=True)
+            _open_bars.append(bar)
         else:
             bar.update(done - bar.n)
         if done >= total:
             bar.close()
+            _open_bars.remove(bar)
 
     return update
 
@@ -241,10 +248,27 @@ def prepare_mnist_command(
     help="Run on a Dask cluster (tcp://host:port; env DASK_SCHEDULER_ADDRESS).",
 )
 @click.option("--seed", type=int, default=0, help="Seed of all sampling.")
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=8,
+    help="Shapes per shard (one task, one storage object per array).",
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero if any mesh failed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store made with other parameters.")
 def prepare_shapenet_command(
-    root, output, split_files, synsets, samples, surface_samples, workers, scheduler, seed, strict, overwrite
+    root,
+    output,
+    split_files,
+    synsets,
+    samples,
+    surface_samples,
+    workers,
+    scheduler,
+    seed,
+    shard_size,
+    strict,
+    overwrite,
 ):
     """Turn meshes into near-surface SDF samples and outer-surface samples with normals.
 
@@ -276,6 +300,7 @@ def prepare_shapenet_command(
         workers=workers or _default_workers(),
         scheduler=scheduler,
         overwrite=overwrite,
+        shard_size=shard_size,
         progress=_progress_bar("prepare-shapenet"),
     )
     _print_summary("prepare-shapenet", summary)

@@ -48,7 +48,7 @@ else
 fi
 
 step "sdfkit and its Python dependencies"
-"$py" -m pip install -q -e ".[mesh,render,dev]"
+"$py" -m pip install -q -e ".[render,cluster,dev]"
 # pyrender pins PyOpenGL==3.1.0, which cannot render headless; its other needs came with [render]
 "$py" -m pip install -q --no-deps "pyrender==0.1.45"
 

@@ -23,6 +23,7 @@ import numpy as np
 from google_crc32c import value as crc32c
 from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 __all__ = ["can_encode", "write_shard_block"]
 
@@ -91,4 +92,4 @@ def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray 
     pieces.append(np.uint32(crc32c(index_bytes)).astype("<u4").tobytes())
     key = array.metadata.encode_chunk_key((shard,) + (0,) * (array.ndim - 1))
     buffer = default_buffer_prototype().buffer.from_bytes(b"".join(pieces))
-    (array.store_path / key).set_sync(buffer)
+    sync((array.store_path / key).set(buffer))  # any zarr store: local, fsspec (s3://, gs://), memory

@@ -23,7 +23,7 @@ import zarr
 
 from sdfkit.store import STATUS_FAILED, STATUS_OK, ArraySpec, write_shard
 
-__all__ = ["ShardReport", "ShardTask", "run_shard", "run_tasks", "default_workers"]
+__all__ = ["ShardReport", "ShardTask", "connect", "run_shard", "run_tasks", "default_workers"]
 
 CRASH_MESSAGE = "the worker process crashed on this shape (a native library failed); it was skipped"
 
@@ -132,17 +132,15 @@ def _run_isolated(task: ShardTask) -> ShardReport:
     return _write(task, [_compute_in_fresh_process(task, row) for row in range(len(task.jobs))])
 
 
-def run_tasks(
-    tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False, scheduler: str | None = None
-) -> Iterator[ShardReport]:
+def run_tasks(tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False, client=None) -> Iterator[ShardReport]:
     """Run shard tasks, yielding each report as its shard is written.
 
-    scheduler : address of a Dask distributed scheduler (``tcp://host:port``); the workers there
-        must reach the store's URL.
-    workers : local worker processes; ``<= 1`` without ``isolate`` runs in this process.
+    client : a Dask ``distributed.Client`` (see :func:`connect`); its workers must reach the
+        store's URL. Without one, ``workers`` local processes run the tasks (``<= 1`` without
+        ``isolate``: this process).
     """
-    if scheduler:
-        yield from _run_dask(tasks, scheduler)
+    if client is not None:
+        yield from _run_dask(tasks, client)
         return
     if not tasks:
         return
@@ -181,28 +179,32 @@ def run_tasks(
             yield _run_isolated(task)
 
 
-def _run_dask(tasks: Sequence[ShardTask], scheduler: str) -> Iterator[ShardReport]:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        from sdfkit.errors import SdfkitError
+def connect(scheduler: str, *, timeout: str = "10s"):
+    """A Dask ``distributed.Client`` for a scheduler address (``tcp://host:port``)."""
+    from sdfkit.errors import SdfkitError
 
-        raise SdfkitError("--scheduler needs Dask's distributed scheduler: pip install 'dask[distributed]'") from None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SdfkitError("--scheduler needs Dask's distributed scheduler: pip install 'sdfkit[cluster]'") from None
+    try:
+        return Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SdfkitError(
+            f"cannot reach the Dask scheduler at {scheduler} ({' '.join(str(exc).split())}); check the address"
+        ) from None
+
+
+def _run_dask(tasks: Sequence[ShardTask], client) -> Iterator[ShardReport]:
+    from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    try:
-        client = Client(scheduler, timeout="20s")
-    except OSError as exc:
-        from sdfkit.errors import SdfkitError
-
-        raise SdfkitError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); check the address") from None
-    try:
-        futures = client.map(run_shard, list(tasks), pure=False, retries=0)
-        by_future = dict(zip(futures, tasks, strict=True))
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except KilledWorker:  # the task crashed its workers: isolate it here
-                yield _run_isolated(by_future[future])
-    finally:
-        client.close()
+    if not tasks:
+        return
+    futures = client.map(run_shard, list(tasks), pure=False, retries=0)
+    by_future = dict(zip(futures, tasks, strict=True))
+    for future in as_completed(futures):
+        try:
+            yield future.result()
+        except KilledWorker:  # the task crashed its workers: isolate it here
+            yield _run_isolated(by_future[future])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdfkit.parallel import ShardTask, run_tasks
+from sdfkit.parallel import ShardTask, connect, run_tasks
 from sdfkit.store import (
     STATUS_FAILED,
     STATUS_OK,
@@ -88,6 +88,15 @@ def build_store(
     """
     url = str(url)
     start = time.perf_counter()
+    client = connect(scheduler) if scheduler else None  # before anything is written
+    try:
+        return _build(plan, url, start, workers, client, isolate, overwrite, progress)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> RunSummary:
     group, state = prepare_store(
         url,
         kind=plan.kind,
@@ -106,7 +115,7 @@ def build_store(
         progress(done, total)
     tasks = [ShardTask(url, k, plan.jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
     computed = 0
-    for report in run_tasks(tasks, workers=workers, isolate=isolate, scheduler=scheduler):
+    for report in run_tasks(tasks, workers=workers, isolate=isolate, client=client):
         rows = report.done + report.failed
         computed += rows
         done += rows

@@ -15,7 +15,14 @@ The method (chosen by measurement, see benchmarks/sign_methods.py and docs/shape
 3. **Sign** from the angle-weighted pseudonormal at the closest point (Baerentzen and Aanaes):
    the face normal inside a face, the sum of the adjacent face normals on an edge, the
    angle-weighted vertex normal at a vertex. On a closed, consistently oriented surface this sign
-   is exact; with holes it stays right except close to the holes' rims.
+   is exact.
+4. Where that is unreliable -- the closest face sees the outside from both sides (an open sheet,
+   or a thin part whose other side shows through a hole) or the closest point is on a hole's rim
+   -- the sign comes from the **winding number** of the oriented outer surface, estimated by
+   rays: the mean over random directions of the signed number of surface crossings
+   (``sum sign(normal . direction)``), which equals the generalized winding number in
+   expectation. Inside where it exceeds 1/2: a hole lowers it a little, an open sheet never
+   reaches it.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OuterSurface", "outer_surface", "signed_distance", "fibonacci_directions"]
+__all__ = ["OuterSurface", "outer_surface", "signed_distance", "winding_numbers", "fibonacci_directions"]
 
 
 def _o3d():
@@ -33,7 +40,7 @@ def _o3d():
     except ImportError as exc:  # pragma: no cover - open3d is a dependency of the mesh extra
         from sdfkit.errors import SdfkitError
 
-        raise SdfkitError(f"open3d is needed for meshes ({exc}); install it with: pip install 'sdfkit[mesh]'") from None
+        raise SdfkitError(f"open3d is needed for meshes ({exc}); install it with: pip install open3d") from None
     return o3d
 
 
@@ -182,7 +189,34 @@ def _pseudonormals(vertices: np.ndarray, faces: np.ndarray):
     return face_n, edge_n[edge_id].reshape(-1, 3, 3), vertex_n
 
 
-def signed_distance(surface: OuterSurface, points: np.ndarray, *, tolerance: float = 1e-4) -> np.ndarray:
+def winding_numbers(
+    surface: OuterSurface, points: np.ndarray, *, rays: int = 64, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Generalized winding number (n,) of an oriented surface at ``points``, estimated from the
+    signed crossings of ``rays`` rays per point (evenly spread directions, randomly rotated per
+    point)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return np.zeros(0)
+    scene = _scene(surface.vertices, surface.faces)
+    tri = surface.vertices[surface.faces]
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    directions = np.einsum("pij,kj->pki", _random_rotations(len(points), rng), fibonacci_directions(rays))
+    origins = np.broadcast_to(points[:, None, :], directions.shape)
+    r = np.concatenate([origins, directions], axis=2).reshape(-1, 6).astype(np.float32)
+    hits = scene.list_intersections(_o3d().core.Tensor(r))
+    ray = hits["ray_ids"].numpy().astype(np.int64)
+    face = hits["primitive_ids"].numpy().astype(np.int64)
+    crossing = np.sign(np.einsum("ij,ij->i", r[ray, 3:].astype(np.float64), face_n[face]))
+    total = np.zeros(len(r))
+    np.add.at(total, ray, crossing)
+    return total.reshape(len(points), rays).mean(axis=1)
+
+
+def signed_distance(
+    surface: OuterSurface, points: np.ndarray, *, tolerance: float = 1e-4, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Signed distance (n,) float64 of ``points`` (n, 3) to an outer surface, negative inside."""
     scene = _scene(surface.vertices, surface.faces)
     result = scene.compute_closest_points(_o3d().core.Tensor(np.ascontiguousarray(points, dtype=np.float32)))
@@ -204,5 +238,16 @@ def signed_distance(surface: OuterSurface, points: np.ndarray, *, tolerance: flo
         normal[on_vertex] = vertex_n[surface.faces[face[on_vertex], corner]]
     offset = np.asarray(points, dtype=np.float64) - closest
     distance = np.linalg.norm(offset, axis=1)
-    inside = (np.einsum("ij,ij->i", offset, normal) < 0) & ~surface.sheet[face]
+    inside = np.einsum("ij,ij->i", offset, normal) < 0
+    doubtful = surface.sheet[face] | (on_edge & _boundary_edge(surface)[face, (np.argmax(small, axis=1) + 1) % 3])
+    if doubtful.any():
+        inside[doubtful] = winding_numbers(surface, points[doubtful], rng=rng) > 0.5
     return np.where(inside, -distance, distance)
+
+
+def _boundary_edge(surface: OuterSurface) -> np.ndarray:
+    """(f, 3) bool: edge e of face f (corners e, e+1) belongs to this face alone (a hole's rim)."""
+    faces = surface.faces
+    edges = np.sort(np.stack([faces, np.roll(faces, -1, axis=1)], axis=2), axis=2).reshape(-1, 2)
+    _, edge_id, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    return (counts[edge_id.reshape(-1)] == 1).reshape(-1, 3)

@@ -1,0 +1,113 @@
+"""sdfkit.mesh and sdfkit.sampling: loading, normalization, DeepSDF's sampling recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from sdfkit.errors import ShapeError
+from sdfkit.mesh import Mesh, load_mesh, normalization, sample_surface
+from sdfkit.sampling import near_surface_points, sample_mesh
+
+MESHES = Path(__file__).parent / "data" / "meshes"
+
+
+def test_normalization_by_hand():
+    # a box from (0, 0, 0) to (2, 4, 6) plus a vertex no face uses, which must be ignored
+    box = trimesh.creation.box(extents=[2, 4, 6])
+    vertices = np.vstack([box.vertices + [1, 2, 3], [[100, 100, 100]]])
+    offset, scale = normalization(Mesh(vertices, box.faces))
+    np.testing.assert_allclose(offset, [-1, -2, -3])
+    assert scale == pytest.approx(1 / (1.03 * np.sqrt(1 + 4 + 9)))
+
+
+def test_surface_samples_lie_on_a_box_and_follow_area():
+    box = trimesh.creation.box(extents=[2, 1, 1])
+    points, face = sample_surface(box.vertices, box.faces, 20000, rng=np.random.default_rng(0))
+    half = np.array([1, 0.5, 0.5])
+    on_face = np.isclose(np.abs(points), half, atol=1e-9).any(axis=1)
+    assert on_face.all() and np.all(np.abs(points) <= half + 1e-9)
+    # the two 1 x 1 ends hold 2 of the box's 10 square units of area
+    ends = np.isclose(np.abs(points[:, 0]), 1.0)
+    assert abs(ends.mean() - 0.2) < 0.015
+
+
+def test_deepsdf_recipe_counts_and_spread():
+    surface = np.zeros((10, 3))  # every near sample is pure noise around the origin
+    points = near_surface_points(surface, 50_000, rng=np.random.default_rng(0))
+    assert points.shape == (50_000, 3)
+    r = np.linalg.norm(points, axis=1)
+    # the uniform part: 3/50 of the points, uniform in the cube; almost none of the noise reaches 0.6
+    uniform_like = np.abs(points).max(axis=1) > 0.6
+    assert abs(uniform_like.mean() - 3 / 50 * (1 - 0.6**3)) < 0.005
+    # noise variances 0.005 and 0.0005 per axis (half each): pooled per-axis variance 0.00275
+    near = points[r < 0.3]  # 4 standard deviations of the wider noise; few uniform points get in
+    assert np.var(near) == pytest.approx(0.00275, rel=0.06)
+    # shuffled: the uniform points are spread over the whole array, not at its end
+    positions = np.nonzero(uniform_like)[0]
+    assert positions.min() < 2000 and positions.max() > 48000
+
+
+def test_sample_mesh_on_a_sphere():
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=2.0)
+    result = sample_mesh(
+        Mesh(sphere.vertices + 5.0, sphere.faces), samples=20_000, surface_samples=3_000, rng=np.random.default_rng(0)
+    )
+    np.testing.assert_allclose(result.offset, [-5, -5, -5], atol=1e-6)
+    expected_radius = 1 / 1.03  # normalized: the sphere touches radius 1/1.03
+    r = np.linalg.norm(result.sdf_points, axis=1)
+    np.testing.assert_allclose(result.sdf_values, r - expected_radius, atol=3e-3)
+    np.testing.assert_allclose(np.linalg.norm(result.surface_points, axis=1), expected_radius, atol=3e-3)
+    outward = np.sum(result.surface_points * result.surface_normals, axis=1) / np.linalg.norm(
+        result.surface_points, axis=1
+    )
+    assert np.all(outward > 0.99)
+    assert result.sdf_points.dtype == np.float32 and result.sdf_points.shape == (20_000, 3)
+
+
+def test_same_seed_same_samples():
+    box = trimesh.creation.box()
+    a = sample_mesh(Mesh(box.vertices, box.faces), samples=1000, surface_samples=100, rng=np.random.default_rng(7))
+    b = sample_mesh(Mesh(box.vertices, box.faces), samples=1000, surface_samples=100, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a.sdf_points, b.sdf_points)
+    np.testing.assert_array_equal(a.sdf_values, b.sdf_values)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("empty.obj", "no faces"), ("does-not-exist.obj", "cannot read")],
+)
+def test_broken_files_are_shape_errors(name, message):
+    with pytest.raises(ShapeError, match=message):
+        load_mesh(MESHES / name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "notenoughindices.obj",
+        "negative_indices.obj",
+        "nancolor.obj",
+        "soup.stl",
+        "multibody.stl",
+        "teapot.stl",
+        "suzanne.ply",
+    ],
+)
+def test_real_meshes_load_and_sample(name):
+    mesh = load_mesh(MESHES / name)
+    result = sample_mesh(mesh, samples=5000, surface_samples=500, rng=np.random.default_rng(0))
+    assert np.isfinite(result.sdf_values).all() and np.isfinite(result.surface_normals).all()
+    np.testing.assert_allclose(np.linalg.norm(result.surface_normals, axis=1), 1.0, atol=1e-5)
+
+
+def test_non_finite_and_degenerate_meshes(tmp_path):
+    (tmp_path / "nan.obj").write_text("v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n")
+    with pytest.raises(ShapeError, match="non-finite"):
+        load_mesh(tmp_path / "nan.obj")
+    (tmp_path / "line.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
+    with pytest.raises(ShapeError, match="degenerate"):
+        load_mesh(tmp_path / "line.obj")

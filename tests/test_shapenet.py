@@ -1,0 +1,323 @@
+"""prepare-shapenet end to end: layouts, splits, failures, crashes, kill and resume, Dask and S3.
+
+Real components throughout: meshes written to disk, zarr stores on disk, worker processes that
+really crash, a Dask LocalCluster, and moto's S3 server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from test_cli import ROOT, assert_user_error, sdfkit
+
+from sdfkit import open_dataset
+from sdfkit.errors import InputError
+from sdfkit.parallel import ShardTask, run_tasks
+from sdfkit.shapes import make_shapes, solid_from_json
+from sdfkit.sources.shapenet import ShapenetConfig, find_meshes, plan_shapenet, prepare_shapenet, read_split_files
+from sdfkit.store import ArraySpec, create_store
+from sdfkit.store import ShapeMeta as Meta
+
+MESHES = Path(__file__).parent / "data" / "meshes"
+SMALL = ShapenetConfig(samples=20_000, surface_samples=2_000)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """Nine procedural shapes (three per category, with defects) in ShapeNet v2's layout."""
+    root = tmp_path_factory.mktemp("shapes") / "ShapeNetCore.v2"
+    make_shapes(root, 9, defects=("clean", "holes", "combo"))
+    return root
+
+
+def test_layouts_are_detected(tmp_path, tree):
+    layout, meshes = find_meshes(tree)
+    assert layout == "shapenet-v2" and len(meshes) == 9
+    assert {m[0] for m in meshes} == {"03001627", "04379243", "02691156"}
+    v1 = tmp_path / "v1" / "02691156" / "abc"
+    v1.mkdir(parents=True)
+    shutil.copy(MESHES / "teapot.stl", v1 / "model.obj.tmp")
+    (v1 / "model.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    assert find_meshes(tmp_path / "v1") == ("shapenet-v1", [("02691156", "abc", v1 / "model.obj")])
+    plain = tmp_path / "plain"
+    (plain / "pots").mkdir(parents=True)
+    shutil.copy(MESHES / "teapot.stl", plain / "pots" / "teapot.stl")
+    shutil.copy(MESHES / "suzanne.ply", plain / "suzanne.ply")
+    layout, meshes = find_meshes(plain)
+    assert layout == "folder" and [(c, i) for c, i, _ in meshes] == [("pots", "pots/teapot"), ("", "suzanne")]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(InputError, match="no meshes found"):
+        find_meshes(tmp_path / "nothing")
+
+
+def test_split_files_select_and_name_splits(tmp_path, tree):
+    splits = read_split_files([tree / "splits" / "train.json", tree / "splits" / "test.json"])
+    manifest = json.loads((tree / "shapes.json").read_text())
+    assert splits == {(v["synset"], k): v["split"] for k, v in manifest.items()}
+    custom = tmp_path / "sv2_planes_extra.json"
+    plane = next(k for k, v in manifest.items() if v["category"] == "airplane")
+    custom.write_text(json.dumps({"ShapeNetV2": {"02691156": [plane]}}))
+    metas, jobs, _ = plan_shapenet(tree, SMALL, [custom])
+    assert [(m.id, m.split) for m in metas] == [(plane, "sv2_planes_extra")]
+    metas, _, _ = plan_shapenet(tree, ShapenetConfig(synsets=("04379243",)))
+    assert {m.category for m in metas} == {"04379243"} and all(m.split == "train" for m in metas)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match="DeepSDF's split format"):
+        read_split_files([bad])
+
+
+def test_store_values_against_exact_sdfs(tmp_path, tree):
+    """The whole pipeline, read back with plain zarr and checked against each shape's exact SDF."""
+    summary = prepare_shapenet(tree, str(tmp_path / "s.zarr"), SMALL, workers=2, shard_size=4)
+    assert summary.state == "created" and not summary.failures
+    g = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert g.attrs["sdfkit"]["kind"] == "shapenet" and g.attrs["sdfkit"]["complete"]
+    assert g["sdf/points"].shape == (9, 20_000, 3) and g["sdf/points"].chunks == (1, 20_000, 3)
+    assert g["surface/normals"].shape == (9, 2_000, 3) and g["norm/scale"].shape == (9,)
+    manifest = json.loads((tree / "shapes.json").read_text())
+    for row, shape_id in enumerate(str(i) for i in g["meta/id"][:]):
+        solid = solid_from_json(manifest[shape_id]["parts"])
+        offset, scale = g["norm/offset"][row].astype(float), float(g["norm/scale"][row])
+        points, values = g["sdf/points"][row].astype(float), g["sdf/values"][row]
+        truth = solid.sdf(points / scale - offset) * scale
+        far = np.abs(truth) > 0.005
+        assert np.mean((values[far] < 0) == (truth[far] < 0)) >= 0.995, shape_id
+        near = np.abs(truth) < 0.1
+        assert np.median(np.abs(values[near] - truth[near])) <= 0.002, shape_id
+        surface = g["surface/points"][row].astype(float)
+        assert np.quantile(np.abs(solid.sdf(surface / scale - offset) * scale), 0.99) < 0.002, shape_id
+
+
+def test_a_bad_mesh_fails_alone_and_strict_exits_nonzero(tmp_path):
+    root = tmp_path / "meshes"
+    root.mkdir()
+    for name in ("empty.obj", "teapot.stl", "suzanne.ply", "notenoughindices.obj"):
+        shutil.copy(MESHES / name, root / name)
+    (root / "garbage.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 99\n")
+    out = tmp_path / "m.zarr"
+    run = sdfkit("prepare-shapenet", root, "-o", out, "--samples", 5000, "--surface-samples", 500, "--workers", 2)
+    assert "2 failed shapes" in run.stdout and "empty: empty.obj has no faces" in run.stdout
+    info = json.loads(sdfkit("info", out, "--json").stdout)
+    assert info["complete"] and info["splits"]["train"] == {"ok": 3, "failed": 2, "pending": 0}
+    assert {f["id"] for f in info["failures"]} == {"empty", "garbage"}
+    strict = sdfkit(
+        "prepare-shapenet",
+        root,
+        "-o",
+        tmp_path / "strict.zarr",
+        "--samples",
+        5000,
+        "--surface-samples",
+        500,
+        "--strict",
+        check=False,
+    )
+    assert_user_error(strict, "2 meshes failed (--strict)")
+
+
+def test_a_native_crash_takes_down_one_shape_not_the_run(tmp_path):
+    jobs = ["a", "bb", "crash", "dddd", "eeeee", "ffffff", "g", "hh"]
+    url = str(tmp_path / "c.zarr")
+    specs = [ArraySpec("value", (1,), "float32", float("nan"))]
+    create_store(
+        url,
+        kind="test",
+        metas=[Meta(j, "", -1, "train") for j in jobs],
+        specs=specs,
+        parameters={},
+        source={},
+        shard_size=3,
+    )
+
+    tasks = [ShardTask(url, k, jobs[3 * k : 3 * k + 3], _crash_fn, specs) for k in range(3)]
+    reports = list(run_tasks(tasks, workers=2, isolate=True))
+    assert sorted(r.shard for r in reports) == [0, 1, 2]
+    g = zarr.open_group(url, mode="r")
+    status = g["meta/status"][:]
+    assert status.tolist() == [1, 1, 2, 1, 1, 1, 1, 1]
+    assert "crashed" in str(g["meta/error"][2])
+    np.testing.assert_array_equal(g["value"][:, 0], [1, 2, np.nan, 4, 5, 6, 1, 2])
+
+
+def _crash_fn(job):
+    """A per-shape function that segfaults on one job, as a broken native library would."""
+    if job == "crash":
+        ctypes.string_at(0)  # reads address 0: SIGSEGV in this worker process
+    return {"value": np.array([len(job)], dtype=np.float32)}
+
+
+def test_sigkill_then_resume(tmp_path, tree):
+    out = tmp_path / "k.zarr"
+    # one shape per shard, so that the kill lands between shards
+    args = [
+        "prepare-shapenet",
+        tree,
+        "-o",
+        out,
+        "--samples",
+        250_000,
+        "--surface-samples",
+        3000,
+        "--workers",
+        1,
+        "--shard-size",
+        1,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "meta" / "status" / "c" / "1").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    status = zarr.open_group(out, mode="r")["meta/status"][:]
+    assert 0 < (status == 0).sum() < len(status), "the kill did not land mid-run"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "cli.main", *map(str, args)], env=env, capture_output=True, text=True, check=True
+    )
+    assert "resumed" in resumed.stdout
+    reference = tmp_path / "r.zarr"
+    subprocess.run(
+        [sys.executable, "-m", "cli.main", *map(str, args[:3]), reference, *map(str, args[4:])],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    a, b = zarr.open_group(out, mode="r"), zarr.open_group(reference, mode="r")
+    for name in ("sdf/points", "sdf/values", "surface/points", "surface/normals", "norm/offset", "meta/status"):
+        assert np.array_equal(a[name][:], b[name][:]), name
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """moto's S3 API on 127.0.0.1 (a real HTTP server, no mocks of zarr or s3fs)."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="sdfkit-test")
+    yield env
+    server.stop()
+
+
+def test_dask_cluster_writes_to_s3(tree, tmp_path, s3_server):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        summary = prepare_shapenet(
+            tree, "s3://sdfkit-test/shapes.zarr", SMALL, scheduler=cluster.scheduler_address, shard_size=4
+        )
+    assert summary.state == "created" and summary.computed == 9 and not summary.failures
+    remote = open_dataset("s3://sdfkit-test/shapes.zarr")
+    local_summary = prepare_shapenet(tree, str(tmp_path / "local.zarr"), SMALL, workers=2, shard_size=4)
+    assert local_summary.computed == 9
+    local = open_dataset(tmp_path / "local.zarr")
+    assert remote.ids == local.ids
+    for k in (0, 8):
+        np.testing.assert_array_equal(remote[k]["sdf/values"], local[k]["sdf/values"])
+
+
+def test_cli_scheduler_from_the_environment(tree, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        env_run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "prepare-shapenet",
+                str(tree),
+                "-o",
+                str(tmp_path / "d.zarr"),
+                "--samples",
+                "5000",
+                "--surface-samples",
+                "500",
+                "--synsets",
+                "04379243",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT), "DASK_SCHEDULER_ADDRESS": cluster.scheduler_address},
+            capture_output=True,
+            text=True,
+        )
+    assert env_run.returncode == 0, env_run.stderr
+    assert "3 shapes computed" in env_run.stdout
+    assert_user_error(
+        sdfkit("prepare-shapenet", tree, "-o", tmp_path / "x.zarr", "--scheduler", "tcp://127.0.0.1:9", check=False),
+        "Dask scheduler",
+    )
+
+
+def test_cli_bad_input(tmp_path, tree):
+    assert_user_error(
+        sdfkit("prepare-shapenet", tmp_path / "nowhere", "-o", tmp_path / "x.zarr", check=False), "no such folder"
+    )
+    assert_user_error(
+        sdfkit("prepare-shapenet", tree, "--split", tmp_path / "none.json", "-o", tmp_path / "x.zarr", check=False),
+        "no such split file",
+    )
+    assert_user_error(
+        sdfkit("prepare-shapenet", tree, "--synsets", "99999999", "-o", tmp_path / "x.zarr", check=False), "--synsets"
+    )
+    out = tmp_path / "p.zarr"
+    sdfkit("prepare-shapenet", tree, "-o", out, "--samples", 3000, "--surface-samples", 300, "--synsets", "04379243")
+    assert_user_error(
+        sdfkit(
+            "prepare-shapenet",
+            tree,
+            "-o",
+            out,
+            "--samples",
+            4000,
+            "--surface-samples",
+            300,
+            "--synsets",
+            "04379243",
+            check=False,
+        ),
+        "other parameters",
+    )
+    assert (
+        "already complete"
+        in sdfkit(
+            "prepare-shapenet", tree, "-o", out, "--samples", 3000, "--surface-samples", 300, "--synsets", "04379243"
+        ).stdout
+    )
+    assert_user_error(sdfkit("make-shapes", tree, check=False), "not empty")
