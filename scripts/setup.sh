@@ -59,5 +59,9 @@ if [ "$demo" = 1 ]; then
   step "demo: the bundled digits -> out/mnist.zarr, preview in out/mnist-preview.png"
   "$bin/sdfkit" prepare-mnist -o out/mnist.zarr
   "$bin/sdfkit" show out/mnist.zarr --sheet 24 -o out/mnist-preview.png
+  step "demo: 12 procedural shapes with ShapeNet's defects -> out/shapes.zarr"
+  [ -d out/shapes ] || "$bin/sdfkit" make-shapes out/shapes --n 12
+  "$bin/sdfkit" prepare-shapenet out/shapes --split out/shapes/splits/train.json \
+    --split out/shapes/splits/test.json -o out/shapes.zarr
 fi
 step "done. Run the tests with: bash scripts/test.sh"

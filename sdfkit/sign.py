@@ -110,23 +110,15 @@ def outer_surface(
     eps = 1e-5 * extent
 
     scene = _scene(vertices, faces)
-    directions = fibonacci_directions(2 * rays)
-    escape = np.zeros((len(faces), 2))
-    per_batch = max(1, batch // (2 * rays))
-    for start in range(0, len(faces), per_batch):
-        stop = min(start + per_batch, len(faces))
-        n = normal[start:stop]
-        # a random rotation per face: no direction pattern shared by neighbouring faces
-        rotation = _random_rotations(stop - start, rng)
-        dirs = np.einsum("fij,kj->fki", rotation, directions)  # (f, 2k, 3)
-        for side, sign in enumerate((1.0, -1.0)):
-            facing = np.einsum("fki,fi->fk", dirs, sign * n) > 0
-            # keep the 2k directions' half that lies in this side's hemisphere
-            chosen = np.where(facing[..., None], dirs, -dirs)[:, :rays]
-            origins = np.broadcast_to((centroid[start:stop] + sign * eps * n)[:, None, :], chosen.shape)
-            r = np.concatenate([origins, chosen], axis=2).reshape(-1, 6).astype(np.float32)
-            hit = scene.test_occlusions(_o3d().core.Tensor(r)).numpy().reshape(stop - start, rays)
-            escape[start:stop, side] = 1.0 - hit.mean(axis=1)
+    # a first look with few rays decides most faces (one side sees much of the outside, the
+    # other none of it); only the uncertain ones get the full count
+    first = min(rays, 4)
+    escape = _escape(scene, centroid, normal, eps, np.arange(len(faces)), first, rng, batch)
+    if first < rays:
+        best, worst = escape.max(axis=1), escape.min(axis=1)
+        unsure = np.nonzero(valid & ((best < 0.5) | (worst > 0)))[0]
+        if len(unsure):
+            escape[unsure] = _escape(scene, centroid, normal, eps, unsure, rays, rng, batch)
     best, worst = escape.max(axis=1), escape.min(axis=1)
     kept = valid & (best >= min_escape)
     oriented = faces.copy()
@@ -135,6 +127,29 @@ def outer_surface(
     merged_vertices, merged_faces, index = _merge(vertices, oriented[kept])
     sheet = (worst >= sheet_escape)[kept][index]
     return OuterSurface(merged_vertices, merged_faces, sheet, kept)
+
+
+def _escape(scene, centroid, normal, eps, which, rays, rng, batch) -> np.ndarray:
+    """(len(which), 2): fraction of ``rays`` hemisphere rays that reach infinity from the front
+    (+normal) and back side of each face in ``which``."""
+    o3d = _o3d()
+    directions = fibonacci_directions(2 * rays)
+    out = np.zeros((len(which), 2))
+    per_batch = max(1, batch // (2 * rays))
+    for start in range(0, len(which), per_batch):
+        index = which[start : start + per_batch]
+        n = normal[index]
+        # a random rotation per face: no direction pattern shared by neighbouring faces
+        dirs = np.einsum("fij,kj->fki", _random_rotations(len(index), rng), directions)  # (f, 2k, 3)
+        for side, sign in enumerate((1.0, -1.0)):
+            facing = np.einsum("fki,fi->fk", dirs, sign * n) > 0
+            # of each antipodal pair of directions, the one in this side's hemisphere
+            chosen = np.where(facing[..., None], dirs, -dirs)[:, :rays]
+            origins = np.broadcast_to((centroid[index] + sign * eps * n)[:, None, :], chosen.shape)
+            r = np.concatenate([origins, chosen], axis=2).reshape(-1, 6).astype(np.float32)
+            hit = scene.test_occlusions(o3d.core.Tensor(r)).numpy().reshape(len(index), rays)
+            out[start : start + len(index), side] = 1.0 - hit.mean(axis=1)
+    return out
 
 
 def _random_rotations(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -238,8 +253,13 @@ def signed_distance(
         normal[on_vertex] = vertex_n[surface.faces[face[on_vertex], corner]]
     offset = np.asarray(points, dtype=np.float64) - closest
     distance = np.linalg.norm(offset, axis=1)
-    inside = np.einsum("ij,ij->i", offset, normal) < 0
-    doubtful = surface.sheet[face] | (on_edge & _boundary_edge(surface)[face, (np.argmax(small, axis=1) + 1) % 3])
+    along = np.einsum("ij,ij->i", offset, normal)
+    inside = along < 0
+    # beside a hole's rim (offset more than ~25 degrees off the normal) the pseudonormal cannot
+    # tell; straight in front of or behind the rim, it can
+    tangent = np.abs(along) < 0.9 * distance * np.linalg.norm(normal, axis=1)
+    rim = on_edge & _boundary_edge(surface)[face, (np.argmax(small, axis=1) + 1) % 3]
+    doubtful = surface.sheet[face] | (rim & tangent)
     if doubtful.any():
         inside[doubtful] = winding_numbers(surface, points[doubtful], rng=rng) > 0.5
     return np.where(inside, -distance, distance)
