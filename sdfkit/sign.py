@@ -166,24 +166,41 @@ def _random_rotations(count: int, rng: np.random.Generator) -> np.ndarray:
     )
 
 
+def _unique_rows(rows: np.ndarray, **kwargs):
+    """``np.unique(rows, axis=0, ...)`` through a 1-D view of each row's bytes: several times
+    faster than the axis form on large meshes."""
+    rows = np.ascontiguousarray(rows)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    return np.unique(keys, **kwargs)
+
+
 def _merge(vertices: np.ndarray, faces: np.ndarray, decimals: int = 7):
     """Merge coincident vertices (soups share no vertices), drop collapsed and duplicate faces.
 
     Returns the vertices, the faces and the index of each output face among the input faces.
     """
     extent = float(np.ptp(vertices, axis=0).max()) or 1.0
-    keys = np.round(vertices / extent, decimals)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    keys = np.round(vertices / extent, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+    _, first, inverse = _unique_rows(keys, return_index=True, return_inverse=True)
     faces = inverse.reshape(-1)[faces]
     index = np.nonzero((faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2]))[0]
-    _, unique = np.unique(np.sort(faces[index], axis=1), axis=0, return_index=True)
+    _, unique = _unique_rows(np.sort(faces[index], axis=1), return_index=True)
     index = index[np.sort(unique)]
     return vertices[first], faces[index], index
 
 
-def _pseudonormals(vertices: np.ndarray, faces: np.ndarray):
+def _edges(faces: np.ndarray):
+    """Edge e of face f joins its corners e and e+1: (f, 3) ids of the unique edges, and how many
+    faces share each edge."""
+    pairs = np.sort(np.stack([faces, np.roll(faces, -1, axis=1)], axis=2), axis=2).reshape(-1, 2)
+    keys = pairs[:, 0].astype(np.int64) * (int(faces.max()) + 1) + pairs[:, 1]
+    _, edge_id, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return edge_id.reshape(-1, 3), counts
+
+
+def _pseudonormals(vertices: np.ndarray, faces: np.ndarray, edge_id: np.ndarray):
     """Face normals (f, 3), edge pseudonormals per face corner-edge (f, 3, 3) and angle-weighted
-    vertex normals (v, 3) of a mesh."""
+    vertex normals (v, 3) of a mesh; ``edge_id`` from :func:`_edges`."""
     tri = vertices[faces]
     face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     face_n /= np.maximum(np.linalg.norm(face_n, axis=1, keepdims=True), 1e-300)
@@ -195,13 +212,10 @@ def _pseudonormals(vertices: np.ndarray, faces: np.ndarray):
         cos = np.einsum("ij,ij->i", a, b) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)
         angle = np.arccos(np.clip(cos, -1.0, 1.0))
         np.add.at(vertex_n, faces[:, corner], angle[:, None] * face_n)
-    # edge e of a face joins corners e and e+1; its pseudonormal sums the faces sharing it
-    edges = np.sort(np.stack([faces, np.roll(faces, -1, axis=1)], axis=2), axis=2).reshape(-1, 2)
-    _, edge_id = np.unique(edges, axis=0, return_inverse=True)
-    edge_id = edge_id.reshape(-1)
+    # an edge's pseudonormal sums the normals of the faces sharing it
     edge_n = np.zeros((edge_id.max() + 1, 3))
-    np.add.at(edge_n, edge_id, np.repeat(face_n, 3, axis=0))
-    return face_n, edge_n[edge_id].reshape(-1, 3, 3), vertex_n
+    np.add.at(edge_n, edge_id.reshape(-1), np.repeat(face_n, 3, axis=0))
+    return face_n, edge_n[edge_id], vertex_n
 
 
 def winding_numbers(
@@ -239,7 +253,8 @@ def signed_distance(
     face = result["primitive_ids"].numpy().astype(np.int64)
     uv = result["primitive_uvs"].numpy().astype(np.float64)
     weights = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1)  # of the 3 corners
-    face_n, edge_n, vertex_n = _pseudonormals(surface.vertices, surface.faces)
+    edge_id, edge_faces = _edges(surface.faces)
+    face_n, edge_n, vertex_n = _pseudonormals(surface.vertices, surface.faces, edge_id)
     normal = face_n[face].copy()
     small = weights < tolerance
     on_edge = small.sum(axis=1) == 1
@@ -258,16 +273,9 @@ def signed_distance(
     # beside a hole's rim (offset more than ~25 degrees off the normal) the pseudonormal cannot
     # tell; straight in front of or behind the rim, it can
     tangent = np.abs(along) < 0.9 * distance * np.linalg.norm(normal, axis=1)
-    rim = on_edge & _boundary_edge(surface)[face, (np.argmax(small, axis=1) + 1) % 3]
+    boundary = edge_faces[edge_id] == 1  # (f, 3): the edge belongs to one face alone, a hole's rim
+    rim = on_edge & boundary[face, (np.argmax(small, axis=1) + 1) % 3]
     doubtful = surface.sheet[face] | (rim & tangent)
     if doubtful.any():
         inside[doubtful] = winding_numbers(surface, points[doubtful], rng=rng) > 0.5
     return np.where(inside, -distance, distance)
-
-
-def _boundary_edge(surface: OuterSurface) -> np.ndarray:
-    """(f, 3) bool: edge e of face f (corners e, e+1) belongs to this face alone (a hole's rim)."""
-    faces = surface.faces
-    edges = np.sort(np.stack([faces, np.roll(faces, -1, axis=1)], axis=2), axis=2).reshape(-1, 2)
-    _, edge_id, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
-    return (counts[edge_id.reshape(-1)] == 1).reshape(-1, 3)

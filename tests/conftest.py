@@ -5,14 +5,43 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
+import os
+import signal
 import struct
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kill_midway(args, out: Path, *, timeout: float = 120.0) -> None:
+    """Run ``sdfkit ARGS`` writing the store ``out`` and SIGKILL it (its workers too) as soon as
+    its second shard is finished, as a crash or an impatient user would."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not (out / "meta" / "status" / "c" / "1").exists():
+            assert time.monotonic() < deadline, "the run wrote no second shard in time"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: workers die too
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

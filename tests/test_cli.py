@@ -6,20 +6,15 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-from conftest import write_mnist_folder
+from conftest import ROOT, kill_midway, write_mnist_folder
 
 from sdfkit.sources.mnist import MNIST_FILES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def sdfkit(*args, check=True, timeout=300) -> subprocess.CompletedProcess:
@@ -72,15 +67,6 @@ def test_a_failing_digit_does_not_stop_the_run(tmp_path):
     assert info["complete"] and info["failed"] == 1 and info["failures"][0]["id"] == "train-00005"
 
 
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 KILL_ARGS = ("--surface-points", "512")
 
 
@@ -95,21 +81,7 @@ def reference_store(tmp_path_factory):
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, workers, reference_store):
     out = tmp_path / "killed.zarr"
     args = ["prepare-mnist", "-o", out, "--workers", workers, *KILL_ARGS]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *map(str, args)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        assert _wait_for(lambda: (out / "meta" / "status" / "c" / "1").exists())
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: workers die too
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    kill_midway(args, out)
     info = json.loads(sdfkit("info", out, "--json").stdout)
     assert not info["complete"], "the run finished before it was killed: the test proved nothing"
     pending = sum(s["pending"] for s in info["splits"].values())

@@ -10,17 +10,16 @@ import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-from test_cli import ROOT, assert_user_error, sdfkit
+from conftest import ROOT, kill_midway
+from test_cli import assert_user_error, sdfkit
 
 from sdfkit import open_dataset
 from sdfkit.errors import InputError
@@ -176,23 +175,8 @@ def test_sigkill_then_resume(tmp_path, tree):
         "--shard-size",
         1,
     ]
+    kill_midway(args, out)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *map(str, args)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "meta" / "status" / "c" / "1").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     status = zarr.open_group(out, mode="r")["meta/status"][:]
     assert 0 < (status == 0).sum() < len(status), "the kill did not land mid-run"
     resumed = subprocess.run(
