@@ -134,7 +134,7 @@ def main():
         (a, ea), (b, eb) = score(ours, truth), score(theirs, truth)
         agree = 100 * np.mean((ours < 0) == (theirs < 0))
         rows.append((name, ours_s, theirs_s, a, b))
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
+        fmt = lambda v, spec: format(v, spec) if v is not None else format("-", spec.rstrip(".24f")[:3])  # noqa: E731
         print(
             f"{name:<26}{len(mesh.faces):>8}{ours_s:>10.2f}{theirs_s:>8.1f}{theirs_s / ours_s:>7.1f}"
             f"{fmt(a, '>10.2f')}{fmt(b, '>8.2f')}{fmt(ea, '>11.4f')}{fmt(eb, '>9.4f')}{agree:>9.2f}",

@@ -7,6 +7,7 @@ really crash, a Dask LocalCluster, and moto's S3 server on 127.0.0.1.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import json
 import os
 import shutil
@@ -154,6 +155,7 @@ def test_a_native_crash_takes_down_one_shape_not_the_run(tmp_path):
 def _crash_fn(job):
     """A per-shape function that segfaults on one job, as a broken native library would."""
     if job == "crash":
+        faulthandler.disable()  # pytest's handler would print a page of modules to the log
         ctypes.string_at(0)  # reads address 0: SIGSEGV in this worker process
     return {"value": np.array([len(job)], dtype=np.float32)}
 

@@ -1,0 +1,117 @@
+"""Tasks for the 2D experiments, drawn from a format-v1 ``mnist`` store.
+
+One task = one digit. Its context is what a model sees; its target is where it is judged:
+
+- ``dense``: ``context_points`` random cells of the SDF grid (MetaSDF: 1024) with their values;
+  the target is the other cells.
+- ``levelset``: ``context_points`` points of the zero level set (MetaSDF: 512) with value 0; the
+  target is every cell of the grid.
+
+Coordinates are sdfkit's frame ([-1, 1]^2, y down), SDF values in the same units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sdfkit.dataset import open_dataset
+from sdfkit.errors import FormatError
+from sdfkit.sdf2d import cell_centres
+
+__all__ = ["Shapes2D", "load_shapes", "grid_coordinates", "make_batch"]
+
+REQUIRED = ("sdf/grid", "surface/points")
+
+
+@dataclass
+class Shapes2D:
+    """The digits of one split, in memory."""
+
+    grids: torch.Tensor
+    """(n, R * R) float32, row-major over the grid (see :func:`grid_coordinates`)."""
+    surface: torch.Tensor
+    """(n, S, 2) float32 zero-level-set points."""
+    coords: torch.Tensor
+    """(R * R, 2) cell centres as (x, y)."""
+    ids: list[str]
+    rows: np.ndarray
+    """Row of each shape in the store."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def grid_coordinates(resolution: int) -> torch.Tensor:
+    """(R * R, 2) cell centres (x, y), in the order of a row-major (R, R) grid: y_i, x_j."""
+    c = torch.tensor(cell_centres(resolution), dtype=torch.float32)
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
+
+
+def load_shapes(store, split: str, *, limit: int | None = None) -> Shapes2D:
+    """Read the ok shapes of ``split`` from a ``mnist`` store into memory.
+
+    Raises :class:`FormatError` for a store of another kind or without the 2D arrays.
+    """
+    ds = open_dataset(store)
+    if ds.kind != "mnist":
+        raise FormatError(f"{store}: a {ds.kind!r} store; the 2D trainer needs a 'mnist' store (sdfkit prepare-mnist)")
+    missing = [a for a in REQUIRED if a not in ds.arrays]
+    if missing:
+        raise FormatError(f"{store}: missing arrays {', '.join(missing)}; rebuild it with sdfkit prepare-mnist")
+    ds = ds.select(split)
+    if len(ds) == 0:
+        raise FormatError(f"{store}: no usable shapes in split {split!r}")
+    rows = ds.rows if limit is None else ds.rows[:limit]
+    grid = ds.group["sdf/grid"]
+    resolution = grid.shape[1]
+    grids = np.stack([grid[int(r)] for r in rows]) if len(rows) < 64 else grid.get_orthogonal_selection((rows,))
+    surface = ds.group["surface/points"].get_orthogonal_selection((rows,))
+    ids = [str(i) for i in ds.meta("id")[: len(rows)]]
+    return Shapes2D(
+        grids=torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32)).reshape(len(rows), -1),
+        surface=torch.from_numpy(np.ascontiguousarray(surface, dtype=np.float32)),
+        coords=grid_coordinates(resolution),
+        ids=ids,
+        rows=np.asarray(rows),
+    )
+
+
+def make_batch(
+    shapes: Shapes2D,
+    index: torch.Tensor,
+    *,
+    context: str,
+    context_points: int,
+    generator: torch.Generator,
+    device="cpu",
+) -> dict:
+    """Context and target of the tasks ``index`` (B,), drawn with ``generator``."""
+    b = len(index)
+    cells = shapes.coords.shape[0]
+    values = shapes.grids[index]  # (B, R*R)
+    if context == "dense":
+        order = torch.argsort(torch.rand(b, cells, generator=generator), dim=1)
+        ctx, tgt = order[:, :context_points], order[:, context_points:]
+        batch = {
+            "context_x": shapes.coords[ctx],
+            "context_y": torch.gather(values, 1, ctx).unsqueeze(2),
+            "target_x": shapes.coords[tgt],
+            "target_y": torch.gather(values, 1, tgt).unsqueeze(2),
+        }
+    elif context == "levelset":
+        surface = shapes.surface[index]
+        pick = torch.randint(0, surface.shape[1], (b, context_points), generator=generator)
+        batch = {
+            "context_x": torch.gather(surface, 1, pick.unsqueeze(2).expand(-1, -1, 2)),
+            "context_y": torch.zeros(b, context_points, 1),
+            "target_x": shapes.coords.unsqueeze(0).expand(b, -1, -1),
+            "target_y": values.unsqueeze(2),
+        }
+    else:
+        raise ValueError(f"unknown context {context!r}; choose dense or levelset")
+    batch["index"] = torch.as_tensor(index)
+    return {k: v.to(device) for k, v in batch.items()}

@@ -1,0 +1,218 @@
+"""MetaSDF and the baselines of the paper's 2D comparison.
+
+Every model answers the same two questions, so that one trainer and one evaluator serve all:
+
+- ``loss(batch) -> scalar``: the training loss of a batch of tasks;
+- ``reconstruct(batch) -> (B, Nt, 1)``: the SDF at the target points of each task after seeing
+  only its context (specialization, encoding or latent optimization happens here).
+
+A batch is a dict: ``context_x`` (B, Nc, 2), ``context_y`` (B, Nc, 1), ``target_x`` (B, Nt, 2),
+``target_y`` (B, Nt, 1), ``index`` (B,) rows of the training shapes (auto-decoders only).
+Coordinates are sdfkit's frame ([-1, 1]^2), SDF values in the same units, negative inside.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["init_layers", "batched_mlp", "MetaSDF", "AutoDecoder", "HyperAutoDecoder", "ConditionalNP", "MODELS"]
+
+
+def init_layers(shapes: list[tuple[int, int]], init: str, *, radius: float = 0.5, generator=None) -> list[torch.Tensor]:
+    """Weights and biases [W0, b0, W1, b1, ...] of a ReLU MLP with layer shapes (out, in).
+
+    init : ``sal`` (SAL's geometric initialization: the network starts close to the SDF of a
+        sphere of ``radius``, which SDF training needs) or ``kaiming``.
+    """
+    params = []
+    for i, (out, inp) in enumerate(shapes):
+        last = i == len(shapes) - 1
+        if init == "sal":
+            if last:
+                w = math.sqrt(math.pi) / math.sqrt(inp) + 1e-4 * torch.randn(out, inp, generator=generator)
+                b = torch.full((out,), -radius)
+            else:
+                w = torch.randn(out, inp, generator=generator) * math.sqrt(2.0) / math.sqrt(out)
+                b = torch.zeros(out)
+        elif init == "kaiming":
+            w = torch.randn(out, inp, generator=generator) * math.sqrt(2.0 / inp)
+            b = torch.zeros(out)
+        else:
+            raise ValueError(f"unknown init {init!r}; choose sal or kaiming")
+        params += [w, b]
+    return params
+
+
+def batched_mlp(x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    """ReLU MLP with per-task weights: x (B, N, in), params [W (B, out, in), b (B, out), ...]."""
+    layers = len(params) // 2
+    for i in range(layers):
+        w, b = params[2 * i], params[2 * i + 1]
+        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        if i < layers - 1:
+            x = F.relu(x)
+    return x
+
+
+def _layer_shapes(inp: int, hidden: int, depth: int, out: int = 1) -> list[tuple[int, int]]:
+    dims = [inp] + [hidden] * depth + [out]
+    return [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
+
+
+class MetaSDF(nn.Module):
+    """Gradient-based meta-learning of SDFs (Sitzmann et al. 2020) with Meta-SGD learning rates.
+
+    The inner loop specializes a copy of the weights per task with ``steps`` gradient steps of the
+    l1 loss on the context; learning rates are learned per parameter and per step (``per-param``),
+    per step (``per-step``) or one for all (``global``), clamped non-negative. All tasks of a
+    meta-batch run at once with per-task weights (batched matmuls): one ``autograd.grad`` of the
+    summed task losses gives every task its own gradient.
+    """
+
+    def __init__(
+        self, *, hidden=256, depth=3, steps=5, lr_init=0.1, lr_type="per-param", init="sal", first_order=False, dim=2
+    ):
+        super().__init__()
+        self.steps, self.first_order, self.lr_type = steps, first_order, lr_type
+        self.weights = nn.ParameterList(init_layers(_layer_shapes(dim, hidden, depth), init))
+        if lr_type == "per-param":
+            lrs = [torch.full((steps, *w.shape), lr_init) for w in self.weights]
+        elif lr_type == "per-step":
+            lrs = [torch.full((steps,) + (1,) * w.dim(), lr_init) for w in self.weights]
+        elif lr_type == "global":
+            lrs = [torch.full((1,) + (1,) * w.dim(), lr_init) for w in self.weights]
+        else:
+            raise ValueError(f"unknown learning-rate type {lr_type!r}; choose per-param, per-step or global")
+        self.lrs = nn.ParameterList(lrs)
+
+    def specialize(self, context_x, context_y, *, steps=None, keep_graph=None, trace=False):
+        """Per-task weights after the inner loop; with ``trace`` also the weights after each step."""
+        steps = self.steps if steps is None else steps
+        training = torch.is_grad_enabled()  # under no_grad (test time) nothing is kept
+        keep_graph = training and not self.first_order if keep_graph is None else keep_graph
+        batch = context_x.shape[0]
+        fast = [w.unsqueeze(0).expand(batch, *w.shape) for w in self.weights]
+        history = [fast] if trace else None
+        for step in range(steps):
+            with torch.enable_grad():
+                if not training:  # differentiate a detached copy of the task weights
+                    fast = [w.detach().requires_grad_(True) for w in fast]
+                loss = F.l1_loss(batched_mlp(context_x, fast), context_y, reduction="none").mean(dim=(1, 2)).sum()
+                grads = torch.autograd.grad(loss, fast, create_graph=keep_graph)
+            fast = [
+                w - lr[min(step, lr.shape[0] - 1)].clamp(min=0) * g
+                for w, lr, g in zip(fast, self.lrs, grads, strict=True)
+            ]
+            if not training:
+                fast = [w.detach() for w in fast]
+            if trace:
+                history.append(fast)
+        return (fast, history) if trace else fast
+
+    def loss(self, batch):
+        fast = self.specialize(batch["context_x"], batch["context_y"])
+        return F.l1_loss(batched_mlp(batch["target_x"], fast), batch["target_y"])
+
+    def reconstruct(self, batch):
+        return batched_mlp(batch["target_x"], self.specialize(batch["context_x"], batch["context_y"]))
+
+
+class _ConcatDecoder(nn.Module):
+    """ReLU MLP on [x, latent] (DeepSDF's decoder)."""
+
+    def __init__(self, latent, hidden, depth, init, dim=2):
+        super().__init__()
+        self.params = nn.ParameterList(init_layers(_layer_shapes(dim + latent, hidden, depth), init))
+
+    def forward(self, x, z):
+        h = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=2)
+        return batched_mlp(h, [p.unsqueeze(0).expand(x.shape[0], *p.shape) for p in self.params])
+
+
+class AutoDecoder(nn.Module):
+    """DeepSDF-style auto-decoder with concatenation: one latent code per training shape,
+    optimized jointly with the decoder; at test time only the code is optimized on the context."""
+
+    def __init__(self, *, shapes, latent=256, hidden=256, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2):
+        super().__init__()
+        self.codes = nn.Embedding(shapes, latent)
+        nn.init.normal_(self.codes.weight, std=0.01)
+        self.decoder = _ConcatDecoder(latent, hidden, depth, init)
+        self.reg, self.test_iters, self.test_lr = reg, test_iters, test_lr
+
+    def decode(self, x, z):
+        return self.decoder(x, z)
+
+    def loss(self, batch):
+        z = self.codes(batch["index"])
+        pred = self.decode(batch["target_x"], z)
+        return F.l1_loss(pred, batch["target_y"]) + self.reg * z.pow(2).sum(dim=1).mean()
+
+    def reconstruct(self, batch, *, iters=None):
+        iters = self.test_iters if iters is None else iters
+        z = torch.zeros(
+            batch["context_x"].shape[0], self.codes.embedding_dim, device=batch["context_x"].device, requires_grad=True
+        )
+        optimizer = torch.optim.Adam([z], lr=self.test_lr)
+        with torch.enable_grad():
+            for _ in range(iters):
+                optimizer.zero_grad()
+                loss = (
+                    F.l1_loss(self.decode(batch["context_x"], z), batch["context_y"], reduction="none")
+                    .mean(dim=(1, 2))
+                    .sum()
+                )
+                (loss + self.reg * z.pow(2).sum()).backward()
+                optimizer.step()
+        with torch.no_grad():
+            return self.decode(batch["target_x"], z.detach())
+
+
+class HyperAutoDecoder(AutoDecoder):
+    """Auto-decoder whose latent code is turned into all weights of the SDF network by a
+    hypernetwork (one linear head per weight tensor)."""
+
+    def __init__(self, *, shapes, latent=128, hidden=128, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2):
+        nn.Module.__init__(self)
+        self.codes = nn.Embedding(shapes, latent)
+        nn.init.normal_(self.codes.weight, std=0.01)
+        self.base = nn.ParameterList(init_layers(_layer_shapes(2, hidden, depth), init))
+        self.heads = nn.ModuleList(nn.Linear(latent, p.numel()) for p in self.base)
+        for head in self.heads:  # start at the base network: the code only adds a correction
+            nn.init.normal_(head.weight, std=1e-3)
+            nn.init.zeros_(head.bias)
+        self.reg, self.test_iters, self.test_lr = reg, test_iters, test_lr
+
+    def decode(self, x, z):
+        params = [
+            p.unsqueeze(0) + head(z).view(z.shape[0], *p.shape) for p, head in zip(self.base, self.heads, strict=True)
+        ]
+        return batched_mlp(x, params)
+
+
+class ConditionalNP(nn.Module):
+    """Conditional neural process: a set encoder (per-point MLP, mean pooling) turns the context
+    into a code, a concatenation decoder maps [x, code] to the SDF. One forward pass at test time."""
+
+    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal"):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, latent)
+        )
+        self.decoder = _ConcatDecoder(latent, hidden, depth, init)
+
+    def encode(self, context_x, context_y):
+        return self.encoder(torch.cat([context_x, context_y], dim=2)).mean(dim=1)
+
+    def loss(self, batch):
+        return F.l1_loss(self.reconstruct(batch), batch["target_y"])
+
+    def reconstruct(self, batch):
+        return self.decoder(batch["target_x"], self.encode(batch["context_x"], batch["context_y"]))
+
+
+MODELS = {"metasdf": MetaSDF, "autodecoder": AutoDecoder, "hypernet": HyperAutoDecoder, "cnp": ConditionalNP}

@@ -1,0 +1,292 @@
+"""Training MetaSDF and the baselines on a 2D (mnist) store.
+
+A run folder holds everything needed to reproduce or continue a run: ``config.json`` (the
+resolved :class:`TrainConfig`, replayable with ``--config``), ``checkpoint.pt`` (model, optimizer,
+step and the batch generator's state; loaded with ``weights_only=True``), ``metrics.csv`` and,
+when tensorboard is installed, TensorBoard logs in ``tb/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+from metasdf.data import Shapes2D, load_shapes, make_batch
+from metasdf.models import MODELS
+from sdfkit.errors import InputError, SdfkitError
+
+__all__ = ["TrainConfig", "PRESETS", "build_model", "resolve_device", "train", "load_run"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as RUN_DIR/config.json)."""
+
+    model: str = "metasdf"
+    """metasdf, autodecoder, hypernet or cnp."""
+    context: str = "dense"
+    """dense (grid samples with values) or levelset (zero-level-set points)."""
+    context_points: int = 1024
+    """Context size: MetaSDF uses 1024 (dense) and 512 (level set)."""
+    batch_size: int = 32
+    """Tasks (digits) per outer step."""
+    steps: int = 20_000
+    """Outer steps in all (a resumed run continues up to this count)."""
+    lr: float = 1e-4
+    """Adam learning rate of the outer loop."""
+    clip_grad: float | None = None
+    """Clip the outer gradient's norm to this value (none: no clipping)."""
+    hidden: int = 256
+    """Width of the SDF network's hidden layers."""
+    depth: int = 3
+    """Hidden layers: 3 gives four linear layers, 2 -> 256 -> 256 -> 256 -> 1."""
+    init: str = "sal"
+    """sal (geometric initialization, the authors' choice) or kaiming."""
+    inner_steps: int = 5
+    """MetaSDF: gradient steps of the inner loop."""
+    inner_lr: float = 0.1
+    """MetaSDF: initial inner learning rate."""
+    lr_type: str = "per-param"
+    """MetaSDF: learned learning rates per-param (and per step), per-step, or global."""
+    first_order: bool = False
+    """MetaSDF: drop second-order terms of the inner loop (faster, less accurate)."""
+    latent: int = 256
+    """Auto-decoders and CNP: size of the latent code."""
+    test_iters: int = 800
+    """Auto-decoders: latent optimization steps at test time."""
+    seed: int = 0
+    """Seed of the initialization and of every batch."""
+    log_every: int = 10
+    """Write a metrics row every N steps."""
+    checkpoint_every: int = 500
+    """Save a checkpoint every N steps (also at the end, on Ctrl-C and at --time-limit)."""
+    split: str = "train"
+    """Split of the store to train on."""
+    limit: int | None = None
+    """Use only the first N shapes of the split."""
+
+
+PRESETS = {
+    # the paper's 2D hyper-parameters (GPU users)
+    "paper": TrainConfig(),
+    # learns real shapes on a 2-core CPU in minutes: narrower network, fewer points and tasks
+    "cpu": TrainConfig(
+        batch_size=16, hidden=128, context_points=512, lr=5e-4, inner_steps=3, steps=3000, test_iters=300, latent=128
+    ),
+}
+
+
+def preset(name: str, *, model: str, context: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
+    config = replace(PRESETS[name], model=model, context=context)
+    if context == "levelset":  # the paper's level-set context: 512 points
+        config = replace(config, context_points=min(config.context_points, 512))
+    return config
+
+
+def config_from_json(path: Path) -> TrainConfig:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"{path}: cannot read the config ({exc}); give a config.json written by sdfkit train"
+        ) from None
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"{path}: unknown config keys {', '.join(unknown)}")
+    return TrainConfig(**data)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without CUDA is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SdfkitError(
+            "--device cuda: this machine has no usable CUDA GPU (torch.cuda.is_available() is False); use --device cpu"
+        )
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
+    if config.model not in MODELS:
+        raise InputError(f"unknown model {config.model!r}; choose {', '.join(MODELS)}")
+    if config.model == "metasdf":
+        return MODELS["metasdf"](
+            hidden=config.hidden,
+            depth=config.depth,
+            steps=config.inner_steps,
+            lr_init=config.inner_lr,
+            lr_type=config.lr_type,
+            init=config.init,
+            first_order=config.first_order,
+        )
+    if config.model in ("autodecoder", "hypernet"):
+        return MODELS[config.model](
+            shapes=n_shapes,
+            latent=config.latent,
+            hidden=config.hidden,
+            depth=config.depth,
+            init=config.init,
+            test_iters=config.test_iters,
+        )
+    return MODELS["cnp"](latent=config.latent, hidden=config.hidden, depth=config.depth, init=config.init)
+
+
+def _save(path: Path, model, optimizer, step: int, generator: torch.Generator, config: TrainConfig) -> None:
+    state = {
+        "model": config.model,
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "step": step,
+        "generator_state": generator.get_state(),
+        "config": asdict(config),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a kill during the save never leaves a torn checkpoint
+
+
+def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no checkpoint; train first (sdfkit train ... -o {path.parent})") from None
+    except Exception as exc:
+        raise InputError(
+            f"{path}: not a sdfkit checkpoint ({type(exc).__name__}); retrain or pick another run"
+        ) from None
+    if not isinstance(state, dict) or "model_state" not in state:
+        raise InputError(f"{path}: not a sdfkit checkpoint; retrain or pick another run")
+    if model_name is not None and state.get("model") != model_name:
+        raise InputError(f"{path}: a checkpoint of model {state.get('model')!r}, but the run asks for {model_name!r}")
+    return state
+
+
+def load_run(run_dir: Path, *, device="cpu") -> tuple[TrainConfig, torch.nn.Module, dict]:
+    """The config and trained model of a run folder (for evaluation)."""
+    run_dir = Path(run_dir)
+    config = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
+    if config is None:
+        raise InputError(f"{run_dir}: no config.json; not a run folder of sdfkit train")
+    state = load_checkpoint(run_dir / "checkpoint.pt", model_name=config.model)
+    n_shapes = state["model_state"]["codes.weight"].shape[0] if "codes.weight" in state["model_state"] else 0
+    model = build_model(config, n_shapes)
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as exc:
+        raise InputError(
+            f"{run_dir / 'checkpoint.pt'}: does not fit the config's model ({str(exc).splitlines()[0]})"
+        ) from None
+    return config, model.to(device).eval(), state
+
+
+def train(
+    store,
+    run_dir: Path,
+    config: TrainConfig,
+    *,
+    device="cpu",
+    resume: bool = False,
+    time_limit: float | None = None,
+    progress: Callable[[int, int, float, float], None] | None = None,
+    shapes: Shapes2D | None = None,
+) -> dict:
+    """Train (or continue) a run; returns {"step", "loss", "stopped"} with stopped in
+    ``done``, ``time-limit`` or ``interrupted``.
+
+    progress : called as ``progress(step, total, loss, steps_per_second)`` after each step.
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device)
+    shapes = shapes if shapes is not None else load_shapes(store, config.split, limit=config.limit)
+    torch.manual_seed(config.seed)
+    model = build_model(config, len(shapes)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    step = 0
+    checkpoint = run_dir / "checkpoint.pt"
+    if resume:
+        saved = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
+        if saved is not None and replace(saved, steps=config.steps) != replace(config, steps=config.steps):
+            raise InputError(
+                f"{run_dir}: was trained with another config; --resume needs the same one (see its config.json)"
+            )
+        state = load_checkpoint(checkpoint, model_name=config.model)
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        generator.set_state(state["generator_state"])
+        step = int(state["step"])
+    elif checkpoint.exists():
+        raise InputError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another -o")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    metrics_path = run_dir / "metrics.csv"
+    new_file = not metrics_path.exists() or not resume
+    metrics = metrics_path.open("w" if new_file else "a", newline="")
+    writer = csv.writer(metrics)
+    if new_file:
+        writer.writerow(["step", "loss", "seconds", "steps_per_second"])
+    board = _tensorboard(run_dir)
+
+    start, last, stopped, loss_value = time.perf_counter(), time.perf_counter(), "done", math.nan
+    try:
+        while step < config.steps:
+            index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
+            batch = make_batch(
+                shapes,
+                index,
+                context=config.context,
+                context_points=config.context_points,
+                generator=generator,
+                device=device,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(batch)
+            loss.backward()
+            if config.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            optimizer.step()
+            step += 1
+            loss_value = float(loss.detach())
+            now = time.perf_counter()
+            rate = 1.0 / max(now - last, 1e-9)
+            last = now
+            if progress:
+                progress(step, config.steps, loss_value, rate)
+            if step % config.log_every == 0 or step == config.steps:
+                writer.writerow([step, f"{loss_value:.6g}", f"{now - start:.2f}", f"{rate:.3f}"])
+                metrics.flush()
+                if board is not None:
+                    board.add_scalar("loss", loss_value, step)
+            if step % config.checkpoint_every == 0:
+                _save(checkpoint, model, optimizer, step, generator, config)
+            if time_limit is not None and now - start >= time_limit * 60 and step < config.steps:
+                stopped = "time-limit"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        _save(checkpoint, model, optimizer, step, generator, config)
+        metrics.close()
+        if board is not None:
+            board.close()
+    return {"step": step, "loss": loss_value, "stopped": stopped}
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir / "tb"))

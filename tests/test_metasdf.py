@@ -1,0 +1,207 @@
+"""metasdf: the batched inner loop against a per-task float64 reference, every model trains and
+evaluates, training helps, resume is exact, and bad input is refused cleanly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from test_cli import assert_user_error, sdfkit
+from torch.nn import functional as F
+
+from metasdf.data import load_shapes, make_batch
+from metasdf.evaluate import evaluate
+from metasdf.models import MetaSDF
+from metasdf.train import TrainConfig, build_model, load_run, train
+from sdfkit.errors import FormatError, InputError, SdfkitError
+from sdfkit.sources import mnist
+
+TINY = TrainConfig(
+    batch_size=4, hidden=32, context_points=64, inner_steps=2, steps=2, test_iters=5, latent=16, log_every=1, limit=24
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "mnist.zarr"
+    config = mnist.MnistConfig(resolution=32, surface_points=256, limit=80, val_size=16)
+    mnist.prepare_mnist(out, config, workers=1)
+    return out
+
+
+def _reference_inner_loop(weights, lrs, x, y, steps):
+    """One task at a time, float64, plain F.linear: the specification the batched code must meet."""
+    fast = list(weights)
+    for step in range(steps):
+        h = x
+        for i in range(0, len(fast), 2):
+            h = F.linear(h, fast[i], fast[i + 1])
+            if i < len(fast) - 2:
+                h = F.relu(h)
+        loss = (h - y).abs().mean()
+        grads = torch.autograd.grad(loss, fast, create_graph=True)
+        fast = [w - lr[step].clamp(min=0) * g for w, lr, g in zip(fast, lrs, grads, strict=True)]
+    return fast
+
+
+def test_batched_inner_loop_matches_a_per_task_float64_reference():
+    torch.manual_seed(0)
+    model = MetaSDF(hidden=24, depth=3, steps=3, lr_init=0.05).double()
+    with torch.no_grad():  # learned rates that differ per parameter and per step
+        for lr in model.lrs:
+            lr.uniform_(0.01, 0.2)
+    tasks, points = 3, 40
+    cx, cy = (
+        torch.rand(tasks, points, 2, dtype=torch.float64) * 2 - 1,
+        torch.rand(tasks, points, 1, dtype=torch.float64) - 0.5,
+    )
+    tx, ty = torch.rand(tasks, 50, 2, dtype=torch.float64) * 2 - 1, torch.rand(tasks, 50, 1, dtype=torch.float64) - 0.5
+    batch = {"context_x": cx, "context_y": cy, "target_x": tx, "target_y": ty}
+
+    fast = model.specialize(cx, cy)
+    meta = list(model.parameters())
+    outer = model.loss(batch)
+    batched_grads = torch.autograd.grad(outer, meta)
+
+    reference_total = 0.0
+    for t in range(tasks):
+        ref = _reference_inner_loop(list(model.weights), list(model.lrs), cx[t], cy[t], 3)
+        for got, want in zip(fast, ref, strict=True):
+            torch.testing.assert_close(got[t], want, rtol=1e-6, atol=1e-12)
+        h = tx[t]
+        for i in range(0, len(ref), 2):
+            h = F.linear(h, ref[i], ref[i + 1])
+            h = F.relu(h) if i < len(ref) - 2 else h
+        reference_total = reference_total + (h - ty[t]).abs().mean() / tasks
+    reference_grads = torch.autograd.grad(reference_total, meta)
+    for got, want in zip(batched_grads, reference_grads, strict=True):
+        relative = (got - want).norm() / want.norm().clamp(min=1e-30)
+        assert relative < 1e-6
+
+
+def test_first_order_drops_second_order_terms_only():
+    torch.manual_seed(1)
+    second = MetaSDF(hidden=16, steps=2).double()
+    first = MetaSDF(hidden=16, steps=2, first_order=True).double()
+    first.load_state_dict(second.state_dict())
+    batch = {
+        k: torch.rand(2, 30, d, dtype=torch.float64)
+        for k, d in (("context_x", 2), ("context_y", 1), ("target_x", 2), ("target_y", 1))
+    }
+    g2 = torch.autograd.grad(second.loss(batch), second.weights[0])[0]
+    g1 = torch.autograd.grad(first.loss(batch), first.weights[0])[0]
+    assert not torch.allclose(g1, g2) and torch.isfinite(g1).all()
+    # at test time both specialize identically
+    with torch.no_grad():
+        torch.testing.assert_close(second.reconstruct(batch), first.reconstruct(batch))
+
+
+def test_dense_and_levelset_batches(store):
+    shapes = load_shapes(store, "train")
+    g = torch.Generator().manual_seed(0)
+    dense = make_batch(shapes, torch.tensor([0, 3]), context="dense", context_points=100, generator=g)
+    assert dense["context_x"].shape == (2, 100, 2) and dense["target_x"].shape == (2, 32 * 32 - 100, 2)
+    # a context value is the grid's value at that cell: cell (i, j) sits at (x_j, y_i)
+    x, y = dense["context_x"][0, 0].tolist()
+    j, i = int(round(((x + 1) * 32 - 1) / 2)), int(round(((y + 1) * 32 - 1) / 2))
+    assert dense["context_y"][0, 0, 0] == shapes.grids[0].reshape(32, 32)[i, j]
+    level = make_batch(shapes, torch.tensor([1]), context="levelset", context_points=50, generator=g)
+    assert (level["context_y"] == 0).all() and level["target_x"].shape == (1, 1024, 2)
+
+
+@pytest.mark.parametrize("model", ["metasdf", "autodecoder", "hypernet", "cnp"])
+@pytest.mark.parametrize("context", ["dense", "levelset"])
+def test_every_model_trains_two_steps_and_evaluates(store, tmp_path, model, context):
+    config = dataclasses.replace(TINY, model=model, context=context)
+    result = train(store, tmp_path / "run", config)
+    assert result["step"] == 2 and result["stopped"] == "done"
+    (tmp_path / "run" / "data.json").write_text(json.dumps({"store": str(store)}))
+    report = evaluate(tmp_path / "run", split="test", limit=8)
+    assert report["shapes"] == 8 and report["l1_mean"] > 0 and report["trained_steps"] == 2
+    assert all(
+        (tmp_path / "run" / p).exists() for p in ("config.json", "checkpoint.pt", "metrics.csv", "eval-test.json")
+    )
+
+
+def test_a_short_run_lowers_held_out_error(store, tmp_path):
+    config = dataclasses.replace(
+        TINY, hidden=64, batch_size=8, context_points=256, inner_steps=3, steps=1, lr=1e-3, limit=None
+    )
+    train(store, tmp_path / "r", config)
+    before = evaluate(tmp_path / "r", store, split="val", figures=False)["l1_mean"]
+    train(store, tmp_path / "r", dataclasses.replace(config, steps=150), resume=True)
+    after = evaluate(tmp_path / "r", store, split="val", figures=False)
+    assert after["l1_mean"] < 0.7 * before
+    assert after["l1_mean"] < after["mean_shape_l1"]
+
+
+def test_resume_equals_an_uninterrupted_run(store, tmp_path):
+    config = dataclasses.replace(TINY, steps=6)
+    straight = train(store, tmp_path / "a", config)
+    train(store, tmp_path / "b", dataclasses.replace(config, steps=3))
+    resumed = train(store, tmp_path / "b", config, resume=True)
+    assert resumed["loss"] == straight["loss"]
+    a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["model_state"] for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 1 + 6
+    assert [r.split(",")[1] for r in rows[1:]] == [
+        r.split(",")[1] for r in (tmp_path / "a" / "metrics.csv").read_text().splitlines()[1:]
+    ]
+
+
+def test_time_limit_stops_and_saves(store, tmp_path):
+    result = train(store, tmp_path / "t", dataclasses.replace(TINY, steps=10_000), time_limit=0.0)
+    assert result["stopped"] == "time-limit" and result["step"] == 1
+    assert torch.load(tmp_path / "t" / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_bad_input(store, tmp_path):
+    train(store, tmp_path / "m", TINY)
+    with pytest.raises(InputError, match="holds a run already"):
+        train(store, tmp_path / "m", TINY)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "model": "cnp"}))
+    with pytest.raises(InputError, match="checkpoint of model 'metasdf'"):
+        load_run(tmp_path / "m")
+    with pytest.raises(InputError, match="unknown model"):
+        build_model(dataclasses.replace(TINY, model="nerf"), 1)
+    shapes_store = tmp_path / "s.zarr"
+    from sdfkit.store import ShapeMeta, create_store, mark_complete
+
+    group = create_store(
+        shapes_store,
+        kind="shapenet",
+        metas=[ShapeMeta("a", "x", -1, "train")],
+        specs=[],
+        parameters={},
+        source={},
+        shard_size=1,
+    )
+    group["meta/status"][:] = 1
+    mark_complete(group, {})
+    with pytest.raises(FormatError, match="needs a 'mnist' store"):
+        load_shapes(shapes_store, "train")
+    if not torch.cuda.is_available():
+        from metasdf.train import resolve_device
+
+        with pytest.raises(SdfkitError, match="no usable CUDA"):
+            resolve_device("cuda")
+
+
+def test_cli_train_eval_and_errors(store, tmp_path):
+    run = tmp_path / "cli"
+    out = sdfkit("train", store, "--model", "cnp", "--context", "levelset", "-o", run, "--steps", 3)
+    assert "step 3 of" in out.stdout
+    report = json.loads(sdfkit("eval", run, "--split", "val", "--json").stdout)
+    assert report["model"] == "cnp" and report["split"] == "val" and (run / "eval-val-reconstructions.png").exists()
+    assert_user_error(sdfkit("train", store, "-o", run, "--steps", 3, check=False), "pass --resume")
+    if not torch.cuda.is_available():
+        assert_user_error(
+            sdfkit("train", store, "-o", tmp_path / "g", "--device", "cuda", check=False), "no usable CUDA"
+        )
+    assert_user_error(sdfkit("eval", tmp_path / "nothing", check=False), "no config.json")
+    for command in ("train", "eval"):
+        assert "Example" in sdfkit(command, "--help").stdout
