@@ -397,7 +397,8 @@ def train_command(
     """Train MetaSDF (or a baseline) on a 2D store made by prepare-mnist.
 
     Ctrl-C or --time-limit saves a checkpoint; --resume continues it, and with the same seed gives
-    the same losses as an uninterrupted run.
+    the same losses as an uninterrupted run. Under torchrun every process trains on its own tasks
+    with DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 logs and saves.
 
     \b
     Examples:
@@ -405,6 +406,7 @@ def train_command(
       sdfkit train mnist.zarr --model cnp --context levelset -o runs/cnp-ls --time-limit 10
       sdfkit train mnist.zarr -o runs/metasdf-dense --resume --steps 6000
       sdfkit train full.zarr --preset paper --device cuda -o runs/paper
+      torchrun --nproc_per_node 4 -m cli.main train full.zarr --preset paper -o runs/paper4
     """
     import dataclasses
     import json as _json
@@ -420,9 +422,18 @@ def train_command(
     overrides = {k: v for k, v in {"steps": steps, "seed": seed, "first_order": first_order}.items() if v is not None}
     config = dataclasses.replace(config, **overrides)
     target = training.resolve_device(device)
+    import os
+
     from tqdm import tqdm
 
-    bar = tqdm(total=config.steps, desc=f"train {config.model}/{config.context}", unit="step", dynamic_ncols=True)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, only rank 0 talks
+    bar = tqdm(
+        total=config.steps,
+        desc=f"train {config.model}/{config.context}",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not main_process,
+    )
     _open_bars.append(bar)
 
     def progress(step, total, loss, rate):
@@ -436,6 +447,8 @@ def train_command(
     )
     bar.close()
     _open_bars.remove(bar)
+    if not main_process:
+        return
     (run_dir / "data.json").write_text(_json.dumps({"store": str(Path(data).resolve())}))
     click.echo(
         f"train: {config.model}/{config.context} on {target}: step {result['step']} of {config.steps}, loss {result['loss']:.5f} ({result['stopped']})"

@@ -113,6 +113,9 @@ class MetaSDF(nn.Module):
                 history.append(fast)
         return (fast, history) if trace else fast
 
+    def forward(self, batch):  # the training loss: what DistributedDataParallel calls
+        return self.loss(batch)
+
     def loss(self, batch):
         fast = self.specialize(batch["context_x"], batch["context_y"])
         return F.l1_loss(batched_mlp(batch["target_x"], fast), batch["target_y"])
@@ -146,6 +149,9 @@ class AutoDecoder(nn.Module):
 
     def decode(self, x, z):
         return self.decoder(x, z)
+
+    def forward(self, batch):
+        return self.loss(batch)
 
     def loss(self, batch):
         z = self.codes(batch["index"])
@@ -207,6 +213,9 @@ class ConditionalNP(nn.Module):
 
     def encode(self, context_x, context_y):
         return self.encoder(torch.cat([context_x, context_y], dim=2)).mean(dim=1)
+
+    def forward(self, batch):
+        return self.loss(batch)
 
     def loss(self, batch):
         return F.l1_loss(self.reconstruct(batch), batch["target_y"])

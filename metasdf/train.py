@@ -146,13 +146,14 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
     return MODELS["cnp"](latent=config.latent, hidden=config.hidden, depth=config.depth, init=config.init)
 
 
-def _save(path: Path, model, optimizer, step: int, generator: torch.Generator, config: TrainConfig) -> None:
+def _save(path: Path, model, optimizer, step: int, generator_states: list, config: TrainConfig) -> None:
     state = {
         "model": config.model,
         "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict(),
         "step": step,
-        "generator_state": generator.get_state(),
+        "generator_state": generator_states[0],
+        "generator_states": generator_states,  # one per process of a distributed run
         "config": asdict(config),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -211,12 +212,13 @@ def train(
     progress : called as ``progress(step, total, loss, steps_per_second)`` after each step.
     """
     run_dir = Path(run_dir)
-    device = torch.device(device)
+    dist_info, device = _distributed(torch.device(device))
     shapes = shapes if shapes is not None else load_shapes(store, config.split, limit=config.limit)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the same initial weights in every process
     model = build_model(config, len(shapes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
+    # each process draws its own tasks: rank r uses stream r of the seed
+    generator = torch.Generator().manual_seed(config.seed + 1_000_003 * dist_info.rank)
     step = 0
     checkpoint = run_dir / "checkpoint.pt"
     if resume:
@@ -228,20 +230,41 @@ def train(
         state = load_checkpoint(checkpoint, model_name=config.model)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
-        generator.set_state(state["generator_state"])
+        states = state.get("generator_states") or [state["generator_state"]]
+        if len(states) != dist_info.world:
+            raise InputError(f"{run_dir}: was trained with {len(states)} processes; resume it with as many")
+        generator.set_state(states[dist_info.rank])
         step = int(state["step"])
     elif checkpoint.exists():
         raise InputError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another -o")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    if dist_info.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
 
-    metrics_path = run_dir / "metrics.csv"
-    new_file = not metrics_path.exists() or not resume
-    metrics = metrics_path.open("w" if new_file else "a", newline="")
-    writer = csv.writer(metrics)
-    if new_file:
-        writer.writerow(["step", "loss", "seconds", "steps_per_second"])
-    board = _tensorboard(run_dir)
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        trained = model
+    main = dist_info.main  # only the first process logs and saves
+    metrics = writer = board = None
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        metrics_path = run_dir / "metrics.csv"
+        new_file = not metrics_path.exists() or not resume
+        metrics = metrics_path.open("w" if new_file else "a", newline="")
+        writer = csv.writer(metrics)
+        if new_file:
+            writer.writerow(["step", "loss", "seconds", "steps_per_second"])
+        board = _tensorboard(run_dir)
+
+    def save():
+        states = [generator.get_state()]
+        if dist_info.world > 1:
+            import torch.distributed as dist
+
+            states = [None] * dist_info.world
+            dist.all_gather_object(states, generator.get_state())
+        if main:
+            _save(checkpoint, model, optimizer, step, states, config)
 
     start, last, stopped, loss_value = time.perf_counter(), time.perf_counter(), "done", math.nan
     try:
@@ -256,7 +279,7 @@ def train(
                 device=device,
             )
             optimizer.zero_grad(set_to_none=True)
-            loss = _accumulate(model, batch, config.micro_batch)
+            loss = _accumulate(trained, batch, config.micro_batch)
             if config.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
@@ -265,39 +288,88 @@ def train(
             now = time.perf_counter()
             rate = 1.0 / max(now - last, 1e-9)
             last = now
-            if progress:
+            if progress and main:
                 progress(step, config.steps, loss_value, rate)
-            if step % config.log_every == 0 or step == config.steps:
+            if main and (step % config.log_every == 0 or step == config.steps):
                 writer.writerow([step, f"{loss_value:.6g}", f"{now - start:.2f}", f"{rate:.3f}"])
                 metrics.flush()
                 if board is not None:
                     board.add_scalar("loss", loss_value, step)
             if step % config.checkpoint_every == 0:
-                _save(checkpoint, model, optimizer, step, generator, config)
-            if time_limit is not None and now - start >= time_limit * 60 and step < config.steps:
+                save()
+            if time_limit is not None and _agree(now - start >= time_limit * 60, dist_info) and step < config.steps:
                 stopped = "time-limit"
                 break
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
-        _save(checkpoint, model, optimizer, step, generator, config)
-        metrics.close()
+        save()
+        if metrics is not None:
+            metrics.close()
         if board is not None:
             board.close()
     return {"step": step, "loss": loss_value, "stopped": stopped}
 
 
 def _accumulate(model, batch, micro_batch: int | None) -> torch.Tensor:
-    """Backward the batch's mean loss in slices of ``micro_batch`` tasks; returns the loss."""
+    """Backward the batch's mean loss in slices of ``micro_batch`` tasks; returns the loss.
+
+    ``model`` may be wrapped in DistributedDataParallel: gradients are then averaged over the
+    processes once, after the last slice.
+    """
+    import contextlib
+
     tasks = batch["context_x"].shape[0]
     size = tasks if not micro_batch else micro_batch
+    starts = list(range(0, tasks, size))
     total = torch.zeros(())
-    for start in range(0, tasks, size):
+    for start in starts:
         part = {k: v[start : start + size] for k, v in batch.items()}
-        loss = model.loss(part) * (part["context_x"].shape[0] / tasks)  # every task weighs the same
-        loss.backward()
+        quiet = model.no_sync() if hasattr(model, "no_sync") and start != starts[-1] else contextlib.nullcontext()
+        with quiet:
+            loss = model(part) * (part["context_x"].shape[0] / tasks)  # every task weighs the same
+            loss.backward()
         total = total + loss.detach().cpu()
     return total
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _distributed(device: torch.device) -> tuple[_Dist, torch.device]:
+    """Join the process group torchrun set up (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), device
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    return _Dist(dist.get_rank(), dist.get_world_size()), device
+
+
+def _agree(flag: bool, dist_info: _Dist) -> bool:
+    """The same decision in every process (the first one's clock decides)."""
+    if dist_info.world <= 1:
+        return flag
+    import torch.distributed as dist
+
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.broadcast(value, src=0)
+    return bool(value.item())
 
 
 def _tensorboard(run_dir: Path):

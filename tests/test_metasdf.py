@@ -191,6 +191,67 @@ def test_bad_input(store, tmp_path):
             resolve_device("cuda")
 
 
+def test_torchrun_distributed_data_parallel(store, tmp_path):
+    """Two real processes (torchrun, gloo on CPU): rank 0 saves, every rank's batch stream is
+    kept, resume needs the same number of processes."""
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(dataclasses.asdict(dataclasses.replace(TINY, steps=3))))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+
+    def torchrun(*extra, processes=2):
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                str(processes),
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                str(port),
+                "-m",
+                "cli.main",
+                "train",
+                str(store),
+                "-o",
+                str(run),
+                "--config",
+                str(config),
+                "--device",
+                "cpu",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+            timeout=300,
+        )
+
+    first = torchrun()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.count("train: metasdf/dense") == 1  # rank 0 alone reports
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3 and len(state["generator_states"]) == 2
+    assert not torch.equal(state["generator_states"][0], state["generator_states"][1])
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 3
+    more = torchrun("--resume", "--steps", "5")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 5
+    single = sdfkit("train", store, "-o", run, "--resume", "--steps", 7, check=False)
+    assert_user_error(single, "trained with 2 processes")
+
+
 def test_cli_train_eval_and_errors(store, tmp_path):
     run = tmp_path / "cli"
     out = sdfkit("train", store, "--model", "cnp", "--context", "levelset", "-o", run, "--steps", 3)
