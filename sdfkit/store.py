@@ -14,7 +14,6 @@ last, so a run killed at any point leaves a store that says it is unfinished.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -100,10 +99,6 @@ def _local_path(url: str | Path) -> Path | None:
     if "://" in text and not text.startswith("file://"):
         return None
     return Path(text.removeprefix("file://"))
-
-
-def _describe(url) -> str:
-    return str(url)
 
 
 def open_store(url: str | Path, *, mode: str = "r") -> zarr.Group:
@@ -346,10 +341,6 @@ def mark_complete(group: zarr.Group, summary: Mapping[str, Any]) -> None:
     info["finished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     info["summary"] = dict(summary)
     group.attrs["sdfkit"] = info
-
-
-def shard_count(n: int, shard_size: int) -> int:
-    return math.ceil(n / shard_size)
 
 
 def as_str(values) -> np.ndarray:

@@ -252,6 +252,51 @@ def test_torchrun_distributed_data_parallel(store, tmp_path):
     assert_user_error(single, "trained with 2 processes")
 
 
+def test_ctrl_c_saves_a_checkpoint_that_resumes(store, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    config = tmp_path / "long.json"
+    config.write_text(json.dumps(dataclasses.asdict(dataclasses.replace(TINY, steps=1_000_000))))
+    run = tmp_path / "int"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "train",
+            str(store),
+            "-o",
+            str(run),
+            "--config",
+            str(config),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not ((run / "metrics.csv").exists() and len((run / "metrics.csv").read_text().splitlines()) > 3):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "--resume" in err
+    step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert step >= 3
+    more = sdfkit("train", store, "-o", run, "--resume", "--steps", step + 2)
+    assert f"step {step + 2} of {step + 2}" in more.stdout
+
+
 def test_cli_train_eval_and_errors(store, tmp_path):
     run = tmp_path / "cli"
     out = sdfkit("train", store, "--model", "cnp", "--context", "levelset", "-o", run, "--steps", 3)
