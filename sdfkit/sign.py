@@ -219,7 +219,7 @@ def _pseudonormals(vertices: np.ndarray, faces: np.ndarray, edge_id: np.ndarray)
 
 
 def winding_numbers(
-    surface: OuterSurface, points: np.ndarray, *, rays: int = 64, rng: np.random.Generator | None = None
+    surface: OuterSurface, points: np.ndarray, *, rays: int = 64, rng: np.random.Generator | None = None, scene=None
 ) -> np.ndarray:
     """Generalized winding number (n,) of an oriented surface at ``points``, estimated from the
     signed crossings of ``rays`` rays per point (evenly spread directions, randomly rotated per
@@ -228,7 +228,7 @@ def winding_numbers(
     points = np.asarray(points, dtype=np.float64)
     if len(points) == 0:
         return np.zeros(0)
-    scene = _scene(surface.vertices, surface.faces)
+    scene = scene if scene is not None else _scene(surface.vertices, surface.faces)
     tri = surface.vertices[surface.faces]
     face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     directions = np.einsum("pij,kj->pki", _random_rotations(len(points), rng), fibonacci_directions(rays))
@@ -277,5 +277,5 @@ def signed_distance(
     rim = on_edge & boundary[face, (np.argmax(small, axis=1) + 1) % 3]
     doubtful = surface.sheet[face] | (rim & tangent)
     if doubtful.any():
-        inside[doubtful] = winding_numbers(surface, points[doubtful], rng=rng) > 0.5
+        inside[doubtful] = winding_numbers(surface, points[doubtful], rng=rng, scene=scene) > 0.5
     return np.where(inside, -distance, distance)

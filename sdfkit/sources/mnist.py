@@ -343,7 +343,7 @@ def _split_train_val(n: int, config: MnistConfig) -> np.ndarray:
     return mask
 
 
-def _select(images, labels, digits, limit):
+def _select(labels, digits, limit):
     index = np.nonzero(np.isin(labels, digits))[0]
     return index[:limit] if limit is not None else index
 
@@ -354,8 +354,8 @@ def plan_mnist(digits: MnistDigits, config: MnistConfig) -> tuple[list[ShapeMeta
     train_digits, test_digits = all_digits, all_digits
     if config.variant == "unseen-digits":
         train_digits, test_digits = list(range(6)), list(range(6, 10))
-    train_index = _select(digits.train_images, digits.train_labels, train_digits, config.limit)
-    test_index = _select(digits.test_images, digits.test_labels, test_digits, config.limit)
+    train_index = _select(digits.train_labels, train_digits, config.limit)
+    test_index = _select(digits.test_labels, test_digits, config.limit)
     val_mask = _split_train_val(len(train_index), config)
 
     groups = [  # (split, source split name, source indices)
