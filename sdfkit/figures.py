@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_shape_2d", "save_contact_sheet"]
+__all__ = ["plot_shape_2d", "save_contact_sheet", "plot_shape_3d", "plot_renders", "slice_points"]
 
 
 def _pyplot():
@@ -18,21 +18,23 @@ def _pyplot():
     return plt
 
 
-def _draw_levels(ax, grid: np.ndarray, title: str) -> None:
+def _draw_levels(ax, grid: np.ndarray, title: str, *, upward: bool = False) -> None:
+    """Level sets of a square grid over [-1, 1]^2; row 0 at the top (2D stores: y grows
+    downward), or at the bottom with ``upward`` (slices of 3D shapes)."""
     r = grid.shape[0]
-    extent = (-1, 1, 1, -1)  # rows top to bottom: y grows downward, as in the store
+    extent = (-1, 1, -1, 1) if upward else (-1, 1, 1, -1)
     from matplotlib.colors import TwoSlopeNorm
 
     low, high = float(np.nanmin(grid)), float(np.nanmax(grid))
     norm = TwoSlopeNorm(vcenter=0.0, vmin=min(low, -1e-6), vmax=max(high, 1e-6))
-    ax.imshow(grid, cmap="RdBu", norm=norm, extent=extent)  # red inside, blue outside
+    ax.imshow(grid, cmap="RdBu", norm=norm, extent=extent, origin="lower" if upward else "upper")  # red inside
     centres = -1.0 + (2.0 * np.arange(r) + 1.0) / r
     levels = np.arange(-1.0, 3.0, 0.1)
     ax.contour(centres, centres, grid, levels=levels, colors="k", linewidths=0.4, alpha=0.6)
     ax.contour(centres, centres, grid, levels=[0.0], colors="k", linewidths=2.2)
     ax.set_title(title)
     ax.set_xlim(-1, 1)
-    ax.set_ylim(1, -1)
+    ax.set_ylim((-1, 1) if upward else (1, -1))
     ax.set_aspect("equal")
 
 
@@ -96,6 +98,104 @@ def save_contact_sheet(shapes: list[dict], path: str | Path, *, columns: int = 8
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+SLICES = (("x = 0", 2, 1), ("y = 0", 0, 2), ("z = 0", 0, 1))
+"""Axis-plane slices: (title, axis drawn horizontally, axis drawn vertically)."""
+
+
+def slice_points(resolution: int) -> np.ndarray:
+    """(3, R, R, 3) points of the three axis-plane slices of [-1, 1]^3 (see :data:`SLICES`):
+    ``points[s, row, column]``, rows from the bottom up."""
+    axis = -1.0 + (2.0 * np.arange(resolution) + 1.0) / resolution
+    cols, rows = np.meshgrid(axis, axis)  # rows vary along the first index
+    points = np.zeros((3, resolution, resolution, 3))
+    for s, (_, horizontal, vertical) in enumerate(SLICES):
+        points[s, ..., horizontal] = cols
+        points[s, ..., vertical] = rows
+    return points
+
+
+def plot_shape_3d(shape: dict, path: str | Path, *, slices: np.ndarray | None = None, max_points: int = 6000) -> Path:
+    """Save a figure of one 3D shape: SDF slices through the three axis planes (zero level bold)
+    and its surface samples as points coloured by their normals.
+
+    slices : (3, R, R) SDF values at :func:`slice_points`; without them, the SDF samples within
+        0.02 of each plane are scattered, coloured by value.
+    """
+    plt = _pyplot()
+    fig = plt.figure(figsize=(16, 4.4), dpi=100)
+    names = "xyz"
+    for s, (title, horizontal, vertical) in enumerate(SLICES):
+        ax = fig.add_subplot(1, 4, s + 1)
+        if shape.get("status", 1) != 1:
+            ax.text(0, 0, f"failed:\n{shape['error']}", ha="center", va="center", wrap=True)
+        elif slices is not None:
+            _draw_levels(ax, slices[s], f"SDF on {title}, zero level bold", upward=True)
+        else:
+            from matplotlib.colors import TwoSlopeNorm
+
+            points, values = shape["sdf/points"], shape["sdf/values"]
+            near = np.abs(points[:, 3 - horizontal - vertical]) < 0.02
+            norm = TwoSlopeNorm(vcenter=0.0, vmin=min(values.min(), -1e-6), vmax=max(values.max(), 1e-6))
+            ax.scatter(points[near, horizontal], points[near, vertical], c=values[near], cmap="RdBu", norm=norm, s=2)
+            ax.set_title(f"SDF samples within 0.02 of {title}")
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel(names[horizontal])
+        ax.set_ylabel(names[vertical])
+    ax = fig.add_subplot(1, 4, 4, projection="3d")
+    if shape.get("status", 1) == 1:
+        points, normals = shape["surface/points"], shape["surface/normals"]
+        step = max(1, len(points) // max_points)
+        p, n = points[::step], normals[::step]
+        # y is up in ShapeNet: draw (x, z, y)
+        ax.scatter(p[:, 0], p[:, 2], p[:, 1], c=np.clip((n + 1) / 2, 0, 1), s=1.5, depthshade=False)
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+        ax.set_zlim(-1, 1)
+        ax.set_xlabel("x")
+        ax.set_ylabel("z")
+        ax.set_zlabel("y (up)")
+        ax.set_title(f"surface samples ({len(p)} of {len(points)}),\ncolour = normal", fontsize=10)
+    fig.suptitle(f"{shape['id']} ({shape['category'] or 'no category'}, {shape['split']})")
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_renders(shape: dict, path: str | Path, *, views: int = 8) -> Path:
+    """Save a contact sheet of one shape's renders: a row per stored mode, a column per view."""
+    plt = _pyplot()
+    modes = [m for m in ("shaded", "normal", "depth", "silhouette") if f"render/{m}" in shape]
+    count = min(views, len(shape[f"render/{modes[0]}"]))
+    fig, axes = plt.subplots(len(modes), count, figsize=(1.6 * count, 1.7 * len(modes)), dpi=100, squeeze=False)
+    for row, mode in enumerate(modes):
+        images = shape[f"render/{mode}"]
+        for v in range(count):
+            ax = axes[row, v]
+            if mode == "depth":
+                depth = np.where(images[v] > 0, images[v], np.nan)
+                ax.imshow(depth, cmap="viridis_r")
+            else:
+                ax.imshow(images[v], cmap="gray" if images[v].ndim == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if v == 0:
+                ax.set_ylabel(mode)
+            if row == 0:
+                ax.set_title(f"view {v}", fontsize=8)
+    fig.suptitle(f"{shape['id']} ({shape['category'] or 'no category'})")
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def _save(fig, path, plt) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -37,6 +37,8 @@ class ShardTask:
     jobs: Sequence[Any]
     process: Callable[[Any], dict]
     specs: Sequence[ArraySpec]
+    prefix: str = "meta"
+    """Where the shard's status and error columns are: ``<prefix>/status``, ``<prefix>/error``."""
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _write(task: ShardTask, outcomes: Sequence[tuple[dict | None, str | None]]) 
             blocks[spec.name][row] = spec.fill_value
         report.failed += 1
         report.errors.append((str(getattr(task.jobs[row], "id", row)), error))
-    write_shard(_open(task.url), task.shard, blocks, status, errors)
+    write_shard(_open(task.url), task.shard, blocks, status, errors, task.prefix)
     return report
 
 

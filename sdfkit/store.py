@@ -36,6 +36,7 @@ __all__ = [
     "ArraySpec",
     "ShapeMeta",
     "create_store",
+    "create_array",
     "open_store",
     "prepare_store",
     "shard_ranges",
@@ -172,16 +173,7 @@ def create_store(
         # the next run recreates
         group.attrs["sdfkit"] = info
         for spec in (*META_SPECS, *specs):
-            column = spec.shape == ()
-            group.create_array(
-                spec.name,
-                shape=(n, *spec.shape),
-                chunks=(shard_size,) if column else (1, *spec.shape),
-                shards=None if column else (shard_size, *spec.shape),
-                dtype=str if spec.dtype == "str" else spec.dtype,
-                fill_value=spec.fill_value,
-                compressors=_compressor(spec.dtype),
-            )
+            create_array(group, spec, n, shard_size)
         group["meta/id"][:] = np.array(ids, dtype=object)
         group["meta/category"][:] = np.array([m.category for m in metas], dtype=object)
         group["meta/label"][:] = np.array([m.label for m in metas], dtype=np.int64)
@@ -192,6 +184,21 @@ def create_store(
         raise StoreError(f"{url}: cannot create the store ({exc}); choose another -o path") from None
     group.attrs["sdfkit"] = {**info, "initialized": True}
     return group
+
+
+def create_array(group: zarr.Group, spec: ArraySpec, n: int, shard_size: int, *, overwrite: bool = False):
+    """One per-shape array with the layout of format v1 (see docs/format.md, Layout)."""
+    column = spec.shape == ()
+    return group.create_array(
+        spec.name,
+        shape=(n, *spec.shape),
+        chunks=(shard_size,) if column else (1, *spec.shape),
+        shards=None if column else (shard_size, *spec.shape),
+        dtype=str if spec.dtype == "str" else spec.dtype,
+        fill_value=spec.fill_value,
+        compressors=_compressor(spec.dtype),
+        overwrite=overwrite,
+    )
 
 
 def _differences(old: Mapping, new: Mapping) -> list[str]:
@@ -285,9 +292,13 @@ def _delete(url) -> None:
         zarr.open_group(str(url), mode="w")  # mode "w" clears the group's keys
 
 
-def read_status(group: zarr.Group) -> np.ndarray:
-    """``meta/status`` (n,) uint8; a shard that cannot be decoded reads as pending (0)."""
-    status = group["meta/status"]
+def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
+    """``<prefix>/status`` (n,) uint8; a shard that cannot be decoded reads as pending (0).
+
+    prefix : ``"meta"`` for the store's own rows; ``"voxels"`` for the arrays ``sdfkit voxelize``
+        adds later, which have their own status column.
+    """
+    status = group[f"{prefix}/status"]
     n = status.shape[0]
     out = np.zeros(n, dtype=np.uint8)
     for start, stop in shard_ranges(n, status.chunks[0]):
@@ -298,9 +309,9 @@ def read_status(group: zarr.Group) -> np.ndarray:
     return out
 
 
-def pending_shards(group: zarr.Group) -> list[int]:
+def pending_shards(group: zarr.Group, prefix: str = "meta") -> list[int]:
     """Indices of the shards that hold at least one pending shape."""
-    status = read_status(group)
+    status = read_status(group, prefix)
     size = group.attrs["sdfkit"]["shard_size"]
     return [k for k, (a, b) in enumerate(shard_ranges(len(status), size)) if (status[a:b] == 0).any()]
 
@@ -311,6 +322,7 @@ def write_shard(
     arrays: Mapping[str, np.ndarray],
     status: np.ndarray,
     errors: Sequence[str],
+    prefix: str = "meta",
 ) -> None:
     """Write every array's rows of one shard, then its status (the completion marker).
 
@@ -327,8 +339,8 @@ def write_shard(
             write_shard_block(array, shard, block, present=ok)  # failed rows stay absent: fill value
         else:
             array[start:stop] = block
-    group["meta/error"][start:stop] = np.array(list(errors), dtype=object)
-    group["meta/status"][start:stop] = np.asarray(status, dtype=np.uint8)
+    group[f"{prefix}/error"][start:stop] = np.array(list(errors), dtype=object)
+    group[f"{prefix}/status"][start:stop] = np.asarray(status, dtype=np.uint8)
 
 
 def mark_complete(group: zarr.Group, summary: Mapping[str, Any]) -> None:

@@ -21,9 +21,10 @@ DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kill_midway(args, out: Path, *, timeout: float = 120.0) -> None:
+def kill_midway(args, out: Path, *, timeout: float = 120.0, status: str = "meta/status") -> None:
     """Run ``sdfkit ARGS`` writing the store ``out`` and SIGKILL it (its workers too) as soon as
-    its second shard is finished, as a crash or an impatient user would."""
+    its second shard is finished (chunk 1 of the ``status`` column exists), as a crash or an
+    impatient user would."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", *map(str, args)],
@@ -34,7 +35,7 @@ def kill_midway(args, out: Path, *, timeout: float = 120.0) -> None:
     )
     try:
         deadline = time.monotonic() + timeout
-        while not (out / "meta" / "status" / "c" / "1").exists():
+        while not (out / status / "c" / "1").exists():
             assert time.monotonic() < deadline, "the run wrote no second shard in time"
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: workers die too

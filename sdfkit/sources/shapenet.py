@@ -36,6 +36,7 @@ __all__ = [
     "plan_shapenet",
     "process_mesh",
     "prepare_shapenet",
+    "mesh_paths",
 ]
 
 SHARD_SIZE = 8
@@ -257,3 +258,29 @@ def prepare_shapenet(
     return build_store(
         plan, out, workers=workers, scheduler=scheduler, isolate=True, overwrite=overwrite, progress=progress
     )
+
+
+def mesh_paths(info: dict, ids: Sequence[str], url: str, root: str | Path | None = None) -> list[str]:
+    """The mesh file of each shape of a ``shapenet`` store, from its source tree.
+
+    info : the store's ``sdfkit`` attribute; root : where the tree is now, when it moved since
+    the store was made (default: the ``source.path`` recorded in the store).
+    Raises :class:`InputError` naming the first missing mesh.
+    """
+    if info.get("kind") != "shapenet":
+        raise InputError(f"{url}: a {info.get('kind')!r} store has no meshes; give a prepare-shapenet store")
+    source = info.get("source", {})
+    root = Path(root if root is not None else source.get("path", ""))
+    if not root.is_dir():
+        raise InputError(
+            f"{url}: its meshes were in {root}, which is not there; pass --meshes with the folder they are in now"
+        )
+    _, found = find_meshes(root)
+    by_id = {shape_id: str(path) for _, shape_id, path in found}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise InputError(
+            f"{url}: {len(missing)} of its meshes are not under {root} (first: {missing[0]}); "
+            "pass --meshes with the folder the store was made from"
+        )
+    return [by_id[i] for i in ids]

@@ -1,0 +1,337 @@
+"""Re-checking a store against format v1 (``sdfkit validate``).
+
+Structure (attributes, arrays, shapes, dtypes, layout), metadata (unique ids, status and error
+columns that agree, no pending shape in a complete store), values (finite where ok, fill values
+where failed) and geometry:
+
+- ``shapenet``: the SDF is 1-Lipschitz and zero on the surface, so no sample's |SDF| may exceed its
+  distance to the nearest surface sample; and it may not fall far short of it either (a store
+  with scaled, shifted or shuffled values does); normals are unit vectors.
+- ``mnist``: the surface points lie within one grid cell of the zero level of the bilinear SDF.
+- ``renders``: silhouettes agree with depth, poses are rigid, intrinsics are pixel matrices.
+- voxel grids (``sdfkit voxelize``): occupancy is 0/1 and agrees with the voxel SDF's sign.
+
+Shapes are read one shard at a time, so any size of store can be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdfkit.errors import FormatError
+from sdfkit.store import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status, shard_ranges
+
+__all__ = ["Check", "ValidationReport", "validate_store"]
+
+_REQUIRED_KEYS = ("format_version", "kind", "created", "sdfkit_version", "source", "parameters", "shard_size", "arrays")
+_ARRAYS = {
+    "mnist": {
+        "image": "uint8",
+        "sdf/grid": "float32",
+        "surface/points": "float32",
+        "surface/normals": "float32",
+    },
+    "shapenet": {
+        "norm/offset": "float32",
+        "norm/scale": "float32",
+        "sdf/points": "float32",
+        "sdf/values": "float32",
+        "surface/points": "float32",
+        "surface/normals": "float32",
+    },
+    "renders": {"norm/offset": "float32", "norm/scale": "float32", "camera/intrinsics": "float32"},
+}
+_META = {
+    "meta/id": "str",
+    "meta/category": "str",
+    "meta/label": "int64",
+    "meta/split": "str",
+    "meta/status": "uint8",
+    "meta/error": "str",
+}
+
+
+@dataclass
+class Check:
+    name: str
+    violations: int = 0
+    checked: int = 0
+    example: str = ""
+    """The first violation, in words."""
+
+    def fail(self, message: str, count: int = 1) -> None:
+        if not self.violations:
+            self.example = message
+        self.violations += count
+
+
+@dataclass
+class ValidationReport:
+    url: str
+    kind: str = ""
+    shapes: int = 0
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.violations == 0 for c in self.checks)
+
+    def check(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        self.checks.append(Check(name))
+        return self.checks[-1]
+
+
+def _dtype_name(array) -> str:
+    dtype = array.dtype
+    return "str" if dtype.kind in "OTU" or "string" in str(dtype).lower() else str(np.dtype(dtype))
+
+
+def _structure(group, info, report: ValidationReport) -> list[str]:
+    c = report.check("attributes")
+    for key in _REQUIRED_KEYS:
+        c.checked += 1
+        if key not in info:
+            c.fail(f"the 'sdfkit' attribute has no {key!r}")
+    kind = info.get("kind")
+    if kind not in _ARRAYS:
+        c.fail(f"unknown kind {kind!r}")
+        return []
+    c = report.check("arrays")
+    expected = {**_META, **_ARRAYS[kind]}
+    listed = list(info.get("arrays", []))
+    n = group["meta/id"].shape[0] if "meta/id" in group else None
+    size = info.get("shard_size")
+    present = []
+    for name in dict.fromkeys([*expected, *listed]):
+        c.checked += 1
+        if name not in group:
+            c.fail(f"array {name} is missing")
+            continue
+        array = group[name]
+        present.append(name)
+        if name in expected and _dtype_name(array) != expected[name]:
+            c.fail(f"{name} has dtype {_dtype_name(array)}, expected {expected[name]}")
+        if n is not None and array.shape[0] != n:
+            c.fail(f"{name} has {array.shape[0]} rows, meta/id has {n}")
+        step = array.shards[0] if array.shards is not None else array.chunks[0]
+        if size and step != size:
+            c.fail(f"{name} is stored in blocks of {step} shapes, but shard_size is {size}")
+        if name not in listed and name in expected:
+            c.fail(f"{name} is not listed in the 'arrays' attribute")
+    _shapes(group, info, kind, report)
+    return present
+
+
+def _shapes(group, info, kind, report: ValidationReport) -> None:
+    c = report.check("array shapes")
+    p = info.get("parameters", {})
+    wanted = {}
+    if kind == "shapenet":
+        k, s = p.get("samples"), p.get("surface_samples")
+        wanted = {"sdf/points": (k, 3), "sdf/values": (k,), "surface/points": (s, 3), "surface/normals": (s, 3)}
+        wanted |= {"norm/offset": (3,), "norm/scale": ()}
+    elif kind == "mnist":
+        r, s = p.get("resolution"), p.get("surface_points")
+        wanted = {"sdf/grid": (r, r), "surface/points": (s, 2), "surface/normals": (s, 2)}
+    elif kind == "renders":
+        v, size = p.get("views"), p.get("size")
+        wanted = {"camera/intrinsics": (v, 3, 3), "camera/pose": (v, 4, 4), "render/depth": (v, size, size)}
+        wanted |= {"render/silhouette": (v, size, size), "render/normal": (v, size, size, 3)}
+        wanted |= {"render/shaded": (v, size, size, 3)}
+    voxels = info.get("voxels")
+    if voxels:
+        r = voxels.get("resolution")
+        wanted |= {"voxels/occupancy": (r, r, r), "voxels/sdf": (r, r, r)}
+    for name, shape in wanted.items():
+        if name in group:
+            c.checked += 1
+            if tuple(group[name].shape[1:]) != tuple(shape):
+                c.fail(f"{name} holds {tuple(group[name].shape[1:])} per shape, the parameters say {tuple(shape)}")
+
+
+def _metadata(group, info, report: ValidationReport) -> np.ndarray:
+    c = report.check("metadata")
+    ids = as_str(group["meta/id"][:])
+    status = read_status(group)
+    errors = as_str(group["meta/error"][:])
+    splits = as_str(group["meta/split"][:])
+    c.checked += len(ids)
+    if len(set(ids)) != len(ids):
+        c.fail(f"{len(ids) - len(set(ids))} duplicate ids")
+    if (ids == "").any():
+        c.fail(f"{int((ids == '').sum())} empty ids")
+    if (splits == "").any():
+        c.fail(f"{int((splits == '').sum())} shapes without a split")
+    bad = ~np.isin(status, (0, STATUS_OK, STATUS_FAILED))
+    if bad.any():
+        c.fail(f"status {int(status[bad][0])} of {ids[bad][0]} is not 0, 1 or 2", int(bad.sum()))
+    pending = status == 0
+    if info.get("complete") and pending.any():
+        c.fail(f"the store says it is complete but {ids[pending][0]} is pending", int(pending.sum()))
+    silent = (status == STATUS_FAILED) & (errors == "")
+    if silent.any():
+        c.fail(f"{ids[silent][0]} failed without an error message", int(silent.sum()))
+    noisy = (status == STATUS_OK) & (errors != "")
+    if noisy.any():
+        c.fail(f"{ids[noisy][0]} is ok but has an error message", int(noisy.sum()))
+    summary = info.get("summary", {}).get("per_split")
+    if info.get("complete") and summary:
+        for split, counts in summary.items():
+            here = splits == split
+            found = {"ok": int((status[here] == STATUS_OK).sum()), "failed": int((status[here] == STATUS_FAILED).sum())}
+            if found != {"ok": counts.get("ok"), "failed": counts.get("failed")}:
+                c.fail(f"the summary of split {split} says {counts}, the status column {found}")
+    return status
+
+
+def _values(name: str, block: np.ndarray, ok: np.ndarray, failed: np.ndarray, start: int, ids, report) -> None:
+    c = report.check("values")
+    c.checked += len(block)
+    if block.dtype.kind != "f":
+        return
+    finite = np.isfinite(block.reshape(len(block), -1))
+    if name == "voxels/sdf":  # rows of shapes that failed in voxelize hold NaN too
+        return
+    for row in np.nonzero(ok & ~finite.all(axis=1))[0]:
+        c.fail(f"{name} of {ids[start + row]} (ok) holds NaN or inf")
+    for row in np.nonzero(failed & finite.any(axis=1))[0]:
+        c.fail(f"{name} of {ids[start + row]} (failed) holds values instead of the fill value NaN")
+
+
+def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
+    from scipy.spatial import cKDTree
+
+    c = report.check("surface vs SDF samples")
+    n = report.check("unit normals")
+    for row in np.nonzero(ok)[0]:
+        surface = rows["surface/points"][row].astype(np.float64)
+        normals = rows["surface/normals"][row].astype(np.float64)
+        points = rows["sdf/points"][row].astype(np.float64)
+        values = np.abs(rows["sdf/values"][row].astype(np.float64))
+        if not all(np.isfinite(a).all() for a in (surface, normals, points, values)):
+            continue  # reported by the values check
+        tree = cKDTree(surface)
+        nearest, _ = tree.query(points)
+        spacing = np.median(tree.query(surface, k=2)[0][:, 1])
+        c.checked += 1
+        n.checked += 1
+        over = values > nearest + 1e-4
+        if over.mean() > 1e-3:
+            c.fail(
+                f"{ids[start + row]}: {over.mean():.1%} of its samples have |SDF| above their distance "
+                "to the surface samples (an SDF is zero on the surface and 1-Lipschitz)"
+            )
+        short = np.percentile(nearest - values, 95)
+        if short > 3 * spacing + 1e-3:
+            c.fail(
+                f"{ids[start + row]}: |SDF| falls {short:.4f} short of the distance to the surface samples "
+                f"(95th percentile; the samples are {spacing:.4f} apart)"
+            )
+        length = np.linalg.norm(normals, axis=1)
+        if np.abs(length - 1).max() > 1e-3:
+            n.fail(f"{ids[start + row]}: surface normals are not unit vectors (length {length.min():.3f})")
+
+
+def _geometry_mnist(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
+    from scipy.ndimage import map_coordinates
+
+    c = report.check("surface vs SDF grid")
+    for row in np.nonzero(ok)[0]:
+        grid = rows["sdf/grid"][row].astype(np.float64)
+        points = rows["surface/points"][row].astype(np.float64)
+        if not (np.isfinite(grid).all() and np.isfinite(points).all()):
+            continue  # reported by the values check
+        r = grid.shape[0]
+        # (x, y) -> fractional (row, column) indices of cell centres
+        index = np.stack([(points[:, 1] + 1) * r / 2 - 0.5, (points[:, 0] + 1) * r / 2 - 0.5])
+        values = map_coordinates(grid, index, order=1, mode="nearest")
+        c.checked += 1
+        near = np.abs(values) <= 2.0 / r
+        if near.mean() < 0.95:
+            c.fail(
+                f"{ids[start + row]}: only {near.mean():.1%} of its surface points lie within a cell of the zero level"
+            )
+
+
+def _geometry_renders(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
+    c = report.check("renders")
+    for row in np.nonzero(ok)[0]:
+        c.checked += 1
+        name = ids[start + row]
+        if "render/depth" in rows:
+            depth = rows["render/depth"][row]
+            if (depth < 0).any():
+                c.fail(f"{name}: negative depth")
+            if "render/silhouette" in rows and ((rows["render/silhouette"][row] > 0) != (depth > 0)).any():
+                c.fail(f"{name}: silhouette and depth disagree")
+        if "camera/pose" in rows:
+            rotation = rows["camera/pose"][row][:, :3, :3].astype(np.float64)
+            gram = np.einsum("vji,vjk->vik", rotation, rotation)
+            if np.abs(gram - np.eye(3)).max() > 1e-4:
+                c.fail(f"{name}: a camera pose is not a rigid transform")
+        k = rows["camera/intrinsics"][row]
+        if (k[:, 0, 0] <= 0).any() or (k[:, 2, 2] != 1).any():
+            c.fail(f"{name}: intrinsics are not pixel matrices")
+
+
+def _geometry_voxels(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
+    c = report.check("voxels")
+    for row in np.nonzero(ok)[0]:
+        c.checked += 1
+        occupancy = rows["voxels/occupancy"][row]
+        if not np.isin(occupancy, (0, 1)).all():
+            c.fail(f"{ids[start + row]}: occupancy values other than 0 and 1")
+        if "voxels/sdf" in rows and ((rows["voxels/sdf"][row] < 0) != (occupancy == 1)).any():
+            c.fail(f"{ids[start + row]}: occupancy disagrees with the sign of voxels/sdf")
+
+
+_GEOMETRY: dict[str, Callable] = {
+    "shapenet": _geometry_shapenet,
+    "mnist": _geometry_mnist,
+    "renders": _geometry_renders,
+}
+
+
+def validate_store(url: str, *, progress: Callable[[int, int], None] | None = None) -> ValidationReport:
+    """Check a store against format v1; returns a report whose ``ok`` says whether it passed."""
+    report = ValidationReport(str(url))
+    try:
+        group = open_store(url, mode="r")
+    except FormatError as exc:
+        report.check("format").fail(str(exc))
+        return report
+    info = dict(group.attrs["sdfkit"])
+    report.kind = str(info.get("kind"))
+    report.check("format").checked = 1
+    if info.get("initialized") is False:
+        report.check("format").fail("the store was never fully created")
+        return report
+    present = _structure(group, info, report)
+    if "meta/id" not in present or "meta/status" not in present or "meta/error" not in present:
+        return report
+    status = _metadata(group, info, report)
+    ids = as_str(group["meta/id"][:])
+    report.shapes = len(ids)
+    voxels = info.get("voxels") or {}
+    voxel_status = read_status(group, "voxels") if voxels.get("complete") and "voxels/status" in group else None
+    data = [name for name in present if not name.startswith("meta/") and name not in ("voxels/status", "voxels/error")]
+    ranges = shard_ranges(len(ids), info.get("shard_size") or len(ids))
+    for start, stop in ranges:
+        rows = {name: group[name][start:stop] for name in data}
+        ok, failed = status[start:stop] == STATUS_OK, status[start:stop] == STATUS_FAILED
+        for name, block in rows.items():
+            if not name.startswith("voxels/"):
+                _values(name, block, ok, failed, start, ids, report)
+        if report.kind in _GEOMETRY:
+            _GEOMETRY[report.kind](rows, ok, start, ids, report)
+        if voxel_status is not None and "voxels/occupancy" in rows:
+            _geometry_voxels(rows, ok & (voxel_status[start:stop] == STATUS_OK), start, ids, report)
+        if progress:
+            progress(stop, len(ids))
+    return report
