@@ -43,6 +43,17 @@ class Shapes2D:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def batch(self, index, config, generator: torch.Generator, device="cpu") -> dict:
+        """A training batch of the tasks ``index`` as ``config`` (a TrainConfig) asks."""
+        return make_batch(
+            self,
+            index,
+            context=config.context,
+            context_points=config.context_points,
+            generator=generator,
+            device=device,
+        )
+
 
 def grid_coordinates(resolution: int) -> torch.Tensor:
     """(R * R, 2) cell centres (x, y), in the order of a row-major (R, R) grid: y_i, x_j."""

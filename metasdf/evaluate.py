@@ -41,8 +41,14 @@ def evaluate(
     batch_size: int = 16,
     seed: int = 1234,
     figures: bool = True,
+    resolution: int = 128,
+    progress=None,
 ) -> dict:
-    """Evaluate a run; writes RUN_DIR/eval-<split>.json (and PNG figures) and returns its content."""
+    """Evaluate a run; writes RUN_DIR/eval-<split>.json (and PNG figures) and returns its content.
+
+    3D runs (trained on a shapenet store) are evaluated by :func:`metasdf.evaluate3d.evaluate_3d`
+    with meshes extracted at ``resolution``.
+    """
     run_dir = Path(run_dir)
     config, model, state = load_run(run_dir, device=device)
     if store is None:
@@ -52,6 +58,23 @@ def evaluate(
             from sdfkit.errors import InputError
 
             raise InputError(f"{run_dir}: does not record its store; give it: sdfkit eval {run_dir} DATA.zarr")
+    if config.data_kind == "shapenet":
+        from metasdf.evaluate3d import evaluate_3d
+
+        return evaluate_3d(
+            run_dir,
+            config,
+            model,
+            state,
+            store,
+            split=split,
+            limit=limit,
+            device=device,
+            resolution=resolution,
+            seed=seed,
+            figures=figures,
+            progress=progress,
+        )
     shapes = load_shapes(store, split, limit=limit)
     train = load_shapes(store, config.split, limit=config.limit)
     mean_shape = train.grids.mean(dim=0)

@@ -19,7 +19,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["init_layers", "batched_mlp", "MetaSDF", "AutoDecoder", "HyperAutoDecoder", "ConditionalNP", "MODELS"]
+__all__ = [
+    "init_layers",
+    "layer_shapes",
+    "batched_mlp",
+    "MetaSDF",
+    "AutoDecoder",
+    "HyperAutoDecoder",
+    "ConditionalNP",
+    "MODELS",
+]
 
 
 def init_layers(shapes: list[tuple[int, int]], init: str, *, radius: float = 0.5, generator=None) -> list[torch.Tensor]:
@@ -58,7 +67,7 @@ def batched_mlp(x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
     return x
 
 
-def _layer_shapes(inp: int, hidden: int, depth: int, out: int = 1) -> list[tuple[int, int]]:
+def layer_shapes(inp: int, hidden: int, depth: int, out: int = 1) -> list[tuple[int, int]]:
     dims = [inp] + [hidden] * depth + [out]
     return [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
 
@@ -74,11 +83,21 @@ class MetaSDF(nn.Module):
     """
 
     def __init__(
-        self, *, hidden=256, depth=3, steps=5, lr_init=0.1, lr_type="per-param", init="sal", first_order=False, dim=2
+        self,
+        *,
+        hidden=256,
+        depth=3,
+        steps=5,
+        lr_init=0.1,
+        lr_type="per-param",
+        init="sal",
+        first_order=False,
+        dim=2,
+        outputs=1,
     ):
         super().__init__()
         self.steps, self.first_order, self.lr_type = steps, first_order, lr_type
-        self.weights = nn.ParameterList(init_layers(_layer_shapes(dim, hidden, depth), init))
+        self.weights = nn.ParameterList(init_layers(layer_shapes(dim, hidden, depth, outputs), init))
         if lr_type == "per-param":
             lrs = [torch.full((steps, *w.shape), lr_init) for w in self.weights]
         elif lr_type == "per-step":
@@ -101,7 +120,7 @@ class MetaSDF(nn.Module):
             with torch.enable_grad():
                 if not training:  # differentiate a detached copy of the task weights
                     fast = [w.detach().requires_grad_(True) for w in fast]
-                loss = F.l1_loss(batched_mlp(context_x, fast), context_y, reduction="none").mean(dim=(1, 2)).sum()
+                loss = self.inner_loss(batched_mlp(context_x, fast), context_y).sum()
                 grads = torch.autograd.grad(loss, fast, create_graph=keep_graph)
             fast = [
                 w - lr[min(step, lr.shape[0] - 1)].clamp(min=0) * g
@@ -113,15 +132,27 @@ class MetaSDF(nn.Module):
                 history.append(fast)
         return (fast, history) if trace else fast
 
+    def inner_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-task loss (B,) of the inner loop: l1 to the context's values."""
+        return F.l1_loss(output, target, reduction="none").mean(dim=(1, 2))
+
+    def outer_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The meta-training loss on the targets: l1."""
+        return F.l1_loss(output, target)
+
+    def sdf(self, output: torch.Tensor) -> torch.Tensor:
+        """The SDF (B, N, 1) from the network's output."""
+        return output
+
     def forward(self, batch):  # the training loss: what DistributedDataParallel calls
         return self.loss(batch)
 
     def loss(self, batch):
         fast = self.specialize(batch["context_x"], batch["context_y"])
-        return F.l1_loss(batched_mlp(batch["target_x"], fast), batch["target_y"])
+        return self.outer_loss(batched_mlp(batch["target_x"], fast), batch["target_y"])
 
     def reconstruct(self, batch):
-        return batched_mlp(batch["target_x"], self.specialize(batch["context_x"], batch["context_y"]))
+        return self.sdf(batched_mlp(batch["target_x"], self.specialize(batch["context_x"], batch["context_y"])))
 
 
 class _ConcatDecoder(nn.Module):
@@ -129,7 +160,7 @@ class _ConcatDecoder(nn.Module):
 
     def __init__(self, latent, hidden, depth, init, dim=2):
         super().__init__()
-        self.params = nn.ParameterList(init_layers(_layer_shapes(dim + latent, hidden, depth), init))
+        self.params = nn.ParameterList(init_layers(layer_shapes(dim + latent, hidden, depth), init))
 
     def forward(self, x, z):
         h = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=2)
@@ -186,7 +217,7 @@ class HyperAutoDecoder(AutoDecoder):
         nn.Module.__init__(self)
         self.codes = nn.Embedding(shapes, latent)
         nn.init.normal_(self.codes.weight, std=0.01)
-        self.base = nn.ParameterList(init_layers(_layer_shapes(2, hidden, depth), init))
+        self.base = nn.ParameterList(init_layers(layer_shapes(2, hidden, depth), init))
         self.heads = nn.ModuleList(nn.Linear(latent, p.numel()) for p in self.base)
         for head in self.heads:  # start at the base network: the code only adds a correction
             nn.init.normal_(head.weight, std=1e-3)

@@ -40,6 +40,7 @@ __all__ = [
     "render_mesh",
     "prepare_renders",
     "backproject",
+    "render_mesh_views_shaded",
 ]
 
 MODES = ("depth", "silhouette", "normal", "shaded")
@@ -208,6 +209,17 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, poses: np.ndarray, con
         n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
         normal[v][hit] = n[hit]
     return {"depth": depth, "normal": normal}
+
+
+def render_mesh_views_shaded(vertices, faces, poses: np.ndarray, config: RenderConfig) -> np.ndarray:
+    """Grey Lambertian images (V, H, W) uint8 of a mesh in the normalized frame, lit from above
+    the camera's left shoulder: for figures."""
+    images = render_views(vertices, faces, poses, config)
+    light = poses[:, :3, :3] @ np.array([-0.4, 0.6, 0.7]) / np.linalg.norm([-0.4, 0.6, 0.7])
+    lambert = np.clip(np.einsum("vhwc,vc->vhw", images["normal"], light), 0.0, 1.0)
+    hit = images["depth"] > 0
+    grey = np.where(hit, config.ambient + (1.0 - config.ambient) * lambert, 1.0)  # white background
+    return np.round(grey * 255).astype(np.uint8)
 
 
 def backproject(depth: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray) -> np.ndarray:

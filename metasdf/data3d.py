@@ -1,0 +1,156 @@
+"""Tasks for the 3D experiments, drawn from a format-v1 ``shapenet`` store.
+
+One task = one shape. Context and targets come from contiguous windows of the stored samples:
+``prepare-shapenet`` stores them shuffled, so any window is a fair sample, and a window is one
+slice of memory, so the data loader keeps up with the model.
+
+- ``dense``: ``context_points`` SDF samples, half inside and half outside (the first ones of each
+  sign in a random window); targets: ``target_points`` SDF samples of another window.
+- ``levelset``: ``context_points`` surface samples with value 0; targets: SDF samples.
+
+Coordinates: sdfkit's normalized frame (the unit ball); SDF values in the same units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sdfkit.dataset import open_dataset
+from sdfkit.errors import FormatError
+
+__all__ = ["Shapes3D", "load_shapes_3d", "make_batch_3d"]
+
+REQUIRED = ("sdf/points", "sdf/values", "surface/points", "surface/normals", "norm/offset", "norm/scale")
+
+
+@dataclass
+class Shapes3D:
+    """The shapes of one split, in memory (K = 250,000 samples take 4 MB per shape)."""
+
+    points: torch.Tensor
+    """(n, K, 3) float32 SDF sample positions."""
+    values: torch.Tensor
+    """(n, K) float32 SDF values."""
+    surface: torch.Tensor
+    """(n, S, 3) float32 surface samples."""
+    normals: torch.Tensor
+    """(n, S, 3) float32 outward normals."""
+    offset: np.ndarray
+    """(n, 3) normalization: normalized = (raw + offset) * scale."""
+    scale: np.ndarray
+    """(n,)"""
+    ids: list[str]
+    categories: list[str]
+    rows: np.ndarray
+    url: str = ""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, index, config, generator: torch.Generator, device="cpu") -> dict:
+        return make_batch_3d(
+            self,
+            index,
+            context=config.context,
+            context_points=config.context_points,
+            target_points=config.target_points,
+            generator=generator,
+            device=device,
+        )
+
+
+def load_shapes_3d(store, split: str, *, limit: int | None = None) -> Shapes3D:
+    """Read the ok shapes of ``split`` from a ``shapenet`` store into memory."""
+    ds = open_dataset(store)
+    if ds.kind != "shapenet":
+        raise FormatError(
+            f"{store}: a {ds.kind!r} store; the 3D models need a 'shapenet' store (sdfkit prepare-shapenet)"
+        )
+    missing = [a for a in REQUIRED if a not in ds.arrays]
+    if missing:
+        raise FormatError(f"{store}: missing arrays {', '.join(missing)}; rebuild it with sdfkit prepare-shapenet")
+    ds = ds.select(split)
+    if len(ds) == 0:
+        raise FormatError(f"{store}: no usable shapes in split {split!r}")
+    rows = ds.rows if limit is None else ds.rows[:limit]
+    g = ds.group
+
+    def read(name):
+        return np.ascontiguousarray(np.stack([g[name][int(r)] for r in rows]), dtype=np.float32)
+
+    return Shapes3D(
+        points=torch.from_numpy(read("sdf/points")),
+        values=torch.from_numpy(read("sdf/values")),
+        surface=torch.from_numpy(read("surface/points")),
+        normals=torch.from_numpy(read("surface/normals")),
+        offset=read("norm/offset"),
+        scale=np.asarray(g["norm/scale"][:], dtype=np.float32)[rows],
+        ids=[str(i) for i in ds.meta("id")[: len(rows)]],
+        categories=[str(c) for c in ds.meta("category")[: len(rows)]],
+        rows=np.asarray(rows),
+        url=str(store),
+    )
+
+
+def _window(total: int, length: int, generator: torch.Generator) -> slice:
+    length = min(length, total)
+    start = int(torch.randint(0, total - length + 1, (1,), generator=generator))
+    return slice(start, start + length)
+
+
+def _balanced(points, values, count: int, generator: torch.Generator):
+    """``count`` samples from a window, half inside and half outside where the window has them."""
+    inside = torch.nonzero(values <= 0).squeeze(1)
+    outside = torch.nonzero(values > 0).squeeze(1)
+    half = count // 2
+    picks = []
+    for group, want in ((inside, half), (outside, count - half)):
+        if len(group) >= want:
+            picks.append(group[:want])  # the window is already shuffled
+        elif len(group) > 0:
+            picks.append(group[torch.randint(0, len(group), (want,), generator=generator)])
+    chosen = torch.cat(picks)
+    if len(chosen) < count:  # a window with one sign only
+        chosen = torch.cat([chosen, chosen[torch.randint(0, len(chosen), (count - len(chosen),), generator=generator)]])
+    return points[chosen], values[chosen]
+
+
+def make_batch_3d(
+    shapes: Shapes3D,
+    index: torch.Tensor,
+    *,
+    context: str,
+    context_points: int,
+    target_points: int,
+    generator: torch.Generator,
+    device="cpu",
+) -> dict:
+    """Context and targets of the tasks ``index`` (B,), drawn with ``generator``."""
+    k = shapes.points.shape[1]
+    cx, cy, tx, ty = [], [], [], []
+    for i in index.tolist():
+        target = _window(k, target_points, generator)
+        tx.append(shapes.points[i, target])
+        ty.append(shapes.values[i, target])
+        if context == "dense":
+            pool = _window(k, 4 * context_points, generator)
+            x, y = _balanced(shapes.points[i, pool], shapes.values[i, pool], context_points, generator)
+        elif context == "levelset":
+            window = _window(shapes.surface.shape[1], context_points, generator)
+            x = shapes.surface[i, window]
+            y = torch.zeros(len(x))
+        else:
+            raise ValueError(f"unknown context {context!r}; choose dense or levelset")
+        cx.append(x)
+        cy.append(y)
+    batch = {
+        "context_x": torch.stack(cx),
+        "context_y": torch.stack(cy).unsqueeze(2),
+        "target_x": torch.stack(tx),
+        "target_y": torch.stack(ty).unsqueeze(2),
+        "index": torch.as_tensor(index),
+    }
+    return {key: value.to(device) for key, value in batch.items()}

@@ -1,0 +1,231 @@
+"""Evaluating a trained 3D run on held-out shapes, by DeepSDF's protocol.
+
+For every shape of the split: draw its context from the store (seeded), specialize the model
+(MetaSDF's inner loop, DeepSDF's latent optimization, PointNet's encoding), extract a mesh with
+marching cubes, sample 30,000 points on it and compare them, in the mesh's original coordinates,
+with the store's surface samples:
+
+- Chamfer distance: mean squared nearest-neighbour distance in both directions, summed (DeepSDF),
+  reported x 10^3, mean and median per category;
+- F-score at 1%: threshold 1% of the diagonal of the true surface's bounding box;
+- normal consistency: mean |cos| between nearest neighbours' normals, both directions.
+
+A reconstruction without a surface counts as a failure (listed, left out of the means).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metasdf.data3d import load_shapes_3d, make_batch_3d
+from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
+from sdfkit.errors import ShapeError
+
+__all__ = ["evaluate_3d"]
+
+
+def _field(model, batch):
+    """The specialized SDF of one task (every model turns on the gradients it needs itself)."""
+    with torch.no_grad():
+        return model.field(batch["context_x"], batch["context_y"])
+
+
+def _summary(values: list[float]) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return {"mean": None, "median": None}
+    return {"mean": float(values.mean()), "median": float(np.median(values))}
+
+
+def evaluate_3d(
+    run_dir: Path,
+    config,
+    model,
+    state: dict,
+    store,
+    *,
+    split: str = "test",
+    limit: int | None = None,
+    device="cpu",
+    resolution: int = 128,
+    points: int = 30_000,
+    seed: int = 1234,
+    figures: bool = True,
+    progress=None,
+) -> dict:
+    """Evaluate a 3D run; writes RUN_DIR/eval-<split>.json (and PNGs) and returns its content."""
+    run_dir = Path(run_dir)
+    shapes = load_shapes_3d(store, split, limit=limit)
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    meshes = {}
+    for k in range(len(shapes)):
+        batch = make_batch_3d(
+            shapes,
+            torch.tensor([k]),
+            context=config.context,
+            context_points=config.context_points,
+            target_points=1,
+            generator=generator,
+            device=device,
+        )
+        tic = time.perf_counter()
+        field = _field(model, batch)
+        specialize = time.perf_counter() - tic
+        row = {"id": shapes.ids[k], "category": shapes.categories[k], "specialize_seconds": specialize}
+        try:
+            mesh = extract_mesh(field, resolution, device=device)
+        except ShapeError as exc:
+            row.update(error=str(exc), seconds=time.perf_counter() - tic)
+            rows.append(row)
+            continue
+        row["seconds"] = time.perf_counter() - tic
+        scale, offset = float(shapes.scale[k]), shapes.offset[k].astype(np.float64)
+        predicted, predicted_normals = sample_mesh_points(mesh.vertices, mesh.faces, points, seed=seed + k)
+        truth = shapes.surface[k].numpy().astype(np.float64)
+        truth_normals = shapes.normals[k].numpy().astype(np.float64)
+        raw_predicted, raw_truth = predicted / scale - offset, truth / scale - offset
+        diagonal = float(np.linalg.norm(np.ptp(raw_truth, axis=0)))
+        row.update(
+            chamfer=chamfer_distance(raw_predicted, raw_truth),
+            f_score=f_score(raw_predicted, raw_truth, 0.01 * diagonal),
+            normal_consistency=normal_consistency(predicted, predicted_normals, truth, truth_normals),
+        )
+        rows.append(row)
+        if len(meshes) < 4:
+            meshes[k] = mesh
+        if progress:
+            progress(k + 1, len(shapes))
+    ok = [r for r in rows if "error" not in r]
+    categories = defaultdict(list)
+    for r in ok:
+        categories[r["category"]].append(r)
+    result = {
+        "model": config.model,
+        "context": config.context,
+        "context_points": config.context_points,
+        "split": split,
+        "shapes": len(shapes),
+        "failed": [{"id": r["id"], "error": r["error"]} for r in rows if "error" in r],
+        "trained_steps": int(state["step"]),
+        "resolution": resolution,
+        "chamfer_x1000": {
+            k: v * 1000 if v is not None else None for k, v in _summary([r["chamfer"] for r in ok]).items()
+        },
+        "f_score_1pct": _summary([r["f_score"] for r in ok]),
+        "normal_consistency": _summary([r["normal_consistency"] for r in ok]),
+        "per_category": {
+            c: {
+                "shapes": len(rs),
+                "chamfer_x1000": {k: v * 1000 for k, v in _summary([r["chamfer"] for r in rs]).items()},
+                "f_score_1pct": _summary([r["f_score"] for r in rs])["mean"],
+                "normal_consistency": _summary([r["normal_consistency"] for r in rs])["mean"],
+            }
+            for c, rs in sorted(categories.items())
+        },
+        "seconds_per_shape": float(np.mean([r["seconds"] for r in rows])),
+        "specialize_seconds_per_shape": float(np.mean([r["specialize_seconds"] for r in rows])),
+        "device": str(device),
+        "store": str(store),
+        "per_shape": rows,
+    }
+    if figures:
+        result["figures"] = _figures(run_dir, split, model, config, shapes, meshes, store, device)
+    (run_dir / f"eval-{split}.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _truth_mesh(store, shapes, k):
+    """The shape's mesh in the normalized frame, or None when its file is not reachable."""
+    try:
+        from sdfkit.dataset import open_dataset
+        from sdfkit.mesh import load_mesh
+        from sdfkit.sources.shapenet import mesh_paths
+
+        ds = open_dataset(store)
+        path = mesh_paths(ds.attrs, [shapes.ids[k]], str(store))[0]
+        mesh = load_mesh(path)
+        return (mesh.vertices + shapes.offset[k]) * shapes.scale[k], mesh.faces
+    except Exception:
+        return None
+
+
+def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sdfkit.render import RenderConfig, look_at, render_mesh_views_shaded
+
+    paths = []
+    view = RenderConfig(views=1, size=192, distance=2.5)
+    pose = look_at(np.array([1.4, 1.0, 1.8]))[None]
+    fig, axes = plt.subplots(2, max(1, len(meshes)), figsize=(3 * max(1, len(meshes)), 6.2), squeeze=False)
+    for col, (k, mesh) in enumerate(meshes.items()):
+        truth = _truth_mesh(store, shapes, k)
+        images = [render_mesh_views_shaded(*truth, pose, view)[0] if truth else None]
+        images.append(render_mesh_views_shaded(mesh.vertices, mesh.faces, pose, view)[0])
+        for row, (image, name) in enumerate(zip(images, ("truth", config.model), strict=True)):
+            ax = axes[row, col]
+            if image is None:
+                p = shapes.surface[k].numpy()[::10]
+                ax.scatter(p[:, 0], p[:, 1], s=0.3)
+            else:
+                ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{name}: {shapes.ids[k]}", fontsize=8)
+            ax.axis("off")
+    fig.suptitle(f"{config.model}, {config.context} context: truth (top) and reconstruction (bottom)", fontsize=9)
+    fig.tight_layout()
+    path = run_dir / f"eval-{split}-reconstructions.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(str(path))
+
+    if config.model == "metasdf":  # SDF slices over the inner-loop steps
+        from metasdf.models import batched_mlp
+        from sdfkit.figures import slice_points
+
+        count = min(3, len(shapes))
+        generator = torch.Generator().manual_seed(0)
+        batch = make_batch_3d(
+            shapes,
+            torch.arange(count),
+            context=config.context,
+            context_points=config.context_points,
+            target_points=1,
+            generator=generator,
+            device=device,
+        )
+        with torch.no_grad():
+            _, history = model.specialize(batch["context_x"], batch["context_y"], trace=True)
+        grid = torch.tensor(slice_points(96)[0].reshape(-1, 3), dtype=torch.float32, device=device)  # the x = 0 plane
+        fig, axes = plt.subplots(count, len(history), figsize=(2.2 * len(history), 2.3 * count), squeeze=False)
+        c = np.linspace(-1 + 1 / 96, 1 - 1 / 96, 96)
+        for s, fast in enumerate(history):
+            with torch.no_grad():
+                values = model.sdf(batched_mlp(grid.unsqueeze(0).expand(count, -1, -1), fast))[..., 0].cpu().numpy()
+            for k in range(count):
+                ax = axes[k, s]
+                v = values[k].reshape(96, 96)
+                ax.imshow(v, origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu", vmin=-0.3, vmax=0.3)
+                ax.contour(c, c, v, levels=[0.0], colors="k", linewidths=1.2)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if k == 0:
+                    ax.set_title("initialization" if s == 0 else f"after step {s}", fontsize=8)
+                if s == 0:
+                    ax.set_ylabel(shapes.ids[k], fontsize=7)
+        fig.suptitle("MetaSDF inner loop: SDF on the plane x = 0 (z right, y up), zero level black", fontsize=9)
+        fig.tight_layout()
+        path = run_dir / f"eval-{split}-inner-loop.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(str(path))
+    return paths

@@ -1,0 +1,244 @@
+"""MetaSDF in 3D and the baselines of the paper's ShapeNet comparison.
+
+Same interface as the 2D models (:mod:`metasdf.models`): ``loss(batch)`` and
+``reconstruct(batch) -> (B, Nt, 1)``, with 3D coordinates in sdfkit's normalized frame (the unit
+ball) and SDF values in the same units, negative inside.
+
+- :class:`MetaSDF3D`: ReLU MLP (8 x 512 for dense context, 7 x 512 for level sets in the paper)
+  with two heads, a sign logit and a distance; the SDF is ``sign(logit) * |distance|``. Loss:
+  :func:`composite_loss` (BCE on the sign plus l1 on the distance, weighted by learned
+  uncertainties, Kendall et al. 2018; one pair of weights for the inner loop and one for the
+  outer loop, both learned in the outer loop) or DeepSDF's clamped l1.
+- :class:`DeepSDF`: DeepSDF's auto-decoder (weight-normalized 8 x 512 MLP on [latent, x] with the
+  latent re-injected at the fourth layer, tanh output, clamped l1); at test time only the latent
+  code is optimized on the context.
+- :class:`PointNetSDF`: Occupancy Networks' ResNet PointNet encoder of the context points into a
+  latent code, and a concatenation decoder: one forward pass at test time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from metasdf.models import MetaSDF
+
+__all__ = ["composite_loss", "clamped_l1", "MetaSDF3D", "DeepSDF", "PointNetSDF", "MODELS_3D"]
+
+
+def clamped_l1(prediction: torch.Tensor, target: torch.Tensor, clamp: float = 0.1) -> torch.Tensor:
+    """DeepSDF's loss, per task (B,): mean |clamp(prediction) - clamp(target)|, clamp to +-0.1."""
+    return (prediction.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs().mean(dim=(1, 2))
+
+
+def composite_loss(output: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor, *, signed: bool = True):
+    """Kendall-weighted loss per task (B,): ``BCE / (2 s0^2) + L1 / (2 s1^2) + log(s0 s1)``.
+
+    output : (B, N, 2) sign logit (positive outside) and distance; target : (B, N, 1) SDF
+    log_sigma : (2,) log s0 (sign) and log s1 (distance)
+    signed : False for targets without a sign (zero-level-set points): the BCE term and its
+        weight are left out
+    """
+    logit, distance = output[..., 0], output[..., 1]
+    sdf = target[..., 0]
+    l1 = (distance.abs() - sdf.abs()).abs().mean(dim=1)
+    total = l1 * torch.exp(-2.0 * log_sigma[1]) / 2.0 + log_sigma[1]
+    if signed:
+        bce = F.binary_cross_entropy_with_logits(logit, (sdf > 0).to(logit.dtype), reduction="none").mean(dim=1)
+        total = total + bce * torch.exp(-2.0 * log_sigma[0]) / 2.0 + log_sigma[0]
+    return total
+
+
+class MetaSDF3D(MetaSDF):
+    """MetaSDF for shapes: two output heads and the composite loss (or clamped l1).
+
+    loss : ``composite`` (two heads) or ``l1`` (one output, DeepSDF's clamped l1 in both loops)
+    """
+
+    def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, **kwargs):
+        if loss not in ("composite", "l1"):
+            raise ValueError(f"unknown loss {loss!r}; choose composite or l1")
+        super().__init__(hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, **kwargs)
+        self.kind, self.clamp = loss, clamp
+        # log sigma of (sign, distance), for the inner and the outer loop; learned in the outer loop
+        self.inner_log_sigma = nn.Parameter(torch.zeros(2))
+        self.outer_log_sigma = nn.Parameter(torch.zeros(2))
+
+    def inner_loss(self, output, target):
+        if self.kind == "l1":
+            return clamped_l1(output, target, self.clamp)
+        # level-set context: every target is 0 and has no sign
+        signed = bool((target != 0).any())
+        return composite_loss(output, target, self.inner_log_sigma, signed=signed)
+
+    def outer_loss(self, output, target):
+        if self.kind == "l1":
+            return clamped_l1(output, target, self.clamp).mean()
+        return composite_loss(output, target, self.outer_log_sigma).mean()
+
+    def sdf(self, output):
+        if self.kind == "l1":
+            return output
+        return torch.where(output[..., :1] >= 0, 1.0, -1.0) * output[..., 1:].abs()
+
+    def field(self, context_x, context_y):
+        """Specialize to one task's context (1, Nc, 3), (1, Nc, 1); returns x (N, 3) -> SDF (N,)."""
+        from metasdf.models import batched_mlp
+
+        fast = self.specialize(context_x, context_y)
+        return lambda x: self.sdf(batched_mlp(x.unsqueeze(0), fast))[0, :, 0]
+
+
+class _WeightNormMLP(nn.Module):
+    """DeepSDF's decoder: weight-normalized ReLU layers on [latent, x], the input concatenated
+    again before layer ``skip``, dropout, tanh output."""
+
+    def __init__(self, inputs: int, hidden: int, depth: int, *, skip: int = 4, dropout: float = 0.2):
+        super().__init__()
+        self.skip = skip if 0 < skip < depth else None
+        layers = []
+        width = inputs
+        for i in range(depth):
+            out = hidden - inputs if self.skip is not None and i + 1 == self.skip else hidden
+            layers.append(nn.utils.parametrizations.weight_norm(nn.Linear(width, out)))
+            width = out + inputs if self.skip is not None and i + 1 == self.skip else out
+        self.layers = nn.ModuleList(layers)
+        self.out = nn.Linear(width, 1)
+        self.dropout = dropout
+
+    def forward(self, h):
+        x = h
+        for i, layer in enumerate(self.layers):
+            if self.skip is not None and i == self.skip:
+                h = torch.cat([h, x], dim=-1)
+            h = F.dropout(F.relu(layer(h)), p=self.dropout, training=self.training)
+        return torch.tanh(self.out(h))
+
+
+class DeepSDF(nn.Module):
+    """DeepSDF's auto-decoder: a latent code per training shape, trained with the decoder; at test
+    time the code alone is fitted to the context with Adam (DeepSDF: 800 iterations, lr 5e-3)."""
+
+    def __init__(
+        self,
+        *,
+        shapes: int,
+        latent=256,
+        hidden=512,
+        depth=8,
+        dropout=0.2,
+        reg=1e-4,
+        clamp=0.1,
+        test_iters=800,
+        test_lr=5e-3,
+    ):
+        super().__init__()
+        self.codes = nn.Embedding(shapes, latent)
+        nn.init.normal_(self.codes.weight, std=0.01)
+        self.decoder = _WeightNormMLP(latent + 3, hidden, depth, dropout=dropout)
+        self.reg, self.clamp, self.test_iters, self.test_lr = reg, clamp, test_iters, test_lr
+
+    def decode(self, x, z):
+        return self.decoder(torch.cat([z.unsqueeze(1).expand(-1, x.shape[1], -1), x], dim=2))
+
+    def forward(self, batch):
+        return self.loss(batch)
+
+    def loss(self, batch):
+        z = self.codes(batch["index"])
+        fit = clamped_l1(self.decode(batch["target_x"], z), batch["target_y"], self.clamp).mean()
+        return fit + self.reg * z.pow(2).sum(dim=1).mean()
+
+    def fit_codes(self, context_x, context_y, *, iters=None) -> torch.Tensor:
+        """Latent codes (B, latent) fitted to each task's context (the decoder stays fixed)."""
+        iters = self.test_iters if iters is None else iters
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        z = (0.01 * torch.randn(context_x.shape[0], self.codes.embedding_dim, generator=generator)).to(context_x.device)
+        z.requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=self.test_lr)
+        was_training = self.training
+        self.eval()
+        with torch.enable_grad():
+            for _ in range(iters):
+                optimizer.zero_grad()
+                fit = clamped_l1(self.decode(context_x, z), context_y, self.clamp).sum()
+                (fit + self.reg * z.pow(2).sum()).backward()
+                optimizer.step()
+        self.train(was_training)
+        return z.detach()
+
+    def reconstruct(self, batch, *, iters=None):
+        z = self.fit_codes(batch["context_x"], batch["context_y"], iters=iters)
+        with torch.no_grad():
+            return self.decode(batch["target_x"], z)
+
+    def field(self, context_x, context_y, *, iters=None):
+        """Fit one task's code; returns x (N, 3) -> SDF (N,)."""
+        z = self.fit_codes(context_x, context_y, iters=iters)
+        return lambda x: self.decode(x.unsqueeze(0), z)[0, :, 0]
+
+
+class _ResnetBlock(nn.Module):
+    def __init__(self, inputs, hidden, outputs):
+        super().__init__()
+        self.fc0, self.fc1 = nn.Linear(inputs, hidden), nn.Linear(hidden, outputs)
+        self.shortcut = nn.Linear(inputs, outputs, bias=False) if inputs != outputs else None
+        nn.init.zeros_(self.fc1.weight)
+
+    def forward(self, x):
+        dx = self.fc1(F.relu(self.fc0(F.relu(x))))
+        return (x if self.shortcut is None else self.shortcut(x)) + dx
+
+
+class ResnetPointNet(nn.Module):
+    """Occupancy Networks' ResNet PointNet: five residual blocks with max-pooled features
+    concatenated back to every point, then a max pool and a linear map to the code."""
+
+    def __init__(self, latent=256, hidden=128):
+        super().__init__()
+        self.fc_pos = nn.Linear(3, 2 * hidden)
+        self.blocks = nn.ModuleList(_ResnetBlock(2 * hidden, hidden, hidden) for _ in range(5))
+        self.fc_c = nn.Linear(hidden, latent)
+
+    def forward(self, points):
+        h = self.blocks[0](self.fc_pos(points))
+        for block in self.blocks[1:]:
+            pooled = h.max(dim=1, keepdim=True).values.expand_as(h)
+            h = block(torch.cat([h, pooled], dim=2))
+        return self.fc_c(F.relu(h.max(dim=1).values))
+
+
+class PointNetSDF(nn.Module):
+    """PointNet encoder + concatenation decoder (the paper's level-set baseline): the context
+    points are encoded into a code, and an MLP maps [x, code] to the SDF (clamped l1)."""
+
+    def __init__(self, *, latent=256, hidden=512, depth=8, encoder_hidden=128, clamp=0.1):
+        super().__init__()
+        self.encoder = ResnetPointNet(latent, encoder_hidden)
+        layers, width = [], latent + 3
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.decoder = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.clamp = clamp
+
+    def forward(self, batch):
+        return self.loss(batch)
+
+    def loss(self, batch):
+        return clamped_l1(self.reconstruct(batch), batch["target_y"], self.clamp).mean()
+
+    def reconstruct(self, batch):
+        return self._decode(batch["target_x"], self.encoder(batch["context_x"]))
+
+    def _decode(self, x, code):
+        return self.decoder(torch.cat([x, code.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=2))
+
+    def field(self, context_x, context_y):
+        """Encode one task's context points; returns x (N, 3) -> SDF (N,)."""
+        code = self.encoder(context_x)
+        return lambda x: self._decode(x.unsqueeze(0), code)[0, :, 0]
+
+
+MODELS_3D = {"metasdf": MetaSDF3D, "deepsdf": DeepSDF, "pointnet": PointNetSDF}
