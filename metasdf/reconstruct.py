@@ -1,11 +1,11 @@
 """From a trained 3D run to meshes: grid evaluation, marching cubes, and the metrics of the
 paper's 3D tables (Chamfer distance by DeepSDF's protocol, F-score, normal consistency).
 
-Grid evaluation is coarse to fine: the SDF is evaluated on every fourth grid node first, and on
-the full grid only inside coarse cells that the surface may cross (a sign change, or a value
-smaller than 1.5 coarse-cell diagonals); elsewhere the fine grid holds the trilinear interpolation
-of the coarse values, which keeps their sign, so marching cubes finds the same surface for a
-fraction of the evaluations.
+Grid evaluation is coarse to fine: the SDF is evaluated on a coarse grid first, then level by
+level (halving the spacing) only inside cells that the surface may cross (a sign change, or a
+value smaller than 1.5 cell diagonals); elsewhere the finer grid holds the trilinear
+interpolation of the coarser values, which keeps their sign, so marching cubes finds the same
+surface for a fraction of the evaluations.
 """
 
 from __future__ import annotations
@@ -57,6 +57,17 @@ def _nodes(resolution: int, step: int, device) -> torch.Tensor:
     return torch.stack([x.reshape(-1), y.reshape(-1), z.reshape(-1)], dim=1)
 
 
+def _near(values: torch.Tensor, cell: float) -> torch.Tensor:
+    """Cells (one fewer per axis than nodes) that the zero level may cross: a sign change among
+    their 8 corners, or a corner closer to zero than 1.5 cell diagonals (an SDF changes by at
+    most its distance; the margin covers networks that are not exactly 1-Lipschitz)."""
+    v = values[None, None]
+    low = -F.max_pool3d(-v, 2, stride=1)[0, 0]
+    high = F.max_pool3d(v, 2, stride=1)[0, 0]
+    threshold = 1.5 * np.sqrt(3.0) * cell
+    return ((low <= 0) & (high >= 0)) | (torch.minimum(low.abs(), high.abs()) < threshold)
+
+
 def extract_mesh(
     sdf: Callable[[torch.Tensor], torch.Tensor],
     resolution: int = 128,
@@ -67,33 +78,32 @@ def extract_mesh(
 ) -> ExtractedMesh:
     """Mesh of the zero level set of ``sdf`` (x (N, 3) -> (N,)) over [-1, 1]^3.
 
-    resolution : cells per side (nodes: resolution + 1); a multiple of 4 for coarse to fine.
+    resolution : cells per side (nodes: resolution + 1). Coarse to fine (from 64 up): the grid
+        with every ``step``-th node (step = resolution / 16 rounded down to a power of two) is
+        evaluated whole; then, halving the step each time, only the nodes of cells the surface
+        may cross are evaluated, the others interpolated (trilinearly, which keeps their sign).
     Raises :class:`ShapeError` when the field has no zero crossing in the box.
     """
     from skimage.measure import marching_cubes
 
     start = time.perf_counter()
     r = resolution
-    step = 4 if coarse_to_fine and r % 4 == 0 and r >= 64 else 1  # below 64 it does not pay
-    if step == 1:
-        values = _evaluate(sdf, _nodes(r, 1, device), batch).reshape(r + 1, r + 1, r + 1)
-        evaluated = (r + 1) ** 3
-    else:
-        rc = r // step
-        coarse = _evaluate(sdf, _nodes(r, step, device), batch).reshape(rc + 1, rc + 1, rc + 1)
-        c = coarse[None, None]
-        low = -F.max_pool3d(-c, 2, stride=1)[0, 0]  # min over each coarse cell's 8 corners
-        high = F.max_pool3d(c, 2, stride=1)[0, 0]
-        threshold = 1.5 * np.sqrt(3.0) * 2.0 * step / r
-        near = (low <= 0) & (high >= 0) | (torch.minimum(low.abs(), high.abs()) < threshold)
-        values = F.interpolate(c, size=(r + 1,) * 3, mode="trilinear", align_corners=True)[0, 0]
-        cells = near.repeat_interleave(step, 0).repeat_interleave(step, 1).repeat_interleave(step, 2)
-        # a node is needed when any of the (up to 8) fine cells around it is near the surface
+    step = 1
+    while coarse_to_fine and r >= 64 and step * 2 <= r // 16 and r % (step * 2) == 0:
+        step *= 2
+    values = _evaluate(sdf, _nodes(r, step, device), batch).reshape((r // step + 1,) * 3)
+    evaluated = values.numel()
+    while step > 1:
+        near = _near(values, 2.0 * step / r)
+        step //= 2
+        n = r // step + 1
+        values = F.interpolate(values[None, None], size=(n,) * 3, mode="trilinear", align_corners=True)[0, 0]
+        cells = near.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+        # a node is needed when any of the (up to 8) cells around it may hold the surface
         mask = F.max_pool3d(F.pad(cells[None, None].float(), (1, 1, 1, 1, 1, 1)), 2, stride=1)[0, 0] > 0
         index = torch.nonzero(mask)
-        points = index.float() * (2.0 / r) - 1.0
-        values[mask] = _evaluate(sdf, points.to(device), batch)
-        evaluated = (rc + 1) ** 3 + len(index)
+        values[mask] = _evaluate(sdf, (index.float() * (2.0 * step / r) - 1.0).to(device), batch)
+        evaluated += len(index)
     grid_seconds = time.perf_counter() - start
     volume = values.numpy()
     if not (volume.min() < 0 < volume.max()):
