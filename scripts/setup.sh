@@ -63,5 +63,9 @@ if [ "$demo" = 1 ]; then
   [ -d out/shapes ] || "$bin/sdfkit" make-shapes out/shapes --n 12
   "$bin/sdfkit" prepare-shapenet out/shapes --split out/shapes/splits/train.json \
     --split out/shapes/splits/test.json -o out/shapes.zarr
+  step "demo: renders, a picture and a check -> out/renders.zarr, out/shape.png"
+  "$bin/sdfkit" render out/shapes.zarr -o out/renders.zarr --views 8 --size 64
+  "$bin/sdfkit" show out/shapes.zarr --index 0 -o out/shape.png
+  "$bin/sdfkit" validate out/shapes.zarr
 fi
 step "done. Run the tests with: bash scripts/test.sh"
