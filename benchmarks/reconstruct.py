@@ -67,10 +67,16 @@ def main():
     ad128, ad800 = a[:, 3] + a[:, 5], a[:, 4] + a[:, 5]
     print(f"{len(rows)} {args.split} shapes of {store}; {torch.get_num_threads()} threads; medians in seconds")
     print(f"{'method':<44}{'specialize':>12}{'mesh':>10}{'total':>10}")
-    print(f"{'MetaSDF, ' + str(meta_config.inner_steps) + ' inner steps, 128^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 1]):>10.3f}{np.median(meta128):>10.3f}")
+    print(
+        f"{'MetaSDF, ' + str(meta_config.inner_steps) + ' inner steps, 128^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 1]):>10.3f}{np.median(meta128):>10.3f}"
+    )
     print(f"{'MetaSDF, 256^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 2]):>10.3f}{np.median(meta256):>10.3f}")
-    print(f"{'DeepSDF, ' + str(ad_config.test_iters) + ' latent iterations, 128^3':<44}{np.median(a[:, 3]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad128):>10.3f}")
-    print(f"{'DeepSDF, 800 latent iterations, 128^3':<44}{np.median(a[:, 4]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad800):>10.3f}")
+    print(
+        f"{'DeepSDF, ' + str(ad_config.test_iters) + ' latent iterations, 128^3':<44}{np.median(a[:, 3]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad128):>10.3f}"
+    )
+    print(
+        f"{'DeepSDF, 800 latent iterations, 128^3':<44}{np.median(a[:, 4]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad800):>10.3f}"
+    )
     print(
         f"speed-up at 128^3: {np.median(ad128 / meta128):.1f}x against {ad_config.test_iters} iterations, "
         f"{np.median(ad800 / meta128):.1f}x against 800 (target >= 10x); MetaSDF at 128^3: "
