@@ -390,7 +390,7 @@ def test_validate_mnist_store(tmp_path):
 
 
 def test_cli_help_has_examples():
-    for command in ("export", "voxelize", "render", "validate", "show"):
+    for command in ("export", "voxelize", "render", "validate", "show", "reconstruct", "train", "eval"):
         out = sdfkit(command, "--help").stdout
         assert "Example" in out, command
         if command != "validate":  # its only option is a flag
