@@ -47,6 +47,8 @@ class ExtractedMesh:
 
 
 def _evaluate(sdf: Callable, points: torch.Tensor, batch: int) -> torch.Tensor:
+    if len(points) == 0:  # no cell near the surface at this level
+        return torch.zeros(0)
     with torch.no_grad():
         return torch.cat([sdf(points[s : s + batch]).float().cpu() for s in range(0, len(points), batch)])
 

@@ -21,6 +21,7 @@ from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.models3d import MetaSDF3D, composite_loss
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
 from metasdf.train import TrainConfig
+from sdfkit.errors import ShapeError
 from sdfkit.shapes import make_shapes
 
 
@@ -72,8 +73,9 @@ def test_marching_cubes_of_a_sphere_is_the_sphere():
         np.testing.assert_allclose(mesh.vertices, full.vertices)
         assert mesh.evaluated <= (resolution + 1) ** 3
     assert mesh.evaluated < 0.3 * 129**3  # coarse to fine: the surface's neighbourhood only
-    with pytest.raises(Exception, match="no zero crossing"):
-        extract_mesh(lambda x: x.norm(dim=1) + 1.0, 32)
+    for resolution in (32, 128):  # the full grid, and coarse to fine with no cell near a surface
+        with pytest.raises(ShapeError, match="no zero crossing"):
+            extract_mesh(lambda x: x.norm(dim=1) + 1.0, resolution)
 
 
 def test_chamfer_f_score_and_normal_consistency_known_values():
