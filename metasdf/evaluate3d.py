@@ -141,19 +141,28 @@ def evaluate_3d(
     return result
 
 
-def _truth_mesh(store, shapes, k):
-    """The shape's mesh in the normalized frame, or None when its file is not reachable."""
-    try:
-        from sdfkit.dataset import open_dataset
-        from sdfkit.mesh import load_mesh
-        from sdfkit.sources.shapenet import mesh_paths
+def _truth_meshes(store, shapes, rows) -> dict:
+    """Row -> the shape's mesh (vertices, faces) in the normalized frame, or None when the meshes
+    are not reachable. The source tree is scanned once."""
+    from sdfkit.dataset import open_dataset
+    from sdfkit.errors import SdfkitError
+    from sdfkit.mesh import load_mesh
+    from sdfkit.sources.shapenet import mesh_paths
 
+    try:
         ds = open_dataset(store)
-        path = mesh_paths(ds.attrs, [shapes.ids[k]], str(store))[0]
-        mesh = load_mesh(path)
-        return (mesh.vertices + shapes.offset[k]) * shapes.scale[k], mesh.faces
-    except Exception:
-        return None
+        paths = mesh_paths(ds.attrs, [shapes.ids[k] for k in rows], str(store))
+    except SdfkitError:
+        return dict.fromkeys(rows)
+    out = {}
+    for k, path in zip(rows, paths, strict=True):
+        try:
+            mesh = load_mesh(path)
+        except SdfkitError:
+            out[k] = None
+            continue
+        out[k] = ((mesh.vertices + shapes.offset[k]) * shapes.scale[k], mesh.faces)
+    return out
 
 
 def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> list[str]:
@@ -168,8 +177,9 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
     view = RenderConfig(views=1, size=192, distance=2.5)
     pose = look_at(np.array([1.4, 1.0, 1.8]))[None]
     fig, axes = plt.subplots(2, max(1, len(meshes)), figsize=(3 * max(1, len(meshes)), 6.2), squeeze=False)
+    truths = _truth_meshes(store, shapes, list(meshes))
     for col, (k, mesh) in enumerate(meshes.items()):
-        truth = _truth_mesh(store, shapes, k)
+        truth = truths[k]
         images = [render_mesh_views_shaded(*truth, pose, view)[0] if truth else None]
         images.append(render_mesh_views_shaded(mesh.vertices, mesh.faces, pose, view)[0])
         for row, (image, name) in enumerate(zip(images, ("truth", config.model), strict=True)):
