@@ -397,9 +397,29 @@ def make_shapes_command(out_dir, count, seed, defects):
 @click.option("--resume", is_flag=True, help="Continue the run in the output folder from its checkpoint.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: CUDA when present).")
 @click.option("--first-order", is_flag=True, default=None, help="MetaSDF: first-order inner-loop gradients.")
+@click.option(
+    "--inner-loss",
+    type=click.Choice(["l2", "l1"]),
+    default=None,
+    help="MetaSDF: error of the inner loop on the context (3D: the composite loss's distance term); "
+    "the outer loss is l1  [default: l2 in 2D, l1 in 3D]",
+)
 @click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
 def train_command(
-    data, model, context, run_dir, preset, loss, config_file, steps, time_limit, resume, device, first_order, seed
+    data,
+    model,
+    context,
+    run_dir,
+    preset,
+    loss,
+    config_file,
+    steps,
+    time_limit,
+    resume,
+    device,
+    first_order,
+    inner_loss,
+    seed,
 ):
     """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
 
@@ -435,7 +455,7 @@ def train_command(
 
         kind = open_store(data).attrs["sdfkit"].get("kind")
         config = training.preset(preset, model=model, context=context, kind=kind)
-    overrides = {"steps": steps, "seed": seed, "first_order": first_order, "loss": loss}
+    overrides = {"steps": steps, "seed": seed, "first_order": first_order, "loss": loss, "inner_loss": inner_loss}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides)
     target = training.resolve_device(device)

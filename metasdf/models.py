@@ -76,7 +76,7 @@ class MetaSDF(nn.Module):
     """Gradient-based meta-learning of SDFs (Sitzmann et al. 2020) with Meta-SGD learning rates.
 
     The inner loop specializes a copy of the weights per task with ``steps`` gradient steps of the
-    l1 loss on the context; learning rates are learned per parameter and per step (``per-param``),
+    ``inner`` loss (``l2``: mean squared error, or ``l1``) on the context; learning rates are learned per parameter and per step (``per-param``),
     per step (``per-step``) or one for all (``global``), clamped non-negative. All tasks of a
     meta-batch run at once with per-task weights (batched matmuls): one ``autograd.grad`` of the
     summed task losses gives every task its own gradient.
@@ -94,9 +94,12 @@ class MetaSDF(nn.Module):
         first_order=False,
         dim=2,
         outputs=1,
+        inner="l2",
     ):
         super().__init__()
-        self.steps, self.first_order, self.lr_type = steps, first_order, lr_type
+        if inner not in ("l1", "l2"):
+            raise ValueError(f"unknown inner loss {inner!r}; choose l2 or l1")
+        self.steps, self.first_order, self.lr_type, self.inner = steps, first_order, lr_type, inner
         self.weights = nn.ParameterList(init_layers(layer_shapes(dim, hidden, depth, outputs), init))
         if lr_type == "per-param":
             lrs = [torch.full((steps, *w.shape), lr_init) for w in self.weights]
@@ -133,8 +136,9 @@ class MetaSDF(nn.Module):
         return (fast, history) if trace else fast
 
     def inner_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-task loss (B,) of the inner loop: l1 to the context's values."""
-        return F.l1_loss(output, target, reduction="none").mean(dim=(1, 2))
+        """Per-task loss (B,) of the inner loop: l2 (or l1) to the context's values."""
+        loss = F.mse_loss if self.inner == "l2" else F.l1_loss
+        return loss(output, target, reduction="none").mean(dim=(1, 2))
 
     def outer_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The meta-training loss on the targets: l1."""

@@ -27,23 +27,28 @@ from metasdf.models import MetaSDF
 __all__ = ["composite_loss", "clamped_l1", "MetaSDF3D", "DeepSDF", "PointNetSDF", "MODELS_3D"]
 
 
-def clamped_l1(prediction: torch.Tensor, target: torch.Tensor, clamp: float = 0.1) -> torch.Tensor:
-    """DeepSDF's loss, per task (B,): mean |clamp(prediction) - clamp(target)|, clamp to +-0.1."""
-    return (prediction.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs().mean(dim=(1, 2))
+def clamped_l1(prediction: torch.Tensor, target: torch.Tensor, clamp: float = 0.1, *, power: int = 1) -> torch.Tensor:
+    """DeepSDF's loss, per task (B,): mean |clamp(prediction) - clamp(target)|, clamp to +-0.1
+    (``power=2``: its square)."""
+    return (prediction.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs().pow(power).mean(dim=(1, 2))
 
 
-def composite_loss(output: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor, *, signed: bool = True):
+def composite_loss(
+    output: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor, *, signed: bool = True, distance: str = "l1"
+):
     """Kendall-weighted loss per task (B,): ``BCE / (2 s0^2) + L1 / (2 s1^2) + log(s0 s1)``.
 
     output : (B, N, 2) sign logit (positive outside) and distance; target : (B, N, 1) SDF
     log_sigma : (2,) log s0 (sign) and log s1 (distance)
     signed : False for targets without a sign (zero-level-set points): the BCE term and its
         weight are left out
+    distance : ``l1`` (|d - |sdf||, the paper's) or ``l2`` (its square) for the distance term
     """
-    logit, distance = output[..., 0], output[..., 1]
+    logit, dist = output[..., 0], output[..., 1]
     sdf = target[..., 0]
-    l1 = (distance.abs() - sdf.abs()).abs().mean(dim=1)
-    total = l1 * torch.exp(-2.0 * log_sigma[1]) / 2.0 + log_sigma[1]
+    error = (dist.abs() - sdf.abs()).abs()
+    term = (error if distance == "l1" else error.pow(2)).mean(dim=1)
+    total = term * torch.exp(-2.0 * log_sigma[1]) / 2.0 + log_sigma[1]
     if signed:
         bce = F.binary_cross_entropy_with_logits(logit, (sdf > 0).to(logit.dtype), reduction="none").mean(dim=1)
         total = total + bce * torch.exp(-2.0 * log_sigma[0]) / 2.0 + log_sigma[0]
@@ -54,12 +59,16 @@ class MetaSDF3D(MetaSDF):
     """MetaSDF for shapes: two output heads and the composite loss (or clamped l1).
 
     loss : ``composite`` (two heads) or ``l1`` (one output, DeepSDF's clamped l1 in both loops)
+    inner : the inner loop's distance error, ``l1`` (the paper's) or ``l2`` (squared; with
+        ``loss="l1"``: the clamped error squared). The outer loop always uses l1.
     """
 
-    def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, **kwargs):
+    def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, inner="l1", **kwargs):
         if loss not in ("composite", "l1"):
             raise ValueError(f"unknown loss {loss!r}; choose composite or l1")
-        super().__init__(hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, **kwargs)
+        super().__init__(
+            hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, inner=inner, **kwargs
+        )
         self.kind, self.clamp = loss, clamp
         # log sigma of (sign, distance), for the inner and the outer loop; learned in the outer loop
         self.inner_log_sigma = nn.Parameter(torch.zeros(2))
@@ -67,10 +76,10 @@ class MetaSDF3D(MetaSDF):
 
     def inner_loss(self, output, target):
         if self.kind == "l1":
-            return clamped_l1(output, target, self.clamp)
+            return clamped_l1(output, target, self.clamp, power=2 if self.inner == "l2" else 1)
         # level-set context: every target is 0 and has no sign
         signed = bool((target != 0).any())
-        return composite_loss(output, target, self.inner_log_sigma, signed=signed)
+        return composite_loss(output, target, self.inner_log_sigma, signed=signed, distance=self.inner)
 
     def outer_loss(self, output, target):
         if self.kind == "l1":

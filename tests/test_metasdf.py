@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from metasdf.data import load_shapes, make_batch
 from metasdf.evaluate import evaluate
 from metasdf.models import MetaSDF
-from metasdf.train import TrainConfig, build_model, load_run, train
+from metasdf.train import TrainConfig, build_model, config_from_json, load_run, train
 from sdfkit.errors import FormatError, InputError, SdfkitError
 from sdfkit.sources import mnist
 
@@ -31,7 +31,7 @@ def store(tmp_path_factory):
     return out
 
 
-def _reference_inner_loop(weights, lrs, x, y, steps):
+def _reference_inner_loop(weights, lrs, x, y, steps, inner):
     """One task at a time, float64, plain F.linear: the specification the batched code must meet."""
     fast = list(weights)
     for step in range(steps):
@@ -40,15 +40,16 @@ def _reference_inner_loop(weights, lrs, x, y, steps):
             h = F.linear(h, fast[i], fast[i + 1])
             if i < len(fast) - 2:
                 h = F.relu(h)
-        loss = (h - y).abs().mean()
+        loss = (h - y).pow(2).mean() if inner == "l2" else (h - y).abs().mean()
         grads = torch.autograd.grad(loss, fast, create_graph=True)
         fast = [w - lr[step].clamp(min=0) * g for w, lr, g in zip(fast, lrs, grads, strict=True)]
     return fast
 
 
-def test_batched_inner_loop_matches_a_per_task_float64_reference():
+@pytest.mark.parametrize("inner", ["l2", "l1"])
+def test_batched_inner_loop_matches_a_per_task_float64_reference(inner):
     torch.manual_seed(0)
-    model = MetaSDF(hidden=24, depth=3, steps=3, lr_init=0.05).double()
+    model = MetaSDF(hidden=24, depth=3, steps=3, lr_init=0.05, inner=inner).double()
     with torch.no_grad():  # learned rates that differ per parameter and per step
         for lr in model.lrs:
             lr.uniform_(0.01, 0.2)
@@ -67,7 +68,7 @@ def test_batched_inner_loop_matches_a_per_task_float64_reference():
 
     reference_total = 0.0
     for t in range(tasks):
-        ref = _reference_inner_loop(list(model.weights), list(model.lrs), cx[t], cy[t], 3)
+        ref = _reference_inner_loop(list(model.weights), list(model.lrs), cx[t], cy[t], 3, inner)
         for got, want in zip(fast, ref, strict=True):
             torch.testing.assert_close(got[t], want, rtol=1e-6, atol=1e-12)
         h = tx[t]
@@ -150,6 +151,19 @@ def test_resume_equals_an_uninterrupted_run(store, tmp_path):
     assert [r.split(",")[1] for r in rows[1:]] == [
         r.split(",")[1] for r in (tmp_path / "a" / "metrics.csv").read_text().splitlines()[1:]
     ]
+
+
+def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_path):
+    sdfkit("train", store, "-o", tmp_path / "cli", "--steps", "1", "--inner-loss", "l1", "--device", "cpu")
+    config = config_from_json(tmp_path / "cli" / "config.json")
+    assert config.inner_loss == "l1" and build_model(config, 1).inner == "l1"
+    assert build_model(dataclasses.replace(config, inner_loss="l2"), 1).inner == "l2"
+    # a config.json written before the choice existed: its run was trained with l1
+    old = {k: v for k, v in dataclasses.asdict(TINY).items() if k != "inner_loss"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert config_from_json(tmp_path / "old.json").inner_loss == "l1"
+    with pytest.raises(ValueError, match="unknown inner loss"):
+        MetaSDF(inner="huber")
 
 
 def test_time_limit_stops_and_saves(store, tmp_path):
