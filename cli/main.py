@@ -402,7 +402,7 @@ def make_shapes_command(out_dir, count, seed, defects):
     type=click.Choice(["l2", "l1"]),
     default=None,
     help="MetaSDF: error of the inner loop on the context (3D: the composite loss's distance term); "
-    "the outer loss is l1  [default: l2 in 2D, l1 in 3D]",
+    "the outer loss is l1  [default: l2; l1 in the 3D paper preset]",
 )
 @click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
 def train_command(

@@ -92,11 +92,22 @@ class MetaSDF3D(MetaSDF):
         return torch.where(output[..., :1] >= 0, 1.0, -1.0) * output[..., 1:].abs()
 
     def field(self, context_x, context_y):
-        """Specialize to one task's context (1, Nc, 3), (1, Nc, 1); returns x (N, 3) -> SDF (N,)."""
+        """Specialize to one task's context (1, Nc, 3), (1, Nc, 1); returns x (N, 3) -> SDF (N,),
+        or with the composite loss x -> (N, 2): the SDF and the sign logit. The SDF's zero set is
+        where the logit changes sign, so meshing interpolates the smooth logit to place the
+        surface inside a cell; |distance| next to a sign flip need not be near 0, and
+        interpolating it leaves terraces one cell high (:func:`~metasdf.reconstruct.extract_mesh`)."""
         from metasdf.models import batched_mlp
 
         fast = self.specialize(context_x, context_y)
-        return lambda x: self.sdf(batched_mlp(x.unsqueeze(0), fast))[0, :, 0]
+        if self.kind == "l1":
+            return lambda x: batched_mlp(x.unsqueeze(0), fast)[0, :, 0]
+
+        def sdf_and_logit(x):
+            output = batched_mlp(x.unsqueeze(0), fast)[0]
+            return torch.stack([self.sdf(output)[:, 0], output[:, 0]], dim=1)
+
+        return sdf_and_logit
 
 
 class _WeightNormMLP(nn.Module):

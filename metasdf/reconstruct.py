@@ -48,10 +48,13 @@ class ExtractedMesh:
 
 
 def _evaluate(sdf: Callable, points: torch.Tensor, batch: int) -> torch.Tensor:
+    """(N, 2): the SDF and the field whose zero marching cubes interpolates (the SDF itself
+    unless ``sdf`` returns both as (N, 2))."""
     if len(points) == 0:  # no cell near the surface at this level
-        return torch.zeros(0)
+        return torch.zeros(0, 2)
     with torch.no_grad():
-        return torch.cat([sdf(points[s : s + batch]).float().cpu() for s in range(0, len(points), batch)])
+        out = torch.cat([sdf(points[s : s + batch]).float().cpu() for s in range(0, len(points), batch)])
+    return out[:, None].expand(-1, 2) if out.ndim == 1 else out
 
 
 def _nodes(resolution: int, step: int, device) -> torch.Tensor:
@@ -92,6 +95,10 @@ def extract_mesh(
 ) -> ExtractedMesh:
     """Mesh of the zero level set of ``sdf`` (x (N, 3) -> (N,)) over [-1, 1]^3.
 
+    ``sdf`` may also return (N, 2): the SDF, which decides the band, and a field with the same
+    sign, whose values marching cubes interpolates to place the surface on each cell edge (for
+    MetaSDF's two heads, the sign logit: smooth where ``sign(logit) * |distance|`` jumps).
+
     resolution : cells per side (nodes: resolution + 1). Coarse to fine (from 64 up): the grid
         with every ``step``-th node (step = resolution / 16 rounded down to a power of two) is
         evaluated whole; then, halving the step each time, only a narrow band of nodes around
@@ -108,7 +115,8 @@ def extract_mesh(
     step = 1
     while coarse_to_fine and r >= 64 and step * 2 <= r // 16 and r % (step * 2) == 0:
         step *= 2
-    values = _evaluate(sdf, _nodes(r, step, device), batch).reshape((r // step + 1,) * 3)
+    both = _evaluate(sdf, _nodes(r, step, device), batch).reshape((r // step + 1,) * 3 + (2,))
+    values, surface = both[..., 0].contiguous(), both[..., 1].contiguous()
     evaluated = values.numel()
     exact = torch.ones(values.shape, dtype=torch.bool)  # nodes holding an evaluated value
     while step > 1:
@@ -116,6 +124,8 @@ def extract_mesh(
         n = r // step + 1
         cell = 2.0 * step / r
         values = F.interpolate(values[None, None], size=(n,) * 3, mode="trilinear", align_corners=True)[0, 0]
+        coarse, surface = surface, torch.zeros((n,) * 3)
+        surface[::2, ::2, ::2] = coarse
         crossing, smallest = _crossing(values)
         known = torch.zeros((n,) * 3, dtype=torch.bool)
         known[::2, ::2, ::2] = exact
@@ -124,7 +134,7 @@ def extract_mesh(
             index = torch.nonzero(need)
             if len(index) == 0:
                 break
-            values[need] = _evaluate(sdf, (index.float() * cell - 1.0).to(device), batch)
+            values[need], surface[need] = _evaluate(sdf, (index.float() * cell - 1.0).to(device), batch).unbind(1)
             evaluated += len(index)
             known |= need
             # only cells with a corner just evaluated can have started to show a sign change
@@ -135,7 +145,8 @@ def extract_mesh(
             need[box] = _cell_nodes(_crossing(values[box])[0]) & ~known[box]
         exact = known
     grid_seconds = time.perf_counter() - start
-    volume = values.numpy()
+    # every corner of a cell with a sign change is exact, and the two fields share their signs
+    volume = torch.where(exact, surface, values).numpy()
     if not (volume.min() < 0 < volume.max()):
         raise ShapeError("the reconstructed SDF has no zero crossing in [-1, 1]^3: no surface to mesh")
     start = time.perf_counter()

@@ -82,6 +82,32 @@ def test_marching_cubes_of_a_sphere_is_the_sphere():
             extract_mesh(lambda x: x.norm(dim=1) + 1.0, resolution)
 
 
+def test_meshing_places_the_surface_with_the_sign_logit():
+    """MetaSDF's SDF is sign(logit) * |distance|. Where the distance head is off, the SDF jumps
+    from +|d| to -|d| at the sign flip, and interpolating it puts every vertex mid-edge (terraces);
+    the logit, which changes sign at the same place, places the vertices on the surface."""
+    radius, resolution = 0.55, 64
+    cell = 2.0 / resolution
+
+    def two_heads(x):
+        logit = x.norm(dim=1) - radius  # zero exactly on the sphere
+        distance = torch.full_like(logit, 0.3)  # a distance head that has learned nothing
+        return torch.where(logit >= 0, 1.0, -1.0) * distance, logit
+
+    sdf_only = extract_mesh(lambda x: two_heads(x)[0], resolution)
+    with_logit = extract_mesh(lambda x: torch.stack(two_heads(x), dim=1), resolution)
+    np.testing.assert_array_equal(with_logit.faces, sdf_only.faces)  # the same cells cross
+    terraced = np.abs(np.linalg.norm(sdf_only.vertices, axis=1) - radius)
+    placed = np.abs(np.linalg.norm(with_logit.vertices, axis=1) - radius)
+    assert terraced.max() > 0.3 * cell
+    assert placed.max() < 5e-4
+    # with (sdf, logit) from the model itself: the same signs, and the logit as the second column
+    model = MetaSDF3D(hidden=16, depth=2, steps=1)
+    out = model.field(torch.rand(1, 32, 3) - 0.5, torch.rand(1, 32, 1) - 0.5)(torch.rand(500, 3) * 2 - 1)
+    assert out.shape == (500, 2)
+    assert torch.equal(out[:, 0] >= 0, out[:, 1] >= 0)
+
+
 @pytest.mark.parametrize("maker", [shapes.chair, shapes.table, shapes.airplane])
 def test_narrow_band_meshing_equals_the_full_grid_on_thin_parts(maker):
     """Chair legs, table tops and airplane wings are a few cells thick at 64^3: the narrow band
