@@ -4,9 +4,10 @@ Paper preset: 32 tasks x 1024 context points (dense), 4096-cell grid (targets: t
 cells), 2 -> 256 -> 256 -> 256 -> 1, 5 inner steps, second- and first-order. The per-task loop
 is the straightforward implementation (one task at a time, F.linear, the same learned rates),
 measured in the same run on the same data, and the first-order step's large matrix products
-alone (a floor no implementation can beat on the same machine). "8+8+8+8" is the trainer's default on CPU: the same
-step computed in micro-batches of 8 tasks with gradients summed (cache-friendly). Test time: specializing one digit (5 steps, 1024
-points), and the auto-decoder's latent optimization (800 Adam iterations) on the same digit.
+alone (a floor no implementation can beat on the same machine). "8+8+8+8" is the trainer's
+default on CPU: the same step computed in micro-batches of 8 tasks with gradients summed
+(cache-friendly). Test time: specializing one digit (5 steps, 1024 points), and the
+auto-decoder's latent optimization (800 Adam iterations) on the same digit.
 
     python benchmarks/train_step.py
     python benchmarks/train_step.py --device cuda

@@ -78,9 +78,9 @@ class MetaSDF(nn.Module):
     The inner loop specializes a copy of the weights per task with ``steps`` gradient steps of the
     ``inner`` loss (``l2``: mean squared error, or ``l1``) on the context; learning rates are
     learned per parameter and per step (``per-param``), per step (``per-step``) or one for all
-    (``global``), clamped non-negative. All tasks of a
-    meta-batch run at once with per-task weights (batched matmuls): one ``autograd.grad`` of the
-    summed task losses gives every task its own gradient.
+    (``global``), clamped non-negative. All tasks of a meta-batch run at once with per-task
+    weights (batched matmuls): one ``autograd.grad`` of the summed task losses gives every task
+    its own gradient.
     """
 
     def __init__(
