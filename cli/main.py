@@ -404,6 +404,12 @@ def make_shapes_command(out_dir, count, seed, defects):
     help="MetaSDF: error of the inner loop on the context (3D: the composite loss's distance term); "
     "the outer loss is l1  [default: l2; l1 in the 3D paper preset]",
 )
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default=None,
+    help="Outer learning rate: constant, or a half cosine down to 0 at --steps  [default: the preset's]",
+)
 @click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
 def train_command(
     data,
@@ -419,6 +425,7 @@ def train_command(
     device,
     first_order,
     inner_loss,
+    lr_schedule,
     seed,
 ):
     """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
@@ -455,7 +462,14 @@ def train_command(
 
         kind = open_store(data).attrs["sdfkit"].get("kind")
         config = training.preset(preset, model=model, context=context, kind=kind)
-    overrides = {"steps": steps, "seed": seed, "first_order": first_order, "loss": loss, "inner_loss": inner_loss}
+    overrides = {
+        "steps": steps,
+        "seed": seed,
+        "first_order": first_order,
+        "loss": loss,
+        "inner_loss": inner_loss,
+        "lr_schedule": lr_schedule,
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides)
     target = training.resolve_device(device)

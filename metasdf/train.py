@@ -22,7 +22,17 @@ from metasdf.data import Shapes2D, load_shapes
 from metasdf.models import MODELS
 from sdfkit.errors import InputError, SdfkitError
 
-__all__ = ["TrainConfig", "PRESETS", "PRESETS_3D", "load_tasks", "build_model", "resolve_device", "train", "load_run"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "PRESETS_3D",
+    "load_tasks",
+    "build_model",
+    "resolve_device",
+    "train",
+    "load_run",
+    "learning_rate",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,10 @@ class TrainConfig:
     """Outer steps in all (a resumed run continues up to this count)."""
     lr: float = 1e-4
     """Adam learning rate of the outer loop."""
+    lr_schedule: str = "constant"
+    """Outer learning rate over the run: ``constant``, or ``cosine`` (half a cosine from ``lr``
+    down to 0 at ``steps``; set ``steps`` to what the time budget allows). The rate follows from
+    the step, so a resumed run continues on the same curve; resuming with more ``steps`` stretches it."""
     clip_grad: float | None = None
     """Clip the outer gradient's norm to this value (none: no clipping)."""
     hidden: int = 256
@@ -335,6 +349,7 @@ def train(
     progress : called as ``progress(step, total, loss, steps_per_second)`` after each step.
     """
     run_dir = Path(run_dir)
+    learning_rate(config, 0)  # an unknown schedule fails here, not after the first checkpoint
     dist_info, device = _distributed(torch.device(device))
     shapes = shapes if shapes is not None else load_tasks(store, config)
     torch.manual_seed(config.seed)  # the same initial weights in every process
@@ -395,6 +410,8 @@ def train(
             index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
             batch = shapes.batch(index, config, generator, device)
             optimizer.zero_grad(set_to_none=True)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
             loss = _accumulate(trained, batch, config.micro_batch)
             if config.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
@@ -425,6 +442,15 @@ def train(
         if board is not None:
             board.close()
     return {"step": step, "loss": loss_value, "stopped": stopped}
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The outer learning rate of step ``step`` (counted from 0) under the config's schedule."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+    raise InputError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant or cosine")
 
 
 def _accumulate(model, batch, micro_batch: int | None) -> torch.Tensor:

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from metasdf.data import load_shapes, make_batch
 from metasdf.evaluate import evaluate
 from metasdf.models import MetaSDF
-from metasdf.train import TrainConfig, build_model, config_from_json, load_run, train
+from metasdf.train import TrainConfig, build_model, config_from_json, learning_rate, load_run, train
 from sdfkit.errors import FormatError, InputError, SdfkitError
 from sdfkit.sources import mnist
 
@@ -151,6 +151,28 @@ def test_resume_equals_an_uninterrupted_run(store, tmp_path):
     assert [r.split(",")[1] for r in rows[1:]] == [
         r.split(",")[1] for r in (tmp_path / "a" / "metrics.csv").read_text().splitlines()[1:]
     ]
+
+
+def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_path):
+    config = dataclasses.replace(TINY, steps=4, lr=1e-3, lr_schedule="cosine")
+    # half a cosine from lr at step 0 to 0 at `steps`, by hand: 1, (1 + cos(pi/4)) / 2, 1/2, ...
+    expected = [1e-3, 1e-3 * (1 + 2**-0.5) / 2, 0.5e-3, 1e-3 * (1 - 2**-0.5) / 2, 0.0]
+    assert [learning_rate(config, s) for s in range(5)] == pytest.approx(expected, abs=1e-15)
+    train(store, tmp_path / "a", config)
+    saved = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["optimizer_state"]
+    assert saved["param_groups"][0]["lr"] == pytest.approx(expected[3])  # the last step's rate
+
+    def stop_at_2(step, *_):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    assert train(store, tmp_path / "b", config, progress=stop_at_2)["stopped"] == "interrupted"
+    train(store, tmp_path / "b", config, resume=True)  # continues on the same curve
+    a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["model_state"] for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InputError, match="unknown lr_schedule"):
+        train(store, tmp_path / "c", dataclasses.replace(config, lr_schedule="step"))
+    assert not (tmp_path / "c" / "checkpoint.pt").exists()
 
 
 def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_path):
