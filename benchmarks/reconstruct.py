@@ -2,7 +2,7 @@
 256^3) against the DeepSDF auto-decoder's latent optimization, on the same test shapes, with
 runs trained on the same store, in the same process.
 
-    python benchmarks/reconstruct.py --metasdf runs/metasdf-dense --deepsdf runs/deepsdf-dense [--shapes 5]
+    python benchmarks/reconstruct.py --metasdf runs/metasdf-dense --deepsdf runs/deepsdf-dense [--shapes 5] [--test-steps 10]
 
 Targets on the 2-core CPU: MetaSDF at least 10x faster than the auto-decoder; under 1 s per
 shape at 128^3. The auto-decoder is timed at its run's iteration count and at DeepSDF's 800.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metasdf.data3d import load_shapes_3d, make_batch_3d  # noqa: E402
 from metasdf.reconstruct import extract_mesh  # noqa: E402
-from metasdf.train import load_run  # noqa: E402
+from metasdf.train import load_run, steps_at_test_time  # noqa: E402
 
 
 def timed(fn):
@@ -37,9 +37,10 @@ def main():
     parser.add_argument("--store", default=None, help="default: the store the MetaSDF run was trained on")
     parser.add_argument("--split", default="test")
     parser.add_argument("--shapes", type=int, default=5)
+    parser.add_argument("--test-steps", type=int, default=None, help="MetaSDF's inner steps (default: the run's)")
     args = parser.parse_args()
     store = args.store or json.loads((args.metasdf / "data.json").read_text())["store"]
-    meta_config, meta, _ = load_run(args.metasdf)
+    meta_config, meta, _ = load_run(args.metasdf, test_steps=args.test_steps)
     ad_config, ad, _ = load_run(args.deepsdf)
     shapes = load_shapes_3d(store, args.split, limit=args.shapes)
     generator = torch.Generator().manual_seed(0)
@@ -68,7 +69,7 @@ def main():
     print(f"{len(rows)} {args.split} shapes of {store}; {torch.get_num_threads()} threads; medians in seconds")
     print(f"{'method':<44}{'specialize':>12}{'mesh':>10}{'total':>10}")
     print(
-        f"{'MetaSDF, ' + str(meta_config.inner_steps) + ' inner steps, 128^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 1]):>10.3f}{np.median(meta128):>10.3f}"
+        f"{'MetaSDF, ' + str(steps_at_test_time(meta_config)) + ' inner steps, 128^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 1]):>10.3f}{np.median(meta128):>10.3f}"
     )
     print(f"{'MetaSDF, 256^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 2]):>10.3f}{np.median(meta256):>10.3f}")
     print(

@@ -520,7 +520,13 @@ def train_command(
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--resolution", type=click.IntRange(min=16), default=128, help="3D: marching-cubes grid cells per side.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as a JSON object.")
-def eval_command(run_dir, data, split, limit, device, resolution, as_json):
+@click.option(
+    "--test-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MetaSDF: inner-loop steps; DeepSDF/auto-decoders: latent iterations  [default: the run's]",
+)
+def eval_command(run_dir, data, split, limit, device, resolution, as_json, test_steps):
     """Measure a trained run on held-out shapes, with figures.
 
     2D: l1 over the full grid against the mean training shape. 3D: meshes by marching cubes,
@@ -534,6 +540,7 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json):
       sdfkit eval runs/metasdf-dense
       sdfkit eval runs/metasdf-dense mnist.zarr --split val --json
       sdfkit eval runs/meta3d --resolution 128
+      sdfkit eval runs/meta3d --test-steps 20
     """
     from metasdf.evaluate import evaluate
     from metasdf.train import resolve_device
@@ -545,6 +552,7 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json):
         limit=limit,
         device=resolve_device(device),
         resolution=resolution,
+        test_steps=test_steps,
         progress=None if as_json else _progress_bar("eval"),
     )
     if as_json:
@@ -560,9 +568,19 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json):
         f"  l1 over the full grid: {result['l1_mean']:.5f} +- {result['l1_std']:.5f} (paper units, image width 1: {result['l1_mean_paper_units']:.5f} +- {result['l1_std_paper_units']:.5f})"
     )
     click.echo(f"  predicting the mean training shape: {result['mean_shape_l1']:.5f}")
-    click.echo(f"  test-time: {1000 * result['seconds_per_shape']:.1f} ms per shape on {result['device']}")
+    click.echo(
+        f"  test-time: {_steps_text(result)}{1000 * result['seconds_per_shape']:.1f} ms per shape on {result['device']}"
+    )
     for path in result.get("figures", []):
         click.echo(f"  figure: {path}")
+
+
+def _steps_text(result: dict) -> str:
+    """'10 inner steps, ' (MetaSDF), '300 latent iterations, ' (auto-decoders) or ''."""
+    steps = result.get("test_steps")
+    if steps is None:
+        return ""
+    return f"{steps} {'inner steps' if result['model'] == 'metasdf' else 'latent iterations'}, "
 
 
 def _print_eval_3d(result: dict, split: str) -> None:
@@ -591,7 +609,7 @@ def _print_eval_3d(result: dict, split: str) -> None:
     if result["failed"]:
         click.echo(f"  {len(result['failed'])} shapes without a surface (first: {result['failed'][0]['id']})")
     click.echo(
-        f"  test-time: {result['specialize_seconds_per_shape']:.3f} s specialization, "
+        f"  test-time: {_steps_text(result)}{result['specialize_seconds_per_shape']:.3f} s specialization, "
         f"{result['seconds_per_shape']:.3f} s with meshing, per shape on {result['device']}"
     )
     for path in result.get("figures", []):
@@ -618,7 +636,13 @@ def _print_eval_3d(result: dict, split: str) -> None:
 @click.option("--resolution", type=click.IntRange(min=16), default=256, help="Marching-cubes grid cells per side.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, help="Seed of the context subsample.")
-def reconstruct_command(run_dir, points, samples, output, resolution, device, seed):
+@click.option(
+    "--test-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MetaSDF: inner-loop steps; DeepSDF/auto-decoders: latent iterations  [default: the run's]",
+)
+def reconstruct_command(run_dir, points, samples, output, resolution, device, seed, test_steps):
     """Reconstruct a mesh from a point cloud or a few SDF samples with a trained 3D run.
 
     The input is normalized as prepare-shapenet normalizes meshes (for a cloud: from its own
@@ -631,17 +655,25 @@ def reconstruct_command(run_dir, points, samples, output, resolution, device, se
     Examples:
       sdfkit reconstruct runs/meta3d-levelset --points scan.ply -o chair.ply
       sdfkit reconstruct runs/meta3d-dense --samples samples.npz -o chair.obj --resolution 128
+      sdfkit reconstruct runs/meta3d-dense --samples samples.npz -o chair.obj --test-steps 20
     """
     from metasdf.reconstruct import reconstruct_file
     from metasdf.train import resolve_device
 
     result = reconstruct_file(
-        run_dir, output, points=points, samples=samples, resolution=resolution, device=resolve_device(device), seed=seed
+        run_dir,
+        output,
+        points=points,
+        samples=samples,
+        resolution=resolution,
+        device=resolve_device(device),
+        seed=seed,
+        test_steps=test_steps,
     )
     s = result["seconds"]
     click.echo(
         f"reconstruct: wrote {result['output']} ({result['vertices']} vertices, {result['faces']} faces) "
-        f"with {result['model']}/{result['context']} at {resolution}^3"
+        f"with {result['model']}/{result['context']} at {resolution}^3 ({_steps_text(result)[:-2] or 'one pass'})"
     )
     click.echo(
         f"  seconds: load {s['load']:.3f}, read {s['read']:.3f}, specialize {s['specialize']:.3f}, "

@@ -16,9 +16,19 @@ import numpy as np
 import torch
 
 from metasdf.data import load_shapes, make_batch
-from metasdf.train import load_run
+from metasdf.train import load_run, steps_at_test_time
 
 __all__ = ["evaluate"]
+
+
+def shown_steps(steps: int, trained: int, most: int = 7) -> list[int]:
+    """Inner-loop steps a figure shows: 0 (the initialization) to ``trained``, then evenly
+    spaced test-time steps up to ``steps``, ``most`` columns at most."""
+    if steps + 1 <= most:
+        return list(range(steps + 1))
+    head = list(range(min(trained, most - 2) + 1))
+    tail = np.linspace(head[-1], steps, most - len(head) + 1).round().astype(int)[1:]
+    return head + [int(s) for s in tail]
 
 
 def _full_grid_batch(shapes, index, config, generator, device):
@@ -42,15 +52,17 @@ def evaluate(
     seed: int = 1234,
     figures: bool = True,
     resolution: int = 128,
+    test_steps: int | None = None,
     progress=None,
 ) -> dict:
     """Evaluate a run; writes RUN_DIR/eval-<split>.json (and PNG figures) and returns its content.
 
     3D runs (trained on a shapenet store) are evaluated by :func:`metasdf.evaluate3d.evaluate_3d`
-    with meshes extracted at ``resolution``.
+    with meshes extracted at ``resolution``. ``test_steps`` overrides the run's test-time steps
+    (MetaSDF's inner loop, the auto-decoders' latent iterations).
     """
     run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir, device=device)
+    config, model, state = load_run(run_dir, device=device, test_steps=test_steps)
     if store is None:
         data = run_dir / "data.json"
         store = json.loads(data.read_text())["store"] if data.exists() else None
@@ -103,6 +115,7 @@ def evaluate(
         "split": split,
         "shapes": len(shapes),
         "trained_steps": int(state["step"]),
+        "test_steps": steps_at_test_time(config),
         "l1_mean": float(errors.mean()),
         "l1_std": float(errors.std()),
         "l1_mean_paper_units": float(errors.mean() / 2),
@@ -164,13 +177,14 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
         sub = {k: v[:count] for k, v in batch.items()}
         with torch.no_grad():
             _, history = model.specialize(sub["context_x"], sub["context_y"], trace=True)
-        steps = len(history)
-        fig, axes = plt.subplots(count, steps, figsize=(1.9 * steps, 1.9 * count), squeeze=False)
-        for s, fast in enumerate(history):
+        shown = shown_steps(len(history) - 1, model.steps)
+        fig, axes = plt.subplots(count, len(shown), figsize=(1.9 * len(shown), 1.9 * count), squeeze=False)
+        for column, s in enumerate(shown):
+            fast = history[s]
             with torch.no_grad():
                 values = batched_mlp(sub["target_x"], fast)[:, :, 0].cpu().numpy()
             for k in range(count):
-                ax = axes[k, s]
+                ax = axes[k, column]
                 truth = sub["target_y"][k, :, 0].cpu().numpy().reshape(r, r)
                 ax.contour(c, c, truth, levels=[0.0], colors="0.7", linewidths=2.5)
                 ax.contour(

@@ -25,6 +25,7 @@ import torch
 
 from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
+from metasdf.train import steps_at_test_time
 from sdfkit.errors import ShapeError
 
 __all__ = ["evaluate_3d"]
@@ -114,6 +115,7 @@ def evaluate_3d(
         "shapes": len(shapes),
         "failed": [{"id": r["id"], "error": r["error"]} for r in rows if "error" in r],
         "trained_steps": int(state["step"]),
+        "test_steps": steps_at_test_time(config),
         "resolution": resolution,
         "chamfer_x1000": {
             k: v * 1000 if v is not None else None for k, v in _summary([r["chamfer"] for r in ok]).items()
@@ -199,6 +201,7 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
     paths.append(str(path))
 
     if config.model == "metasdf":  # SDF slices over the inner-loop steps
+        from metasdf.evaluate import shown_steps
         from metasdf.models import batched_mlp
         from sdfkit.figures import slice_points
 
@@ -216,13 +219,15 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
         with torch.no_grad():
             _, history = model.specialize(batch["context_x"], batch["context_y"], trace=True)
         grid = torch.tensor(slice_points(96)[0].reshape(-1, 3), dtype=torch.float32, device=device)  # the x = 0 plane
-        fig, axes = plt.subplots(count, len(history), figsize=(2.2 * len(history), 2.3 * count), squeeze=False)
+        shown = shown_steps(len(history) - 1, model.steps)
+        fig, axes = plt.subplots(count, len(shown), figsize=(2.2 * len(shown), 2.3 * count), squeeze=False)
         c = np.linspace(-1 + 1 / 96, 1 - 1 / 96, 96)
-        for s, fast in enumerate(history):
+        for column, s in enumerate(shown):
+            fast = history[s]
             with torch.no_grad():
                 values = model.sdf(batched_mlp(grid.unsqueeze(0).expand(count, -1, -1), fast))[..., 0].cpu().numpy()
             for k in range(count):
-                ax = axes[k, s]
+                ax = axes[k, column]
                 v = values[k].reshape(96, 96)
                 ax.imshow(v, origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu", vmin=-0.3, vmax=0.3)
                 ax.contour(c, c, v, levels=[0.0], colors="k", linewidths=1.2)
@@ -230,7 +235,7 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
                 ax.set_yticks([])
                 if k == 0:
                     ax.set_title("initialization" if s == 0 else f"after step {s}", fontsize=8)
-                if s == 0:
+                if column == 0:
                     ax.set_ylabel(shapes.ids[k], fontsize=7)
         fig.suptitle("MetaSDF inner loop: SDF on the plane x = 0 (z right, y up), zero level black", fontsize=9)
         fig.tight_layout()

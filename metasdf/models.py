@@ -80,7 +80,8 @@ class MetaSDF(nn.Module):
     learned per parameter and per step (``per-param``), per step (``per-step``) or one for all
     (``global``), clamped non-negative. All tasks of a meta-batch run at once with per-task
     weights (batched matmuls): one ``autograd.grad`` of the summed task losses gives every task
-    its own gradient.
+    its own gradient. At test time the inner loop may run longer than in training
+    (``test_steps``): the extra steps reuse the last step's learned learning rates.
     """
 
     def __init__(
@@ -96,11 +97,13 @@ class MetaSDF(nn.Module):
         dim=2,
         outputs=1,
         inner="l2",
+        test_steps=None,
     ):
         super().__init__()
         if inner not in ("l1", "l2"):
             raise ValueError(f"unknown inner loss {inner!r}; choose l2 or l1")
         self.steps, self.first_order, self.lr_type, self.inner = steps, first_order, lr_type, inner
+        self.test_steps = test_steps
         self.weights = nn.ParameterList(init_layers(layer_shapes(dim, hidden, depth, outputs), init))
         if lr_type == "per-param":
             lrs = [torch.full((steps, *w.shape), lr_init) for w in self.weights]
@@ -113,9 +116,14 @@ class MetaSDF(nn.Module):
         self.lrs = nn.ParameterList(lrs)
 
     def specialize(self, context_x, context_y, *, steps=None, keep_graph=None, trace=False):
-        """Per-task weights after the inner loop; with ``trace`` also the weights after each step."""
-        steps = self.steps if steps is None else steps
+        """Per-task weights after the inner loop; with ``trace`` also the weights after each step.
+
+        ``steps`` defaults to the trained ``steps``, and at test time (under ``no_grad``) to
+        ``test_steps`` where set; steps past the trained ones repeat the last step's learned rates.
+        """
         training = torch.is_grad_enabled()  # under no_grad (test time) nothing is kept
+        if steps is None:
+            steps = self.steps if training or self.test_steps is None else self.test_steps
         keep_graph = training and not self.first_order if keep_graph is None else keep_graph
         batch = context_x.shape[0]
         fast = [w.unsqueeze(0).expand(batch, *w.shape) for w in self.weights]

@@ -283,13 +283,16 @@ def reconstruct_file(
     resolution: int = 256,
     device="cpu",
     seed: int = 0,
+    test_steps: int | None = None,
 ) -> dict:
     """Mesh a shape from a point cloud (level-set runs) or SDF samples (dense runs) with a trained
-    3D run; the mesh is written in the input's coordinates. Returns the seconds of each stage."""
+    3D run; the mesh is written in the input's coordinates. Returns the seconds of each stage.
+    ``test_steps`` overrides the run's test-time steps (MetaSDF's inner loop, DeepSDF's latent
+    iterations)."""
     import trimesh
 
     from metasdf.data3d import _balanced
-    from metasdf.train import load_run
+    from metasdf.train import load_run, steps_at_test_time
 
     if (points is None) == (samples is None):
         raise InputError("give either --points (a point cloud) or --samples (an .npz of SDF samples)")
@@ -298,7 +301,7 @@ def reconstruct_file(
         raise InputError(f"{output}: unknown mesh format; use .ply, .obj, .off, .stl or .glb")
     seconds = {}
     tic = time.perf_counter()
-    config, model, _ = load_run(Path(run_dir), device=device)
+    config, model, _ = load_run(Path(run_dir), device=device, test_steps=test_steps)
     if config.data_kind != "shapenet":
         raise InputError(f"{run_dir}: a 2D run; reconstruct needs a run trained on a prepare-shapenet store")
     seconds["load"] = time.perf_counter() - tic
@@ -353,4 +356,5 @@ def reconstruct_file(
         "seconds": seconds,
         "model": config.model,
         "context": config.context,
+        "test_steps": steps_at_test_time(config),
     }

@@ -153,6 +153,36 @@ def test_resume_equals_an_uninterrupted_run(store, tmp_path):
     ]
 
 
+def test_test_time_steps_continue_the_inner_loop_with_the_last_learned_rates():
+    from metasdf.models import batched_mlp
+
+    torch.manual_seed(0)
+    model = MetaSDF(hidden=16, depth=2, steps=2, lr_init=0.1, test_steps=5)
+    with torch.no_grad():  # a different learned rate per step, so reusing the wrong one shows
+        for lr in model.lrs:
+            lr[0].uniform_(0.02, 0.05)
+            lr[1].uniform_(0.2, 0.3)
+    x, y = torch.rand(1, 64, 2) * 2 - 1, torch.rand(1, 64, 1) - 0.5
+
+    def plain_descent(steps):  # gradient descent written out: step s uses rate min(s, last)
+        fast = [w.detach().unsqueeze(0) for w in model.weights]
+        for s in range(steps):
+            fast = [w.requires_grad_(True) for w in fast]
+            loss = ((batched_mlp(x, fast) - y) ** 2).mean()
+            grads = torch.autograd.grad(loss, fast)
+            fast = [(w - lr[min(s, 1)] * g).detach() for w, lr, g in zip(fast, model.lrs, grads, strict=True)]
+        return fast
+
+    with torch.no_grad():  # test time: five steps
+        tested = model.specialize(x, y)
+    trained = [w.detach() for w in model.specialize(x, y)]  # training (gradients on): two steps
+    for got, want in zip(tested, plain_descent(5), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(trained, plain_descent(2), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(tested[0], trained[0])
+
+
 def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_path):
     config = dataclasses.replace(TINY, steps=4, lr=1e-3, lr_schedule="cosine")
     # half a cosine from lr at step 0 to 0 at `steps`, by hand: 1, (1 + cos(pi/4)) / 2, 1/2, ...

@@ -21,8 +21,8 @@ from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.models3d import MetaSDF3D, composite_loss
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
 from metasdf.train import TrainConfig
-from sdfkit.errors import ShapeError
 from sdfkit import shapes
+from sdfkit.errors import ShapeError
 from sdfkit.shapes import make_shapes
 
 
@@ -177,8 +177,17 @@ def test_each_3d_model_trains_and_evaluates(store, tmp_path, model, context):
     report = json.loads(result.stdout)
     assert report["shapes"] == 1 and report["trained_steps"] == 2
     assert (run / "eval-test.json").exists() and (run / "eval-test-reconstructions.png").exists()
+    assert report["test_steps"] == {"metasdf": config["test_steps"], "deepsdf": config["test_iters"]}.get(model)
     if model == "metasdf":
         assert (run / "eval-test-inner-loop.png").exists()
+    # the test-time steps change after training: MetaSDF's inner loop, DeepSDF's latent iterations
+    again = sdfkit("eval", run, "--limit", "1", "--resolution", "32", "--test-steps", "4", check=False)
+    if model == "pointnet":
+        assert_user_error(again, "--test-steps")
+        return
+    assert again.returncode == 0, again.stderr
+    assert ("4 inner steps" if model == "metasdf" else "4 latent iterations") in again.stdout
+    assert json.loads((run / "eval-test.json").read_text())["test_steps"] == 4
 
 
 def test_wrong_model_for_the_store_is_refused(store, tmp_path):
@@ -212,7 +221,19 @@ def test_reconstruct_returns_meshes_in_the_input_coordinates(store, tmp_path):
     scale, offset = float(group["norm/scale"][0]), group["norm/offset"][0].astype(np.float64)
     points, values = group["sdf/points"][0].astype(np.float64), group["sdf/values"][0].astype(np.float64)
     np.savez(tmp_path / "s.npz", points=points / scale - offset, sdf=values / scale, offset=offset, scale=scale)
-    sdfkit("reconstruct", dense, "--samples", tmp_path / "s.npz", "-o", tmp_path / "d.obj", "--resolution", "32")
+    out = sdfkit(
+        "reconstruct",
+        dense,
+        "--samples",
+        tmp_path / "s.npz",
+        "-o",
+        tmp_path / "d.obj",
+        "--resolution",
+        "32",
+        "--test-steps",
+        "5",
+    )
+    assert "(5 inner steps)" in out.stdout
     raw = np.asarray(trimesh.load(tmp_path / "d.obj", process=False).vertices)
     assert np.abs((raw + offset) * scale).max() <= 1.0 + 1e-5
     rows = np.concatenate([points, values[:, None]], axis=1).astype(np.float32)
