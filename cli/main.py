@@ -512,6 +512,14 @@ def train_command(
         raise SystemExit(130)
 
 
+_test_steps_option = click.option(
+    "--test-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MetaSDF: inner-loop steps; DeepSDF/auto-decoders: latent iterations  [default: the run's]",
+)
+
+
 @main.command("eval", context_settings=CONTEXT)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path), required=False)
@@ -520,12 +528,7 @@ def train_command(
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--resolution", type=click.IntRange(min=16), default=128, help="3D: marching-cubes grid cells per side.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as a JSON object.")
-@click.option(
-    "--test-steps",
-    type=click.IntRange(min=1),
-    default=None,
-    help="MetaSDF: inner-loop steps; DeepSDF/auto-decoders: latent iterations  [default: the run's]",
-)
+@_test_steps_option
 def eval_command(run_dir, data, split, limit, device, resolution, as_json, test_steps):
     """Measure a trained run on held-out shapes, with figures.
 
@@ -575,12 +578,12 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json, test_
         click.echo(f"  figure: {path}")
 
 
-def _steps_text(result: dict) -> str:
-    """'10 inner steps, ' (MetaSDF), '300 latent iterations, ' (auto-decoders) or ''."""
+def _steps_text(result: dict, after: str = ", ") -> str:
+    """'10 inner steps' (MetaSDF), '300 latent iterations' (auto-decoders), then ``after``; or ''."""
     steps = result.get("test_steps")
     if steps is None:
         return ""
-    return f"{steps} {'inner steps' if result['model'] == 'metasdf' else 'latent iterations'}, "
+    return f"{steps} {'inner steps' if result['model'] == 'metasdf' else 'latent iterations'}{after}"
 
 
 def _print_eval_3d(result: dict, split: str) -> None:
@@ -636,12 +639,7 @@ def _print_eval_3d(result: dict, split: str) -> None:
 @click.option("--resolution", type=click.IntRange(min=16), default=256, help="Marching-cubes grid cells per side.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, help="Seed of the context subsample.")
-@click.option(
-    "--test-steps",
-    type=click.IntRange(min=1),
-    default=None,
-    help="MetaSDF: inner-loop steps; DeepSDF/auto-decoders: latent iterations  [default: the run's]",
-)
+@_test_steps_option
 def reconstruct_command(run_dir, points, samples, output, resolution, device, seed, test_steps):
     """Reconstruct a mesh from a point cloud or a few SDF samples with a trained 3D run.
 
@@ -673,7 +671,7 @@ def reconstruct_command(run_dir, points, samples, output, resolution, device, se
     s = result["seconds"]
     click.echo(
         f"reconstruct: wrote {result['output']} ({result['vertices']} vertices, {result['faces']} faces) "
-        f"with {result['model']}/{result['context']} at {resolution}^3 ({_steps_text(result)[:-2] or 'one pass'})"
+        f"with {result['model']}/{result['context']} at {resolution}^3 ({_steps_text(result, after='') or 'one pass'})"
     )
     click.echo(
         f"  seconds: load {s['load']:.3f}, read {s['read']:.3f}, specialize {s['specialize']:.3f}, "
