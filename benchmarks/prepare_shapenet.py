@@ -1,8 +1,10 @@
 """sdfkit's mesh pipeline against mesh-to-sdf, on the same meshes and query points, in one run.
 
 Meshes: a union of a torus, a capsule and a box (exact SDF known) at two tessellations (about 10k
-and 150k faces), each with every defect of ``sdfkit.shapes.DEFECTS``; and the real meshes in
-../shared/meshes (no exact SDF: only times, and how often the two tools agree).
+and 150k faces), each with every defect of ``sdfkit.shapes.DEFECTS`` (``overlap``: its parts
+concatenated, passing through each other); a CAD bracket with narrow bores (clean, soup, holes);
+and the real meshes in ../shared/meshes (no exact SDF: only times, and how often the two tools
+agree).
 
 Per mesh, both tools sign the same 250,000 DeepSDF-style query points (near the clean surface,
 3/50 uniform): sdfkit with its whole per-mesh pipeline (``sample_mesh`` on the damaged mesh: outer
@@ -94,6 +96,12 @@ def cases(quick: bool):
         for defect in defects:
             broken = shapes.damage(clean, defect, solid=solid, rng=np.random.default_rng(1))
             yield f"union-{len(clean.faces) // 1000}k-{defect}", Mesh(broken.vertices, broken.faces), clean, solid
+    # meshes built from parts: a CAD bracket with narrow bores (watertight), its soup
+    bracket = shapes.bracket(np.random.default_rng(1))
+    clean = bracket.mesh(64)
+    for defect in ("clean",) if quick else ("clean", "soup", "holes"):
+        broken = shapes.damage(clean, defect, solid=bracket, rng=np.random.default_rng(1))
+        yield f"bracket-{defect}", Mesh(broken.vertices, broken.faces), clean, bracket
     for name in REAL[:4] if quick else REAL:
         if (SHARED / name).exists():
             mesh = load_mesh(SHARED / name)

@@ -15,6 +15,7 @@ import numpy as np
 
 from sdfkit import __version__
 from sdfkit.errors import SdfkitError
+from sdfkit.shapes import CATEGORIES, DEFAULT_CATEGORIES, DEFECTS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
@@ -79,9 +80,9 @@ def _progress_bar(description: str):
         if bar is None:
             bar = tqdm(total=total, initial=done, desc=description, unit="shape", dynamic_ncols=True)
             _open_bars.append(bar)
-        else:
+        elif bar in _open_bars and done > bar.n:
             bar.update(done - bar.n)
-        if done >= total:
+        if done >= total and bar in _open_bars:
             bar.close()
             _open_bars.remove(bar)
 
@@ -103,11 +104,16 @@ def _print_summary(command: str, summary) -> None:
         click.echo(f"{summary.url} is already complete: nothing to do (see: sdfkit info {summary.url})")
         return
     rate = summary.computed / summary.seconds if summary.seconds > 0 else 0.0
-    verb = "resumed" if summary.state == "resumed" else "wrote"
+    verb = {"resumed": "resumed", "appended": "appended to"}.get(summary.state, "wrote")
     click.echo(
         f"{command}: {verb} {summary.url} in {summary.seconds:.1f} s; "
-        f"{summary.computed} shapes computed ({rate:.0f} shapes/s)"
+        f"{summary.computed} shapes computed ({rate:.3g} shapes/s)"
     )
+    if summary.state == "appended":
+        click.echo(
+            f"  the source has {summary.appended} new shapes: added after the store's existing rows, which were "
+            "left as they were"
+        )
     click.echo(f"  {'split':<8}{'ok':>8}{'failed':>8}")
     for split, counts in summary.per_split.items():
         click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}")
@@ -116,6 +122,12 @@ def _print_summary(command: str, summary) -> None:
         click.echo(f"  {len(summary.failures)} failed shapes, first reasons:")
         for shape_id, error in summary.failures[:5]:
             click.echo(f"    {shape_id}: {error}")
+    if summary.missing:
+        first = ", ".join(summary.missing[:5])
+        click.echo(
+            f"  {len(summary.missing)} shapes listed in the split files are not in the source and were skipped "
+            f"(first: {first}); all of them: sdfkit info {summary.url} --json (source.missing_ids)"
+        )
 
 
 def _default_workers() -> int:
@@ -311,16 +323,22 @@ def prepare_shapenet_command(
 
 @main.command("make-shapes", context_settings=CONTEXT)
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--n", "count", type=click.IntRange(min=1), default=24, help="Number of shapes (chairs, tables, airplanes in turn)."
-)
+@click.option("--n", "count", type=click.IntRange(min=1), default=24, help="Number of shapes (the categories in turn).")
 @click.option("--seed", type=int, default=0, help="Seed of the shapes and their defects.")
 @click.option(
     "--defects",
-    default=",".join(("clean", "holes", "interior", "flipped", "duplicated", "double-walls", "soup", "combo")),
+    default=",".join(DEFECTS),
+    show_default=True,
     help="Comma-separated defects, given to the shapes in turn.",
 )
-def make_shapes_command(out_dir, count, seed, defects):
+@click.option(
+    "--categories",
+    default=",".join(DEFAULT_CATEGORIES),
+    show_default=True,
+    help=f"Comma-separated categories, in turn (of: {', '.join(name for name, _ in CATEGORIES.values())}; "
+    "bracket: CAD blocks with narrow bores).",
+)
+def make_shapes_command(out_dir, count, seed, defects, categories):
     """Generate a ShapeNetCore-v2-style tree of procedural shapes with ShapeNet's usual defects.
 
     Writes OUT_DIR/<synset>/<id>/models/model_normalized.obj, split files OUT_DIR/splits/train.json
@@ -329,17 +347,16 @@ def make_shapes_command(out_dir, count, seed, defects):
     \b
     Example:
       sdfkit make-shapes shapes/ --n 48
+      sdfkit make-shapes parts/ --n 8 --categories bracket --defects clean,flipped
     """
     from sdfkit.errors import InputError
-    from sdfkit.shapes import DEFECTS, make_shapes
+    from sdfkit.shapes import make_shapes
 
     chosen = tuple(d.strip() for d in defects.split(",") if d.strip())
-    unknown = [d for d in chosen if d not in DEFECTS]
-    if unknown or not chosen:
-        raise InputError(f"unknown defect {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(DEFECTS)}")
+    kinds = tuple(c.strip() for c in categories.split(",") if c.strip())
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir}: exists and is not empty; choose an empty or new folder")
-    make_shapes(out_dir, count, seed=seed, defects=chosen, progress=_progress_bar("make-shapes"))
+    make_shapes(out_dir, count, seed=seed, defects=chosen, categories=kinds, progress=_progress_bar("make-shapes"))
     click.echo(
         f"wrote {count} shapes to {out_dir} (splits in {out_dir / 'splits'}, exact shapes in {out_dir / 'shapes.json'})"
     )
@@ -839,18 +856,23 @@ def render_command(
 @main.command("validate", context_settings=CONTEXT)
 @click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def validate_command(store, as_json):
+@click.option(
+    "--allow-pending", is_flag=True, help="Accept an unfinished store (rows still pending) if the rest is valid."
+)
+def validate_command(store, as_json, allow_pending):
     """Re-check a store against format v1; exit 1 if anything is wrong.
 
     Checks the attributes, arrays, shapes, dtypes and layout; the metadata (unique ids, status
     and error columns that agree); values (finite where ok, fill values where failed); and
     geometry (3D: no SDF sample's |SDF| exceeds, or falls far short of, its distance to the
     surface samples; 2D: surface points on the zero level; renders: silhouettes match depth,
-    poses are rigid; voxels agree with their SDF). Useful after copying a dataset.
+    poses are rigid; voxels agree with their SDF). Useful after copying a dataset. An
+    unfinished store (rows still pending) fails unless --allow-pending.
 
     \b
-    Example:
+    Examples:
       sdfkit validate shapes.zarr
+      sdfkit validate s3://bucket/shapes.zarr --allow-pending
     """
     from dataclasses import asdict
 
@@ -865,6 +887,8 @@ def validate_command(store, as_json):
                     "ok": report.ok,
                     "kind": report.kind,
                     "shapes": report.shapes,
+                    "pending": report.pending,
+                    "complete": report.complete,
                     "checks": [asdict(c) for c in report.checks],
                 },
                 indent=2,
@@ -878,8 +902,15 @@ def validate_command(store, as_json):
     if not report.ok:
         bad = sum(c.violations > 0 for c in report.checks)
         raise SdfkitError(f"{store}: {bad} checks failed; the store does not follow format v1 (see above)")
+    unfinished = report.pending or not report.complete
+    if unfinished and not allow_pending:
+        raise SdfkitError(
+            f"{store}: unfinished: {report.pending} of {report.shapes} shapes are still pending; run the command "
+            "that made it again to finish it, or pass --allow-pending to accept it as it is"
+        )
     if not as_json:
-        click.echo("  the store follows format v1")
+        what = f" (unfinished: {report.pending} of {report.shapes} shapes pending)" if unfinished else ""
+        click.echo(f"  the store follows format v1{what}")
 
 
 @main.command("info", context_settings=CONTEXT)
@@ -902,7 +933,14 @@ def info_command(store, as_json):
     click.echo(f"kind       {report['kind']}  (format v{report['format_version']}, sdfkit {report['sdfkit_version']})")
     click.echo(f"state      {'complete' if report['complete'] else 'UNFINISHED: run the same command again to resume'}")
     click.echo(f"created    {report['created']}")
-    click.echo(f"source     {json.dumps(report['source'])}")
+    source = dict(report["source"] or {})
+    missing = source.pop("missing_ids", [])
+    source.pop("legacy_id", None)
+    click.echo(f"source     {json.dumps(source)}")
+    if missing:
+        click.echo(
+            f"missing    {len(missing)} ids of the split files are not in the source (first: {', '.join(missing[:5])})"
+        )
     click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in report["parameters"].items()))
     click.echo(f"\n  {'split':<8}{'ok':>8}{'failed':>8}{'pending':>9}")
     for split, counts in report["splits"].items():
@@ -923,6 +961,7 @@ def info_command(store, as_json):
 @main.command("show", context_settings=CONTEXT)
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--index", "-k", type=int, default=0, help="Row of the shape in the store.")
+@click.option("--id", "shape_id", default=None, help="The shape's id instead of --index (rows differ between stores).")
 @click.option(
     "--sheet",
     type=click.IntRange(min=1),
@@ -933,7 +972,7 @@ def info_command(store, as_json):
 @click.option("--views", type=click.IntRange(min=1), default=8, help="renders: views to draw.")
 @click.option("--meshes", default=None, help="shapenet: the folder the store's meshes are in now, if they moved.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
-def show_command(store, index, sheet, split, views, meshes, output):
+def show_command(store, index, shape_id, sheet, split, views, meshes, output):
     """Draw a shape as a PNG.
 
     \b
@@ -948,7 +987,7 @@ def show_command(store, index, sheet, split, views, meshes, output):
       sdfkit show mnist.zarr --index 3 -o digit.png
       sdfkit show mnist.zarr --sheet 24 --split test -o preview.png
       sdfkit show shapes.zarr --index 0 -o chair.png
-      sdfkit show renders.zarr --index 0 --views 12 -o views.png
+      sdfkit show renders.zarr --id chair-0000-clean --views 12 -o views.png
     """
     from sdfkit import figures
     from sdfkit.dataset import open_dataset
@@ -962,6 +1001,13 @@ def show_command(store, index, sheet, split, views, meshes, output):
         path = figures.save_contact_sheet([chosen[k] for k in range(min(sheet, len(chosen)))], output)
         click.echo(f"wrote {path}")
         return
+    if shape_id is not None:
+        ids = list(ds.ids)
+        if shape_id not in ids:
+            close = [i for i in ids if shape_id in i][:3]
+            hint = f" (did you mean {', '.join(close)}?)" if close else f"; see: sdfkit info {store}"
+            raise InputError(f"{store}: no shape with id {shape_id!r}{hint}")
+        index = ids.index(shape_id)
     if not 0 <= index < len(ds):
         raise InputError(f"{store}: no shape at index {index}; the store has {len(ds)} (0 to {len(ds) - 1})")
     shape = ds[index]

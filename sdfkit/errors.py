@@ -14,6 +14,7 @@ __all__ = [
     "StoreError",
     "FormatError",
     "ParameterMismatchError",
+    "StoreLockedError",
     "ShapeError",
 ]
 
@@ -44,6 +45,10 @@ class FormatError(StoreError):
 
 class ParameterMismatchError(StoreError):
     """An existing store was made with other parameters than the ones asked for."""
+
+
+class StoreLockedError(StoreError):
+    """Another run is writing the store (see :mod:`sdfkit.lock`)."""
 
 
 class ShapeError(SdfkitError):

@@ -80,21 +80,26 @@ def _write_deepsdf(shape: dict, tmp: Path, dataset: str) -> int:
     rows = np.concatenate([points, values[:, None]], axis=1).astype(np.float32)
     positive = values > 0
     np.savez(_path(tmp, "SdfSamples", dataset, category, f"{shape_id}.npz"), pos=rows[positive], neg=rows[~positive])
-    offset = shape["norm/offset"].astype(np.float32)
-    scale = np.float32(shape["norm/scale"])
+    offset = np.asarray(shape["norm/offset"], dtype=np.float64)
+    scale = float(shape["norm/scale"])
     raw = shape["surface/points"].astype(np.float64) / scale - offset
     write_ply_points(_path(tmp, "SurfaceSamples", dataset, category, f"{shape_id}.ply"), raw)
     np.savez(
         _path(tmp, "NormalizationParameters", dataset, category, f"{shape_id}.npz"),
-        offset=offset,
+        offset=offset.astype(np.float32),  # DeepSDF's files hold float32
         scale=np.array([scale], dtype=np.float32),
     )
     return 3
 
 
+OCCNET_CATEGORY = "shapes"
+"""The category folder of shapes without a category (a plain folder of meshes): OccNet's loader
+reads every folder beside the split files as a category."""
+
+
 def _write_occnet(shape: dict, tmp: Path) -> int:
     loc, scale = occnet_frame(shape["norm/offset"], shape["norm/scale"])
-    folder = tmp.joinpath(*[p for p in (shape["category"], shape["id"]) if p])
+    folder = tmp / (shape["category"] or OCCNET_CATEGORY) / shape["id"]
     folder.mkdir(parents=True, exist_ok=True)
     inside = shape["sdf/values"] < 0
     np.savez(
@@ -139,12 +144,13 @@ def _split_files(to: str, tmp: Path, listing: dict[str, dict[str, list[str]]], d
     elif to == "occnet":
         categories = sorted({c for cats in listing.values() for c in cats})
         for category in categories:
-            folder = tmp / category if category else tmp
+            folder = tmp / (category or OCCNET_CATEGORY)
             for split in ("train", "val", "test", *sorted(set(listing) - {"train", "val", "test"})):
                 ids = listing.get(split, {}).get(category, [])
                 (folder / f"{split}.lst").write_text("".join(f"{i}\n" for i in ids))
                 count += 1
-        (tmp / "metadata.yaml").write_text("".join(f"'{c}':\n  id: '{c}'\n  name: '{c}'\n" for c in categories if c))
+        names = [c or OCCNET_CATEGORY for c in categories]
+        (tmp / "metadata.yaml").write_text("".join(f"'{c}':\n  id: '{c}'\n  name: '{c}'\n" for c in names))
         count += 1
     return count
 

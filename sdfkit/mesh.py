@@ -14,7 +14,7 @@ import numpy as np
 
 from sdfkit.errors import ShapeError
 
-__all__ = ["MESH_SUFFIXES", "Mesh", "load_mesh", "normalization", "sample_surface"]
+__all__ = ["MESH_SUFFIXES", "Mesh", "load_mesh", "compact", "normalization", "sample_surface"]
 
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 
@@ -27,27 +27,115 @@ class Mesh:
     faces: np.ndarray
 
 
+_FORMATS = {".obj": "OBJ", ".off": "OFF", ".ply": "PLY", ".stl": "STL", ".glb": "glTF", ".gltf": "glTF"}
+
+
 def load_mesh(path: str | Path) -> Mesh:
     """Load a mesh file; a multi-part file or scene becomes one mesh (transforms applied).
 
-    Raises :class:`ShapeError` for an unreadable, empty, non-finite or degenerate mesh.
+    Raises :class:`ShapeError` with a one-line message (the file, what is wrong, what to do) for
+    an empty, truncated or unreadable file, a point cloud, and a non-finite or degenerate mesh.
     """
     import trimesh
 
     path = Path(path)
+    kind = _FORMATS.get(path.suffix.lower(), path.suffix.lstrip(".").upper() or "mesh")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ShapeError(
+            f"{path.name}: cannot read the file ({exc.strerror}); check that it exists and is readable"
+        ) from None
+    if size == 0:
+        raise ShapeError(f"{path.name}: the file is empty (0 bytes); re-export or re-download it")
     try:
         loaded = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types for broken files
-        raise ShapeError(f"cannot read {path.name}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise ShapeError(
+            f"{path.name}: not a readable {kind} file ({reason}); it may be cut short or not {kind} at all: "
+            "re-export or re-download it"
+        ) from None
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+    if path.suffix.lower() == ".ply":
+        _check_ascii_ply(path)
+    if path.suffix.lower() == ".stl":
+        _check_stl(path, size)
+    if len(faces) == 0:
+        points = _point_count(path)
+        if points:
+            raise ShapeError(
+                f"{path.name}: has no faces: a point cloud of {points} points; sdfkit needs a triangle mesh "
+                "(reconstruct a surface from the points first)"
+            )
+        raise ShapeError(f"{path.name}: has no faces (an empty mesh); re-export it or remove it from the folder")
     return validate(Mesh(vertices, faces), path.name)
 
 
+def _point_count(path: Path) -> int:
+    """Vertices of a file read without faces (0 when it holds none or cannot be read)."""
+    import trimesh
+
+    try:
+        loaded = trimesh.load(path, process=False)
+        return len(getattr(loaded, "vertices", []))
+    except Exception:
+        return 0
+
+
+def _check_stl(path: Path, size: int) -> None:
+    """An STL cut short: ASCII without ``endsolid``, or binary shorter than its triangle count."""
+    with open(path, "rb") as f:
+        head = f.read(84)
+    if head[:5].lower() == b"solid":
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 1024))
+            if b"endsolid" in f.read().lower():
+                return
+        if size - 84 != int.from_bytes(head[80:84], "little") * 50:  # not a binary STL that starts with "solid"
+            raise ShapeError(f"{path.name}: the STL file is cut short (no 'endsolid'); re-export or re-download it")
+        return
+    if len(head) == 84:
+        triangles = int.from_bytes(head[80:84], "little")
+        if size < 84 + 50 * triangles:
+            raise ShapeError(
+                f"{path.name}: the STL file is cut short: it declares {triangles} triangles ({84 + 50 * triangles} "
+                f"bytes) but holds {size} bytes; re-export or re-download it"
+            )
+
+
+def _check_ascii_ply(path: Path) -> None:
+    """An ASCII PLY cut short loads without complaint, with fewer faces: count its data lines."""
+    with open(path, "rb") as f:
+        if f.readline().strip() != b"ply" or b"ascii" not in f.readline():
+            return
+        declared = {}
+        for line in f:
+            words = line.split()
+            if words[:1] == [b"element"] and len(words) == 3:
+                declared[words[1].decode(errors="replace")] = int(words[2])
+            if words[:1] == [b"end_header"]:
+                break
+        lines = sum(1 for line in f if line.strip())
+    wanted = sum(declared.values())
+    if lines < wanted:
+        plural = {"vertex": "vertices", "face": "faces"}
+        counts = ", ".join(f"{n} {plural.get(name, name)}" for name, n in declared.items())
+        raise ShapeError(
+            f"{path.name}: the PLY file is cut short: its header declares {counts} ({wanted} lines) but it holds "
+            f"{lines}; re-export or re-download it"
+        )
+
+
 def validate(mesh: Mesh, name: str = "mesh") -> Mesh:
-    """Check that a mesh can be sampled: faces, finite coordinates, valid indices, some area."""
+    """Check that a mesh can be sampled: faces, finite coordinates, valid indices, some area.
+
+    Returns it without the vertices no face uses (stray points, a NaN left in the file): they
+    play no part in anything sdfkit computes.
+    """
     if len(mesh.faces) == 0:
-        raise ShapeError(f"{name} has no faces (empty mesh)")
+        raise ShapeError(f"{name}: has no faces (an empty mesh); re-export it or remove it from the folder")
     if mesh.faces.min() < 0 or mesh.faces.max() >= len(mesh.vertices):
         raise ShapeError(f"{name} has face indices outside its {len(mesh.vertices)} vertices")
     used = mesh.vertices[np.unique(mesh.faces)]
@@ -60,7 +148,16 @@ def validate(mesh: Mesh, name: str = "mesh") -> Mesh:
         raise ShapeError(f"{name} is degenerate: its {len(mesh.faces)} faces have no area")
     if np.count_nonzero(np.ptp(used, axis=0) > 1e-9 * extent) < 2:
         raise ShapeError(f"{name} is degenerate: all its vertices lie on a line")
-    return mesh
+    return compact(mesh)
+
+
+def compact(mesh: Mesh) -> Mesh:
+    """The mesh without unused vertices, faces renumbered, the order of the rest kept (so a mesh
+    with stray vertices gives the same arrays as the mesh without them)."""
+    used, faces = np.unique(mesh.faces, return_inverse=True)
+    if len(used) == len(mesh.vertices):
+        return mesh
+    return Mesh(mesh.vertices[used], faces.reshape(-1, 3).astype(np.int64))
 
 
 def normalization(mesh: Mesh) -> tuple[np.ndarray, float]:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,8 @@ class ShardTask:
     specs: Sequence[ArraySpec]
     prefix: str = "meta"
     """Where the shard's status and error columns are: ``<prefix>/status``, ``<prefix>/error``."""
+    progress: Any = None
+    """A queue (``put(1)`` per shape computed) for progress finer than a shard, or None."""
 
 
 @dataclass
@@ -110,10 +112,50 @@ def _write(task: ShardTask, outcomes: Sequence[tuple[dict | None, str | None]]) 
     return report
 
 
+def _kept(task: ShardTask) -> list:
+    """Rows of the shard that already have a final status (a shard that grew when shapes were
+    appended): (values, error) read back from the store, so that they are written unchanged;
+    None for the rows to compute."""
+    group = _open(task.url)
+    size = group.attrs["sdfkit"]["shard_size"]
+    start = task.shard * size
+    rows = slice(start, start + len(task.jobs))
+    status = np.asarray(group[f"{task.prefix}/status"][rows])
+    if not status.any():
+        return [None] * len(task.jobs)
+    errors = group[f"{task.prefix}/error"][rows]
+    kept = []
+    for row, code in enumerate(status):
+        if code == STATUS_OK:
+            kept.append(({s.name: group[s.name][start + row] for s in task.specs}, None))
+        elif code == STATUS_FAILED:
+            kept.append((None, str(errors[row])))
+        else:
+            kept.append(None)
+    return kept
+
+
 def run_shard(task: ShardTask) -> ShardReport:
     """Compute one shard's shapes and write them. A shape that raises is recorded as failed with
-    its one-line error; it never stops the shard."""
-    return _write(task, [_compute(task, row) for row in range(len(task.jobs))])
+    its one-line error; it never stops the shard. Rows already final are written back as they
+    were, never computed again."""
+    kept = _kept(task)
+    outcomes = []
+    for row, k in enumerate(kept):
+        outcomes.append(k if k is not None else _compute(task, row))
+        if k is None and task.progress is not None:
+            task.progress.put(1)
+    report = _write(task, outcomes)
+    return _without_kept(report, task, kept)
+
+
+def _without_kept(report: ShardReport, task: ShardTask, kept: list) -> ShardReport:
+    """The report counts only the rows this run computed."""
+    old = {str(getattr(task.jobs[row], "id", row)) for row, k in enumerate(kept) if k is not None and k[1] is not None}
+    report.done -= sum(1 for k in kept if k is not None and k[1] is None)
+    report.failed -= len(old)
+    report.errors = [e for e in report.errors if e[0] not in old]
+    return report
 
 
 def _compute_in_fresh_process(task: ShardTask, row: int):
@@ -131,15 +173,44 @@ def _run_isolated(task: ShardTask) -> ShardReport:
             return pool.submit(run_shard, task).result()
         except BrokenProcessPool:
             pass
-    return _write(task, [_compute_in_fresh_process(task, row) for row in range(len(task.jobs))])
+    kept = _kept(task)
+    outcomes = [k if k is not None else _compute_in_fresh_process(task, row) for row, k in enumerate(kept)]
+    return _without_kept(_write(task, outcomes), task, kept)
 
 
-def run_tasks(tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False, client=None) -> Iterator[ShardReport]:
+class _Calls:
+    """A queue stand-in for shards computed in this process: calls back at once."""
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def put(self, n):
+        self.callback(n)
+
+
+def _drain(queue, on_shape) -> None:
+    import queue as queues
+
+    count = 0
+    while True:
+        try:
+            count += queue.get_nowait()
+        except (queues.Empty, OSError, EOFError):
+            break
+    if count:
+        on_shape(count)
+
+
+def run_tasks(
+    tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False, client=None, on_shape=None
+) -> Iterator[ShardReport]:
     """Run shard tasks, yielding each report as its shard is written.
 
     client : a Dask ``distributed.Client`` (see :func:`connect`); its workers must reach the
         store's URL. Without one, ``workers`` local processes run the tasks (``<= 1`` without
         ``isolate``: this process).
+    on_shape : called with a count as shapes finish inside shards (local runs; a Dask run reports
+        per shard only)
     """
     if client is not None:
         yield from _run_dask(tasks, client)
@@ -148,8 +219,23 @@ def run_tasks(tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False
         return
     if workers <= 1 and not isolate:
         for task in tasks:
-            yield run_shard(task)
+            yield run_shard(replace(task, progress=_Calls(on_shape)) if on_shape else task)
         return
+    if on_shape is not None:
+        import multiprocessing
+
+        manager = multiprocessing.Manager()
+        try:
+            queue = manager.Queue()
+            yield from _run_pool([replace(t, progress=queue) for t in tasks], workers, isolate, queue, on_shape)
+            _drain(queue, on_shape)
+        finally:
+            manager.shutdown()
+        return
+    yield from _run_pool(tasks, workers, isolate, None, None)
+
+
+def _run_pool(tasks, workers, isolate, queue, on_shape) -> Iterator[ShardReport]:
     pending = list(reversed(tasks))
     while pending:
         crashed: list[ShardTask] = []
@@ -160,7 +246,9 @@ def run_tasks(tasks: Sequence[ShardTask], *, workers: int, isolate: bool = False
                     while pending and len(in_flight) < 2 * max(1, workers):
                         task = pending.pop()
                         in_flight[pool.submit(run_shard, task)] = task
-                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(in_flight, timeout=0.25 if queue else None, return_when=FIRST_COMPLETED)
+                    if queue is not None:
+                        _drain(queue, on_shape)
                     for future in finished:
                         task = in_flight.pop(future)
                         try:

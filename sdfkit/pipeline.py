@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdfkit.lock import store_lock
 from sdfkit.parallel import ShardTask, connect, run_tasks
 from sdfkit.store import (
     STATUS_FAILED,
@@ -25,6 +26,7 @@ from sdfkit.store import (
     prepare_store,
     read_status,
     shard_ranges,
+    store_order,
 )
 
 __all__ = ["Plan", "RunSummary", "build_store"]
@@ -51,7 +53,8 @@ class Plan:
 class RunSummary:
     url: str
     state: str
-    """``created``, ``resumed`` or ``complete`` (nothing to do)."""
+    """``created``, ``resumed``, ``appended`` (new shapes added to a finished or unfinished
+    store) or ``complete`` (nothing to do)."""
     seconds: float
     computed: int
     """Shapes computed by this run."""
@@ -60,6 +63,10 @@ class RunSummary:
     failures: list = field(default_factory=list)
     """(id, error) of failed shapes, over the whole store."""
     bytes: int | None = None
+    missing: list = field(default_factory=list)
+    """Shapes the split files list that are not in the source (ids)."""
+    appended: int = 0
+    """Shapes this run added to an existing store."""
 
 
 def _size_on_disk(url: str) -> int | None:
@@ -84,13 +91,15 @@ def build_store(
     """Create (or resume) the store at ``url`` and compute every pending shape.
 
     workers, scheduler, isolate : how to run the shards (see :func:`sdfkit.parallel.run_tasks`)
-    progress : called as ``progress(done, total)`` in shapes, at the start and after each shard.
+    progress : called as ``progress(done, total)`` in shapes, at the start and as shapes finish
+        (per shard on a Dask cluster).
     """
     url = str(url)
     start = time.perf_counter()
     client = connect(scheduler) if scheduler else None  # before anything is written
     try:
-        return _build(plan, url, start, workers, client, isolate, overwrite, progress)
+        with store_lock(url):  # one run per store: two would lose each other's shards
+            return _build(plan, url, start, workers, client, isolate, overwrite, progress)
     finally:
         if client is not None:
             client.close()
@@ -107,20 +116,30 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
         shard_size=plan.shard_size,
         overwrite=overwrite,
     )
+    jobs = plan.jobs
+    if state == "appended":  # the new shapes follow the old ones
+        jobs = [plan.jobs[k] for k in store_order(group, plan.metas)]
     ranges = shard_ranges(len(plan.metas), plan.shard_size)
     todo = pending_shards(group) if state != "complete" else []
     total = len(plan.metas)
     done = total - sum(ranges[k][1] - ranges[k][0] for k in todo)
     if progress and todo:
         progress(done, total)
-    tasks = [ShardTask(url, k, plan.jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
+    tasks = [ShardTask(url, k, jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
     computed = 0
-    for report in run_tasks(tasks, workers=workers, isolate=isolate, client=client):
-        rows = report.done + report.failed
-        computed += rows
-        done += rows
+    ticks = 0
+    base = done
+
+    def on_shape(count: int) -> None:  # shapes finished inside shards still being computed
+        nonlocal ticks
+        ticks += count
         if progress:
-            progress(done, total)
+            progress(min(total, base + max(ticks, computed)), total)
+
+    for report in run_tasks(tasks, workers=workers, isolate=isolate, client=client, on_shape=on_shape):
+        computed += report.done + report.failed
+        if progress:
+            progress(min(total, base + max(ticks, computed)), total)
 
     status = read_status(group)
     splits = group["meta/split"][:]
@@ -135,7 +154,12 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
     summary = {split: {"ok": c["ok"], "failed": c["failed"]} for split, c in sorted(per_split.items())}
     if state != "complete":
         mark_complete(group, {"per_split": summary, "failed": int(failed.sum())})
+    appended = 0
+    if state == "appended":
+        appended = int(group.attrs["sdfkit"]["appended"][-1]["shapes"])
     return RunSummary(
+        missing=list(plan.source.get("missing_ids", [])),
+        appended=appended,
         url=url,
         state=state,
         seconds=time.perf_counter() - start,

@@ -159,6 +159,34 @@ class _NormalShaders:
 _renderers: dict = {}
 
 
+INSTALL = "pip install 'sdfkit[render]' && pip install --no-deps pyrender==0.1.45"
+"""pyrender pins PyOpenGL 3.1.0, which cannot render headless: the extra brings a newer PyOpenGL
+and pyrender's other needs, and pyrender itself goes in without its pins."""
+
+
+def check_renderer() -> None:
+    """Fail up front, in one line, when no headless renderer works here: pyrender missing, or no
+    OpenGL context (checked in a child process, as the workers will open theirs)."""
+    import subprocess
+    import sys
+
+    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    try:
+        import OpenGL  # noqa: F401
+        import pyrender  # noqa: F401
+    except ImportError as exc:
+        raise InputError(f"sdfkit render needs pyrender ({exc}); install with: {INSTALL}") from None
+    probe = "from sdfkit.render import _renderer; _renderer(8)"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["the renderer crashed"])[-1]
+        raise InputError(f"sdfkit render cannot render here: {last.removeprefix('sdfkit.errors.InputError: ')}")
+
+
 def _renderer(size: int):
     """One offscreen renderer per process and image size (GL contexts do not survive a fork)."""
     key = (os.getpid(), size)
@@ -167,7 +195,7 @@ def _renderer(size: int):
         try:
             import pyrender
         except ImportError as exc:
-            raise InputError(f"rendering needs pyrender ({exc}): pip install 'sdfkit[render]'") from None
+            raise InputError(f"rendering needs pyrender ({exc}); install with: {INSTALL}") from None
         folder = Path(__file__).parent / "data" / "shaders"
         try:
             renderer = pyrender.OffscreenRenderer(size, size)
@@ -248,7 +276,7 @@ def render_mesh(job: RenderJob, config: RenderConfig) -> dict:
     images = render_views(vertices, mesh.faces, poses, config)
     hit = images["depth"] > 0
     out = {
-        "norm/offset": np.asarray(offset, np.float32),
+        "norm/offset": np.asarray(offset, np.float64),
         "norm/scale": np.float32(scale),
         "camera/intrinsics": np.broadcast_to(intrinsics(config.size, config.yfov), (config.views, 3, 3)),
     }
@@ -274,8 +302,8 @@ def array_specs(config: RenderConfig) -> list[ArraySpec]:
     v, s = config.views, config.size
     nan = float("nan")
     specs = [
-        ArraySpec("norm/offset", (3,), "float32", nan),
-        ArraySpec("norm/scale", (), "float32", nan),
+        ArraySpec("norm/offset", (3,), "float64", nan),
+        ArraySpec("norm/scale", (), "float64", nan),
         ArraySpec("camera/intrinsics", (v, 3, 3), "float32", nan),
     ]
     if not config.unstructured:
@@ -314,7 +342,7 @@ def plan_renders(source: str, meshes: str | None = None) -> tuple[list[ShapeMeta
         return metas, jobs, info
     from sdfkit.sources.shapenet import ShapenetConfig, plan_shapenet
 
-    if not Path(source).is_dir():
+    if not Path(source).exists():
         raise InputError(f"{source}: neither a sdfkit store nor a folder of meshes; check the path")
     metas, mesh_jobs, info = plan_shapenet(source, ShapenetConfig())
     jobs = [RenderJob(j.id, j.path) for j in mesh_jobs]
@@ -335,6 +363,7 @@ def prepare_renders(
     """Build (or resume) a ``renders`` store; returns a :class:`~sdfkit.pipeline.RunSummary`."""
     from sdfkit.pipeline import Plan, build_store
 
+    check_renderer()
     metas, jobs, info = plan_renders(source, meshes)
     parameters = asdict(config) | {"modes": list(config.modes), "yfov": config.yfov}
     plan = Plan(

@@ -32,6 +32,12 @@ def store_report(url, *, max_failures: int = 10) -> dict:
             "command that made it again"
         )
     local = Path(str(url)) if "://" not in str(url) else None
+    absent = [name for name in ("meta/id", "meta/split", "meta/status", "meta/error") if name not in group]
+    if absent:
+        raise FormatError(
+            f"{url}: the store is damaged: {', '.join(absent)} missing (a run stopped while creating it?); run the "
+            "command that made it again, or with --overwrite"
+        )
     status = read_status(group)
     splits = as_str(group["meta/split"][:])
     per_split = {}

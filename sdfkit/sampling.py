@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdfkit.errors import ShapeError
-from sdfkit.mesh import Mesh, normalization, sample_surface
+from sdfkit.mesh import Mesh, compact, normalization, sample_surface
 from sdfkit.sign import outer_surface, signed_distance
 
 __all__ = ["MeshSamples", "sample_mesh", "near_surface_points"]
@@ -24,14 +24,15 @@ VARIANCES = (0.005, 0.0005)
 class MeshSamples:
     """Everything sdfkit stores for one mesh.
 
-    offset : (3,) float32, scale : float32 -- normalized = (raw + offset) * scale
+    offset : (3,) float64, scale : float64 -- normalized = (raw + offset) * scale, kept in float64 so
+        that a mesh placed far from the origin maps back exactly
     sdf_points : (K, 3) float32, normalized frame, shuffled
     sdf_values : (K,) float32, signed distance, negative inside
     surface_points, surface_normals : (S, 3) float32 on the outer surface, unit outward normals
     """
 
     offset: np.ndarray
-    scale: np.float32
+    scale: np.float64
     sdf_points: np.ndarray
     sdf_values: np.ndarray
     surface_points: np.ndarray
@@ -65,6 +66,7 @@ def sample_mesh(
 
     Raises :class:`ShapeError` when no face is visible from outside.
     """
+    mesh = compact(mesh)
     offset, scale = normalization(mesh)
     vertices = (mesh.vertices + offset) * scale
     outer = outer_surface(vertices, mesh.faces, rays=rays, rng=rng)
@@ -79,8 +81,8 @@ def sample_mesh(
     queries = near_surface_points(base, samples, rng=rng)
     values = signed_distance(outer, queries)
     return MeshSamples(
-        offset=offset.astype(np.float32),
-        scale=np.float32(scale),
+        offset=np.asarray(offset, dtype=np.float64),
+        scale=np.float64(scale),
         sdf_points=queries.astype(np.float32),
         sdf_values=values.astype(np.float32),
         surface_points=points.astype(np.float32),

@@ -32,6 +32,8 @@ __all__ = [
     "damage",
     "make_shapes",
     "solid_from_json",
+    "bracket",
+    "DEFAULT_CATEGORIES",
 ]
 
 
@@ -119,20 +121,27 @@ def torus(major, minor, at=(0, 0, 0), rotation=None) -> Primitive:
 
 @dataclass(frozen=True)
 class Solid:
-    """A union of primitives."""
+    """A union of primitives, less an optional union of holes (bores drilled through it)."""
 
     parts: tuple[Primitive, ...]
+    holes: tuple[Primitive, ...] = ()
 
     def sdf(self, points: np.ndarray) -> np.ndarray:
-        """Signed distance (n,), negative inside: exact outside and near the surface."""
-        return np.min([p.sdf(points) for p in self.parts], axis=0)
+        """Signed distance (n,), negative inside: exact outside and near the surface for a union;
+        with holes, max(union, -holes), whose sign is exact and whose distance is exact near the
+        surface away from the rims of the holes."""
+        value = np.min([p.sdf(points) for p in self.parts], axis=0)
+        if self.holes:
+            value = np.maximum(value, -np.min([h.sdf(points) for h in self.holes], axis=0))
+        return value
 
     def mesh(self, detail: int = 48) -> trimesh.Trimesh:
-        """The watertight union's surface (manifold3d boolean union)."""
+        """The watertight union's surface, holes drilled out (manifold3d booleans)."""
         meshes = [p.mesh(detail) for p in self.parts]
-        if len(meshes) == 1:
-            return meshes[0]
-        return trimesh.boolean.union(meshes, engine="manifold")
+        mesh = meshes[0] if len(meshes) == 1 else trimesh.boolean.union(meshes, engine="manifold")
+        if self.holes:
+            mesh = trimesh.boolean.difference([mesh, *[h.mesh(detail) for h in self.holes]], engine="manifold")
+        return mesh
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,14 +204,35 @@ def airplane(rng: np.random.Generator) -> Solid:
     return Solid(tuple(parts))
 
 
-CATEGORIES = {"03001627": ("chair", chair), "04379243": ("table", table), "02691156": ("airplane", airplane)}
-"""ShapeNet synset -> (name, generator)."""
+def bracket(rng: np.random.Generator) -> Solid:
+    """A CAD-style mounting block: a plate with narrow bores through it, a cross-bore through its
+    boss and a slot. Watertight and consistently oriented, as CAD exports are."""
+    w, d, t = rng.uniform(0.5, 0.8), rng.uniform(0.3, 0.5), rng.uniform(0.08, 0.14)
+    boss_h = rng.uniform(0.25, 0.4)
+    parts = (box((w, d, t)), box((0.2, d, boss_h / 2), at=(0, 0, t + boss_h / 2)))
+    radius = rng.uniform(0.02, 0.035)  # narrow: a bore 4-12 times longer than wide
+    holes = [cylinder(radius, t + 0.05, at=(sx * (w - 0.12), sy * (d - 0.1), 0)) for sx in (-1, 1) for sy in (-1, 1)]
+    holes.append(cylinder(radius * 1.3, d + 0.05, at=(0, 0, t + boss_h / 2), rotation=_rot([1, 0, 0], np.pi / 2)))
+    holes.append(box((0.02, d * 0.5, t + 0.05), at=(w * 0.55, 0, 0)))
+    return Solid(parts, tuple(holes))
+
+
+CATEGORIES = {
+    "03001627": ("chair", chair),
+    "04379243": ("table", table),
+    "02691156": ("airplane", airplane),
+    "99000001": ("bracket", bracket),
+}
+"""Synset -> (name, generator). The first three are ShapeNet's; ``99000001`` is no ShapeNet
+synset: CAD parts with narrow bores, made only when asked for (``categories=``)."""
+
+DEFAULT_CATEGORIES = ("chair", "table", "airplane")
 
 
 # ---------------------------------------------------------------------------------------------
 # Defects
 
-DEFECTS = ("clean", "holes", "interior", "flipped", "duplicated", "double-walls", "soup", "combo")
+DEFECTS = ("clean", "holes", "interior", "flipped", "duplicated", "double-walls", "soup", "combo", "overlap")
 
 
 def _delete_faces(mesh, fraction, rng):
@@ -264,15 +294,30 @@ def _soup(mesh, rng):
     return trimesh.Trimesh(triangles.reshape(-1, 3), np.arange(3 * len(triangles)).reshape(-1, 3), process=False)
 
 
+def _overlap(mesh, solid, detail):
+    """The closed parts concatenated, not unioned: each passes through its neighbours, as
+    ShapeNet's chair legs pass into their seats. A solid with holes cannot be built that way and
+    keeps its watertight mesh."""
+    if solid.holes or len(solid.parts) < 2:
+        return mesh.copy()
+    return trimesh.util.concatenate([p.mesh(detail) for p in solid.parts])
+
+
 def damage(
-    mesh: trimesh.Trimesh, defect: str, *, solid: Solid | None = None, rng: np.random.Generator
+    mesh: trimesh.Trimesh,
+    defect: str,
+    *,
+    solid: Solid | None = None,
+    rng: np.random.Generator,
+    detail: int = 48,
 ) -> trimesh.Trimesh:
     """A copy of ``mesh`` with one of ShapeNet's usual defects.
 
     holes: 5% of faces deleted; interior: an inverted box and two sheets inside (needs ``solid``);
     flipped: 30% of faces reversed; duplicated: 10% of faces duplicated reversed; double-walls: an
     inner offset copy of the surface; soup: disconnected triangles with random winding; combo:
-    holes + interior + 20% flipped + 10% duplicated reversed.
+    holes + interior + 20% flipped + 10% duplicated reversed; overlap: the solid's closed parts
+    concatenated without a union (needs ``solid``; parts meshed at ``detail``).
     """
     if defect == "clean":
         return mesh.copy()
@@ -293,21 +338,37 @@ def damage(
         out = _interior(out, solid, rng)
         out = _flip_faces(out, 0.2, rng)
         return _duplicate_reversed(out, 0.1, rng)
-    raise ValueError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
+    if defect == "overlap":
+        return _overlap(mesh, solid, detail)
+    from sdfkit.errors import InputError
+
+    raise InputError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
 
 
 # ---------------------------------------------------------------------------------------------
 # A ShapeNet-v2-style tree of procedural shapes
 
 
+def _primitives_to_json(primitives) -> list[dict]:
+    return [{"kind": p.kind, "size": list(p.size), "transform": np.asarray(p.transform).tolist()} for p in primitives]
+
+
+def _primitives_from_json(items: list[dict]) -> tuple[Primitive, ...]:
+    return tuple(Primitive(p["kind"], tuple(p["size"]), np.asarray(p["transform"], dtype=np.float64)) for p in items)
+
+
 def solid_to_json(solid: Solid) -> list[dict]:
-    return [{"kind": p.kind, "size": list(p.size), "transform": np.asarray(p.transform).tolist()} for p in solid.parts]
+    """The parts of a solid (its holes: :func:`holes_to_json`)."""
+    return _primitives_to_json(solid.parts)
 
 
-def solid_from_json(parts: list[dict]) -> Solid:
-    return Solid(
-        tuple(Primitive(p["kind"], tuple(p["size"]), np.asarray(p["transform"], dtype=np.float64)) for p in parts)
-    )
+def holes_to_json(solid: Solid) -> list[dict]:
+    return _primitives_to_json(solid.holes)
+
+
+def solid_from_json(parts: list[dict], holes: list[dict] | None = None) -> Solid:
+    """A solid from a manifest entry's ``parts`` (and ``holes``, when it has any)."""
+    return Solid(_primitives_from_json(parts), _primitives_from_json(holes or []))
 
 
 def make_shapes(
@@ -316,28 +377,38 @@ def make_shapes(
     *,
     seed: int = 0,
     defects: tuple[str, ...] = DEFECTS,
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES,
     test_fraction: float = 0.2,
     detail: int = 48,
     progress=None,
 ) -> dict:
     """Write ``count`` procedural shapes as a ShapeNetCore v2 tree under ``out``.
 
-    ``out/<synset>/<id>/models/model_normalized.obj`` for chairs, tables and airplanes in turn,
-    each damaged with one of ``defects`` in turn; ``out/splits/train.json`` and ``test.json`` in
+    ``out/<synset>/<id>/models/model_normalized.obj`` for ``categories`` (names, see
+    :data:`CATEGORIES`) in turn, each damaged with one of ``defects`` in turn; ``out/splits/train.json`` and ``test.json`` in
     DeepSDF's format; ``out/shapes.json`` with each shape's synset, defect and primitives, so that
     its exact SDF can be rebuilt (:func:`solid_from_json`). Returns that manifest.
     """
+    from sdfkit.errors import InputError
+
     out = Path(out)
     manifest = {}
     splits: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
-    synsets = list(CATEGORIES)
+    by_name = {name: synset for synset, (name, _) in CATEGORIES.items()}
+    unknown = [c for c in categories if c not in by_name]
+    if unknown or not categories:
+        raise InputError(f"unknown category {(unknown or ['(none)'])[0]!r}; choose from {', '.join(by_name)}")
+    bad = [d for d in defects if d not in DEFECTS]
+    if bad or not defects:
+        raise InputError(f"unknown defect {(bad or ['(none)'])[0]!r}; choose from {', '.join(DEFECTS)}")
+    synsets = [by_name[c] for c in categories]
     for i in range(count):
         synset = synsets[i % len(synsets)]
         name, generator = CATEGORIES[synset]
         defect = defects[(i // len(synsets)) % len(defects)]
         rng = np.random.default_rng([seed, i])
         solid = generator(rng)
-        mesh = damage(solid.mesh(detail), defect, solid=solid, rng=rng)
+        mesh = damage(solid.mesh(detail), defect, solid=solid, rng=rng, detail=detail)
         shape_id = f"{name}-{i:04d}-{defect}"
         folder = out / synset / shape_id / "models"
         folder.mkdir(parents=True, exist_ok=True)
@@ -351,6 +422,8 @@ def make_shapes(
             "split": split,
             "parts": solid_to_json(solid),
         }
+        if solid.holes:
+            manifest[shape_id]["holes"] = holes_to_json(solid)
         if progress:
             progress(i + 1, count)
     (out / "splits").mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ __all__ = [
     "mark_complete",
     "read_status",
     "as_str",
+    "store_order",
 ]
 
 FORMAT_VERSION = 1
@@ -74,6 +75,9 @@ class ShapeMeta:
     category: str
     label: int
     split: str
+    fingerprint: str = ""
+    """What identifies the shape's input as it was (a mesh file's size and modification time):
+    a store can take new shapes when the old ones are unchanged."""
 
 
 META_SPECS = (
@@ -83,7 +87,9 @@ META_SPECS = (
     ArraySpec("meta/split", (), "str", ""),
     ArraySpec("meta/status", (), "uint8", STATUS_PENDING),
     ArraySpec("meta/error", (), "str", ""),
+    ArraySpec("meta/fingerprint", (), "str", ""),
 )
+"""``meta/fingerprint`` is absent from stores made before sdfkit 0.2 (they cannot be appended to)."""
 
 
 def _compressor(dtype: str):
@@ -178,6 +184,7 @@ def create_store(
         group["meta/category"][:] = np.array([m.category for m in metas], dtype=object)
         group["meta/label"][:] = np.array([m.label for m in metas], dtype=np.int64)
         group["meta/split"][:] = np.array([m.split for m in metas], dtype=object)
+        group["meta/fingerprint"][:] = np.array([m.fingerprint for m in metas], dtype=object)
     except PermissionError as exc:
         raise StoreError(f"{url}: cannot write here ({exc.strerror}); choose a writable -o path") from None
     except OSError as exc:
@@ -231,7 +238,9 @@ def prepare_store(
         try:
             group = open_store(url, mode="r+")
         except FormatError:
-            if local is not None and local.is_dir() and any(local.iterdir()):
+            if _abandoned_creation(url):
+                _delete(url)  # killed before its first attribute was written: make it again
+            elif local is not None and local.is_dir() and any(local.iterdir()):
                 if (local / "zarr.json").exists() and overwrite:
                     shutil.rmtree(local)  # an unfinished creation of ours, or a foreign zarr
                 else:
@@ -249,10 +258,21 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
-            if info.get("initialized") is False:
+            legacy = source.get("legacy_id")
+            if not same and legacy and found["source_id"] == legacy and {**wanted, "source_id": legacy} == found:
+                same = info.get("shard_size") == shard_size  # made before fingerprints: same names and sizes
+            if info.get("initialized") is False or _missing_arrays(group, specs):
                 same, overwrite = False, True  # killed while being created: make it again
             if same and not overwrite:
                 return group, ("complete" if info.get("complete") else "resumed")
+            appendable = (
+                not overwrite
+                and found["kind"] == kind
+                and found["parameters"] == wanted["parameters"]
+                and info.get("shard_size") == shard_size
+            )
+            if appendable and _append(group, url, metas, source):
+                return group, "appended"
             if not overwrite:
                 diffs = _differences(found["parameters"] or {}, wanted["parameters"])
                 if found["kind"] != kind:
@@ -274,6 +294,77 @@ def prepare_store(
         shard_size=shard_size,
     )
     return group, "created"
+
+
+def _abandoned_creation(url) -> bool:
+    """A zarr group with no attributes and nothing in it: a creation killed at its first step."""
+    try:
+        group = zarr.open_group(str(url), mode="r")
+        return not dict(group.attrs) and not list(group.keys())
+    except Exception:
+        return False
+
+
+def _missing_arrays(group: zarr.Group, specs: Sequence[ArraySpec]) -> bool:
+    names = [s.name for s in (*META_SPECS, *specs) if s.name != "meta/fingerprint"]
+    return any(name not in group for name in names)
+
+
+def _append(group: zarr.Group, url, metas: Sequence[ShapeMeta], source: Mapping[str, Any]) -> bool:
+    """Add the shapes of ``metas`` a store does not have yet, when its own are unchanged.
+
+    Existing rows are not touched: the arrays grow, the new rows are pending. Returns False when
+    the store cannot take them (a shape of it was removed, changed or moved to another split, or
+    the store predates fingerprints); raises nothing.
+    """
+    if "meta/fingerprint" not in group:
+        return False
+    ids = as_str(group["meta/id"][:])
+    prints = as_str(group["meta/fingerprint"][:])
+    splits = as_str(group["meta/split"][:])
+    new = {m.id: m for m in metas}
+    for shape_id, fingerprint, split in zip(ids, prints, splits, strict=True):
+        meta = new.get(shape_id)
+        if meta is None or meta.fingerprint != fingerprint or meta.split != split:
+            return False
+    known = set(ids.tolist())
+    added = [m for m in metas if m.id not in known]
+    if not added:
+        return False
+    n, total = len(ids), len(ids) + len(added)
+    for name in _array_names(group):
+        array = group[name]
+        array.resize((total, *array.shape[1:]))
+    rows = slice(n, total)
+    group["meta/id"][rows] = np.array([m.id for m in added], dtype=object)
+    group["meta/category"][rows] = np.array([m.category for m in added], dtype=object)
+    group["meta/label"][rows] = np.array([m.label for m in added], dtype=np.int64)
+    group["meta/split"][rows] = np.array([m.split for m in added], dtype=object)
+    group["meta/fingerprint"][rows] = np.array([m.fingerprint for m in added], dtype=object)
+    group["meta/status"][rows] = np.zeros(len(added), dtype=np.uint8)
+    group["meta/error"][rows] = np.array([""] * len(added), dtype=object)
+    info = dict(group.attrs["sdfkit"])
+    history = list(info.get("appended", []))
+    history.append({"at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "shapes": len(added)})
+    info.update(source=dict(source), complete=False, appended=history)
+    info.pop("summary", None)
+    group.attrs["sdfkit"] = info
+    return True
+
+
+def _array_names(group: zarr.Group) -> list[str]:
+    names = []
+    for key, member in group.members(max_depth=None):
+        if isinstance(member, zarr.Array):
+            names.append(key)
+    return names
+
+
+def store_order(group: zarr.Group, metas: Sequence[ShapeMeta]) -> list[int]:
+    """Index into ``metas`` of each row of the store (after an append the new shapes follow the
+    old ones, whatever their order in the source)."""
+    where = {m.id: k for k, m in enumerate(metas)}
+    return [where[i] for i in as_str(group["meta/id"][:])]
 
 
 def _remote_exists(url) -> bool:

@@ -35,14 +35,19 @@ _ARRAYS = {
         "surface/normals": "float32",
     },
     "shapenet": {
-        "norm/offset": "float32",
-        "norm/scale": "float32",
+        "norm/offset": ("float64", "float32"),
+        "norm/scale": ("float64", "float32"),
         "sdf/points": "float32",
         "sdf/values": "float32",
         "surface/points": "float32",
         "surface/normals": "float32",
     },
-    "renders": {"norm/offset": "float32", "norm/scale": "float32", "camera/intrinsics": "float32"},
+    # stores made before format 1.1 hold the normalization in float32
+    "renders": {
+        "norm/offset": ("float64", "float32"),
+        "norm/scale": ("float64", "float32"),
+        "camera/intrinsics": "float32",
+    },
 }
 _META = {
     "meta/id": "str",
@@ -73,6 +78,9 @@ class ValidationReport:
     url: str
     kind: str = ""
     shapes: int = 0
+    pending: int = 0
+    """Rows not computed yet (an unfinished store)."""
+    complete: bool = False
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -115,8 +123,10 @@ def _structure(group, info, report: ValidationReport) -> list[str]:
             continue
         array = group[name]
         present.append(name)
-        if name in expected and _dtype_name(array) != expected[name]:
-            c.fail(f"{name} has dtype {_dtype_name(array)}, expected {expected[name]}")
+        allowed = expected.get(name)
+        allowed = (allowed,) if isinstance(allowed, str) else allowed
+        if allowed and _dtype_name(array) not in allowed:
+            c.fail(f"{name} has dtype {_dtype_name(array)}, expected {' or '.join(allowed)}")
         if n is not None and array.shape[0] != n:
             c.fail(f"{name} has {array.shape[0]} rows, meta/id has {n}")
         step = array.shards[0] if array.shards is not None else array.chunks[0]
@@ -172,6 +182,7 @@ def _metadata(group, info, report: ValidationReport) -> np.ndarray:
     if bad.any():
         c.fail(f"status {int(status[bad][0])} of {ids[bad][0]} is not 0, 1 or 2", int(bad.sum()))
     pending = status == 0
+    report.pending, report.complete = int(pending.sum()), bool(info.get("complete"))
     if info.get("complete") and pending.any():
         c.fail(f"the store says it is complete but {ids[pending][0]} is pending", int(pending.sum()))
     silent = (status == STATUS_FAILED) & (errors == "")

@@ -65,7 +65,7 @@ def _closest(mesh: trimesh.Trimesh, points: np.ndarray):
 def _analytic(tree: Path, shape_id: str, offset, scale, points: np.ndarray) -> np.ndarray:
     """Exact SDF of a procedural shape at normalized points, in normalized units."""
     manifest = json.loads((tree / "shapes.json").read_text())
-    solid = solid_from_json(manifest[shape_id]["parts"])
+    solid = solid_from_json(manifest[shape_id]["parts"], manifest[shape_id].get("holes"))
     return solid.sdf(points / scale - offset) * scale
 
 

@@ -111,3 +111,58 @@ def test_non_finite_and_degenerate_meshes(tmp_path):
     (tmp_path / "line.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
     with pytest.raises(ShapeError, match="degenerate"):
         load_mesh(tmp_path / "line.obj")
+
+
+def _write_ply(path, vertices, faces):
+    """An ASCII PLY written by hand, in double precision."""
+    head = f"ply\nformat ascii 1.0\nelement vertex {len(vertices)}\n"
+    head += "property double x\nproperty double y\nproperty double z\n"
+    head += f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
+    rows = [" ".join(repr(float(c)) for c in v) for v in vertices] + [f"3 {a} {b} {c}" for a, b, c in faces]
+    path.write_text(head + "\n".join(rows) + "\n")
+
+
+def test_unused_vertices_change_nothing(tmp_path):
+    """A stray vertex far away, or a NaN no face uses, gives bit-identical arrays."""
+    import trimesh
+
+    from sdfkit.sources.shapenet import MeshJob, process_mesh
+
+    box = trimesh.creation.box(extents=[1.0, 0.6, 0.3])
+    vertices, faces = np.asarray(box.vertices), np.asarray(box.faces)
+    _write_ply(tmp_path / "plain.ply", vertices, faces)
+    far = np.insert(vertices, 3, [[1e6, 1e6, 1e6]], axis=0)
+    _write_ply(tmp_path / "far.ply", far, np.where(faces >= 3, faces + 1, faces))
+    nan = np.concatenate([[[np.nan, 0.0, 0.0]], vertices])
+    _write_ply(tmp_path / "nan.ply", nan, faces + 1)
+
+    def run(name):
+        return process_mesh(
+            MeshJob("box", str(tmp_path / name)), samples=20_000, surface_samples=2_000, seed=0, rays=32
+        )
+
+    plain = run("plain.ply")
+    for name in ("far.ply", "nan.ply"):
+        other = run(name)
+        for key, value in plain.items():
+            assert np.array_equal(np.asarray(other[key]), np.asarray(value)), (name, key)
+
+
+def test_a_mesh_far_from_the_origin_maps_back_exactly(tmp_path):
+    """norm/offset and norm/scale are float64: raw = p / scale - offset lands on the mesh placed at
+    1e9 (in float32 it would be off by 52% of its size)."""
+    import trimesh
+
+    from sdfkit.sources.shapenet import MeshJob, process_mesh
+
+    box = trimesh.creation.box(extents=[1.0, 0.6, 0.3])
+    placed = np.asarray(box.vertices) + 1e9
+    _write_ply(tmp_path / "far.ply", placed, box.faces)
+    result = process_mesh(
+        MeshJob("far", str(tmp_path / "far.ply")), samples=5_000, surface_samples=2_000, seed=0, rays=32
+    )
+    assert result["norm/offset"].dtype == np.float64 and np.asarray(result["norm/scale"]).dtype == np.float64
+    raw = result["surface/points"].astype(np.float64) / result["norm/scale"] - result["norm/offset"]
+    local = raw - 1e9  # the box's own frame: every point on its surface
+    outside = np.abs(local) - np.array([0.5, 0.3, 0.15])
+    assert np.all(np.abs(outside.max(axis=1)) < 1e-6)

@@ -89,7 +89,7 @@ def test_store_values_against_exact_sdfs(tmp_path, tree):
     assert g["surface/normals"].shape == (9, 2_000, 3) and g["norm/scale"].shape == (9,)
     manifest = json.loads((tree / "shapes.json").read_text())
     for row, shape_id in enumerate(str(i) for i in g["meta/id"][:]):
-        solid = solid_from_json(manifest[shape_id]["parts"])
+        solid = solid_from_json(manifest[shape_id]["parts"], manifest[shape_id].get("holes"))
         offset, scale = g["norm/offset"][row].astype(float), float(g["norm/scale"][row])
         points, values = g["sdf/points"][row].astype(float), g["sdf/values"][row]
         truth = solid.sdf(points / scale - offset) * scale
@@ -109,7 +109,7 @@ def test_a_bad_mesh_fails_alone_and_strict_exits_nonzero(tmp_path):
     (root / "garbage.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 99\n")
     out = tmp_path / "m.zarr"
     run = sdfkit("prepare-shapenet", root, "-o", out, "--samples", 5000, "--surface-samples", 500, "--workers", 2)
-    assert "2 failed shapes" in run.stdout and "empty: empty.obj has no faces" in run.stdout
+    assert "2 failed shapes" in run.stdout and "empty: empty.obj: has no faces" in run.stdout
     info = json.loads(sdfkit("info", out, "--json").stdout)
     assert info["complete"] and info["splits"]["train"] == {"ok": 3, "failed": 2, "pending": 0}
     assert {f["id"] for f in info["failures"]} == {"empty", "garbage"}
@@ -273,7 +273,8 @@ def test_cli_scheduler_from_the_environment(tree, tmp_path):
 
 def test_cli_bad_input(tmp_path, tree):
     assert_user_error(
-        sdfkit("prepare-shapenet", tmp_path / "nowhere", "-o", tmp_path / "x.zarr", check=False), "no such folder"
+        sdfkit("prepare-shapenet", tmp_path / "nowhere", "-o", tmp_path / "x.zarr", check=False),
+        "no such file or folder",
     )
     assert_user_error(
         sdfkit("prepare-shapenet", tree, "--split", tmp_path / "none.json", "-o", tmp_path / "x.zarr", check=False),

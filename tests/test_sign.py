@@ -129,3 +129,112 @@ def test_an_open_sheet_encloses_nothing():
     outer = outer_surface(triangle, np.array([[0, 1, 2]]), rng=np.random.default_rng(0))
     points = np.random.default_rng(2).uniform(-1, 1, size=(1000, 3))
     assert np.all(signed_distance(outer, points) >= 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Meshes built from parts: closed parts through each other, bores, open sheets
+
+
+def _parts_mesh(solid, detail=48):
+    """The solid's closed parts concatenated, not unioned, as modellers leave them."""
+    return trimesh.util.concatenate([p.mesh(detail) for p in solid.parts])
+
+
+def _signs_and_surface(solid, mesh, count=60000):
+    offset, scale = normalization(Mesh(mesh.vertices, mesh.faces))
+    rng = np.random.default_rng(0)
+    base = (solid.mesh(48).sample(20000) + offset) * scale
+    queries = near_surface_points(base, count, rng=rng)
+    truth = solid.sdf(queries / scale - offset) * scale
+    outer = outer_surface((mesh.vertices + offset) * scale, mesh.faces, rng=np.random.default_rng(4))
+    values = signed_distance(outer, queries, rng=np.random.default_rng(5))
+    from sdfkit.mesh import sample_surface
+
+    surface, face = sample_surface(outer.vertices, outer.faces, 20000, rng=rng)
+    tri = outer.vertices[outer.faces[face]]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    surface += 1e-4 * normal / np.linalg.norm(normal, axis=1, keepdims=True)  # just outside
+    return queries, truth, values, surface / scale - offset, scale
+
+
+SEAT_AND_LEGS = shapes.Solid(
+    (
+        shapes.box((0.5, 0.45, 0.06), at=(0, 0, 0.5)),
+        *[shapes.box((0.04, 0.04, 0.3), at=(sx * 0.4, sy * 0.35, 0.3)) for sx in (-1, 1) for sy in (-1, 1)],
+        shapes.box((0.5, 0.04, 0.3), at=(0, 0.42, 0.8)),  # the back, pushed into the seat
+    )
+)
+CUBE_AND_ROD = shapes.Solid(
+    (shapes.box((0.3, 0.3, 0.3)), shapes.box((0.05, 0.05, 0.7), rotation=shapes._rot([1, 0, 0], 0.4)))
+)
+TWO_SPHERES = shapes.Solid((shapes.capsule(0.4, 0.0), shapes.capsule(0.3, 0.0, at=(0.45, 0.1, 0))))
+
+
+@pytest.mark.parametrize("name", ["seat-and-legs", "cube-and-rod", "two-spheres"])
+def test_closed_parts_through_each_other_give_their_union(name):
+    """Exact answer: the boolean union of the parts. Signs beyond 0.005 >= 99.9%, and the outer
+    surface is the union's: no point of it lies inside another part."""
+    solid = {"seat-and-legs": SEAT_AND_LEGS, "cube-and-rod": CUBE_AND_ROD, "two-spheres": TWO_SPHERES}[name]
+    queries, truth, values, surface, scale = _signs_and_surface(solid, _parts_mesh(solid))
+    far = np.abs(truth) > 0.005
+    assert np.mean((values[far] < 0) == (truth[far] < 0)) >= 0.999
+    # no point of the outer surface is buried in a part: just off it, outwards, the brute-force
+    # winding number of every part's mesh is 0
+    for part in solid.parts:
+        assert np.all(winding_number(part.mesh(48), surface[:2000]) < 0.5)
+    if all(p.kind == "box" for p in solid.parts):  # flat faces: the union's surface is exact
+        gap = solid.sdf(surface) * scale  # 1e-4 off the surface, less beside a concave edge
+        assert np.all((gap > 0) & (gap < 1.1e-4))
+        outside = truth > 0  # where min() of the parts' SDFs is the exact distance
+        assert np.max(np.abs(values[outside] - truth[outside])) < 1e-5
+
+
+@pytest.mark.parametrize("defect", ["clean", "flipped", "soup", "duplicated"])
+def test_watertight_meshes_with_narrow_bores_are_exact(defect):
+    """A CAD block with bores 4-12 times longer than wide, watertight (or made so by merging a
+    soup, orienting flipped faces, dropping reversed duplicates): every sign equals the brute-force
+    winding number of the clean mesh, bores open."""
+    solid = shapes.bracket(np.random.default_rng(1))
+    clean = solid.mesh(32)
+    assert clean.is_watertight and clean.is_winding_consistent
+    mesh = shapes.damage(clean, defect, solid=solid, rng=np.random.default_rng(3))
+    offset, scale = normalization(Mesh(clean.vertices, clean.faces))
+    rng = np.random.default_rng(2)
+    queries = near_surface_points((clean.sample(4000) + offset) * scale, 3000, rng=rng)
+    outer = outer_surface((mesh.vertices + offset) * scale, mesh.faces, rng=np.random.default_rng(4))
+    values = signed_distance(outer, queries)
+    winding = winding_number(clean, queries / scale - offset)
+    clear = np.abs(winding - 0.5) > 0.01  # not on the surface itself
+    assert np.array_equal((values < 0)[clear], (winding > 0.5)[clear])
+    in_bores = np.min([h.sdf(queries / scale - offset) for h in solid.holes], axis=0) < -0.005
+    assert in_bores.sum() > 20 and np.all(values[in_bores] > 0)
+
+
+def test_an_open_square_sheet_is_positive_on_both_sides_through_the_pipeline():
+    from sdfkit.sampling import sample_mesh
+
+    square = Mesh(np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], float), np.array([[0, 1, 2], [0, 2, 3]]))
+    result = sample_mesh(square, samples=50000, surface_samples=2000, rng=np.random.default_rng(0))
+    assert np.count_nonzero(result.sdf_values < 0) == 0
+    p = result.sdf_points.astype(np.float64)
+    half = 1.0 * result.scale  # the square's half side in the normalized frame
+    exact = np.linalg.norm(p - np.clip(p, [-half, -half, 0], [half, half, 0]), axis=1)
+    np.testing.assert_allclose(result.sdf_values, exact, atol=1e-6)
+
+
+def test_a_sheet_through_a_closed_part_keeps_only_its_outside():
+    """A wing modelled as one sheet pushed through a closed fuselage: the fuselage's inside is
+    inside, the sheet outside it is a sheet (positive on both sides), its buried part is gone."""
+    body = trimesh.creation.box(extents=[0.4, 0.4, 0.4])
+    wing = np.array([[-1, -0.1, 0], [1, -0.1, 0], [1, 0.1, 0], [-1, 0.1, 0]], float)
+    vertices = np.concatenate([body.vertices, wing])
+    faces = np.concatenate([body.faces, np.array([[0, 1, 2], [0, 2, 3]]) + len(body.vertices)])
+    outer = outer_surface(vertices, faces, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-1.1, 1.1, size=(20000, 3))
+    values = signed_distance(outer, points, rng=rng)
+    in_body = np.all(np.abs(points) < 0.2, axis=1)
+    clear = np.abs(np.abs(points).max(axis=1) - 0.2) > 1e-3
+    assert np.all((values < 0)[clear] == in_body[clear])
+    centres = outer.vertices[outer.faces].mean(axis=1)
+    assert not np.any(np.all(np.abs(centres) < 0.2 - 1e-6, axis=1))  # nothing of the wing inside the body

@@ -76,10 +76,19 @@ def _is_synset(name: str) -> bool:
 
 
 def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
-    """The layout of ``root`` and its meshes as (category, id, path), sorted."""
+    """The layout of ``root`` and its meshes as (category, id, path), sorted.
+
+    ``root`` may be a single mesh file (layout ``"file"``). Symbolic links to folders are
+    followed, each real folder once: a link to a folder outside the tree brings its meshes, a link
+    to a folder of the tree (or back up it) adds nothing.
+    """
     root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() not in MESH_SUFFIXES:
+            raise InputError(f"{root}: not a mesh file ({', '.join(MESH_SUFFIXES)}); give a mesh or a folder of meshes")
+        return "file", [("", root.stem, root)]
     if not root.is_dir():
-        raise InputError(f"{root}: no such folder; give the ShapeNet root or a folder of meshes")
+        raise InputError(f"{root}: no such file or folder; give the ShapeNet root, a folder of meshes or a mesh file")
     synsets = sorted(p for p in root.iterdir() if p.is_dir() and _is_synset(p.name))
     for layout, relative in (
         ("shapenet-v2", Path("models") / "model_normalized.obj"),
@@ -91,8 +100,8 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
         if found:
             return layout, found
     found = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in MESH_SUFFIXES:
+    for path in _walk(root):
+        if path.suffix.lower() in MESH_SUFFIXES:
             rel = path.relative_to(root)
             category = rel.parts[0] if len(rel.parts) > 1 else ""
             found.append((category, str(rel.with_suffix("")), path))
@@ -101,7 +110,35 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
             f"{root}: no meshes found (neither ShapeNet's <synset>/<id>/models/model_normalized.obj "
             f"nor mesh files {', '.join(MESH_SUFFIXES)}); check the path"
         )
+    by_id: dict[str, list[Path]] = {}
+    for _, shape_id, path in found:
+        by_id.setdefault(shape_id, []).append(path)
+    twins = {k: v for k, v in by_id.items() if len(v) > 1}
+    if twins:
+        shape_id, paths = next(iter(twins.items()))
+        names = " and ".join(str(p.relative_to(root)) for p in paths)
+        raise InputError(
+            f"{root}: {names} would both be shape {shape_id!r} ({len(twins)} such ids); keep one file per shape "
+            "(move or rename the others)"
+        )
     return "folder", found
+
+
+def _walk(root: Path) -> list[Path]:
+    """Files beneath ``root``, sorted, following links to folders, each real folder once."""
+    import os
+
+    seen, files = set(), []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []  # a link back into the tree: already walked
+            continue
+        seen.add(real)
+        # real folders before links to folders: a link to a folder of the tree is the duplicate
+        dirs.sort(key=lambda d: (os.path.islink(os.path.join(folder, d)), d))
+        files += [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
+    return sorted(files)
 
 
 def _split_name(path: Path) -> str:
@@ -157,7 +194,8 @@ def plan_shapenet(
             listed.add((category, shape_id))
         else:
             split = "train"
-        metas.append(ShapeMeta(shape_id, category, -1, split))
+        stat = path.stat()
+        metas.append(ShapeMeta(shape_id, category, -1, split, f"{stat.st_size}:{stat.st_mtime_ns}"))
         jobs.append(MeshJob(shape_id, str(path)))
     if splits is not None:
         missing = [k for k in splits if k not in listed and (not config.synsets or k[0] in config.synsets)]
@@ -165,19 +203,30 @@ def plan_shapenet(
             raise InputError(f"{root}: none of the shapes in the split files is there; check ROOT and --split")
     else:
         missing = []
-    ids = [m.id for m in metas]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"{root}: two meshes have the same id; ids must be unique across categories")
-    digest = hashlib.sha256()
+    seen: dict[str, str] = {}
+    for meta, job in zip(metas, jobs, strict=True):
+        if meta.id in seen:
+            raise InputError(
+                f"{root}: {seen[meta.id]} and {job.path} have the same id {meta.id!r}; ids must be unique across "
+                "categories: pick the categories with --synsets or list one of them in --split"
+            )
+        seen[meta.id] = job.path
+    # the source id: every mesh's name, size and modification time (an edited mesh changes it);
+    # stores made before sdfkit 0.2 hashed names and sizes only ("legacy_id")
+    digest, legacy = hashlib.sha256(), hashlib.sha256()
     for category, shape_id, path in meshes:
-        digest.update(f"{category}/{shape_id}:{path.stat().st_size}\n".encode())
+        stat = path.stat()
+        digest.update(f"{category}/{shape_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        legacy.update(f"{category}/{shape_id}:{stat.st_size}\n".encode())
     source = {
         "name": "shapenet",
         "layout": layout,
         "path": str(Path(root).resolve()),
         "split_files": [str(Path(f).resolve()) for f in split_files],
         "missing_from_root": len(missing),
+        "missing_ids": [f"{c}/{i}" if c else i for c, i in missing],
         "id": digest.hexdigest()[:16],
+        "legacy_id": legacy.hexdigest()[:16],
     }
     return metas, jobs, source
 
@@ -187,8 +236,9 @@ def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
     nan = float("nan")
     k, s = config.samples, config.surface_samples
     return [
-        ArraySpec("norm/offset", (3,), "float32", nan),
-        ArraySpec("norm/scale", (), "float32", nan),
+        # float64: a mesh placed far from the origin must come back where it was
+        ArraySpec("norm/offset", (3,), "float64", nan),
+        ArraySpec("norm/scale", (), "float64", nan),
         ArraySpec("sdf/points", (k, 3), "float32", nan),
         ArraySpec("sdf/values", (k,), "float32", nan),
         ArraySpec("surface/points", (s, 3), "float32", nan),
