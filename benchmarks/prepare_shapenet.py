@@ -1,10 +1,10 @@
 """sdfkit's mesh pipeline against mesh-to-sdf, on the same meshes and query points, in one run.
 
 Meshes: a union of a torus, a capsule and a box (exact SDF known) at two tessellations (about 10k
-and 150k faces), each with every defect of ``sdfkit.shapes.DEFECTS`` (``overlap``: its parts
+and 150k faces), each with every defect of ``sdfkit.geometry.shapes.DEFECTS`` (``overlap``: its parts
 concatenated, passing through each other); a CAD bracket with narrow bores (clean, soup, holes);
-and the real meshes in ../shared/meshes (no exact SDF: only times, and how often the two tools
-agree).
+and 12 real meshes shipped in benchmarks/data/meshes and tests/data/meshes (no exact SDF: only
+times, and how often the two tools agree).
 
 Per mesh, both tools sign the same 250,000 DeepSDF-style query points (near the clean surface,
 3/50 uniform): sdfkit with its whole per-mesh pipeline (``sample_mesh`` on the damaged mesh: outer
@@ -36,27 +36,27 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sdfkit import shapes  # noqa: E402
-from sdfkit.mesh import Mesh, load_mesh, normalization, sample_surface  # noqa: E402
-from sdfkit.sampling import near_surface_points  # noqa: E402
-from sdfkit.sign import outer_surface, signed_distance  # noqa: E402
+from sdfkit.geometry import shapes  # noqa: E402
+from sdfkit.geometry.mesh import Mesh, load_mesh, normalization, sample_surface  # noqa: E402
+from sdfkit.geometry.sign import outer_surface, signed_distance  # noqa: E402
+from sdfkit.recipes.deepsdf import near_surface_points  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "meshes"
+# shipped with the repository (benchmarks/data/meshes/README.md: sources and licences)
 REAL = [
-    "bunny.ply",
-    "chair_model.obj",
-    "cycloidal.ply",
-    "Duck.glb",
-    "fandisk.obj",
-    "featuretype.STL",
-    "fuze.obj",
-    "plate_holes.STL",
-    "quadknot.obj",
-    "rabbit.obj",
-    "suzanne.ply",
-    "teapot.stl",
-    "multibody.stl",
-]
+    ROOT / "benchmarks/data/meshes" / name
+    for name in (
+        "bunny.ply",
+        "cycloidal.ply",
+        "Duck.glb",
+        "fandisk.obj",
+        "featuretype.STL",
+        "fuze.obj",
+        "plate_holes.STL",
+        "quadknot.obj",
+        "rabbit.obj",
+        "multibody.stl",
+    )
+] + [ROOT / "tests/data/meshes/suzanne.ply", ROOT / "tests/data/meshes/teapot.stl"]
 
 
 def sdfkit_signs(vertices, faces, queries, rng):
@@ -102,10 +102,10 @@ def cases(quick: bool):
     for defect in ("clean",) if quick else ("clean", "soup", "holes"):
         broken = shapes.damage(clean, defect, solid=bracket, rng=np.random.default_rng(1))
         yield f"bracket-{defect}", Mesh(broken.vertices, broken.faces), clean, bracket
-    for name in REAL[:4] if quick else REAL:
-        if (SHARED / name).exists():
-            mesh = load_mesh(SHARED / name)
-            yield name, mesh, None, None
+    for path in REAL[:4] if quick else REAL:
+        if not path.is_file():
+            sys.exit(f"{path}: a benchmark mesh is missing; restore it from git (git checkout -- {path.parent})")
+        yield path.name, load_mesh(path), None, None
 
 
 def main():

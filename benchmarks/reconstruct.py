@@ -9,7 +9,6 @@ shape at 128^3. The auto-decoder is timed at its run's iteration count and at De
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metasdf.data3d import load_shapes_3d, make_batch_3d  # noqa: E402
 from metasdf.reconstruct import extract_mesh  # noqa: E402
-from metasdf.train import load_run, steps_at_test_time  # noqa: E402
+from metasdf.train import load_run, run_store, steps_at_test_time  # noqa: E402
 
 
 def timed(fn):
@@ -39,7 +38,7 @@ def main():
     parser.add_argument("--shapes", type=int, default=5)
     parser.add_argument("--test-steps", type=int, default=None, help="MetaSDF's inner steps (default: the run's)")
     args = parser.parse_args()
-    store = args.store or json.loads((args.metasdf / "data.json").read_text())["store"]
+    store = args.store or run_store(args.metasdf)
     meta_config, meta, _ = load_run(args.metasdf, test_steps=args.test_steps)
     ad_config, ad, _ = load_run(args.deepsdf)
     shapes = load_shapes_3d(store, args.split, limit=args.shapes)

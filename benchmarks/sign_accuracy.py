@@ -4,7 +4,7 @@ against exact SDFs, per kind of input; optionally against another sdfkit checkou
 Inputs, written to a temporary folder as mesh files:
 
 - ``make-shapes`` trees: chairs, tables and airplanes with every defect of
-  ``sdfkit.shapes.DEFECTS`` (``overlap``: closed parts concatenated, not unioned), and CAD
+  ``sdfkit.geometry.shapes.DEFECTS`` (``overlap``: closed parts concatenated, not unioned), and CAD
   brackets with narrow bores (clean, flipped, soup, holes);
 - built by hand: a seat with four legs and a back pushed into it, a cube with a rod through it,
   two overlapping spheres (each part closed, concatenated); a single open square; the chair with
@@ -42,7 +42,7 @@ def write_cases(folder: Path, quick: bool) -> dict:
     """Mesh files and their exact solids: {name: (path, solid or None, kind)}."""
     import trimesh
 
-    from sdfkit import shapes
+    from sdfkit.geometry import shapes
 
     cases = {}
     n = 18 if quick else 48

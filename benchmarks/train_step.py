@@ -2,7 +2,8 @@
 
 Paper preset: 32 tasks x 1024 context points (dense), 4096-cell grid (targets: the other 3072
 cells), 2 -> 256 -> 256 -> 256 -> 1, 5 inner steps, second- and first-order. The per-task loop
-is the straightforward implementation (one task at a time, F.linear, the same learned rates),
+is the straightforward implementation (one task at a time, F.linear, the same learned rates and
+the model's own inner loss, l2 by default),
 measured in the same run on the same data, and the first-order step's large matrix products
 alone (a floor no implementation can beat on the same machine). "8+8+8+8" is the trainer's
 default on CPU: the same step computed in micro-batches of 8 tasks with gradients summed
@@ -26,7 +27,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metasdf.models import AutoDecoder, MetaSDF  # noqa: E402
-from metasdf.train import _accumulate  # noqa: E402
+from metasdf.train import accumulate_gradients  # noqa: E402
 
 
 def loop_loss(model: MetaSDF, batch) -> torch.Tensor:
@@ -36,7 +37,8 @@ def loop_loss(model: MetaSDF, batch) -> torch.Tensor:
     for t in range(tasks):
         fast = list(model.weights)
         for step in range(model.steps):
-            loss = F.l1_loss(_mlp(batch["context_x"][t], fast), batch["context_y"][t])
+            # the model's own inner loss (l2 by default), so both sides run the same algorithm
+            loss = model.inner_loss(_mlp(batch["context_x"][t], fast)[None], batch["context_y"][t][None]).sum()
             grads = torch.autograd.grad(loss, fast, create_graph=not model.first_order)
             fast = [w - lr[step].clamp(min=0) * g for w, lr, g in zip(fast, model.lrs, grads, strict=True)]
         total = total + F.l1_loss(_mlp(batch["target_x"][t], fast), batch["target_y"][t]) / tasks
@@ -112,7 +114,7 @@ def main():
         model = MetaSDF(steps=5, first_order=first_order).to(device)
         loop = time_step(model, batch, loop_loss, max(1, args.repeats - 2))
         whole = time_step(model, batch, lambda m, b: m.loss(b), args.repeats)
-        micro = time_step(model, batch, lambda m, b: _accumulate(m, b, 8), args.repeats)
+        micro = time_step(model, batch, lambda m, b: accumulate_gradients(m, b, 8), args.repeats)
         print(
             f"{'first' if first_order else 'second':<8}{loop:>16.2f}{whole:>15.2f}{micro:>20.2f}{loop / min(whole, micro):>15.2f}"
         )

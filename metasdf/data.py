@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sdfkit.dataset import open_dataset
-from sdfkit.errors import FormatError
-from sdfkit.sdf2d import cell_centres
+from sdfkit.errors import FormatError, InputError
+from sdfkit.geometry.basics import cell_centres
+from sdfkit.store.dataset import open_dataset
 
 __all__ = ["Shapes2D", "load_shapes", "grid_coordinates", "make_batch"]
 
@@ -123,6 +123,6 @@ def make_batch(
             "target_y": values.unsqueeze(2),
         }
     else:
-        raise ValueError(f"unknown context {context!r}; choose dense or levelset")
+        raise InputError(f"unknown context {context!r}; choose dense or levelset")
     batch["index"] = torch.as_tensor(index)
     return {k: v.to(device) for k, v in batch.items()}

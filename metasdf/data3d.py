@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sdfkit.dataset import open_dataset
-from sdfkit.errors import FormatError
+from sdfkit.errors import FormatError, InputError
+from sdfkit.store.dataset import open_dataset
 
-__all__ = ["Shapes3D", "load_shapes_3d", "make_batch_3d"]
+__all__ = ["Shapes3D", "load_shapes_3d", "make_batch_3d", "balanced_context"]
 
 REQUIRED = ("sdf/points", "sdf/values", "surface/points", "surface/normals", "norm/offset", "norm/scale")
 
@@ -101,7 +101,7 @@ def _window(total: int, length: int, generator: torch.Generator) -> slice:
     return slice(start, start + length)
 
 
-def _balanced(points, values, count: int, generator: torch.Generator):
+def balanced_context(points, values, count: int, generator: torch.Generator):
     """``count`` samples from a window, half inside and half outside where the window has them."""
     inside = torch.nonzero(values <= 0).squeeze(1)
     outside = torch.nonzero(values > 0).squeeze(1)
@@ -137,13 +137,13 @@ def make_batch_3d(
         ty.append(shapes.values[i, target])
         if context == "dense":
             pool = _window(k, 4 * context_points, generator)
-            x, y = _balanced(shapes.points[i, pool], shapes.values[i, pool], context_points, generator)
+            x, y = balanced_context(shapes.points[i, pool], shapes.values[i, pool], context_points, generator)
         elif context == "levelset":
             window = _window(shapes.surface.shape[1], context_points, generator)
             x = shapes.surface[i, window]
             y = torch.zeros(len(x))
         else:
-            raise ValueError(f"unknown context {context!r}; choose dense or levelset")
+            raise InputError(f"unknown context {context!r}; choose dense or levelset")
         cx.append(x)
         cy.append(y)
     batch = {

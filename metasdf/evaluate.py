@@ -16,19 +16,10 @@ import numpy as np
 import torch
 
 from metasdf.data import load_shapes, make_batch
-from metasdf.train import load_run, steps_at_test_time
+from metasdf.train import load_run, run_store, shown_steps, steps_at_test_time
+from sdfkit.geometry.basics import cell_centres
 
 __all__ = ["evaluate"]
-
-
-def shown_steps(steps: int, trained: int, most: int = 7) -> list[int]:
-    """Inner-loop steps a figure shows: 0 (the initialization) to ``trained``, then evenly
-    spaced test-time steps up to ``steps``, ``most`` columns at most."""
-    if steps + 1 <= most:
-        return list(range(steps + 1))
-    head = list(range(min(trained, most - 2) + 1))
-    tail = np.linspace(head[-1], steps, most - len(head) + 1).round().astype(int)[1:]
-    return head + [int(s) for s in tail]
 
 
 def _full_grid_batch(shapes, index, config, generator, device):
@@ -63,13 +54,7 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     config, model, state = load_run(run_dir, device=device, test_steps=test_steps)
-    if store is None:
-        data = run_dir / "data.json"
-        store = json.loads(data.read_text())["store"] if data.exists() else None
-        if store is None:
-            from sdfkit.errors import InputError
-
-            raise InputError(f"{run_dir}: does not record its store; give it: sdfkit eval {run_dir} DATA.zarr")
+    store = store if store is not None else run_store(run_dir)
     if config.data_kind == "shapenet":
         from metasdf.evaluate3d import evaluate_3d
 
@@ -125,9 +110,11 @@ def evaluate(
         "device": str(device),
         "store": str(store),
     }
+    path = run_dir / f"eval-{split}.json"
+    path.write_text(json.dumps(result, indent=2))  # the metrics first, whatever the figures do
     if figures:
         result["figures"] = _figures(run_dir, split, model, config, first_batch, shapes)
-    (run_dir / f"eval-{split}.json").write_text(json.dumps(result, indent=2))
+        path.write_text(json.dumps(result, indent=2))
     return result
 
 
@@ -139,7 +126,7 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
 
     batch, prediction = first_batch
     r = int(round(shapes.coords.shape[0] ** 0.5))
-    c = np.linspace(-1 + 1 / r, 1 - 1 / r, r)
+    c = cell_centres(r)
     count = min(8, len(prediction))
     paths = []
     fig, axes = plt.subplots(2, count, figsize=(2 * count, 4.2), squeeze=False)

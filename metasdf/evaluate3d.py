@@ -25,8 +25,9 @@ import torch
 
 from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
-from metasdf.train import steps_at_test_time
+from metasdf.train import shown_steps, steps_at_test_time
 from sdfkit.errors import ShapeError
+from sdfkit.geometry.basics import cell_centres
 
 __all__ = ["evaluate_3d"]
 
@@ -137,19 +138,21 @@ def evaluate_3d(
         "store": str(store),
         "per_shape": rows,
     }
+    path = run_dir / f"eval-{split}.json"
+    path.write_text(json.dumps(result, indent=2))  # the metrics first: figures need a renderer
     if figures:
         result["figures"] = _figures(run_dir, split, model, config, shapes, meshes, store, device)
-    (run_dir / f"eval-{split}.json").write_text(json.dumps(result, indent=2))
+        path.write_text(json.dumps(result, indent=2))
     return result
 
 
 def _truth_meshes(store, shapes, rows) -> dict:
     """Row -> the shape's mesh (vertices, faces) in the normalized frame, or None when the meshes
     are not reachable. The source tree is scanned once."""
-    from sdfkit.dataset import open_dataset
     from sdfkit.errors import SdfkitError
-    from sdfkit.mesh import load_mesh
+    from sdfkit.geometry.mesh import load_mesh
     from sdfkit.sources.shapenet import mesh_paths
+    from sdfkit.store.dataset import open_dataset
 
     try:
         ds = open_dataset(store)
@@ -173,7 +176,7 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sdfkit.render import RenderConfig, look_at, render_mesh_views_shaded
+    from sdfkit.builders.render import RenderConfig, look_at, render_mesh_views_shaded
 
     paths = []
     view = RenderConfig(views=1, size=192, distance=2.5)
@@ -201,9 +204,8 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
     paths.append(str(path))
 
     if config.model == "metasdf":  # SDF slices over the inner-loop steps
-        from metasdf.evaluate import shown_steps
         from metasdf.models import batched_mlp
-        from sdfkit.figures import slice_points
+        from sdfkit.builders.figures import slice_points
 
         count = min(3, len(shapes))
         generator = torch.Generator().manual_seed(0)
@@ -221,7 +223,7 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
         grid = torch.tensor(slice_points(96)[0].reshape(-1, 3), dtype=torch.float32, device=device)  # the x = 0 plane
         shown = shown_steps(len(history) - 1, model.steps)
         fig, axes = plt.subplots(count, len(shown), figsize=(2.2 * len(shown), 2.3 * count), squeeze=False)
-        c = np.linspace(-1 + 1 / 96, 1 - 1 / 96, 96)
+        c = cell_centres(96)
         for column, s in enumerate(shown):
             fast = history[s]
             with torch.no_grad():

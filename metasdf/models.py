@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sdfkit.errors import InputError
+
 __all__ = [
     "init_layers",
     "layer_shapes",
@@ -51,7 +53,7 @@ def init_layers(shapes: list[tuple[int, int]], init: str, *, radius: float = 0.5
             w = torch.randn(out, inp, generator=generator) * math.sqrt(2.0 / inp)
             b = torch.zeros(out)
         else:
-            raise ValueError(f"unknown init {init!r}; choose sal or kaiming")
+            raise InputError(f"unknown init {init!r}; choose sal or kaiming")
         params += [w, b]
     return params
 
@@ -101,7 +103,7 @@ class MetaSDF(nn.Module):
     ):
         super().__init__()
         if inner not in ("l1", "l2"):
-            raise ValueError(f"unknown inner loss {inner!r}; choose l2 or l1")
+            raise InputError(f"unknown inner loss {inner!r}; choose l2 or l1")
         self.steps, self.first_order, self.lr_type, self.inner = steps, first_order, lr_type, inner
         self.test_steps = test_steps
         self.weights = nn.ParameterList(init_layers(layer_shapes(dim, hidden, depth, outputs), init))
@@ -112,7 +114,7 @@ class MetaSDF(nn.Module):
         elif lr_type == "global":
             lrs = [torch.full((1,) + (1,) * w.dim(), lr_init) for w in self.weights]
         else:
-            raise ValueError(f"unknown learning-rate type {lr_type!r}; choose per-param, per-step or global")
+            raise InputError(f"unknown learning-rate type {lr_type!r}; choose per-param, per-step or global")
         self.lrs = nn.ParameterList(lrs)
 
     def specialize(self, context_x, context_y, *, steps=None, keep_graph=None, trace=False):

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from metasdf.models import MetaSDF
+from sdfkit.errors import InputError
 
 __all__ = ["composite_loss", "clamped_l1", "MetaSDF3D", "DeepSDF", "PointNetSDF", "MODELS_3D"]
 
@@ -65,7 +66,7 @@ class MetaSDF3D(MetaSDF):
 
     def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, inner="l1", **kwargs):
         if loss not in ("composite", "l1"):
-            raise ValueError(f"unknown loss {loss!r}; choose composite or l1")
+            raise InputError(f"unknown loss {loss!r}; choose composite or l1")
         super().__init__(
             hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, inner=inner, **kwargs
         )

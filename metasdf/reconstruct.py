@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from sdfkit.errors import InputError, ShapeError
+from sdfkit.geometry.basics import deepsdf_normalization, face_normals
 
 __all__ = [
     "ExtractedMesh",
@@ -161,13 +162,10 @@ def extract_mesh(
 
 def sample_mesh_points(vertices: np.ndarray, faces: np.ndarray, count: int, *, seed: int = 0):
     """Area-weighted samples (count, 3) on a mesh and the unit normals (count, 3) of their faces."""
-    from sdfkit.mesh import sample_surface
+    from sdfkit.geometry.mesh import sample_surface
 
     points, face = sample_surface(vertices, faces, count, rng=np.random.default_rng(seed))
-    tri = vertices[faces[face]]
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    return points, normals
+    return points, face_normals(vertices, faces[face])
 
 
 def chamfer_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -207,11 +205,9 @@ def normal_consistency(points_a, normals_a, points_b, normals_b) -> float:
 def cloud_normalization(points: np.ndarray) -> tuple[np.ndarray, float]:
     """DeepSDF's normalization computed from surface points: offset = -(bounding-box centre),
     scale = 1 / (1.03 * largest distance from it). ``normalized = (raw + offset) * scale``."""
-    offset = -(points.min(axis=0) + points.max(axis=0)) / 2.0
-    radius = float(np.linalg.norm(points + offset, axis=1).max())
-    if not np.isfinite(radius) or radius <= 0:
+    if len(points) == 0 or not np.all(np.isfinite(points)) or not np.ptp(points, axis=0).any():
         raise InputError("the points have no extent: cannot normalize them")
-    return offset, 1.0 / (1.03 * radius)
+    return deepsdf_normalization(points)
 
 
 def read_points(path: str | Path) -> np.ndarray:
@@ -291,7 +287,7 @@ def reconstruct_file(
     iterations)."""
     import trimesh
 
-    from metasdf.data3d import _balanced
+    from metasdf.data3d import balanced_context
     from metasdf.train import load_run, steps_at_test_time
 
     if (points is None) == (samples is None):
@@ -328,7 +324,7 @@ def reconstruct_file(
         order = torch.randperm(len(xyz), generator=generator)
         x = torch.tensor((xyz + offset) * scale, dtype=torch.float32)[order]
         y = torch.tensor(sdf * scale, dtype=torch.float32)[order]
-        context_x, context_y = _balanced(x, y, config.context_points, generator)
+        context_x, context_y = balanced_context(x, y, config.context_points, generator)
     seconds["read"] = time.perf_counter() - tic
     tic = time.perf_counter()
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Training MetaSDF and the baselines on a 2D (mnist) store.
+"""Training MetaSDF and the baselines on a 2D (mnist) or 3D (shapenet) store.
 
 A run folder holds everything needed to reproduce or continue a run: ``config.json`` (the
 resolved :class:`TrainConfig`, replayable with ``--config``), ``checkpoint.pt`` (model, optimizer,
@@ -13,11 +13,22 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from metasdf.config import (
+    PRESETS,
+    PRESETS_3D,
+    TrainConfig,
+    config_from_json,
+    main_process,
+    resolve_config,
+    run_store,
+    store_kind,
+)
 from metasdf.data import Shapes2D, load_shapes
 from metasdf.models import MODELS
 from sdfkit.errors import InputError, SdfkitError
@@ -26,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "PRESETS",
     "PRESETS_3D",
+    "config_from_json",
     "load_tasks",
     "build_model",
     "resolve_device",
@@ -33,167 +45,17 @@ __all__ = [
     "load_run",
     "learning_rate",
     "steps_at_test_time",
+    "resolve_config",
+    "run_store",
+    "store_kind",
+    "main_process",
+    "accumulate_gradients",
 ]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved as RUN_DIR/config.json)."""
-
-    model: str = "metasdf"
-    """metasdf, autodecoder, hypernet or cnp."""
-    context: str = "dense"
-    """dense (grid samples with values) or levelset (zero-level-set points)."""
-    context_points: int = 1024
-    """Context size: MetaSDF uses 1024 (dense) and 512 (level set)."""
-    batch_size: int = 32
-    """Tasks (digits) per outer step."""
-    micro_batch: int | None = 8
-    """Tasks per forward/backward pass, gradients summed over the step: the same step, but
-    small enough to stay in a CPU's caches (measured fastest at 4-8 on 2 cores). None: the
-    whole batch at once (best on a GPU)."""
-    steps: int = 20_000
-    """Outer steps in all (a resumed run continues up to this count)."""
-    lr: float = 1e-4
-    """Adam learning rate of the outer loop."""
-    lr_schedule: str = "constant"
-    """Outer learning rate over the run: ``constant``, or ``cosine`` (half a cosine from ``lr``
-    down to 0 at ``steps``; set ``steps`` to what the time budget allows). The rate follows from
-    the step, so a resumed run continues on the same curve; resuming with more ``steps`` stretches it."""
-    clip_grad: float | None = None
-    """Clip the outer gradient's norm to this value (none: no clipping)."""
-    hidden: int = 256
-    """Width of the SDF network's hidden layers."""
-    depth: int = 3
-    """Hidden layers: 3 gives four linear layers, 2 -> 256 -> 256 -> 256 -> 1."""
-    init: str = "sal"
-    """sal (geometric initialization, the authors' choice) or kaiming."""
-    inner_steps: int = 5
-    """MetaSDF: gradient steps of the inner loop."""
-    inner_lr: float = 0.1
-    """MetaSDF: initial inner learning rate."""
-    lr_type: str = "per-param"
-    """MetaSDF: learned learning rates per-param (and per step), per-step, or global."""
-    first_order: bool = False
-    """MetaSDF: drop second-order terms of the inner loop (faster, less accurate)."""
-    test_steps: int | None = None
-    """MetaSDF: inner-loop steps at test time (eval, reconstruct); None: ``inner_steps``. Steps
-    past ``inner_steps`` repeat the last step's learned learning rates; on the 3D cpu preset 10
-    steps instead of 3 cut the mean Chamfer distance by a quarter for 0.03 s more per shape
-    (docs/results-3d.md). Changeable after training: ``sdfkit eval/reconstruct --test-steps``."""
-    inner_loss: str = "l2"
-    """MetaSDF: error of the inner loop on the context, ``l2`` (squared) or ``l1``; in 3D the
-    distance term of the composite loss (the 3D ``paper`` preset keeps the paper's l1). The outer
-    loss and the evaluation are l1 either way. l2 steps scale with the error, l1 steps only see
-    its sign: on the 2D cpu preset l2 reached a quarter of l1's held-out error in the same time
-    (docs/results-2d.md), on the 3D cpu preset half its Chamfer distance (docs/results-3d.md)."""
-    latent: int = 256
-    """Auto-decoders and CNP: size of the latent code."""
-    test_iters: int = 800
-    """Auto-decoders: latent optimization steps at test time."""
-    seed: int = 0
-    """Seed of the initialization and of every batch."""
-    log_every: int = 10
-    """Write a metrics row every N steps."""
-    checkpoint_every: int = 500
-    """Save a checkpoint every N steps (also at the end, on Ctrl-C and at --time-limit)."""
-    split: str = "train"
-    """Split of the store to train on."""
-    limit: int | None = None
-    """Use only the first N shapes of the split."""
-    data_kind: str = "mnist"
-    """The store's kind: ``mnist`` (2D models) or ``shapenet`` (3D models)."""
-    target_points: int = 4096
-    """3D: SDF samples per task on which the outer loss is measured."""
-    loss: str = "composite"
-    """3D MetaSDF: ``composite`` (sign BCE + distance l1, learned Kendall weights) or ``l1``
-    (DeepSDF's l1 clamped at 0.1). The 3D baselines use clamped l1."""
-    dropout: float = 0.2
-    """3D DeepSDF: dropout of its decoder."""
-    test_lr: float = 5e-3
-    """3D DeepSDF: Adam learning rate of the test-time latent optimization."""
-
-
-PRESETS = {
-    # the paper's 2D hyper-parameters (GPU users)
-    "paper": TrainConfig(),
-    # learns real shapes on a 2-core CPU in minutes: narrower network, fewer points and tasks
-    "cpu": TrainConfig(
-        batch_size=16, hidden=128, context_points=512, lr=5e-4, inner_steps=3, steps=3000, test_iters=300, latent=128
-    ),
-}
-
-
-PRESETS_3D = {
-    # the paper's 3D networks: 8 x 512 (dense), 7 x 512 (level set), 256-d latent codes (GPU users)
-    "paper": TrainConfig(
-        data_kind="shapenet",
-        inner_loss="l1",
-        hidden=512,
-        depth=8,
-        batch_size=16,
-        micro_batch=None,
-        context_points=8192,
-        target_points=16384,
-        inner_steps=5,
-        inner_lr=1e-3,
-        lr=1e-4,
-        latent=256,
-        test_iters=800,
-        steps=50_000,
-        checkpoint_every=1000,
-    ),
-    # learns make-shapes categories on a 2-core CPU in about 30 minutes; the squared inner loss,
-    # outer lr 1e-3 and 10 inner steps at test time are measured choices (docs/results-3d.md)
-    "cpu": TrainConfig(
-        data_kind="shapenet",
-        inner_loss="l2",
-        hidden=128,
-        depth=4,
-        batch_size=8,
-        micro_batch=None,
-        context_points=1024,
-        target_points=2048,
-        inner_steps=3,
-        inner_lr=1e-2,
-        lr=1e-3,
-        latent=128,
-        dropout=0.0,
-        test_iters=300,
-        test_lr=1e-2,
-        test_steps=10,
-        steps=20_000,
-    ),
-}
-
-MODELS_BY_KIND = {
-    "mnist": ("metasdf", "autodecoder", "hypernet", "cnp"),
-    "shapenet": ("metasdf", "deepsdf", "pointnet"),
-}
-
-
-def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> TrainConfig:
-    """The preset's config for a model, a context and a kind of store."""
-    presets = PRESETS_3D if kind == "shapenet" else PRESETS
-    if name not in presets:
-        raise InputError(f"unknown preset {name!r}; choose {', '.join(presets)}")
-    if model not in MODELS_BY_KIND.get(kind, ()):
-        raise InputError(
-            f"model {model!r} does not train on {kind!r} stores; choose {', '.join(MODELS_BY_KIND.get(kind, ()))}"
-        )
-    config = replace(presets[name], model=model, context=context)
-    if kind == "mnist" and context == "levelset":  # the paper's level-set context: 512 points
-        config = replace(config, context_points=min(config.context_points, 512))
-    if kind == "shapenet" and context == "levelset" and model == "metasdf" and name == "paper":
-        config = replace(config, depth=7)  # the paper's level-set network: 7 x 512
-    return config
 
 
 def load_tasks(store, config: TrainConfig):
     """The training shapes of a config's split, 2D or 3D as the config says."""
-    from sdfkit.store import open_store
-
-    kind = open_store(store).attrs["sdfkit"].get("kind")
+    kind = store_kind(store)
     if kind != config.data_kind:
         raise InputError(
             f"{store}: a {kind!r} store, but the run was configured for {config.data_kind!r} stores; "
@@ -204,21 +66,6 @@ def load_tasks(store, config: TrainConfig):
 
         return load_shapes_3d(store, config.split, limit=config.limit)
     return load_shapes(store, config.split, limit=config.limit)
-
-
-def config_from_json(path: Path) -> TrainConfig:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(
-            f"{path}: cannot read the config ({exc}); give a config.json written by sdfkit train"
-        ) from None
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(f"{path}: unknown config keys {', '.join(unknown)}")
-    data.setdefault("inner_loss", "l1")  # written before the choice existed: trained with l1
-    return TrainConfig(**data)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -323,6 +170,16 @@ def load_checkpoint(path: Path, *, model_name: str | None = None) -> dict:
     return state
 
 
+def shown_steps(steps: int, trained: int, most: int = 7) -> list[int]:
+    """Inner-loop steps a figure shows: 0 (the initialization) to ``trained``, then evenly
+    spaced test-time steps up to ``steps``, ``most`` columns at most."""
+    if steps + 1 <= most:
+        return list(range(steps + 1))
+    head = list(range(min(trained, most - 2) + 1))
+    tail = np.linspace(head[-1], steps, most - len(head) + 1).round().astype(int)[1:]
+    return head + [int(s) for s in tail]
+
+
 def steps_at_test_time(config: TrainConfig) -> int | None:
     """Gradient steps a model takes on a new shape's context: MetaSDF's inner-loop steps, the
     auto-decoders' latent iterations; None for the encoders (one forward pass)."""
@@ -420,6 +277,10 @@ def train(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        from sdfkit.store.format import local_path
+
+        local = local_path(store)
+        (run_dir / "data.json").write_text(json.dumps({"store": str(local.resolve()) if local else str(store)}))
         metrics_path = run_dir / "metrics.csv"
         new_file = not metrics_path.exists() or not resume
         metrics = metrics_path.open("w" if new_file else "a", newline="")
@@ -446,7 +307,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            loss = _accumulate(trained, batch, config.micro_batch)
+            loss = accumulate_gradients(trained, batch, config.micro_batch)
             if config.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
@@ -487,7 +348,7 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     raise InputError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant or cosine")
 
 
-def _accumulate(model, batch, micro_batch: int | None) -> torch.Tensor:
+def accumulate_gradients(model, batch, micro_batch: int | None) -> torch.Tensor:
     """Backward the batch's mean loss in slices of ``micro_batch`` tasks; returns the loss.
 
     ``model`` may be wrapped in DistributedDataParallel: gradients are then averaged over the
@@ -543,7 +404,9 @@ def _agree(flag: bool, dist_info: _Dist) -> bool:
         return flag
     import torch.distributed as dist
 
-    value = torch.tensor([1.0 if flag else 0.0])
+    # NCCL broadcasts only CUDA tensors, gloo CPU ones: the tensor goes where the backend wants it
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.broadcast(value, src=0)
     return bool(value.item())
 

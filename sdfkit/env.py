@@ -21,7 +21,7 @@ def _version(module: str) -> str:
 
 def environment() -> dict[str, str]:
     """Versions of sdfkit, Python and the libraries it uses, and whether a GPU is usable."""
-    from sdfkit import __version__
+    from sdfkit._version import __version__
 
     info = {
         "sdfkit": __version__,

@@ -48,7 +48,7 @@ class ParameterMismatchError(StoreError):
 
 
 class StoreLockedError(StoreError):
-    """Another run is writing the store (see :mod:`sdfkit.lock`)."""
+    """Another run is writing the store (see :mod:`sdfkit.store.lock`)."""
 
 
 class ShapeError(SdfkitError):

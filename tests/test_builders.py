@@ -22,12 +22,12 @@ from conftest import ROOT, kill_midway
 from test_cli import assert_user_error, sdfkit
 
 from sdfkit import open_dataset
+from sdfkit.builders.export import export_store
+from sdfkit.builders.render import RenderConfig, backproject, camera_poses, intrinsics, render_views
+from sdfkit.builders.voxels import grid_points
 from sdfkit.errors import InputError
-from sdfkit.export import export_store
-from sdfkit.render import RenderConfig, backproject, camera_poses, intrinsics, render_views
-from sdfkit.shapes import make_shapes, solid_from_json
-from sdfkit.store import as_str
-from sdfkit.voxels import grid_points
+from sdfkit.geometry.shapes import make_shapes, solid_from_json
+from sdfkit.store.format import as_str
 
 SMALL = ["--samples", "20000", "--surface-samples", "2000"]
 
@@ -165,7 +165,7 @@ def test_export_bad_input_and_nothing_half_written(built, tmp_path, monkeypatch)
         sdfkit("export", store, "--to", "npz", "--ids", "nope", "-o", tmp_path / "z", check=False), "nope"
     )
     # a failure mid-way leaves neither the output folder nor its partial sibling
-    import sdfkit.export as export
+    import sdfkit.builders.export as export
 
     calls = []
 
@@ -401,7 +401,7 @@ def test_cli_help_has_examples():
 def test_render_environment_is_headless():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "PYOPENGL_PLATFORM")}
     code = (
-        "from sdfkit.render import *; import numpy as np, trimesh; m = trimesh.creation.box(); "
+        "from sdfkit.builders.render import *; import numpy as np, trimesh; m = trimesh.creation.box(); "
         "c = RenderConfig(views=1, size=16); print(render_views(m.vertices * 0.5, m.faces, camera_poses(c, 'a'), c)['depth'].max())"
     )
     run = subprocess.run(

@@ -200,9 +200,8 @@ def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_pa
     train(store, tmp_path / "b", config, resume=True)  # continues on the same curve
     a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["model_state"] for run in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(InputError, match="unknown lr_schedule"):
-        train(store, tmp_path / "c", dataclasses.replace(config, lr_schedule="step"))
-    assert not (tmp_path / "c" / "checkpoint.pt").exists()
+    with pytest.raises(InputError, match="lr_schedule is 'step'; choose one of constant, cosine"):
+        dataclasses.replace(config, lr_schedule="step")  # refused where the config is made
 
 
 def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_path):
@@ -214,7 +213,7 @@ def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_
     old = {k: v for k, v in dataclasses.asdict(TINY).items() if k != "inner_loss"}
     (tmp_path / "old.json").write_text(json.dumps(old))
     assert config_from_json(tmp_path / "old.json").inner_loss == "l1"
-    with pytest.raises(ValueError, match="unknown inner loss"):
+    with pytest.raises(InputError, match="unknown inner loss"):
         MetaSDF(inner="huber")
 
 
@@ -232,10 +231,10 @@ def test_bad_input(store, tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "model": "cnp"}))
     with pytest.raises(InputError, match="checkpoint of model 'metasdf'"):
         load_run(tmp_path / "m")
-    with pytest.raises(InputError, match="unknown model"):
-        build_model(dataclasses.replace(TINY, model="nerf"), 1)
+    with pytest.raises(InputError, match="model 'nerf' does not train on 'mnist' stores"):
+        dataclasses.replace(TINY, model="nerf")
     shapes_store = tmp_path / "s.zarr"
-    from sdfkit.store import ShapeMeta, create_store, mark_complete
+    from sdfkit.store.format import ShapeMeta, create_store, mark_complete
 
     group = create_store(
         shapes_store,
@@ -375,5 +374,14 @@ def test_cli_train_eval_and_errors(store, tmp_path):
             sdfkit("train", store, "-o", tmp_path / "g", "--device", "cuda", check=False), "no usable CUDA"
         )
     assert_user_error(sdfkit("eval", tmp_path / "nothing", check=False), "no config.json")
+    # a replayed config with a bad value: one line naming the file and the key, before any training
+    config = json.loads((run / "config.json").read_text())
+    (tmp_path / "bad.json").write_text(json.dumps({**config, "context": "weird"}))
+    bad = sdfkit("train", store, "--config", tmp_path / "bad.json", "-o", tmp_path / "b", check=False)
+    assert_user_error(bad, "bad.json", "context is 'weird'", "dense, levelset")
+    assert "train cnp" not in bad.stderr and not (tmp_path / "b").exists()  # no progress bar, no run folder
+    # metrics are written before figures: --no-figures writes them and no PNG
+    report = json.loads(sdfkit("eval", run, "--split", "test", "--json", "--no-figures").stdout)
+    assert (run / "eval-test.json").exists() and not (run / "eval-test-reconstructions.png").exists()
     for command in ("train", "eval"):
         assert "Example" in sdfkit(command, "--help").stdout

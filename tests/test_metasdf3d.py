@@ -21,9 +21,9 @@ from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.models3d import MetaSDF3D, composite_loss
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
 from metasdf.train import TrainConfig
-from sdfkit import shapes
 from sdfkit.errors import ShapeError
-from sdfkit.shapes import make_shapes
+from sdfkit.geometry import shapes
+from sdfkit.geometry.shapes import make_shapes
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def test_reconstruct_returns_meshes_in_the_input_coordinates(store, tmp_path):
 
 
 def test_presets_follow_the_paper_networks():
-    from metasdf.train import preset
+    from metasdf.config import preset
 
     dense = preset("paper", model="metasdf", context="dense", kind="shapenet")
     level = preset("paper", model="metasdf", context="levelset", kind="shapenet")

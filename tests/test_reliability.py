@@ -19,8 +19,8 @@ from test_cli import assert_user_error, sdfkit
 from test_shapenet import s3_server  # noqa: F401 - a fixture
 
 from sdfkit.errors import InputError, ShapeError
-from sdfkit.mesh import load_mesh
-from sdfkit.shapes import make_shapes
+from sdfkit.geometry.mesh import load_mesh
+from sdfkit.geometry.shapes import make_shapes
 from sdfkit.sources.shapenet import ShapenetConfig, find_meshes, prepare_shapenet
 
 MESHES = Path(__file__).parent / "data" / "meshes"
@@ -308,7 +308,7 @@ def test_progress_moves_per_shape_not_per_shard(tree, tmp_path, workers):
 
 
 def test_slow_runs_report_their_rate(capsys):
-    from cli.main import _print_summary
+    from cli.options import _print_summary
     from sdfkit.pipeline import RunSummary
 
     _print_summary("prepare-shapenet", RunSummary("s.zarr", "created", seconds=2.86, computed=1))

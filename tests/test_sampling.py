@@ -1,4 +1,4 @@
-"""sdfkit.mesh and sdfkit.sampling: loading, normalization, DeepSDF's sampling recipe."""
+"""sdfkit.geometry.mesh and sdfkit.recipes.deepsdf: loading, normalization, DeepSDF's sampling recipe."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import trimesh
 
 from sdfkit.errors import ShapeError
-from sdfkit.mesh import Mesh, load_mesh, normalization, sample_surface
-from sdfkit.sampling import near_surface_points, sample_mesh
+from sdfkit.geometry.mesh import Mesh, load_mesh, normalization, sample_surface
+from sdfkit.recipes.deepsdf import near_surface_points, sample_mesh
 
 MESHES = Path(__file__).parent / "data" / "meshes"
 

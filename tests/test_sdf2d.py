@@ -1,4 +1,4 @@
-"""sdfkit.sdf2d against analytic SDFs and a brute-force distance to the contour."""
+"""sdfkit.geometry.sdf2d against analytic SDFs and a brute-force distance to the contour."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from scipy import ndimage
 from skimage import measure
 
 from sdfkit.errors import ShapeError
-from sdfkit.sdf2d import cell_centres, image_to_sdf, interpolate_grid, resample_bilinear
+from sdfkit.geometry.sdf2d import cell_centres, image_to_sdf, interpolate_grid, resample_bilinear
 from sdfkit.sources.mnist import bundled_sample_dir, load_digits
 
 R = 64
@@ -165,3 +165,18 @@ def test_same_seed_same_samples(digits):
     a = image_to_sdf(digits[0], resolution=R, surface_points=64, rng=np.random.default_rng(5))
     b = image_to_sdf(digits[0], resolution=R, surface_points=64, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(a.points, b.points)
+
+
+def test_the_threshold_moves_the_boundary():
+    """A soft-edged disc: a higher threshold puts the boundary further in, a smaller shape."""
+    from sdfkit.geometry.sdf2d import image_to_sdf
+
+    rows, cols = np.mgrid[0:28, 0:28]
+    image = np.clip(1.0 - np.hypot(rows - 13.5, cols - 13.5) / 10.0, 0.0, 1.0)  # intensity 1 - r / 10
+    low = image_to_sdf(image, threshold=0.3, rng=np.random.default_rng(0))
+    high = image_to_sdf(image, threshold=0.7, rng=np.random.default_rng(0))
+    # radius where 1 - r / 10 = t, in the frame where 28 pixels span 2
+    for result, t in ((low, 0.3), (high, 0.7)):
+        radius = np.linalg.norm(result.points, axis=1)
+        np.testing.assert_allclose(radius, 10 * (1 - t) * 2 / 28, atol=0.02)
+    assert (high.grid < 0).sum() < (low.grid < 0).sum()

@@ -24,11 +24,11 @@ from test_cli import assert_user_error, sdfkit
 
 from sdfkit import open_dataset
 from sdfkit.errors import InputError
-from sdfkit.parallel import ShardTask, run_tasks
-from sdfkit.shapes import make_shapes, solid_from_json
+from sdfkit.geometry.shapes import make_shapes, solid_from_json
+from sdfkit.pipeline.runners import ShardTask, run_tasks
 from sdfkit.sources.shapenet import ShapenetConfig, find_meshes, plan_shapenet, prepare_shapenet, read_split_files
-from sdfkit.store import ArraySpec, create_store
-from sdfkit.store import ShapeMeta as Meta
+from sdfkit.store.format import ArraySpec, create_store
+from sdfkit.store.format import ShapeMeta as Meta
 
 MESHES = Path(__file__).parent / "data" / "meshes"
 SMALL = ShapenetConfig(samples=20_000, surface_samples=2_000)

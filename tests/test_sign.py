@@ -1,4 +1,4 @@
-"""sdfkit.sign and sdfkit.shapes: signs on damaged meshes against exact (analytic) SDFs."""
+"""sdfkit.geometry.sign and sdfkit.geometry.shapes: signs on damaged meshes against exact (analytic) SDFs."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from sdfkit import shapes
-from sdfkit.mesh import Mesh, normalization
-from sdfkit.sampling import near_surface_points
-from sdfkit.sign import outer_surface, signed_distance
+from sdfkit.geometry import shapes
+from sdfkit.geometry.mesh import Mesh, normalization
+from sdfkit.geometry.sign import outer_surface, signed_distance
+from sdfkit.recipes.deepsdf import near_surface_points
 
 
 def _solid():
@@ -87,7 +87,7 @@ def test_signs_on_damaged_meshes(reference, defect):
 
 def test_plain_ray_parity_fails_where_the_method_must_not(reference):
     """The damage is real: open3d's own sign (ray parity) is wrong on many double-wall samples."""
-    from sdfkit.sign import _scene
+    from sdfkit.geometry.sign import _scene
 
     solid, clean, offset, scale, queries, truth = reference
     broken = shapes.damage(clean, "double-walls", solid=solid, rng=np.random.default_rng(3))
@@ -148,7 +148,7 @@ def _signs_and_surface(solid, mesh, count=60000):
     truth = solid.sdf(queries / scale - offset) * scale
     outer = outer_surface((mesh.vertices + offset) * scale, mesh.faces, rng=np.random.default_rng(4))
     values = signed_distance(outer, queries, rng=np.random.default_rng(5))
-    from sdfkit.mesh import sample_surface
+    from sdfkit.geometry.mesh import sample_surface
 
     surface, face = sample_surface(outer.vertices, outer.faces, 20000, rng=rng)
     tri = outer.vertices[outer.faces[face]]
@@ -211,7 +211,7 @@ def test_watertight_meshes_with_narrow_bores_are_exact(defect):
 
 
 def test_an_open_square_sheet_is_positive_on_both_sides_through_the_pipeline():
-    from sdfkit.sampling import sample_mesh
+    from sdfkit.recipes.deepsdf import sample_mesh
 
     square = Mesh(np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], float), np.array([[0, 1, 2], [0, 2, 3]]))
     result = sample_mesh(square, samples=50000, surface_samples=2000, rng=np.random.default_rng(0))

@@ -45,8 +45,9 @@ import numpy as np
 from scipy import ndimage
 
 from sdfkit.errors import ChecksumError, DownloadError, InputError
-from sdfkit.sdf2d import image_to_sdf
-from sdfkit.store import ArraySpec, ShapeMeta
+from sdfkit.geometry.basics import shape_rng
+from sdfkit.geometry.sdf2d import image_to_sdf
+from sdfkit.store.format import ArraySpec, ShapeMeta
 
 __all__ = [
     "MNIST_FILES",
@@ -104,7 +105,8 @@ class MnistConfig:
     limit: int | None = None
     """Use only the first N digits of each official split (after the variant's digit filter)."""
     threshold: float = 0.5
-    """Binarization threshold on intensities scaled to [0, 1] (fixed)."""
+    """Intensity (scaled to [0, 1]) at which a digit's boundary lies: the SDF grid's binarization
+    and the zero level set of the surface points."""
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -115,6 +117,8 @@ class MnistConfig:
             raise InputError(f"surface points must be positive, got {self.surface_points}")
         if self.val_size < 0 or (self.limit is not None and self.limit < 1):
             raise InputError("val size must be >= 0 and limit >= 1")
+        if not 0.0 < self.threshold < 1.0:
+            raise InputError(f"threshold must lie between 0 and 1 (intensities scaled to [0, 1]), got {self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -332,7 +336,7 @@ def download_mnist(
 
 
 def _job_rng(seed: int, shape_id: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(shape_id.encode())])
+    return shape_rng(seed, shape_id)
 
 
 def _split_train_val(n: int, config: MnistConfig) -> np.ndarray:
@@ -439,10 +443,13 @@ def compose_image(job: DigitJob) -> np.ndarray:
     return image
 
 
-def process_digit(job: DigitJob, *, resolution: int, surface_points: int, seed: int, rotated: bool) -> dict:
+def process_digit(
+    job: DigitJob, *, resolution: int, surface_points: int, seed: int, rotated: bool, threshold: float = 0.5
+) -> dict:
     """Compute one shape's arrays: image, SDF grid, surface points and normals."""
     image = compose_image(job)
-    sdf = image_to_sdf(image, resolution=resolution, surface_points=surface_points, rng=_job_rng(seed, job.id))
+    rng = _job_rng(seed, job.id)
+    sdf = image_to_sdf(image, resolution=resolution, surface_points=surface_points, threshold=threshold, rng=rng)
     out = {"image": image, "sdf/grid": sdf.grid, "surface/points": sdf.points, "surface/normals": sdf.normals}
     if rotated:
         out["meta/angle"] = np.float32(job.angle)
@@ -457,6 +464,7 @@ def processor(config: MnistConfig) -> Callable[[DigitJob], dict]:
         surface_points=config.surface_points,
         seed=config.seed,
         rotated=config.variant == "rotated",
+        threshold=config.threshold,
     )
 
 

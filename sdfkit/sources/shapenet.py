@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from sdfkit.errors import InputError
-from sdfkit.mesh import MESH_SUFFIXES, load_mesh
-from sdfkit.store import ArraySpec, ShapeMeta
+from sdfkit.geometry.basics import shape_rng
+from sdfkit.geometry.mesh import MESH_SUFFIXES, load_mesh
+from sdfkit.store.format import ArraySpec, ShapeMeta
 
 __all__ = [
     "ShapenetConfig",
@@ -211,13 +209,11 @@ def plan_shapenet(
                 "categories: pick the categories with --synsets or list one of them in --split"
             )
         seen[meta.id] = job.path
-    # the source id: every mesh's name, size and modification time (an edited mesh changes it);
-    # stores made before sdfkit 0.2 hashed names and sizes only ("legacy_id")
-    digest, legacy = hashlib.sha256(), hashlib.sha256()
+    # the source id: every mesh's name, size and modification time (an edited mesh changes it)
+    digest = hashlib.sha256()
     for category, shape_id, path in meshes:
         stat = path.stat()
         digest.update(f"{category}/{shape_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        legacy.update(f"{category}/{shape_id}:{stat.st_size}\n".encode())
     source = {
         "name": "shapenet",
         "layout": layout,
@@ -226,7 +222,6 @@ def plan_shapenet(
         "missing_from_root": len(missing),
         "missing_ids": [f"{c}/{i}" if c else i for c, i in missing],
         "id": digest.hexdigest()[:16],
-        "legacy_id": legacy.hexdigest()[:16],
     }
     return metas, jobs, source
 
@@ -248,11 +243,12 @@ def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
 
 def process_mesh(job: MeshJob, *, samples: int, surface_samples: int, seed: int, rays: int) -> dict:
     """Load one mesh and compute every array of its row."""
-    from sdfkit.sampling import sample_mesh
+    from sdfkit.recipes.deepsdf import sample_mesh, signed_mesh
 
     mesh = load_mesh(job.path)
-    rng = np.random.default_rng([seed, zlib.crc32(job.id.encode())])
-    result = sample_mesh(mesh, samples=samples, surface_samples=surface_samples, rays=rays, rng=rng)
+    # the outer surface from the shape's stream 0 (as voxelize finds it again), samples from stream 1
+    signed = signed_mesh(mesh, rays=rays, rng=shape_rng(seed, job.id))
+    result = sample_mesh(signed, samples=samples, surface_samples=surface_samples, rng=shape_rng(seed, job.id, 1))
     return {
         "norm/offset": result.offset,
         "norm/scale": result.scale,
@@ -270,7 +266,10 @@ def processor(config: ShapenetConfig) -> Callable[[MeshJob], dict]:
 
 
 def parameters(config: ShapenetConfig) -> dict:
+    from sdfkit.geometry.sign import METHOD
+
     out = asdict(config)
+    out["method"] = METHOD
     out["synsets"] = list(config.synsets) if config.synsets else None
     return out
 

@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 from sdfkit.errors import FormatError
-from sdfkit.store import SPLITS, STATUS_OK, as_str, open_store, read_status
+from sdfkit.store.format import SPLITS, STATUS_OK, as_str, open_store, read_status
 
 __all__ = ["SdfDataset", "open_dataset"]
 

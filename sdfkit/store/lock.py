@@ -23,9 +23,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sdfkit.errors import StoreLockedError
+from sdfkit.store.format import local_path as _local
 
 __all__ = ["StoreLock", "store_lock", "lock_url"]
 
@@ -41,12 +41,6 @@ def _timeout() -> float:
 def lock_url(url: str) -> str:
     """Where the lock of the store at ``url`` lives: ``<url>.lock``."""
     return str(url).rstrip("/") + ".lock"
-
-
-def _local(url: str) -> Path | None:
-    if "://" in url and not url.startswith("file://"):
-        return None
-    return Path(url.removeprefix("file://"))
 
 
 def _alive(pid: int) -> bool:

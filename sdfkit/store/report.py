@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.errors import FormatError
-from sdfkit.store import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, as_str, local_path, open_store, read_status
 
 __all__ = ["store_report"]
 
@@ -31,7 +31,7 @@ def store_report(url, *, max_failures: int = 10) -> dict:
             f"{url}: the store was never fully created (its run stopped while creating it); run the "
             "command that made it again"
         )
-    local = Path(str(url)) if "://" not in str(url) else None
+    local = local_path(url)
     absent = [name for name in ("meta/id", "meta/split", "meta/status", "meta/error") if name not in group]
     if absent:
         raise FormatError(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sdfkit.errors import FormatError
-from sdfkit.store import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status, shard_ranges
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status, shard_ranges
 
 __all__ = ["Check", "ValidationReport", "validate_store"]
 

@@ -1,6 +1,6 @@
 """SDF samples of one mesh, DeepSDF's recipe, with sdfkit's signs.
 
-Frame: DeepSDF's normalized frame (see :func:`sdfkit.mesh.normalization`): the shape lies in the
+Frame: DeepSDF's normalized frame (see :func:`sdfkit.geometry.mesh.normalization`): the shape lies in the
 unit ball. Sign convention: negative inside.
 """
 
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdfkit.errors import ShapeError
-from sdfkit.mesh import Mesh, compact, normalization, sample_surface
-from sdfkit.sign import outer_surface, signed_distance
+from sdfkit.geometry.basics import face_normals
+from sdfkit.geometry.mesh import Mesh, compact, normalization, sample_surface
+from sdfkit.geometry.sign import OuterSurface, outer_surface, signed_distance
 
-__all__ = ["MeshSamples", "sample_mesh", "near_surface_points"]
+__all__ = ["MeshSamples", "SignedMesh", "signed_mesh", "sample_mesh", "near_surface_points"]
 
 VARIANCES = (0.005, 0.0005)
 """DeepSDF's two Gaussian perturbations of surface points: variances, not standard deviations."""
@@ -54,32 +55,63 @@ def near_surface_points(surface_points: np.ndarray, count: int, *, rng: np.rando
     return points[rng.permutation(count)]
 
 
+@dataclass(frozen=True)
+class SignedMesh:
+    """A mesh ready to be signed: its normalization and its outer surface. Every recipe and the
+    voxel grids sign through one of these, made by :func:`signed_mesh`, so they agree."""
+
+    offset: np.ndarray
+    """(3,) float64: normalized = (raw + offset) * scale"""
+    scale: float
+    outer: OuterSurface
+    """In the normalized frame."""
+
+    def sdf(self, points: np.ndarray, *, batch: int = 1 << 19) -> np.ndarray:
+        """Signed distances (n,) float64 at ``points`` (n, 3) of the normalized frame, negative
+        inside; ``batch`` points at a time (bounded memory for large grids)."""
+        points = np.asarray(points, dtype=np.float64)
+        if len(points) <= batch:
+            return signed_distance(self.outer, points)
+        return np.concatenate(
+            [signed_distance(self.outer, points[s : s + batch]) for s in range(0, len(points), batch)]
+        )
+
+
+def signed_mesh(mesh: Mesh, *, rays: int = 32, rng: np.random.Generator) -> SignedMesh:
+    """Normalize a mesh (DeepSDF's frame) and find its outer surface (``rng``: the visibility
+    rays' rotations; give each shape its own, e.g. :func:`sdfkit.geometry.basics.shape_rng`).
+
+    Raises :class:`ShapeError` when no face is visible from outside.
+    """
+    mesh = compact(mesh)
+    offset, scale = normalization(mesh)
+    outer = outer_surface((mesh.vertices + offset) * scale, mesh.faces, rays=rays, rng=rng)
+    if len(outer.faces) == 0:
+        raise ShapeError("no face of the mesh is visible from outside")
+    return SignedMesh(np.asarray(offset, dtype=np.float64), float(scale), outer)
+
+
 def sample_mesh(
-    mesh: Mesh,
+    mesh: Mesh | SignedMesh,
     *,
     samples: int = 250_000,
     surface_samples: int = 30_000,
     rays: int = 32,
     rng: np.random.Generator,
 ) -> MeshSamples:
-    """Normalize a mesh, find its outer surface, and sample SDF and surface points.
+    """Sample SDF and surface points of a mesh (DeepSDF's recipe, sdfkit's signs).
 
+    mesh : a mesh (normalized and signed here, with ``rng`` first) or a :class:`SignedMesh`
     Raises :class:`ShapeError` when no face is visible from outside.
     """
-    mesh = compact(mesh)
-    offset, scale = normalization(mesh)
-    vertices = (mesh.vertices + offset) * scale
-    outer = outer_surface(vertices, mesh.faces, rays=rays, rng=rng)
-    if len(outer.faces) == 0:
-        raise ShapeError("no face of the mesh is visible from outside")
+    signed = mesh if isinstance(mesh, SignedMesh) else signed_mesh(mesh, rays=rays, rng=rng)
+    outer, offset, scale = signed.outer, signed.offset, signed.scale
     points, face = sample_surface(outer.vertices, outer.faces, surface_samples, rng=rng)
-    tri = outer.vertices[outer.faces[face]]
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = face_normals(outer.vertices, outer.faces[face])
     # the SDF queries perturb fresh surface points, independent of the stored ones
     base, _ = sample_surface(outer.vertices, outer.faces, max(samples, 1), rng=rng)
     queries = near_surface_points(base, samples, rng=rng)
-    values = signed_distance(outer, queries)
+    values = signed.sdf(queries, batch=max(samples, 1))
     return MeshSamples(
         offset=np.asarray(offset, dtype=np.float64),
         scale=np.float64(scale),

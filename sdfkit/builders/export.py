@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdfkit import __version__
+from sdfkit._version import __version__
 from sdfkit.errors import InputError
 
 __all__ = ["FORMATS", "ExportSummary", "export_store", "write_ply_points", "occnet_frame"]
@@ -181,7 +181,7 @@ def export_store(
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """Write the shapes of a complete store in another project's layout (see the module doc)."""
-    from sdfkit.dataset import open_dataset
+    from sdfkit.store.dataset import open_dataset
 
     start = time.perf_counter()
     if to not in FORMATS:

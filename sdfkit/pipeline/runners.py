@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from sdfkit.store import STATUS_FAILED, STATUS_OK, ArraySpec, write_shard
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, ArraySpec, write_shard
 
 __all__ = ["ShardReport", "ShardTask", "connect", "run_shard", "run_tasks", "default_workers"]
 

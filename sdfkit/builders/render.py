@@ -19,7 +19,6 @@ OpenGL platform: ``PYOPENGL_PLATFORM`` as set by the user (``egl`` on a GPU mach
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -28,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.errors import InputError, ShapeError
-from sdfkit.store import ArraySpec, ShapeMeta
+from sdfkit.geometry.basics import shape_rng
+from sdfkit.store.format import ArraySpec, ShapeMeta, local_path
 
 __all__ = [
     "MODES",
@@ -112,11 +112,11 @@ def look_at(eye: np.ndarray) -> np.ndarray:
 def camera_poses(config: RenderConfig, shape_id: str) -> np.ndarray:
     """(views, 4, 4) camera-to-world poses."""
     if config.cameras == "sphere":
-        from sdfkit.sign import fibonacci_directions
+        from sdfkit.geometry.sign import fibonacci_directions
 
         directions = fibonacci_directions(config.views)[:, [0, 2, 1]]  # poles on the up (y) axis
     else:
-        rng = np.random.default_rng([config.seed, zlib.crc32(shape_id.encode()), 1])
+        rng = shape_rng(config.seed, shape_id, 1)
         directions = rng.normal(size=(config.views, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     return np.stack([look_at(config.distance * d) for d in directions])
@@ -124,7 +124,7 @@ def camera_poses(config: RenderConfig, shape_id: str) -> np.ndarray:
 
 def light_directions(config: RenderConfig, shape_id: str, poses: np.ndarray) -> np.ndarray:
     """(views, 3) unit vectors towards the light, random on the hemisphere facing each camera."""
-    rng = np.random.default_rng([config.seed, zlib.crc32(shape_id.encode()), 2])
+    rng = shape_rng(config.seed, shape_id, 2)
     light = rng.normal(size=(len(poses), 3))
     light /= np.linalg.norm(light, axis=1, keepdims=True)
     towards_camera = poses[:, :3, 2]
@@ -176,15 +176,30 @@ def check_renderer() -> None:
         import pyrender  # noqa: F401
     except ImportError as exc:
         raise InputError(f"sdfkit render needs pyrender ({exc}); install with: {INSTALL}") from None
-    probe = "from sdfkit.render import _renderer; _renderer(8)"
+    probe = "from sdfkit.builders.render import _renderer; _renderer(8)"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
     }
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["the renderer crashed"])[-1]
         raise InputError(f"sdfkit render cannot render here: {last.removeprefix('sdfkit.errors.InputError: ')}")
+
+
+def _install_shaders(renderer, folder: Path) -> None:
+    """Make pyrender draw every primitive with sdfkit's normal shader: the one place that reaches
+    into pyrender's internals (its renderer's program cache, pyrender 0.1.45 as scripts/setup.sh
+    installs it); another pyrender fails here in one line, not with wrong images."""
+    inner = getattr(renderer, "_renderer", None)
+    if inner is None or not hasattr(inner, "_program_cache"):
+        import pyrender
+
+        raise InputError(
+            f"pyrender {getattr(pyrender, '__version__', '?')} has no program cache where sdfkit expects it; "
+            f"install the version sdfkit supports: {INSTALL}"
+        )
+    inner._program_cache = _NormalShaders(folder)
 
 
 def _renderer(size: int):
@@ -196,7 +211,7 @@ def _renderer(size: int):
             import pyrender
         except ImportError as exc:
             raise InputError(f"rendering needs pyrender ({exc}); install with: {INSTALL}") from None
-        folder = Path(__file__).parent / "data" / "shaders"
+        folder = Path(__file__).parents[1] / "data" / "shaders"
         try:
             renderer = pyrender.OffscreenRenderer(size, size)
         except Exception as exc:
@@ -204,7 +219,7 @@ def _renderer(size: int):
                 f"cannot open an OpenGL context ({type(exc).__name__}: {exc}); install libosmesa6 "
                 "(CPU) or set PYOPENGL_PLATFORM=egl on a GPU machine"
             ) from None
-        renderer._renderer._program_cache = _NormalShaders(folder)
+        _install_shaders(renderer, folder)
         _renderers[key] = renderer
     return _renderers[key]
 
@@ -262,7 +277,7 @@ def backproject(depth: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray) -> n
 
 def render_mesh(job: RenderJob, config: RenderConfig) -> dict:
     """Every array of one shape's row of a ``renders`` store."""
-    from sdfkit.mesh import load_mesh, normalization
+    from sdfkit.geometry.mesh import load_mesh, normalization
 
     mesh = load_mesh(job.path)
     if job.offset is None:
@@ -319,15 +334,16 @@ def array_specs(config: RenderConfig) -> list[ArraySpec]:
 
 
 def _is_store(path: str) -> bool:
-    return "://" in path or (Path(path) / "zarr.json").is_file()
+    local = local_path(path)
+    return local is None or (local / "zarr.json").is_file()
 
 
 def plan_renders(source: str, meshes: str | None = None) -> tuple[list[ShapeMeta], list[RenderJob], dict]:
     """Shapes to render from a mesh tree, or from a ``shapenet`` store (its ok shapes, with its
     normalization, so renders and samples share one frame)."""
     if _is_store(source):
-        from sdfkit.dataset import open_dataset
         from sdfkit.sources.shapenet import mesh_paths
+        from sdfkit.store.dataset import open_dataset
 
         dataset = open_dataset(source)
         paths = mesh_paths(dataset.attrs, dataset.ids, source, meshes)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sdfkit.geometry.basics import cell_centres
+
 __all__ = ["plot_shape_2d", "save_contact_sheet", "plot_shape_3d", "plot_renders", "slice_points"]
 
 
@@ -28,7 +30,7 @@ def _draw_levels(ax, grid: np.ndarray, title: str, *, upward: bool = False) -> N
     low, high = float(np.nanmin(grid)), float(np.nanmax(grid))
     norm = TwoSlopeNorm(vcenter=0.0, vmin=min(low, -1e-6), vmax=max(high, 1e-6))
     ax.imshow(grid, cmap="RdBu", norm=norm, extent=extent, origin="lower" if upward else "upper")  # red inside
-    centres = -1.0 + (2.0 * np.arange(r) + 1.0) / r
+    centres = cell_centres(r)
     levels = np.arange(-1.0, 3.0, 0.1)
     ax.contour(centres, centres, grid, levels=levels, colors="k", linewidths=0.4, alpha=0.6)
     ax.contour(centres, centres, grid, levels=[0.0], colors="k", linewidths=2.2)

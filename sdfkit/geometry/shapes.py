@@ -70,7 +70,7 @@ class Primitive:
             big, small = self.size
             q = np.stack([np.hypot(p[:, 0], p[:, 1]) - big, p[:, 2]], axis=1)
             return np.linalg.norm(q, axis=1) - small
-        raise ValueError(self.kind)
+        raise _unknown_kind(self.kind)
 
     def mesh(self, detail: int = 48) -> trimesh.Trimesh:
         if self.kind == "box":
@@ -86,9 +86,15 @@ class Primitive:
             big, small = self.size
             m = trimesh.creation.torus(big, small, major_sections=detail, minor_sections=detail // 2)
         else:
-            raise ValueError(self.kind)
+            raise _unknown_kind(self.kind)
         m.apply_transform(self.transform)
         return m
+
+
+def _unknown_kind(kind: str):
+    from sdfkit.errors import InputError
+
+    return InputError(f"unknown primitive kind {kind!r}; choose box, capsule, cylinder or torus")
 
 
 def _place(translation=(0, 0, 0), rotation=None) -> np.ndarray:

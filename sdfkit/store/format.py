@@ -24,9 +24,9 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from sdfkit import __version__
-from sdfkit._shards import can_encode, write_shard_block
+from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError
+from sdfkit.store._shards import can_encode, write_shard_block
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,6 +46,7 @@ __all__ = [
     "read_status",
     "as_str",
     "store_order",
+    "local_path",
 ]
 
 FORMAT_VERSION = 1
@@ -101,7 +102,9 @@ def _compressor(dtype: str):
     return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=itemsize)
 
 
-def _local_path(url: str | Path) -> Path | None:
+def local_path(url: str | Path) -> Path | None:
+    """The folder of a store on this machine (plain paths and ``file://`` URLs), or None for a
+    remote one (``s3://``, ``gs://``, any other fsspec URL)."""
     text = str(url)
     if "://" in text and not text.startswith("file://"):
         return None
@@ -114,7 +117,7 @@ def open_store(url: str | Path, *, mode: str = "r") -> zarr.Group:
     Raises :class:`FormatError` if ``url`` is not a zarr group, not made by sdfkit, or of
     another format version.
     """
-    local = _local_path(url)
+    local = local_path(url)
     if local is not None and not local.exists():
         raise FormatError(f"{url}: no such store; check the path")
     try:
@@ -230,7 +233,7 @@ def prepare_store(
     Raises :class:`ParameterMismatchError` for a store made with other parameters, unless
     ``overwrite``; refuses to replace a folder that is not a sdfkit store even then.
     """
-    local = _local_path(url)
+    local = local_path(url)
     exists = local.exists() if local is not None else _remote_exists(url)
     if exists:
         if local is not None and local.is_file():
@@ -258,9 +261,6 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
-            legacy = source.get("legacy_id")
-            if not same and legacy and found["source_id"] == legacy and {**wanted, "source_id": legacy} == found:
-                same = info.get("shard_size") == shard_size  # made before fingerprints: same names and sizes
             if info.get("initialized") is False or _missing_arrays(group, specs):
                 same, overwrite = False, True  # killed while being created: make it again
             if same and not overwrite:
@@ -376,7 +376,7 @@ def _remote_exists(url) -> bool:
 
 
 def _delete(url) -> None:
-    local = _local_path(url)
+    local = local_path(url)
     if local is not None:
         shutil.rmtree(local)
     else:

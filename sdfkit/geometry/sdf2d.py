@@ -23,6 +23,7 @@ from scipy import ndimage
 from skimage import measure
 
 from sdfkit.errors import ShapeError
+from sdfkit.geometry.basics import cell_centres
 
 __all__ = [
     "THRESHOLD",
@@ -54,11 +55,6 @@ class Sdf2D:
     grid: np.ndarray
     points: np.ndarray
     normals: np.ndarray
-
-
-def cell_centres(resolution: int) -> np.ndarray:
-    """Coordinates of the cell centres of an R-cell axis over [-1, 1]: ``(R,) float64``."""
-    return -1.0 + (2.0 * np.arange(resolution) + 1.0) / resolution
 
 
 @lru_cache(maxsize=32)
@@ -164,6 +160,7 @@ def image_to_sdf(
     *,
     resolution: int = 64,
     surface_points: int = 2048,
+    threshold: float = THRESHOLD,
     rng: np.random.Generator,
 ) -> Sdf2D:
     """Signed distance field and zero-level-set samples of a grayscale image.
@@ -171,6 +168,7 @@ def image_to_sdf(
     image : (H, W) uint8 in [0, 255] or float in [0, 1]
     resolution : R, cells per side of the SDF grid over [-1, 1]^2
     surface_points : S, points sampled on the contour
+    threshold : the intensity (in [0, 1]) at which the shape's boundary lies
     Raises :class:`ShapeError` for an image that is empty or full after binarization.
     """
     image = np.asarray(image)
@@ -183,13 +181,13 @@ def image_to_sdf(
     if not np.all(np.isfinite(image)):
         raise ShapeError("the image has non-finite values")
 
-    inside = resample_bilinear(image, resolution) >= THRESHOLD
+    inside = resample_bilinear(image, resolution) >= threshold
     if not inside.any():
-        raise ShapeError("the image is empty after binarization at 0.5")
+        raise ShapeError(f"the image is empty after binarization at {threshold:g}")
     if inside.all():
-        raise ShapeError("the image is full after binarization at 0.5: no outside")
+        raise ShapeError(f"the image is full after binarization at {threshold:g}: no outside")
     grid = grid_sdf(inside) * (2.0 / resolution)
-    points, normals = sample_contour(image, surface_points, rng=rng)
+    points, normals = sample_contour(image, surface_points, rng=rng, level=threshold)
     return Sdf2D(grid.astype(np.float32), points, normals)
 
 

@@ -38,7 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OuterSurface", "outer_surface", "signed_distance", "winding_numbers", "fibonacci_directions"]
+from sdfkit.geometry.basics import face_areas, face_normals
+
+METHOD = "parts-1"
+"""The outer-surface method's version, recorded in a store's parameters: a store signed by another
+version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
+exact union, open parts by visibility (sdfkit 0.2); stores before it record none."""
+
+__all__ = ["METHOD", "OuterSurface", "outer_surface", "signed_distance", "winding_numbers", "fibonacci_directions"]
 
 
 def _o3d():
@@ -153,7 +160,13 @@ def outer_surface(
         no = np.zeros(len(open_faces), bool)
         open_part = OuterSurface(open_vertices, open_faces, sheet, two_sided, no, kept, *_NONE)
         open_scene = _scene(open_vertices, open_faces)
-        inside = lambda p: winding_numbers(open_part, p, rays=32, rng=rng, scene=open_scene) > 0.5  # noqa: E731
+
+        def inside(points):  # enclosed by the open parts: a point that sees the sky is not
+            enclosed = np.zeros(len(points), dtype=bool)
+            hidden = _sky(open_scene, points, 8, rng) < 0.5
+            enclosed[hidden] = winding_numbers(open_part, points[hidden], rays=32, rng=rng, scene=open_scene) > 0.5
+            return enclosed
+
         outer_vertices, outer_faces, _ = _split_mixed(solid_vertices, solid_faces, inside, 2)
     else:
         outer_vertices, outer_faces = solid_vertices, solid_faces
@@ -188,8 +201,7 @@ def _sheet_parts(vertices, faces, two_sided) -> np.ndarray:
     graph = coo_matrix((np.ones(3 * n), (np.repeat(np.arange(n), 3), faces.reshape(-1))), shape=(n, len(vertices)))
     incidence = graph.tocsr()
     _, part = connected_components(incidence @ incidence.T, directed=False)
-    tri = vertices[faces]
-    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    area = face_areas(vertices, faces)
     share = np.bincount(part, weights=area * two_sided) / np.maximum(np.bincount(part, weights=area), 1e-300)
     return (share > 0.5)[part]
 
@@ -331,7 +343,7 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     """Visibility of open faces with the closed union in the scene: the kept faces oriented
     outwards, their sheet flags, and which input faces were kept."""
     tri = vertices[faces]
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal = face_normals(vertices, faces, unit=False)
     length = np.linalg.norm(normal, axis=1)
     valid = length > 1e-14 * extent**2
     normal = normal / np.maximum(length, 1e-300)[:, None]
@@ -353,6 +365,18 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     flip = escape[:, 1] > escape[:, 0]
     oriented[flip] = oriented[flip][:, ::-1]
     return oriented[keep], (worst >= sheet_escape)[keep], keep
+
+
+def _sky(scene, points, rays, rng) -> np.ndarray:
+    """(n,): fraction of ``rays`` directions (evenly spread, rotated per point) in which a point
+    sees infinity past the scene's faces."""
+    if len(points) == 0:
+        return np.zeros(0)
+    directions = np.einsum("pij,kj->pki", _random_rotations(len(points), rng), fibonacci_directions(rays))
+    origins = np.broadcast_to(points[:, None, :], directions.shape)
+    r = np.concatenate([origins, directions], axis=2).reshape(-1, 6).astype(np.float32)
+    hit = scene.test_occlusions(_o3d().core.Tensor(r)).numpy().reshape(len(points), rays)
+    return 1.0 - hit.mean(axis=1)
 
 
 def _escape(scene, centroid, normal, eps, which, rays, rng, batch) -> np.ndarray:
@@ -428,8 +452,7 @@ def _pseudonormals(vertices: np.ndarray, faces: np.ndarray, edge_id: np.ndarray)
     """Face normals (f, 3), edge pseudonormals per face corner-edge (f, 3, 3) and angle-weighted
     vertex normals (v, 3) of a mesh; ``edge_id`` from :func:`_edges`."""
     tri = vertices[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    face_n /= np.maximum(np.linalg.norm(face_n, axis=1, keepdims=True), 1e-300)
+    face_n = face_normals(vertices, faces)
     # vertex normals weighted by the incident angle
     vertex_n = np.zeros_like(vertices)
     for corner in range(3):
@@ -455,8 +478,7 @@ def winding_numbers(
     if len(points) == 0:
         return np.zeros(0)
     scene = scene if scene is not None else _scene(surface.vertices, surface.faces)
-    tri = surface.vertices[surface.faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    face_n = face_normals(surface.vertices, surface.faces, unit=False)
     total = np.zeros(len(points) * rays)
     base = fibonacci_directions(rays)
     step = max(1, (1 << 21) // rays)  # bounded memory for many points

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.errors import ShapeError
+from sdfkit.geometry.basics import deepsdf_normalization, face_areas
 
 __all__ = ["MESH_SUFFIXES", "Mesh", "load_mesh", "compact", "normalization", "sample_surface"]
 
@@ -141,8 +142,7 @@ def validate(mesh: Mesh, name: str = "mesh") -> Mesh:
     used = mesh.vertices[np.unique(mesh.faces)]
     if not np.all(np.isfinite(used)):
         raise ShapeError(f"{name} has non-finite vertex coordinates (NaN or inf)")
-    tri = mesh.vertices[mesh.faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    area = face_areas(mesh.vertices, mesh.faces)
     extent = np.ptp(used, axis=0).max()
     if extent <= 0 or area.sum() <= 1e-12 * extent**2:
         raise ShapeError(f"{name} is degenerate: its {len(mesh.faces)} faces have no area")
@@ -167,10 +167,7 @@ def normalization(mesh: Mesh) -> tuple[np.ndarray, float]:
     the largest distance of a used vertex from that centre), so the shape fits in the unit ball
     with a 3% margin. Returns offset (3,) float64 and scale.
     """
-    used = mesh.vertices[np.unique(mesh.faces)]
-    offset = -(used.min(axis=0) + used.max(axis=0)) / 2.0
-    radius = np.linalg.norm(used + offset, axis=1).max()
-    return offset, float(1.0 / (1.03 * radius))
+    return deepsdf_normalization(mesh.vertices[np.unique(mesh.faces)])
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, *, rng: np.random.Generator):
@@ -179,7 +176,7 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, *, rng: 
     returns : points (count, 3) float64 and the index (count,) of the face each lies on
     """
     tri = vertices[faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    area = face_areas(vertices, faces)
     cumulative = np.cumsum(area)
     face = np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right")
     face = np.minimum(face, len(faces) - 1)

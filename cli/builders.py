@@ -1,0 +1,375 @@
+"""Reading stores: ``export``, ``voxelize``, ``render``, ``validate``, ``info``, ``show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from cli.options import (
+    CONTEXT,
+    _default_workers,
+    _human_bytes,
+    _print_summary,
+    _progress_bar,
+    json_option,
+    overwrite_option,
+    workers_option,
+)
+from sdfkit.builders.export import FORMATS
+from sdfkit.builders.voxels import RESOLUTIONS
+from sdfkit.errors import SdfkitError
+
+
+@click.command("export", context_settings=CONTEXT)
+@click.argument("store")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Choice(FORMATS),
+    help="deepsdf: DeepSDF's data folder; occnet: Occupancy Networks' dataset; npz: a file per shape.",
+)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder to write (new or empty).")
+@click.option("--split", default=None, help="Only this split (train, val, test, ...)  [default: all]")
+@click.option("--ids", multiple=True, help="Only these shape ids (comma-separated or repeated).")
+@click.option("--dataset", default="ShapeNetV2", help="deepsdf: the dataset name in its paths and split files.")
+@overwrite_option("Replace the output folder if it is not empty.")
+def export_command(store, to, output, split, ids, dataset, overwrite):
+    """Write a store in the layout another project reads; values unchanged in meaning.
+
+    \b
+    deepsdf: SdfSamples/<dataset>/<synset>/<id>.npz (float32 pos: sdf > 0, neg: sdf <= 0; rows
+      x, y, z, sdf, normalized frame), SurfaceSamples/.../<id>.ply (mesh coordinates),
+      NormalizationParameters/.../<id>.npz (offset (3,), scale (1,)), splits/<split>.json.
+    occnet: <synset>/<id>/points.npz (points, bit-packed occupancies, loc, scale),
+      <synset>/<id>/pointcloud.npz (points, normals), <synset>/<split>.lst, metadata.yaml.
+      OccNet's frame is sdfkit's normalized frame halved (shapes in the ball of radius 0.5).
+    npz: <id>.npz with every array of the shape's row (any kind of store).
+    Shapes that failed in the store are skipped. The folder appears only once complete.
+
+    \b
+    Examples:
+      sdfkit export shapes.zarr --to deepsdf -o data/ --split train
+      sdfkit export shapes.zarr --to occnet -o occnet-data/
+      sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
+    """
+    from sdfkit.builders.export import export_store
+
+    wanted = [i.strip() for item in ids for i in item.split(",") if i.strip()] or None
+    summary = export_store(
+        store,
+        to,
+        output,
+        split=split,
+        ids=wanted,
+        dataset=dataset,
+        overwrite=overwrite,
+        progress=_progress_bar("export"),
+    )
+    click.echo(
+        f"export: wrote {summary.shapes} shapes as {to} to {summary.out} in {summary.seconds:.1f} s ({summary.files} files)"
+    )
+    if summary.skipped:
+        click.echo(f"  skipped {len(summary.skipped)} shapes that failed in the store (first: {summary.skipped[0]})")
+
+
+@click.command("voxelize", context_settings=CONTEXT)
+@click.argument("store")
+@click.option(
+    "--resolution",
+    type=click.Choice([str(r) for r in RESOLUTIONS]),
+    default=str(RESOLUTIONS[1]),
+    help="Cells per side over [-1, 1]^3.",
+)
+@click.option("--sdf", is_flag=True, help="Also store the signed distance at each cell centre (voxels/sdf, float32).")
+@click.option("--meshes", default=None, help="The folder the store's meshes are in now, if they moved.")
+@workers_option
+@overwrite_option("Replace voxel grids of another resolution.")
+def voxelize_command(store, resolution, sdf, meshes, workers, overwrite):
+    """Add occupancy grids (and SDF grids) of every shape to a prepare-shapenet store.
+
+    The grids come from the meshes, signed exactly as the store's samples were (same outer
+    surface), not from thresholding the samples. They are new arrays of the store:
+    voxels/occupancy (n, R, R, R) uint8, 1 inside; voxels/sdf (n, R, R, R) float32 with --sdf;
+    cell [i, j, k] is centred at (x_i, y_j, z_k), x_i = -1 + (2i + 1) / R. Running the same
+    command again resumes an interrupted run.
+
+    \b
+    Examples:
+      sdfkit voxelize shapes.zarr --resolution 64
+      sdfkit voxelize shapes.zarr --resolution 128 --sdf --overwrite
+    """
+    from sdfkit.builders.voxels import voxelize_store
+
+    summary = voxelize_store(
+        store,
+        resolution=int(resolution),
+        sdf=sdf,
+        workers=workers or _default_workers(),
+        meshes=meshes,
+        overwrite=overwrite,
+        progress=_progress_bar("voxelize"),
+    )
+    if summary.state == "complete":
+        click.echo(f"{store} already has these grids: nothing to do")
+        return
+    verb = "resumed" if summary.state == "resumed" else "wrote"
+    click.echo(
+        f"voxelize: {verb} {resolution}^3 grids in {store} in {summary.seconds:.1f} s; "
+        f"{summary.computed} shapes computed, {summary.ok} ok, {len(summary.failures)} failed"
+    )
+    for shape_id, error in summary.failures[:5]:
+        click.echo(f"    {shape_id}: {error}")
+
+
+@click.command("render", context_settings=CONTEXT)
+@click.argument("source")
+@click.option("-o", "--output", required=True, help="The zarr store to write (kind 'renders').")
+@click.option("--views", type=click.IntRange(min=1), default=24, help="Views per shape.")
+@click.option("--size", type=click.IntRange(min=8), default=128, help="Image width and height in pixels.")
+@click.option("--modes", default="depth,silhouette,normal,shaded", help="Comma-separated images to store.")
+@click.option("--sphere-views/--random-views", default=True, help="Fixed, evenly spread cameras, or random per shape.")
+@click.option("--unstructured", is_flag=True, help="Store no camera poses (IG-GAN's unknown-viewpoint setting).")
+@click.option(
+    "--distance", type=float, default=2.5, help="Camera distance from the centre (the shape fills the unit ball)."
+)
+@click.option("--seed", type=int, default=0, help="Seed of random cameras and lights.")
+@click.option("--meshes", default=None, help="With a store: the folder its meshes are in now, if they moved.")
+@workers_option
+@overwrite_option()
+def render_command(
+    source, output, views, size, modes, sphere_views, unstructured, distance, seed, meshes, workers, overwrite
+):
+    """Render every mesh from several cameras, headless: depth, silhouette, normals, shading.
+
+    SOURCE is a prepare-shapenet store (its shapes, in its normalized frame) or a folder of meshes
+    (ShapeNet layouts detected). Depth is metric z-depth in the normalized frame (0: no hit);
+    normals are world-frame, stored as uint8 (n + 1) * 127.5; shaded is Lambertian under a random
+    directional light (stored in light/direction). Camera intrinsics and camera-to-world poses
+    (OpenGL convention) are stored with every image; see docs/format.md. OpenGL: OSMesa on CPU;
+    set PYOPENGL_PLATFORM=egl on a GPU machine. Running the same command again resumes.
+
+    \b
+    Examples:
+      sdfkit render shapes.zarr -o renders.zarr --views 24 --size 128
+      sdfkit render meshes/ -o views.zarr --views 8 --random-views --modes silhouette,shaded --unstructured
+    """
+    from sdfkit.builders.render import RenderConfig, parse_modes, prepare_renders
+
+    config = RenderConfig(
+        views=views,
+        size=size,
+        modes=parse_modes(modes),
+        cameras="sphere" if sphere_views else "random",
+        unstructured=unstructured,
+        distance=distance,
+        seed=seed,
+    )
+    summary = prepare_renders(
+        source,
+        output,
+        config,
+        meshes=meshes,
+        workers=workers or _default_workers(),
+        overwrite=overwrite,
+        progress=_progress_bar("render"),
+    )
+    _print_summary("render", summary)
+    if summary.computed and summary.seconds > 0:
+        click.echo(f"  {summary.computed * views / summary.seconds:.0f} views/s over the whole run")
+
+
+@click.command("validate", context_settings=CONTEXT)
+@click.argument("store")
+@json_option()
+@click.option(
+    "--allow-pending", is_flag=True, help="Accept an unfinished store (rows still pending) if the rest is valid."
+)
+def validate_command(store, as_json, allow_pending):
+    """Re-check a store against format v1; exit 1 if anything is wrong.
+
+    Checks the attributes, arrays, shapes, dtypes and layout; the metadata (unique ids, status
+    and error columns that agree); values (finite where ok, fill values where failed); and
+    geometry (3D: no SDF sample's |SDF| exceeds, or falls far short of, its distance to the
+    surface samples; 2D: surface points on the zero level; renders: silhouettes match depth,
+    poses are rigid; voxels agree with their SDF). Useful after copying a dataset. An
+    unfinished store (rows still pending) fails unless --allow-pending.
+
+    \b
+    Examples:
+      sdfkit validate shapes.zarr
+      sdfkit validate s3://bucket/shapes.zarr --allow-pending
+    """
+    from dataclasses import asdict
+
+    from sdfkit.store.validate import validate_store
+
+    report = validate_store(store, progress=_progress_bar("validate"))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "url": report.url,
+                    "ok": report.ok,
+                    "kind": report.kind,
+                    "shapes": report.shapes,
+                    "pending": report.pending,
+                    "complete": report.complete,
+                    "checks": [asdict(c) for c in report.checks],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(f"validate {store}: {report.kind} store, {report.shapes} shapes")
+        for c in report.checks:
+            mark = "ok  " if c.violations == 0 else "FAIL"
+            click.echo(f"  {mark} {c.name:<26} {c.checked:>7} checked  {c.violations:>5} violations  {c.example}")
+    if not report.ok:
+        bad = sum(c.violations > 0 for c in report.checks)
+        raise SdfkitError(f"{store}: {bad} checks failed; the store does not follow format v1 (see above)")
+    unfinished = report.pending or not report.complete
+    if unfinished and not allow_pending:
+        raise SdfkitError(
+            f"{store}: unfinished: {report.pending} of {report.shapes} shapes are still pending; run the command "
+            "that made it again to finish it, or pass --allow-pending to accept it as it is"
+        )
+    if not as_json:
+        what = f" (unfinished: {report.pending} of {report.shapes} shapes pending)" if unfinished else ""
+        click.echo(f"  the store follows format v1{what}")
+
+
+@click.command("info", context_settings=CONTEXT)
+@click.argument("store", type=click.Path(path_type=Path))
+@json_option("Print a JSON object instead of a report.")
+def info_command(store, as_json):
+    """Describe a store: kind, counts per split and status, arrays, sizes, parameters, failures.
+
+    \b
+    Example:
+      sdfkit info mnist.zarr
+    """
+    from sdfkit.store.report import store_report
+
+    report = store_report(store)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(f"store      {store}")
+    click.echo(f"kind       {report['kind']}  (format v{report['format_version']}, sdfkit {report['sdfkit_version']})")
+    click.echo(f"state      {'complete' if report['complete'] else 'UNFINISHED: run the same command again to resume'}")
+    click.echo(f"created    {report['created']}")
+    source = dict(report["source"] or {})
+    missing = source.pop("missing_ids", [])
+    click.echo(f"source     {json.dumps(source)}")
+    if missing:
+        click.echo(
+            f"missing    {len(missing)} ids of the split files are not in the source (first: {', '.join(missing[:5])})"
+        )
+    click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in report["parameters"].items()))
+    click.echo(f"\n  {'split':<8}{'ok':>8}{'failed':>8}{'pending':>9}")
+    for split, counts in report["splits"].items():
+        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{counts['pending']:>9}")
+    click.echo(f"\n  {'array':<18}{'shape':<22}{'dtype':<9}{'chunk':<18}{'shard':<20}{'stored':>10}")
+    for a in report["arrays"]:
+        click.echo(
+            f"  {a['name']:<18}{str(tuple(a['shape'])):<22}{a['dtype']:<9}{str(tuple(a['chunks'])):<18}"
+            f"{str(tuple(a['shards'])):<20}{_human_bytes(a['stored_bytes']):>10}"
+        )
+    click.echo(f"\n  total stored: {_human_bytes(report['stored_bytes'])}")
+    if report["failures"]:
+        click.echo(f"\n  {report['failed']} failed shapes (first {len(report['failures'])}):")
+        for f in report["failures"]:
+            click.echo(f"    [{f['index']}] {f['id']}: {f['error']}")
+
+
+@click.command("show", context_settings=CONTEXT)
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--index", "-k", type=int, default=0, help="Row of the shape in the store.")
+@click.option("--id", "shape_id", default=None, help="The shape's id instead of --index (rows differ between stores).")
+@click.option(
+    "--sheet",
+    type=click.IntRange(min=1),
+    default=None,
+    help="mnist: instead of one shape, draw the first N shapes of --split in a grid.",
+)
+@click.option("--split", default=None, help="With --sheet: only this split.")
+@click.option("--views", type=click.IntRange(min=1), default=8, help="renders: views to draw.")
+@click.option("--meshes", default=None, help="shapenet: the folder the store's meshes are in now, if they moved.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+def show_command(store, index, shape_id, sheet, split, views, meshes, output):
+    """Draw a shape as a PNG.
+
+    \b
+    mnist: the image, SDF level sets with the zero level bold, the surface points.
+    shapenet: SDF slices through the three axis planes (zero level bold; from the store's voxel
+      SDF if it has one, else computed from the mesh, else the samples near each plane), and
+      the surface samples as points coloured by their normals.
+    renders: a contact sheet of the views, a row per mode.
+
+    \b
+    Examples:
+      sdfkit show mnist.zarr --index 3 -o digit.png
+      sdfkit show mnist.zarr --sheet 24 --split test -o preview.png
+      sdfkit show shapes.zarr --index 0 -o chair.png
+      sdfkit show renders.zarr --id chair-0000-clean --views 12 -o views.png
+    """
+    from sdfkit.builders import figures
+    from sdfkit.errors import InputError
+    from sdfkit.store.dataset import open_dataset
+
+    ds = open_dataset(store, include_failed=True, allow_incomplete=True)
+    if sheet and ds.kind != "mnist":
+        raise InputError(f"{store}: --sheet draws 2D (mnist) stores; for a {ds.kind!r} store drop --sheet")
+    if sheet:
+        chosen = ds.select(split) if split else ds.select(None)
+        path = figures.save_contact_sheet([chosen[k] for k in range(min(sheet, len(chosen)))], output)
+        click.echo(f"wrote {path}")
+        return
+    if shape_id is not None:
+        ids = list(ds.ids)
+        if shape_id not in ids:
+            close = [i for i in ids if shape_id in i][:3]
+            hint = f" (did you mean {', '.join(close)}?)" if close else f"; see: sdfkit info {store}"
+            raise InputError(f"{store}: no shape with id {shape_id!r}{hint}")
+        index = ids.index(shape_id)
+    if not 0 <= index < len(ds):
+        raise InputError(f"{store}: no shape at index {index}; the store has {len(ds)} (0 to {len(ds) - 1})")
+    shape = ds[index]
+    if ds.kind == "mnist":
+        path = figures.plot_shape_2d(shape, output)
+    elif ds.kind == "renders":
+        if shape["status"] != 1:
+            raise InputError(f"{store}: shape {shape['id']} failed ({shape['error']}); nothing to draw")
+        path = figures.plot_renders(shape, output, views=views)
+    else:
+        slices, where = _slices(ds, shape, meshes)
+        path = figures.plot_shape_3d(shape, output, slices=slices)
+        click.echo(f"slices: {where}")
+    click.echo(f"wrote {path}")
+
+
+def _slices(ds, shape, meshes):
+    """SDF slices of a 3D shape, and where they came from."""
+    from sdfkit.builders import figures
+    from sdfkit.builders.voxels import shape_sdf, store_jobs
+    from sdfkit.errors import SdfkitError
+
+    if shape["status"] != 1:
+        return None, "none (the shape failed)"
+    if "voxels/sdf" in shape and np.isfinite(shape["voxels/sdf"]).all():
+        grid = shape["voxels/sdf"]
+        r = grid.shape[0]
+        # voxels are [x, y, z]; the slices are (rows = vertical axis, columns = horizontal axis)
+        return np.stack([grid[r // 2], grid[:, r // 2].T, grid[:, :, r // 2].T]), f"voxels/sdf ({r}^3)"
+    try:
+        job = store_jobs(ds.group, ds.attrs, ds.url, meshes)[shape["index"]]
+        points = figures.slice_points(160)
+        p = ds.parameters
+        values = shape_sdf(job, points.reshape(-1, 3), seed=p.get("seed", 0), rays=p.get("rays", 32))
+        return values.reshape(3, 160, 160), f"computed from {job.path}"
+    except SdfkitError as exc:
+        return None, f"SDF samples near each plane ({exc})"

@@ -1,0 +1,102 @@
+"""What the commands share: click settings, options written once, progress bars and the run
+summary. Choices and defaults come from the library's constants."""
+
+from __future__ import annotations
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+_open_bars: list = []  # progress bars still drawing: an error must not land on their line
+
+
+def workers_option(f):
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]"
+    )(f)
+
+
+def overwrite_option(help: str = "Replace an existing store made with other parameters."):
+    return click.option("--overwrite", is_flag=True, help=help)
+
+
+def device_option(help: str = "auto, cpu, cuda or cuda:N (auto: CUDA when present)."):
+    return click.option("--device", default="auto", help=help)
+
+
+def json_option(help: str = "Print a JSON object."):
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+test_steps_option = click.option(
+    "--test-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MetaSDF: inner-loop steps; DeepSDF/auto-decoders: latent iterations  [default: the run's]",
+)
+
+
+def _progress_bar(description: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=done, desc=description, unit="shape", dynamic_ncols=True)
+            _open_bars.append(bar)
+        elif bar in _open_bars and done > bar.n:
+            bar.update(done - bar.n)
+        if done >= total and bar in _open_bars:
+            bar.close()
+            _open_bars.remove(bar)
+
+    return update
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _print_summary(command: str, summary) -> None:
+    if summary.state == "complete":
+        click.echo(f"{summary.url} is already complete: nothing to do (see: sdfkit info {summary.url})")
+        return
+    rate = summary.computed / summary.seconds if summary.seconds > 0 else 0.0
+    verb = {"resumed": "resumed", "appended": "appended to"}.get(summary.state, "wrote")
+    click.echo(
+        f"{command}: {verb} {summary.url} in {summary.seconds:.1f} s; "
+        f"{summary.computed} shapes computed ({rate:.3g} shapes/s)"
+    )
+    if summary.state == "appended":
+        click.echo(
+            f"  the source has {summary.appended} new shapes: added after the store's existing rows, which were "
+            "left as they were"
+        )
+    click.echo(f"  {'split':<8}{'ok':>8}{'failed':>8}")
+    for split, counts in summary.per_split.items():
+        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}")
+    click.echo(f"  size on disk: {_human_bytes(summary.bytes)}")
+    if summary.failures:
+        click.echo(f"  {len(summary.failures)} failed shapes, first reasons:")
+        for shape_id, error in summary.failures[:5]:
+            click.echo(f"    {shape_id}: {error}")
+    if summary.missing:
+        first = ", ".join(summary.missing[:5])
+        click.echo(
+            f"  {len(summary.missing)} shapes listed in the split files are not in the source and were skipped "
+            f"(first: {first}); all of them: sdfkit info {summary.url} --json (source.missing_ids)"
+        )
+
+
+def _default_workers() -> int:
+    from sdfkit.pipeline.runners import default_workers
+
+    return default_workers()
