@@ -298,7 +298,7 @@ def test_progress_moves_per_shape_not_per_shard(tree, tmp_path, workers):
     summary = prepare_shapenet(
         tree,
         str(tmp_path / f"p{workers}.zarr"),
-        ShapenetConfig(samples=5000, surface_samples=500),
+        ShapenetConfig(samples=100_000, surface_samples=500),  # > 0.2 s a shape: reports come within the shard
         workers=workers,
         shard_size=6,
         progress=lambda done, total: seen.append(done),

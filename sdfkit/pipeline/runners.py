@@ -12,6 +12,7 @@ shape that crashes is marked failed.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -140,11 +141,16 @@ def run_shard(task: ShardTask) -> ShardReport:
     its one-line error; it never stops the shard. Rows already final are written back as they
     were, never computed again."""
     kept = _kept(task)
-    outcomes = []
+    outcomes, unreported, last = [], 0, time.monotonic()
     for row, k in enumerate(kept):
         outcomes.append(k if k is not None else _compute(task, row))
-        if k is None and task.progress is not None:
-            task.progress.put(1)
+        unreported += k is None
+        # a few reports a second: one per shape would cost an IPC round trip per 2D digit
+        if task.progress is not None and unreported and time.monotonic() - last > 0.2:
+            task.progress.put(unreported)
+            unreported, last = 0, time.monotonic()
+    if task.progress is not None and unreported:
+        task.progress.put(unreported)
     report = _write(task, outcomes)
     return _without_kept(report, task, kept)
 
