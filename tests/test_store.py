@@ -228,3 +228,22 @@ def test_attributes_are_json(tmp_path):
     _build(tmp_path)
     meta = json.loads((tmp_path / "m.zarr" / "zarr.json").read_text())
     assert meta["attributes"]["sdfkit"]["format_version"] == 1
+
+
+@pytest.mark.parametrize("row", [(4, 3), (100_000, 3)], ids=["direct writer", "zarr writer"])
+def test_write_shard_small_and_large_rows_with_a_failed_row(tmp_path, row):
+    """Small rows go through the direct shard writer, rows above DIRECT_ROW_BYTES through zarr's
+    codec: either way ok rows read back exactly and a failed row reads as the fill value."""
+    from sdfkit.store.format import DIRECT_ROW_BYTES, ArraySpec, ShapeMeta, create_store, write_shard
+
+    spec = ArraySpec("x", row, "float32", float("nan"))
+    assert (np.prod(row) * 4 > DIRECT_ROW_BYTES) == (row[0] == 100_000)
+    metas = [ShapeMeta(f"s{k}", "", -1, "train") for k in range(3)]
+    group = create_store(
+        tmp_path / "s.zarr", kind="shapenet", metas=metas, specs=[spec], parameters={}, source={}, shard_size=3
+    )
+    data = np.random.default_rng(0).random((3, *row)).astype(np.float32)
+    write_shard(group, 0, {"x": data}, np.array([STATUS_OK, STATUS_FAILED, STATUS_OK], np.uint8), ["", "bad", ""])
+    back = zarr.open_group(tmp_path / "s.zarr", mode="r")["x"][:]
+    np.testing.assert_array_equal(back[[0, 2]], data[[0, 2]])
+    assert np.isnan(back[1]).all()
