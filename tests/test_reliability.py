@@ -313,3 +313,27 @@ def test_slow_runs_report_their_rate(capsys):
 
     _print_summary("prepare-shapenet", RunSummary("s.zarr", "created", seconds=2.86, computed=1))
     assert "(0.35 shapes/s)" in capsys.readouterr().out
+
+
+def test_appending_reopens_added_layers(tree, tmp_path):
+    """Voxel grids made before an append cover the old rows only: the layer is pending again,
+    and voxelize completes the new rows, leaving the old grids as they were."""
+    root = tmp_path / "grow"
+    shutil.copytree(tree, root)
+    out = tmp_path / "v.zarr"
+    sdfkit("prepare-shapenet", root, "-o", out, *SMALL, "--shard-size", "4")
+    sdfkit("voxelize", out, "--resolution", "32", "--workers", "1")
+    old = zarr.open_group(str(out), mode="r")["voxels/occupancy"][:]
+    model = next((root / "03001627").iterdir())
+    shutil.copytree(model, root / "03001627" / "copy-of-a-chair")
+    sdfkit("prepare-shapenet", root, "-o", out, *SMALL, "--shard-size", "4")
+    g = zarr.open_group(str(out), mode="r")
+    assert g.attrs["sdfkit"]["voxels"]["complete"] is False and g["voxels/status"][6] == 0
+    run = sdfkit("voxelize", out, "--resolution", "32", "--workers", "1")
+    assert "1 shapes computed" in run.stdout
+    g = zarr.open_group(str(out), mode="r")
+    assert np.array_equal(g["voxels/occupancy"][:6], old) and g["voxels/status"][6] == 1
+    # the copy is the same mesh: the same grid
+    assert np.array_equal(
+        g["voxels/occupancy"][6], g["voxels/occupancy"][[str(i) for i in g["meta/id"][:]].index(model.name)]
+    )

@@ -25,15 +25,19 @@ from sdfkit.store.format import STATUS_FAILED, STATUS_OK, prepare_store
 )
 def test_direct_shard_writes_read_back_with_plain_zarr(tmp_path, dtype, typesize, shuffle):
     group = zarr.open_group(tmp_path / "s.zarr", mode="w")
-    array = group.create_array(
-        "x",
-        shape=(21, 5, 3),
-        chunks=(1, 5, 3),
-        shards=(8, 5, 3),
-        dtype=dtype,
-        fill_value=7,
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=typesize),
-    )
+
+    def sharded(name):
+        return group.create_array(
+            name,
+            shape=(21, 5, 3),
+            chunks=(1, 5, 3),
+            shards=(8, 5, 3),
+            dtype=dtype,
+            fill_value=7,
+            compressors=BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=typesize),
+        )
+
+    array = sharded("x")
     assert can_encode(array)
     data = (np.random.default_rng(0).random((21, 5, 3)) * 100).astype(dtype)
     present = np.ones(21, dtype=bool)
@@ -49,15 +53,7 @@ def test_direct_shard_writes_read_back_with_plain_zarr(tmp_path, dtype, typesize
     # the same rows written by zarr's own sharding codec give the same bytes: the direct writer
     # reaches into zarr's internals (sdfkit/store/_shards.py), and a zarr that changes them
     # fails here, loudly, not in a user's store
-    same = group.create_array(
-        "y",
-        shape=(21, 5, 3),
-        chunks=(1, 5, 3),
-        shards=(8, 5, 3),
-        dtype=dtype,
-        fill_value=7,
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=typesize),
-    )
+    same = sharded("y")
     full = np.ones(8, dtype=bool)
     write_shard_block(array, 0, data[:8], full)
     same[:8] = data[:8]

@@ -350,6 +350,9 @@ def _append(group: zarr.Group, url, metas: Sequence[ShapeMeta], source: Mapping[
     history.append({"at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "shapes": len(added)})
     info.update(source=dict(source), complete=False, appended=history)
     info.pop("summary", None)
+    for layer in info.values():  # layers added later (voxels/...) now have pending rows too
+        if isinstance(layer, dict) and layer.get("initialized"):
+            layer["complete"] = False
     group.attrs["sdfkit"] = info
     return True
 
