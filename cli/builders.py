@@ -30,7 +30,8 @@ from sdfkit.errors import SdfkitError
     "to",
     required=True,
     type=click.Choice(FORMATS),
-    help="deepsdf: DeepSDF's data folder; occnet: Occupancy Networks' dataset; npz: a file per shape.",
+    help="deepsdf: DeepSDF's data folder; occnet, ifnet, ndf: those projects' data folders (a store made with "
+    "that --recipe); npz: a file per shape.",
 )
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder to write (new or empty).")
 @click.option("--split", default=None, help="Only this split (train, val, test, ...)  [default: all]")
@@ -40,21 +41,26 @@ from sdfkit.errors import SdfkitError
 def export_command(store, to, output, split, ids, dataset, overwrite):
     """Write a store in the layout another project reads; values unchanged in meaning.
 
-    \b
-    deepsdf: SdfSamples/<dataset>/<synset>/<id>.npz (float32 pos: sdf > 0, neg: sdf <= 0; rows
-      x, y, z, sdf, normalized frame), SurfaceSamples/.../<id>.ply (mesh coordinates),
-      NormalizationParameters/.../<id>.npz (offset (3,), scale (1,)), splits/<split>.json.
-    occnet: <synset>/<id>/points.npz (points, bit-packed occupancies, loc, scale),
-      <synset>/<id>/pointcloud.npz (points, normals), <synset>/<split>.lst, metadata.yaml.
-      OccNet's frame is sdfkit's normalized frame halved (shapes in the ball of radius 0.5).
-    npz: <id>.npz with every array of the shape's row (any kind of store).
-    Shapes that failed in the store are skipped. The folder appears only once complete.
+      \b
+      deepsdf: SdfSamples/<dataset>/<synset>/<id>.npz (float32 pos: sdf > 0, neg: sdf <= 0; rows
+        x, y, z, sdf, normalized frame), SurfaceSamples/.../<id>.ply (mesh coordinates),
+        NormalizationParameters/.../<id>.npz (offset (3,), scale (1,)), splits/<split>.json.
+      occnet: <synset>/<id>/points.npz (points, bit-packed occupancies, loc, scale),
+        <synset>/<id>/pointcloud.npz (points, normals), <synset>/<split>.lst, metadata.yaml.
+        From the store's occnet recipe (prepare-shapenet --recipe occnet): 100,000 uniform points in
+      OccNet's frame (bounding box centred, longest side 1, padded cube of side 1.1).
+    ifnet: <synset>/<id>/boundary_{0.1,0.01}_samples.npz (points, occupancies, grid_coords),
+      voxelized_point_cloud_128res_{300,3000}points.npz, split.npz (--recipe ifnet).
+    ndf: <synset>/<id>/boundary_{0.08,0.02,0.003}_samples.npz (points, df, grid_coords),
+      voxelized_point_cloud_256res_10000points.npz, split.npz (--recipe ndf).
+      npz: <id>.npz with every array of the shape's row (any kind of store).
+      Shapes that failed in the store are skipped. The folder appears only once complete.
 
-    \b
-    Examples:
-      sdfkit export shapes.zarr --to deepsdf -o data/ --split train
-      sdfkit export shapes.zarr --to occnet -o occnet-data/
-      sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
+      \b
+      Examples:
+        sdfkit export shapes.zarr --to deepsdf -o data/ --split train
+        sdfkit export occ.zarr --to occnet -o occnet-data/   # occ.zarr made with --recipe occnet
+        sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
     """
     from sdfkit.builders.export import export_store
 

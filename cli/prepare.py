@@ -16,6 +16,7 @@ from cli.options import (
 )
 from sdfkit.errors import SdfkitError
 from sdfkit.geometry.shapes import CATEGORIES, DEFAULT_CATEGORIES, DEFECTS
+from sdfkit.recipes import RECIPES
 from sdfkit.sources.mnist import VARIANTS
 from sdfkit.sources.shapenet import SHARD_SIZE as SHAPENET_SHARD_SIZE
 
@@ -142,6 +143,14 @@ def prepare_mnist_command(
     help="DeepSDF split file (JSON); repeatable; only listed shapes are processed.",
 )
 @click.option("--synsets", default=None, help="Comma-separated categories (synsets) to keep.")
+@click.option(
+    "--recipe",
+    "recipes",
+    multiple=True,
+    type=click.Choice(list(RECIPES)),
+    default=("deepsdf",),
+    help="What to sample per shape; repeatable (deepsdf is always included; see docs/shapenet.md).",
+)
 @click.option("--samples", type=click.IntRange(min=1), default=250_000, help="K: SDF samples per shape.")
 @click.option(
     "--surface-samples",
@@ -171,6 +180,7 @@ def prepare_shapenet_command(
     output,
     split_files,
     synsets,
+    recipes,
     samples,
     surface_samples,
     workers,
@@ -193,6 +203,7 @@ def prepare_shapenet_command(
       sdfkit prepare-shapenet shapes/ --split shapes/splits/train.json --split shapes/splits/test.json -o shapes.zarr
       sdfkit prepare-shapenet ~/ShapeNetCore.v2 --synsets 03001627 --split sv2_chairs_train.json -o chairs.zarr
       sdfkit prepare-shapenet meshes/ -o s3://bucket/meshes.zarr --scheduler tcp://10.0.0.5:8786
+      sdfkit prepare-shapenet shapes/ --split shapes/splits/test.json --recipe deepsdf-test -o test.zarr
     """
     from sdfkit.sources import shapenet
 
@@ -201,6 +212,7 @@ def prepare_shapenet_command(
         surface_samples=surface_samples,
         seed=seed,
         synsets=tuple(s.strip() for s in synsets.split(",") if s.strip()) if synsets else None,
+        recipes=tuple(recipes),
     )
     summary = shapenet.prepare_shapenet(
         root,

@@ -39,7 +39,7 @@ def built(tmp_path_factory):
     tree = base / "tree"
     make_shapes(tree, 9, defects=("clean", "holes", "combo"))
     store = base / "shapes.zarr"
-    sdfkit("prepare-shapenet", tree, "-o", store, *SMALL, "--shard-size", "2", "--workers", "2")
+    sdfkit("prepare-shapenet", tree, "-o", store, *SMALL, "--recipe", "occnet", "--shard-size", "2", "--workers", "2")
     return tree, store
 
 
@@ -117,17 +117,28 @@ def test_occnet_export_reads_back_as_occnet_reads_it(built, tmp_path):
     sdfkit("export", store, "--to", "occnet", "-o", out, "--split", "train")
     ds = open_dataset(store, split="train")
     assert len(ds) > 0
+    manifest = json.loads((tree / "shapes.json").read_text())
     for shape in ds:
         folder = out / shape["category"] / shape["id"]
-        # im2mesh/data/fields.py PointsField: unpackbits(occupancies)[:len(points)]
+        # im2mesh/data/fields.py PointsField: unpackbits(occupancies)[:len(points)], float32 points
         points = np.load(folder / "points.npz")
-        occupancy = np.unpackbits(points["occupancies"])[: points["points"].shape[0]]
-        np.testing.assert_array_equal(occupancy.astype(bool), shape["sdf/values"] < 0)
-        raw = shape["sdf/points"].astype(np.float64) / shape["norm/scale"] - shape["norm/offset"]
-        np.testing.assert_allclose(points["points"] * points["scale"] + points["loc"], raw, atol=1e-5)
+        assert points["points"].dtype == np.float32 and points["points"].shape == (100_000, 3)
+        occupancy = np.unpackbits(points["occupancies"])[: points["points"].shape[0]].astype(bool)
+        np.testing.assert_array_equal(occupancy, shape["occnet/occupancies"] == 1)
+        # sample_mesh.py's frame: uniform in the cube of side 1.1; raw = points * scale + loc
+        assert np.abs(points["points"]).max() <= 0.55 and np.abs(points["points"]).max() > 0.54
+        raw = points["points"].astype(np.float64) * points["scale"] + points["loc"]
+        solid = solid_from_json(manifest[shape["id"]]["parts"], manifest[shape["id"]].get("holes"))
+        truth = solid.sdf(raw) / float(points["scale"])  # in OccNet's units (longest side 1)
+        far = np.abs(truth) > 0.01
+        assert np.mean(occupancy[far] == (truth[far] < 0)) >= 0.999, shape["id"]  # the issue's target
         surface = np.load(folder / "pointcloud.npz")
-        assert np.linalg.norm(surface["points"], axis=1).max() <= 0.5
-        np.testing.assert_array_equal(surface["normals"], shape["surface/normals"])
+        assert surface["points"].shape == (100_000, 3) and np.abs(surface["points"]).max() <= 0.5 + 1e-6
+        on = solid.sdf(surface["points"].astype(np.float64) * surface["scale"] + surface["loc"]) / float(
+            surface["scale"]
+        )
+        assert np.quantile(np.abs(on), 0.99) < 2e-3
+        np.testing.assert_allclose(np.linalg.norm(surface["normals"], axis=1), 1.0, atol=1e-5)
     for synset in set(ds.meta("category")):
         listed = (out / synset / "train.lst").read_text().split()
         assert sorted(listed) == sorted(i for i, c in zip(ds.ids, ds.meta("category"), strict=True) if c == synset)
@@ -355,6 +366,7 @@ def test_validate_passes_good_stores_and_catches_damage(built, tmp_path):
         "error": lambda g: g["meta/error"].__setitem__(0, "boom"),
         "pending": lambda g: g["meta/status"].__setitem__(4, 0),
         "normals": lambda g: g["surface/normals"].__setitem__(0, g["surface/normals"][0] * 2),
+        "occupancy": lambda g: g["occnet/occupancies"].__setitem__(5, 1 - g["occnet/occupancies"][5]),
     }
     expected = {
         "scaled": "falls",
@@ -363,6 +375,7 @@ def test_validate_passes_good_stores_and_catches_damage(built, tmp_path):
         "error": "error message",
         "pending": "pending",
         "normals": "unit vectors",
+        "occupancy": "disagree with the sign",
     }
     for name, damage in cases.items():
         store = _copy(original, tmp_path / name)
@@ -409,3 +422,91 @@ def test_render_environment_is_headless():
     )
     assert run.returncode == 0, run.stderr
     assert float(run.stdout) > 0
+
+
+def test_occnet_export_needs_the_occnet_recipe(tmp_path):
+    """A store made without --recipe occnet holds DeepSDF's near-surface samples only: exporting
+    those under OccNet's names would train and score on another distribution, so it is refused."""
+    tree = tmp_path / "tree"
+    make_shapes(tree, 1, defects=("clean",))
+    store = tmp_path / "plain.zarr"
+    sdfkit("prepare-shapenet", tree, "-o", store, *SMALL)
+    result = sdfkit("export", store, "--to", "occnet", "-o", tmp_path / "x", check=False)
+    assert_user_error(result, "has no occnet samples", "--recipe occnet")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="module")
+def chibane(tmp_path_factory):
+    """Three shapes with defects, a store with IF-Net's and NDF's recipes, and both exports."""
+    base = tmp_path_factory.mktemp("chibane")
+    tree = base / "tree"
+    make_shapes(tree, 3, defects=("holes",), seed=4)
+    store = base / "s.zarr"
+    sdfkit("prepare-shapenet", tree, "-o", store, *SMALL, "--recipe", "ifnet", "--recipe", "ndf")
+    for to in ("ifnet", "ndf"):
+        sdfkit("export", store, "--to", to, "-o", base / to)
+    return tree, store, base
+
+
+def test_ifnet_export_reads_back_as_ifnet_reads_it(chibane):
+    """models/data/voxelized_data_shapenet.py: data_path + split entry; boundary_<sigma>_samples.npz
+    (points, grid_coords, occupancies); unpackbits(compressed_occupancies) reshaped to res^3."""
+    tree, store, base = chibane
+    split = np.load(base / "ifnet" / "split.npz")
+    entries = list(split["train"]) + list(split["test"])
+    assert len(entries) == 3 and set(split.files) >= {"train", "val", "test"}
+    ds = open_dataset(store)
+    manifest = json.loads((tree / "shapes.json").read_text())
+    for entry in entries:
+        path = str(base / "ifnet") + entry  # IF-Net: self.path + self.data[idx]
+        shape = ds[ds.ids.index(entry.split("/")[-1])]
+        solid = solid_from_json(manifest[shape["id"]]["parts"], manifest[shape["id"]].get("holes"))
+        for sigma, floor in ((0.1, 0.995), (0.01, 0.995)):
+            npz = np.load(f"{path}/boundary_{sigma}_samples.npz")
+            points, coords, occupancies = npz["points"], npz["grid_coords"], npz["occupancies"]
+            assert points.shape == (100_000, 3) and occupancies.dtype == bool
+            np.testing.assert_allclose(coords[:, [2, 1, 0]], 2 * points)  # x and z swapped, times 2
+            # sigma is a standard deviation in IF-Net's frame (longest side 1)
+            raw = points * shape["ifnet/scale"] + shape["ifnet/loc"]
+            truth = solid.sdf(raw) / shape["ifnet/scale"]
+            far = np.abs(truth) > 0.002
+            assert np.mean(occupancies[far] == (truth[far] < 0)) >= floor, (entry, sigma)
+        for n in (300, 3000):
+            npz = np.load(f"{path}/voxelized_point_cloud_128res_{n}points.npz")
+            grid = np.reshape(np.unpackbits(npz["compressed_occupancies"]), (128,) * 3)
+            assert npz["point_cloud"].shape == (n, 3) and 0 < grid.sum() <= n
+            index = np.rint((npz["point_cloud"] + 0.5) * 127).astype(int)
+            assert grid[index[:, 0], index[:, 1], index[:, 2]].all()
+
+
+def test_ndf_export_holds_exact_unsigned_distances(chibane):
+    """NDF's boundary samples: df is the distance to every face of the mesh as given (brute force
+    over all faces: median error <= 1e-4, max <= 1e-3), never clamped."""
+    tree, store, base = chibane
+    split = np.load(base / "ndf" / "split.npz")
+    ds = open_dataset(store)
+    manifest = json.loads((tree / "shapes.json").read_text())
+    for entry in list(split["train"]) + list(split["test"]):
+        path = Path(entry)  # NDF: the entry is the folder
+        shape_id = path.name
+        shape = ds[ds.ids.index(shape_id)]
+        mesh = trimesh.load(
+            tree / manifest[shape_id]["synset"] / shape_id / "models" / "model_normalized.obj", process=False
+        )
+        errors = []
+        for sigma in (0.08, 0.02, 0.003):
+            npz = np.load(path / f"boundary_{sigma}_samples.npz")
+            points, df = npz["points"][:150], npz["df"][:150]
+            raw = points * shape["ndf/scale"] + shape["ndf/loc"]
+            tri = np.asarray(mesh.triangles)
+            query = np.repeat(raw, len(tri), axis=0)
+            closest = trimesh.triangles.closest_point(np.tile(tri, (len(raw), 1, 1)), query)
+            brute = np.linalg.norm(closest - query, axis=1).reshape(len(raw), -1).min(axis=1) / shape["ndf/scale"]
+            errors.append(np.abs(df - brute))
+            assert (npz["df"] >= 0).all() and npz["grid_coords"].shape == (100_000, 3)
+        errors = np.concatenate(errors)
+        assert np.median(errors) <= 1e-4 and errors.max() <= 1e-3, (shape_id, np.median(errors), errors.max())
+        npz = np.load(path / "voxelized_point_cloud_256res_10000points.npz")
+        assert npz["point_cloud"].shape == (10_000, 3) and int(npz["res"]) == 256
+    assert "follows format v1" in sdfkit("validate", store).stdout

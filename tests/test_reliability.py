@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import trimesh
 import zarr
 from conftest import ROOT
 from test_cli import assert_user_error, sdfkit
@@ -276,7 +277,7 @@ def test_show_by_id_and_occnet_export_of_a_plain_folder(tmp_path):
     shutil.copy(MESHES / "suzanne.ply", plain / "suzanne.ply")
     shutil.copy(MESHES / "teapot.stl", plain / "teapot.stl")
     out = tmp_path / "plain.zarr"
-    sdfkit("prepare-shapenet", plain, "-o", out, *SMALL)
+    sdfkit("prepare-shapenet", plain, "-o", out, *SMALL, "--recipe", "occnet")
     sdfkit("show", out, "--id", "teapot", "-o", tmp_path / "teapot.png")
     assert (tmp_path / "teapot.png").read_bytes()[:4] == b"\x89PNG"
     assert_user_error(
@@ -337,3 +338,28 @@ def test_appending_reopens_added_layers(tree, tmp_path):
     assert np.array_equal(
         g["voxels/occupancy"][6], g["voxels/occupancy"][[str(i) for i in g["meta/id"][:]].index(model.name)]
     )
+
+
+def test_modelnet_layout_is_detected_with_its_splits(tmp_path):
+    root = tmp_path / "ModelNet10"
+    for cls, split, name in (
+        ("chair", "train", "chair_0001"),
+        ("chair", "test", "chair_0890"),
+        ("desk", "train", "desk_0001"),
+    ):
+        (root / cls / split).mkdir(parents=True, exist_ok=True)
+        trimesh.creation.box(extents=[1, 0.5, 0.3]).export(root / cls / split / f"{name}.off")
+    layout, meshes = find_meshes(root)
+    assert layout == "modelnet" and [(c, i) for c, i, _ in meshes] == [
+        ("chair", "chair_0001"),
+        ("chair", "chair_0890"),
+        ("desk", "desk_0001"),
+    ]
+    run = sdfkit("prepare-shapenet", root, "-o", tmp_path / "m.zarr", *SMALL)
+    assert "test" in run.stdout and "train" in run.stdout
+    g = zarr.open_group(tmp_path / "m.zarr", mode="r")
+    assert dict(zip([str(i) for i in g["meta/id"][:]], [str(s) for s in g["meta/split"][:]], strict=True)) == {
+        "chair_0001": "train",
+        "chair_0890": "test",
+        "desk_0001": "train",
+    }

@@ -166,3 +166,26 @@ def test_a_mesh_far_from_the_origin_maps_back_exactly(tmp_path):
     local = raw - 1e9  # the box's own frame: every point on its surface
     outside = np.abs(local) - np.array([0.5, 0.3, 0.15])
     assert np.all(np.abs(outside.max(axis=1)) < 1e-6)
+
+
+def test_deepsdf_test_recipe_has_deepsdf_test_variances_and_count():
+    """PreprocessMesh -t: 250,000 samples, 47/50 near the surface with variances 0.05 and
+    0.0005 (half each), 3/50 uniform in [-1, 1]^3. From one surface point at the origin the
+    per-axis second moment is 0.47 * 0.05 + 0.47 * 0.0005 + 0.06 / 3, and the share within 0.1 of
+    the origin follows the chi distribution of each half."""
+    from scipy.stats import chi2
+
+    from sdfkit.recipes.deepsdf import TEST_SAMPLES, TEST_VARIANCES
+
+    assert TEST_SAMPLES == 250_000 and TEST_VARIANCES == (0.05, 0.0005)
+    points = near_surface_points(np.zeros((1, 3)), TEST_SAMPLES, rng=np.random.default_rng(0), variances=TEST_VARIANCES)
+    assert points.shape == (250_000, 3)
+    np.testing.assert_allclose(np.mean(points**2), 0.47 * 0.05 + 0.47 * 0.0005 + 0.06 / 3, rtol=0.02)
+    near = np.mean(np.linalg.norm(points, axis=1) < 0.1)
+    expected = (
+        0.47 * chi2.cdf(0.1**2 / 0.05, 3) + 0.47 * chi2.cdf(0.1**2 / 0.0005, 3) + 0.06 * (4 / 3 * np.pi * 0.1**3 / 8)
+    )
+    assert abs(near - expected) < 0.005
+    # the training recipe's moment differs: the test is sensitive to the variance
+    train = near_surface_points(np.zeros((1, 3)), TEST_SAMPLES, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(np.mean(train**2), 0.47 * 0.005 + 0.47 * 0.0005 + 0.06 / 3, rtol=0.02)

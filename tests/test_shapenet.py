@@ -308,3 +308,39 @@ def test_cli_bad_input(tmp_path, tree):
         ).stdout
     )
     assert_user_error(sdfkit("make-shapes", tree, check=False), "not empty")
+
+
+def test_deepsdf_test_recipe_through_the_cli(tmp_path, tree):
+    """--recipe deepsdf-test adds DeepSDF's test samples: signs right against the exact SDF, a
+    wider spread than the training samples, and validate checks them."""
+    out = tmp_path / "t.zarr"
+    sdfkit(
+        "prepare-shapenet",
+        tree,
+        "--synsets",
+        "04379243",
+        "--recipe",
+        "deepsdf-test",
+        "-o",
+        out,
+        "--samples",
+        "20000",
+        "--surface-samples",
+        "2000",
+    )
+    g = zarr.open_group(out, mode="r")
+    assert g["sdf_test/points"].shape[1:] == (250_000, 3) and g.attrs["sdfkit"]["parameters"]["recipes"] == [
+        "deepsdf",
+        "deepsdf-test",
+    ]
+    manifest = json.loads((tree / "shapes.json").read_text())
+    for row, shape_id in enumerate(str(i) for i in g["meta/id"][:]):
+        solid = solid_from_json(manifest[shape_id]["parts"], manifest[shape_id].get("holes"))
+        offset, scale = g["norm/offset"][row], float(g["norm/scale"][row])
+        points, values = g["sdf_test/points"][row].astype(float), g["sdf_test/values"][row]
+        truth = solid.sdf(points / scale - offset) * scale
+        far = np.abs(truth) > 0.005
+        assert np.mean((values[far] < 0) == (truth[far] < 0)) >= 0.995, shape_id
+        train = solid.sdf(g["sdf/points"][row].astype(float) / scale - offset) * scale
+        assert np.percentile(np.abs(truth), 75) > 2 * np.percentile(np.abs(train), 75)  # variance 0.05, not 0.005
+    assert "follows format v1" in sdfkit("validate", out).stdout

@@ -4,7 +4,10 @@
   ``NormalizationParameters``, split files), as its ``deep_sdf/data.py`` and ``evaluate.py`` read.
 - ``occnet``: Occupancy Networks' dataset folder (``<synset>/<id>/points.npz``,
   ``pointcloud.npz``, ``<synset>/<split>.lst``, ``metadata.yaml``), as its ``im2mesh/data`` fields
-  read.
+  read, from the store's ``occnet`` recipe (uniform points with occupancies, OccNet's frame).
+- ``ifnet`` / ``ndf``: IF-Net's or NDF's data folder (``<synset>/<id>/boundary_<sigma>_samples.npz``,
+  ``voxelized_point_cloud_<res>res_<n>points.npz``, ``split.npz``), as their
+  ``models/data/voxelized_data_shapenet.py`` read, from the store's ``ifnet`` or ``ndf`` recipe.
 - ``npz``: one ``<id>.npz`` per shape with every array of the store's row, for anything else.
 
 The output is built in a hidden sibling folder and renamed into place at the end, so a folder
@@ -26,10 +29,18 @@ import numpy as np
 from sdfkit._version import __version__
 from sdfkit.errors import InputError
 
-__all__ = ["FORMATS", "ExportSummary", "export_store", "write_ply_points", "occnet_frame"]
+__all__ = ["FORMATS", "ExportSummary", "export_store", "write_ply_points"]
 
-FORMATS = ("deepsdf", "occnet", "npz")
-_KINDS = {"deepsdf": ("shapenet",), "occnet": ("shapenet",), "npz": ("shapenet", "mnist", "renders")}
+FORMATS = ("deepsdf", "occnet", "ifnet", "ndf", "npz")
+_KINDS = {
+    "deepsdf": ("shapenet",),
+    "occnet": ("shapenet",),
+    "ifnet": ("shapenet",),
+    "ndf": ("shapenet",),
+    "npz": ("shapenet", "mnist", "renders"),
+}
+_NEEDS = {"occnet": "occnet/points", "ifnet": "ifnet/loc", "ndf": "ndf/loc"}
+"""Exports made from a recipe's arrays: the array that tells the store has the recipe."""
 
 
 @dataclass
@@ -56,16 +67,6 @@ def write_ply_points(path: Path, points: np.ndarray) -> None:
     with open(path, "w") as f:
         f.write(header)
         np.savetxt(f, points, fmt="%.9g")
-
-
-def occnet_frame(offset: np.ndarray, scale: float) -> tuple[np.ndarray, np.float32]:
-    """Occupancy Networks' (loc, scale) for a shape stored in DeepSDF's frame.
-
-    OccNet's points are ``(raw - loc) / scale`` and its shapes lie in the unit cube
-    ``[-0.5, 0.5]^3``. With ``loc = -offset`` and ``scale = 2 / scale_deepsdf`` its frame is
-    sdfkit's normalized frame halved: the unit ball becomes the ball of radius 0.5, inside the cube.
-    """
-    return (-np.asarray(offset, dtype=np.float32)), np.float32(2.0 / float(scale))
 
 
 def _path(root: Path, *parts: str) -> Path:
@@ -98,21 +99,22 @@ reads every folder beside the split files as a category."""
 
 
 def _write_occnet(shape: dict, tmp: Path) -> int:
-    loc, scale = occnet_frame(shape["norm/offset"], shape["norm/scale"])
+    """OccNet's two files from the ``occnet`` recipe's arrays (already in OccNet's frame)."""
     folder = tmp / (shape["category"] or OCCNET_CATEGORY) / shape["id"]
     folder.mkdir(parents=True, exist_ok=True)
-    inside = shape["sdf/values"] < 0
+    loc = np.asarray(shape["occnet/loc"], dtype=np.float32)
+    scale = np.float32(shape["occnet/scale"])
     np.savez(
         folder / "points.npz",
-        points=(shape["sdf/points"] / 2.0).astype(np.float32),
-        occupancies=np.packbits(inside),
+        points=shape["occnet/points"].astype(np.float32),
+        occupancies=np.packbits(shape["occnet/occupancies"].astype(bool)),  # OccNet's --packbits
         loc=loc,
         scale=scale,
     )
     np.savez(
         folder / "pointcloud.npz",
-        points=(shape["surface/points"] / 2.0).astype(np.float32),
-        normals=shape["surface/normals"].astype(np.float32),
+        points=shape["occnet/surface_points"].astype(np.float32),
+        normals=shape["occnet/surface_normals"].astype(np.float32),
         loc=loc,
         scale=scale,
     )
@@ -133,8 +135,9 @@ def _write_npz(shape: dict, tmp: Path, arrays: Sequence[str]) -> int:
     return 1
 
 
-def _split_files(to: str, tmp: Path, listing: dict[str, dict[str, list[str]]], dataset: str) -> int:
-    """listing : split -> category -> ids."""
+def _split_files(to: str, tmp: Path, listing: dict[str, dict[str, list[str]]], dataset: str, out: Path) -> int:
+    """listing : split -> category -> ids; out : where the export will be (NDF's split holds
+    full paths)."""
     count = 0
     if to == "deepsdf":
         for split, categories in listing.items():
@@ -152,7 +155,51 @@ def _split_files(to: str, tmp: Path, listing: dict[str, dict[str, list[str]]], d
         names = [c or OCCNET_CATEGORY for c in categories]
         (tmp / "metadata.yaml").write_text("".join(f"'{c}':\n  id: '{c}'\n  name: '{c}'\n" for c in names))
         count += 1
+    elif to in ("ifnet", "ndf"):
+        # IF-Net reads data_path + entry ('/<synset>/<id>'), NDF the entry itself (a folder path)
+        root = "" if to == "ifnet" else str(Path(out).resolve())
+        splits = {
+            split: np.array([f"{root}/{c or OCCNET_CATEGORY}/{i}" for c, ids in cats.items() for i in ids])
+            for split, cats in listing.items()
+        }
+        for split in ("train", "val", "test"):
+            splits.setdefault(split, np.array([], dtype=str))
+        np.savez(tmp / "split.npz", **splits)
+        count += 1
     return count
+
+
+def _write_chibane(to: str, shape: dict, tmp: Path) -> int:
+    """IF-Net's or NDF's files for one shape: ``boundary_<sigma>_samples.npz`` per sigma and the
+    voxelized point-cloud input, as their ``data_processing`` scripts write them."""
+    from sdfkit.recipes import ifnet, ndf
+
+    folder = tmp / (shape["category"] or OCCNET_CATEGORY) / shape["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    recipe = ifnet if to == "ifnet" else ndf
+    for sigma in recipe.SIGMAS:
+        points = shape[f"{to}/boundary_{sigma}/points"].astype(np.float64)
+        content = {"points": points, "grid_coords": ifnet.grid_coords(points)}
+        if to == "ifnet":
+            content["occupancies"] = shape[f"ifnet/boundary_{sigma}/occupancies"].astype(bool)
+        else:
+            content["df"] = shape[f"ndf/boundary_{sigma}/df"].astype(np.float64)
+        np.savez(folder / f"boundary_{sigma}_samples.npz", **content)
+    clouds = [(n, shape[f"ifnet/pointcloud_{n}"]) for n in ifnet.POINT_CLOUDS] if to == "ifnet" else []
+    if to == "ndf":
+        clouds = [(ndf.POINT_CLOUD, shape["ndf/pointcloud"])]
+    for n, cloud in clouds:
+        cloud = cloud.astype(np.float64)
+        occupancies = ifnet.voxelized_point_cloud(cloud, recipe.RESOLUTION)
+        np.savez(
+            folder / f"voxelized_point_cloud_{recipe.RESOLUTION}res_{n}points.npz",
+            point_cloud=cloud,
+            compressed_occupancies=np.packbits(occupancies),
+            bb_min=-0.5,
+            bb_max=0.5,
+            res=recipe.RESOLUTION,
+        )
+    return len(recipe.SIGMAS) + len(clouds)
 
 
 def _prepare_out(out: Path, overwrite: bool) -> Path:
@@ -187,6 +234,11 @@ def export_store(
     if to not in FORMATS:
         raise InputError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
     everything = open_dataset(url, split=split, include_failed=True)
+    if to in _NEEDS and everything.kind == "shapenet" and _NEEDS[to] not in everything.group:
+        raise InputError(
+            f"{url}: has no {to} samples (each project trains on its own distribution, not DeepSDF's); make the "
+            f"store with: sdfkit prepare-shapenet ROOT --recipe {to} -o STORE"
+        )
     if everything.kind not in _KINDS[to]:
         raise InputError(
             f"{url}: a {everything.kind!r} store cannot be exported to {to} "
@@ -220,11 +272,13 @@ def export_store(
                 files += _write_deepsdf(shape, tmp, dataset)
             elif to == "occnet":
                 files += _write_occnet(shape, tmp)
+            elif to in ("ifnet", "ndf"):
+                files += _write_chibane(to, shape, tmp)
             else:
                 files += _write_npz(shape, tmp, arrays)
             if progress:
                 progress(done, len(rows))
-        files += _split_files(to, tmp, listing, dataset)
+        files += _split_files(to, tmp, listing, dataset, out)
         (tmp / "sdfkit-export.json").write_text(
             json.dumps(
                 {

@@ -15,7 +15,7 @@ from sdfkit.geometry.basics import face_normals
 from sdfkit.geometry.mesh import Mesh, compact, normalization, sample_surface
 from sdfkit.geometry.sign import OuterSurface, outer_surface, signed_distance
 
-__all__ = ["MeshSamples", "SignedMesh", "signed_mesh", "sample_mesh", "near_surface_points"]
+__all__ = ["MeshSamples", "SignedMesh", "signed_mesh", "sample_mesh", "sample_test", "near_surface_points"]
 
 VARIANCES = (0.005, 0.0005)
 """DeepSDF's two Gaussian perturbations of surface points: variances, not standard deviations."""
@@ -40,14 +40,24 @@ class MeshSamples:
     surface_normals: np.ndarray
 
 
-def near_surface_points(surface_points: np.ndarray, count: int, *, rng: np.random.Generator) -> np.ndarray:
+TEST_VARIANCES = (0.05, 0.0005)
+"""DeepSDF's test data (``PreprocessMesh -t``: variance 0.05, the second one variance / 100)."""
+TEST_SAMPLES = 250_000
+"""DeepSDF's test data: 250,000 samples per shape (47/50 near the surface, as in training: its
+``num_samp_near_surf`` is computed from the fixed 47/50 whatever the test ratio it sets)."""
+
+
+def near_surface_points(
+    surface_points: np.ndarray, count: int, *, rng: np.random.Generator, variances: tuple[float, float] = VARIANCES
+) -> np.ndarray:
     """DeepSDF's query points: 47/50 of ``count`` are surface points plus Gaussian noise of
-    variance 0.005 (half) and 0.0005 (half); 3/50 are uniform in [-1, 1]^3. Exactly ``count``
-    points, shuffled. surface_points : (m, 3), drawn from with replacement."""
+    ``variances`` (default 0.005 for half of them, 0.0005 for the other half); 3/50 are uniform in
+    [-1, 1]^3. Exactly ``count`` points, shuffled. surface_points : (m, 3), drawn from with
+    replacement."""
     near = int(round(count * 47 / 50))
     picks = surface_points[rng.integers(0, len(surface_points), near)]
     half = near // 2
-    sigma = np.sqrt(np.array(VARIANCES))
+    sigma = np.sqrt(np.array(variances))
     noise = rng.normal(size=(near, 3))
     noise[:half] *= sigma[0]
     noise[half:] *= sigma[1]
@@ -65,6 +75,9 @@ class SignedMesh:
     scale: float
     outer: OuterSurface
     """In the normalized frame."""
+    extent: np.ndarray
+    """(3,) float64: the size of the bounding box of the vertices faces use, raw units (the
+    box whose centre is ``-offset``)."""
 
     def sdf(self, points: np.ndarray, *, batch: int = 1 << 19) -> np.ndarray:
         """Signed distances (n,) float64 at ``points`` (n, 3) of the normalized frame, negative
@@ -88,7 +101,8 @@ def signed_mesh(mesh: Mesh, *, rays: int = 32, rng: np.random.Generator) -> Sign
     outer = outer_surface((mesh.vertices + offset) * scale, mesh.faces, rays=rays, rng=rng)
     if len(outer.faces) == 0:
         raise ShapeError("no face of the mesh is visible from outside")
-    return SignedMesh(np.asarray(offset, dtype=np.float64), float(scale), outer)
+    extent = np.ptp(mesh.vertices[np.unique(mesh.faces)], axis=0)
+    return SignedMesh(np.asarray(offset, dtype=np.float64), float(scale), outer, extent)
 
 
 def sample_mesh(
@@ -120,3 +134,12 @@ def sample_mesh(
         surface_points=points.astype(np.float32),
         surface_normals=normals.astype(np.float32),
     )
+
+
+def sample_test(signed: SignedMesh, *, count: int = TEST_SAMPLES, rng: np.random.Generator):
+    """DeepSDF's test recipe (``deepsdf-test``): ``count`` query points with the wider variance
+    0.05 (half of the near ones) and 0.0005, their signed distances. Returns points (count, 3) and
+    values (count,) float32, normalized frame, shuffled."""
+    base, _ = sample_surface(signed.outer.vertices, signed.outer.faces, max(count, 1), rng=rng)
+    queries = near_surface_points(base, count, rng=rng, variances=TEST_VARIANCES)
+    return queries.astype(np.float32), signed.sdf(queries, batch=max(count, 1)).astype(np.float32)

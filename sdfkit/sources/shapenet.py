@@ -4,6 +4,8 @@ Layouts, detected automatically under ROOT:
 
 - ShapeNetCore v2: ``<synset>/<id>/models/model_normalized.obj``
 - ShapeNetCore v1: ``<synset>/<id>/model.obj``
+- ModelNet10/40: ``<class>/<train|test>/<name>.off``; the id is the file's name (ModelNet's names
+  carry their class), the category the class, the split its folder unless split files say otherwise
 - a plain folder: every mesh file (obj, off, ply, stl, glb, gltf) beneath ROOT; the id is its path
   relative to ROOT without the suffix, the category its first folder ("" at the top).
 
@@ -55,8 +57,16 @@ class ShapenetConfig:
     """Rays per face side when finding the outer surface."""
     synsets: tuple[str, ...] | None = None
     """Only these categories (synsets, or first-level folders of a plain tree)."""
+    recipes: tuple[str, ...] = ("deepsdf",)
+    """What to sample per shape (:data:`sdfkit.recipes.RECIPES`); ``deepsdf`` is always included."""
 
     def __post_init__(self):
+        from sdfkit.recipes import RECIPES
+
+        unknown = [r for r in self.recipes if r not in RECIPES]
+        if unknown:
+            raise InputError(f"unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
+        object.__setattr__(self, "recipes", tuple(dict.fromkeys(("deepsdf", *self.recipes))))
         if self.samples < 1 or self.surface_samples < 1:
             raise InputError("--samples and --surface-samples must be positive")
         if self.rays < 4:
@@ -97,6 +107,15 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
         ]
         if found:
             return layout, found
+    modelnet = [
+        (c.name, m.stem, m)
+        for c in sorted(p for p in root.iterdir() if p.is_dir())
+        for split in ("train", "test")
+        if (c / split).is_dir()
+        for m in sorted((c / split).glob("*.off"))
+    ]
+    if modelnet:
+        return "modelnet", modelnet
     found = []
     for path in _walk(root):
         if path.suffix.lower() in MESH_SUFFIXES:
@@ -191,7 +210,7 @@ def plan_shapenet(
                 continue
             listed.add((category, shape_id))
         else:
-            split = "train"
+            split = path.parent.name if layout == "modelnet" else "train"  # ModelNet: its folders
         stat = path.stat()
         metas.append(ShapeMeta(shape_id, category, -1, split, f"{stat.st_size}:{stat.st_mtime_ns}"))
         jobs.append(MeshJob(shape_id, str(path)))
@@ -238,18 +257,66 @@ def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
         ArraySpec("sdf/values", (k,), "float32", nan),
         ArraySpec("surface/points", (s, 3), "float32", nan),
         ArraySpec("surface/normals", (s, 3), "float32", nan),
+        *recipe_specs(config.recipes),
     ]
 
 
-def process_mesh(job: MeshJob, *, samples: int, surface_samples: int, seed: int, rays: int) -> dict:
+def recipe_specs(recipes) -> list[ArraySpec]:
+    """The arrays the recipes beyond ``deepsdf`` add."""
+    from sdfkit.recipes.deepsdf import TEST_SAMPLES
+
+    nan = float("nan")
+    specs = []
+    if "deepsdf-test" in recipes:
+        specs += [
+            ArraySpec("sdf_test/points", (TEST_SAMPLES, 3), "float32", nan),
+            ArraySpec("sdf_test/values", (TEST_SAMPLES,), "float32", nan),
+        ]
+    if "occnet" in recipes:
+        from sdfkit.recipes.occnet import POINTS, SURFACE_POINTS
+
+        specs += [
+            ArraySpec("occnet/points", (POINTS, 3), "float32", nan),
+            ArraySpec("occnet/occupancies", (POINTS,), "uint8", 0),
+            ArraySpec("occnet/surface_points", (SURFACE_POINTS, 3), "float32", nan),
+            ArraySpec("occnet/surface_normals", (SURFACE_POINTS, 3), "float32", nan),
+            ArraySpec("occnet/loc", (3,), "float64", nan),
+            ArraySpec("occnet/scale", (), "float64", nan),
+        ]
+    if "ifnet" in recipes:
+        from sdfkit.recipes import ifnet
+
+        specs += [ArraySpec("ifnet/loc", (3,), "float64", nan), ArraySpec("ifnet/scale", (), "float64", nan)]
+        for sigma in ifnet.SIGMAS:
+            specs += [
+                ArraySpec(f"ifnet/boundary_{sigma}/points", (ifnet.SAMPLES, 3), "float32", nan),
+                ArraySpec(f"ifnet/boundary_{sigma}/occupancies", (ifnet.SAMPLES,), "uint8", 0),
+            ]
+        specs += [ArraySpec(f"ifnet/pointcloud_{n}", (n, 3), "float32", nan) for n in ifnet.POINT_CLOUDS]
+    if "ndf" in recipes:
+        from sdfkit.recipes import ndf
+
+        specs += [ArraySpec("ndf/loc", (3,), "float64", nan), ArraySpec("ndf/scale", (), "float64", nan)]
+        for sigma in ndf.SIGMAS:
+            specs += [
+                ArraySpec(f"ndf/boundary_{sigma}/points", (ndf.SAMPLES, 3), "float32", nan),
+                ArraySpec(f"ndf/boundary_{sigma}/df", (ndf.SAMPLES,), "float32", nan),
+            ]
+        specs.append(ArraySpec("ndf/pointcloud", (ndf.POINT_CLOUD, 3), "float32", nan))
+    return specs
+
+
+def process_mesh(
+    job: MeshJob, *, samples: int, surface_samples: int, seed: int, rays: int, recipes=("deepsdf",)
+) -> dict:
     """Load one mesh and compute every array of its row."""
-    from sdfkit.recipes.deepsdf import sample_mesh, signed_mesh
+    from sdfkit.recipes.deepsdf import sample_mesh, sample_test, signed_mesh
 
     mesh = load_mesh(job.path)
     # the outer surface from the shape's stream 0 (as voxelize finds it again), samples from stream 1
     signed = signed_mesh(mesh, rays=rays, rng=shape_rng(seed, job.id))
     result = sample_mesh(signed, samples=samples, surface_samples=surface_samples, rng=shape_rng(seed, job.id, 1))
-    return {
+    out = {
         "norm/offset": result.offset,
         "norm/scale": result.scale,
         "sdf/points": result.sdf_points,
@@ -257,11 +324,31 @@ def process_mesh(job: MeshJob, *, samples: int, surface_samples: int, seed: int,
         "surface/points": result.surface_points,
         "surface/normals": result.surface_normals,
     }
+    if "deepsdf-test" in recipes:  # stream 2: the test samples never change the training ones
+        out["sdf_test/points"], out["sdf_test/values"] = sample_test(signed, rng=shape_rng(seed, job.id, 2))
+    if "occnet" in recipes:
+        from sdfkit.recipes.occnet import sample_occnet
+
+        out.update(sample_occnet(signed, rng=shape_rng(seed, job.id, 3)))
+    if "ifnet" in recipes:
+        from sdfkit.recipes.ifnet import sample_ifnet
+
+        out.update(sample_ifnet(signed, rng=shape_rng(seed, job.id, 4)))
+    if "ndf" in recipes:
+        from sdfkit.recipes.ndf import sample_ndf
+
+        out.update(sample_ndf(mesh, signed, rng=shape_rng(seed, job.id, 5)))
+    return out
 
 
 def processor(config: ShapenetConfig) -> Callable[[MeshJob], dict]:
     return partial(
-        process_mesh, samples=config.samples, surface_samples=config.surface_samples, seed=config.seed, rays=config.rays
+        process_mesh,
+        samples=config.samples,
+        surface_samples=config.surface_samples,
+        seed=config.seed,
+        rays=config.rays,
+        recipes=config.recipes,
     )
 
 
@@ -271,6 +358,7 @@ def parameters(config: ShapenetConfig) -> dict:
     out = asdict(config)
     out["method"] = METHOD
     out["synsets"] = list(config.synsets) if config.synsets else None
+    out["recipes"] = list(config.recipes)
     return out
 
 

@@ -1,0 +1,61 @@
+"""What each recipe costs per mesh, on top of ``deepsdf`` alone (the default), in one run.
+
+Meshes: ``make-shapes`` shapes (chairs, tables, airplanes with every defect, about 5-10k faces).
+Each recipe set runs the whole per-mesh step (``process_mesh``: load, outer surface, sampling,
+signs) on every mesh in this process, one thread.
+
+    OMP_NUM_THREADS=1 python benchmarks/recipes.py [--n 18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdfkit.geometry.shapes import make_shapes  # noqa: E402
+from sdfkit.sources.shapenet import MeshJob, find_meshes, process_mesh  # noqa: E402
+
+SETS = {
+    "deepsdf": ("deepsdf",),
+    "deepsdf + deepsdf-test": ("deepsdf", "deepsdf-test"),
+    "deepsdf + occnet": ("deepsdf", "occnet"),
+    "deepsdf + ifnet": ("deepsdf", "ifnet"),
+    "deepsdf + ndf": ("deepsdf", "ndf"),
+    "deepsdf + occnet + ifnet + ndf": ("deepsdf", "occnet", "ifnet", "ndf"),
+    "all five": ("deepsdf", "deepsdf-test", "occnet", "ifnet", "ndf"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=18)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        make_shapes(Path(tmp), args.n, seed=3)
+        _, meshes = find_meshes(tmp)
+        jobs = [MeshJob(i, str(p)) for _, i, p in meshes]
+        process_mesh(jobs[0], samples=1000, surface_samples=100, seed=0, rays=32)  # warm the imports
+        times = {}
+        for name, recipes in SETS.items():
+            times[name] = []
+            for job in jobs:
+                start = time.perf_counter()
+                process_mesh(job, samples=250_000, surface_samples=30_000, seed=0, rays=32, recipes=recipes)
+                times[name].append(time.perf_counter() - start)
+    base = np.median(times["deepsdf"])
+    print(f"{len(jobs)} make-shapes meshes, K = 250,000, S = 30,000, one thread")
+    print(f"{'recipes':<32}{'median s':>10}{'x deepsdf':>11}{'extra s':>9}")
+    for name, values in times.items():
+        median = np.median(values)
+        print(f"{name:<32}{median:>10.3f}{median / base:>11.2f}{median - base:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
