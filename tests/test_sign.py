@@ -238,3 +238,16 @@ def test_a_sheet_through_a_closed_part_keeps_only_its_outside():
     assert np.all((values < 0)[clear] == in_body[clear])
     centres = outer.vertices[outer.faces].mean(axis=1)
     assert not np.any(np.all(np.abs(centres) < 0.2 - 1e-6, axis=1))  # nothing of the wing inside the body
+
+
+@pytest.mark.parametrize("defect", ["clean", "holes", "overlap"])
+def test_inside_is_the_sign_of_the_signed_distance(reference, defect):
+    """The occupancy recipes ask only for inside/outside: the same answer as the SDF's sign,
+    whether the mesh is made of closed parts only (no distances computed) or not."""
+    from sdfkit.geometry.sign import inside
+
+    solid, clean, offset, scale, queries, _ = reference
+    broken = shapes.damage(clean, defect, solid=solid, rng=np.random.default_rng(3))
+    outer = outer_surface((broken.vertices + offset) * scale, broken.faces, rng=np.random.default_rng(4))
+    assert outer.closed.all() == (defect != "holes")
+    np.testing.assert_array_equal(inside(outer, queries[:20000]), signed_distance(outer, queries[:20000]) < 0)

@@ -45,7 +45,15 @@ METHOD = "parts-1"
 version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
 exact union, open parts by visibility (sdfkit 0.2); stores before it record none."""
 
-__all__ = ["METHOD", "OuterSurface", "outer_surface", "signed_distance", "winding_numbers", "fibonacci_directions"]
+__all__ = [
+    "METHOD",
+    "OuterSurface",
+    "outer_surface",
+    "signed_distance",
+    "inside",
+    "winding_numbers",
+    "fibonacci_directions",
+]
 
 
 def _o3d():
@@ -514,6 +522,16 @@ def signed_distance(
         uv = result["primitive_uvs"].numpy().astype(np.float64)
         inside[near_open] = _open_side(surface, points, closest, face, uv, near_open, tolerance, rng)
     return np.where(inside, -distance, distance)
+
+
+def inside(surface: OuterSurface, points: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Whether ``points`` (n, 3) are inside (n,) bool: the sign of :func:`signed_distance`, without
+    the distances when the mesh has closed parts only (ray parity on their union is the whole
+    answer then)."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(surface.solid_faces) and surface.closed.all():
+        return _occupancy(_scene(surface.solid_vertices, surface.solid_faces), points)
+    return signed_distance(surface, points, rng=rng) < 0
 
 
 def _open_side(surface, points, closest, face, uv, which, tolerance, rng) -> np.ndarray:

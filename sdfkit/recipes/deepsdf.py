@@ -13,7 +13,7 @@ import numpy as np
 from sdfkit.errors import ShapeError
 from sdfkit.geometry.basics import face_normals
 from sdfkit.geometry.mesh import Mesh, compact, normalization, sample_surface
-from sdfkit.geometry.sign import OuterSurface, outer_surface, signed_distance
+from sdfkit.geometry.sign import OuterSurface, inside, outer_surface, signed_distance
 
 __all__ = ["MeshSamples", "SignedMesh", "signed_mesh", "sample_mesh", "sample_test", "near_surface_points"]
 
@@ -78,6 +78,11 @@ class SignedMesh:
     extent: np.ndarray
     """(3,) float64: the size of the bounding box of the vertices faces use, raw units (the
     box whose centre is ``-offset``)."""
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """Whether ``points`` (n, 3) of the normalized frame are inside: (n,) bool, the sign of
+        :meth:`sdf` (cheaper: no distances when the mesh is made of closed parts only)."""
+        return inside(self.outer, points)
 
     def sdf(self, points: np.ndarray, *, batch: int = 1 << 19) -> np.ndarray:
         """Signed distances (n,) float64 at ``points`` (n, 3) of the normalized frame, negative

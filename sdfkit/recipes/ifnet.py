@@ -34,7 +34,7 @@ def sample_ifnet(signed: SignedMesh, *, rng: np.random.Generator) -> dict:
     for sigma in SIGMAS:
         surface, _ = sample_surface(signed.outer.vertices, signed.outer.faces, SAMPLES, rng=rng)
         points = surface / to_normalized + sigma * rng.normal(size=(SAMPLES, 3))
-        inside = signed.sdf(points * to_normalized, batch=SAMPLES) < 0
+        inside = signed.inside(points * to_normalized)
         out[f"ifnet/boundary_{sigma}/points"] = points.astype(np.float32)
         out[f"ifnet/boundary_{sigma}/occupancies"] = inside.astype(np.uint8)
     for count in POINT_CLOUDS:

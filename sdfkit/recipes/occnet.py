@@ -38,7 +38,7 @@ def sample_occnet(signed: SignedMesh, *, rng: np.random.Generator) -> dict:
     loc, scale = occnet_frame(signed)
     to_normalized = scale * signed.scale  # OccNet's frame -> sdfkit's: the same centre
     points = (1.0 + PADDING) * (rng.random((POINTS, 3)) - 0.5)
-    inside = signed.sdf(points * to_normalized, batch=POINTS) < 0
+    inside = signed.inside(points * to_normalized)
     surface, face = sample_surface(signed.outer.vertices, signed.outer.faces, SURFACE_POINTS, rng=rng)
     return {
         "occnet/points": points.astype(np.float32),
