@@ -51,6 +51,7 @@ __all__ = [
     "outer_surface",
     "signed_distance",
     "inside",
+    "unsigned_distance",
     "winding_numbers",
     "fibonacci_directions",
 ]
@@ -522,6 +523,12 @@ def signed_distance(
         uv = result["primitive_uvs"].numpy().astype(np.float64)
         inside[near_open] = _open_side(surface, points, closest, face, uv, near_open, tolerance, rng)
     return np.where(inside, -distance, distance)
+
+
+def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Distance (n,) float64 of ``points`` (n, 3) to every face of a mesh as given (open3d's exact
+    closest points, in float32): no outer surface, no sign."""
+    return _scene(vertices, faces).compute_distance(_tensor(points)).numpy().astype(np.float64)
 
 
 def inside(surface: OuterSurface, points: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:

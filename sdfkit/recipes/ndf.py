@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from sdfkit.geometry.mesh import Mesh, compact, sample_surface
-from sdfkit.geometry.sign import _scene, _tensor
+from sdfkit.geometry.sign import unsigned_distance
 from sdfkit.recipes.deepsdf import SignedMesh
 from sdfkit.recipes.occnet import occnet_frame
 
@@ -34,12 +34,14 @@ def sample_ndf(mesh: Mesh, signed: SignedMesh, *, rng: np.random.Generator) -> d
     mesh = compact(mesh)
     loc, scale = occnet_frame(signed)
     vertices = (mesh.vertices - loc) / scale
-    scene = _scene(vertices, mesh.faces)
     out = {"ndf/loc": loc, "ndf/scale": np.float64(scale)}
+    points = []
     for sigma in SIGMAS:
         surface, _ = sample_surface(vertices, mesh.faces, SAMPLES, rng=rng)
-        points = surface + sigma * rng.normal(size=(SAMPLES, 3))
-        out[f"ndf/boundary_{sigma}/points"] = points.astype(np.float32)
-        out[f"ndf/boundary_{sigma}/df"] = scene.compute_distance(_tensor(points)).numpy().astype(np.float32)
+        points.append(surface + sigma * rng.normal(size=(SAMPLES, 3)))
+    distances = np.split(unsigned_distance(vertices, mesh.faces, np.concatenate(points)), len(SIGMAS))
+    for sigma, p, d in zip(SIGMAS, points, distances, strict=True):
+        out[f"ndf/boundary_{sigma}/points"] = p.astype(np.float32)
+        out[f"ndf/boundary_{sigma}/df"] = d.astype(np.float32)
     out["ndf/pointcloud"] = sample_surface(vertices, mesh.faces, POINT_CLOUD, rng=rng)[0].astype(np.float32)
     return out
