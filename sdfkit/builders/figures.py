@@ -77,11 +77,7 @@ def plot_shape_2d(shape: dict, path: str | Path, *, normals: int = 96) -> Path:
         ax.set_xlabel("x")
         ax.set_ylabel("y (down)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path, plt)
 
 
 def save_contact_sheet(shapes: list[dict], path: str | Path, *, columns: int = 8) -> Path:
@@ -100,11 +96,7 @@ def save_contact_sheet(shapes: list[dict], path: str | Path, *, columns: int = 8
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path, plt)
 
 
 SLICES = (("x = 0", 2, 1), ("y = 0", 0, 2), ("z = 0", 0, 1))
