@@ -2,7 +2,8 @@
 
 Meshes: ``make-shapes`` shapes (chairs, tables, airplanes with every defect, about 5-10k faces).
 Each recipe set runs the whole per-mesh step (``process_mesh``: load, outer surface, sampling,
-signs) on every mesh in this process, one thread.
+signs) on every mesh in this process, one thread; the sets take turns on each mesh, so a machine
+that speeds up or slows down during the run shifts all of them alike.
 
     OMP_NUM_THREADS=1 python benchmarks/recipes.py [--n 18]
 """
@@ -42,10 +43,9 @@ def main() -> None:
         _, meshes = find_meshes(tmp)
         jobs = [MeshJob(i, str(p)) for _, i, p in meshes]
         process_mesh(jobs[0], samples=1000, surface_samples=100, seed=0, rays=32)  # warm the imports
-        times = {}
-        for name, recipes in SETS.items():
-            times[name] = []
-            for job in jobs:
+        times = {name: [] for name in SETS}
+        for job in jobs:
+            for name, recipes in SETS.items():
                 start = time.perf_counter()
                 process_mesh(job, samples=250_000, surface_samples=30_000, seed=0, rays=32, recipes=recipes)
                 times[name].append(time.perf_counter() - start)

@@ -251,3 +251,32 @@ def test_inside_is_the_sign_of_the_signed_distance(reference, defect):
     outer = outer_surface((broken.vertices + offset) * scale, broken.faces, rng=np.random.default_rng(4))
     assert outer.closed.all() == (defect != "holes")
     np.testing.assert_array_equal(inside(outer, queries[:20000]), signed_distance(outer, queries[:20000]) < 0)
+
+
+def test_nothing_outside_the_bounding_box_is_inside():
+    """An open cup (a box without its top): points above its open top, outside the box of the
+    surface, are outside by both queries; points in the cup's hollow below the rim still follow
+    the winding number (inside: the cup is nearly closed there)."""
+    from sdfkit.geometry.sign import inside
+
+    cup = trimesh.creation.box((1.0, 1.0, 1.0))
+    top = cup.face_normals[:, 2] > 0.5
+    outer = outer_surface(np.asarray(cup.vertices), np.asarray(cup.faces)[~top], rng=np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    above = np.column_stack([rng.uniform(-0.45, 0.45, (2000, 2)), rng.uniform(0.5 + 1e-6, 0.52, 2000)])
+    assert not inside(outer, above).any()
+    assert (signed_distance(outer, above) > 0).all()
+    deep = np.column_stack([rng.uniform(-0.3, 0.3, (500, 2)), rng.uniform(-0.45, -0.3, 500)])
+    assert inside(outer, deep).all()
+
+
+def test_a_queried_surface_still_pickles():
+    """Queries cache open3d scenes on the surface; a surface sent to another process leaves them behind."""
+    import pickle
+
+    box = trimesh.creation.box((1.0, 1.0, 1.0))
+    outer = outer_surface(np.asarray(box.vertices), np.asarray(box.faces)[1:], rng=np.random.default_rng(0))
+    points = np.random.default_rng(2).uniform(-1, 1, (500, 3))
+    values = signed_distance(outer, points)
+    copy = pickle.loads(pickle.dumps(outer))
+    np.testing.assert_array_equal(signed_distance(copy, points), values)

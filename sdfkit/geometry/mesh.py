@@ -15,7 +15,7 @@ import numpy as np
 from sdfkit.errors import ShapeError
 from sdfkit.geometry.basics import deepsdf_normalization, face_areas
 
-__all__ = ["MESH_SUFFIXES", "Mesh", "load_mesh", "compact", "normalization", "sample_surface"]
+__all__ = ["MESH_SUFFIXES", "Mesh", "load_mesh", "compact", "normalization", "sample_surface", "SurfaceSampler"]
 
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 
@@ -170,19 +170,37 @@ def normalization(mesh: Mesh) -> tuple[np.ndarray, float]:
     return deepsdf_normalization(mesh.vertices[np.unique(mesh.faces)])
 
 
+class SurfaceSampler:
+    """Area-weighted uniform samples on the triangles of one mesh, the face distribution and the
+    triangles' edges computed once: recipes that draw many point sets from one surface pay for
+    them once (:func:`sample_surface` draws through one of these).
+
+    vertices : (v, 3) float, faces : (f, 3) int
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        tri = np.asarray(vertices, dtype=np.float64)[faces]
+        self.faces = np.asarray(faces)
+        self._cumulative = np.cumsum(face_areas(vertices, faces))
+        self._origin = np.ascontiguousarray(tri[:, 0])
+        self._edge1 = tri[:, 1] - tri[:, 0]
+        self._edge2 = tri[:, 2] - tri[:, 0]
+
+    def sample(self, count: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """points (count, 3) float64 and the index (count,) of the face each lies on."""
+        cumulative = self._cumulative
+        face = np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right")
+        face = np.minimum(face, len(cumulative) - 1)
+        u, v = rng.random(count), rng.random(count)
+        outside = u + v > 1.0  # fold the square onto the triangle
+        u[outside], v[outside] = 1.0 - u[outside], 1.0 - v[outside]
+        points = self._origin[face] + u[:, None] * self._edge1[face] + v[:, None] * self._edge2[face]
+        return points, face
+
+
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, *, rng: np.random.Generator):
-    """Area-weighted uniform samples on triangles.
+    """Area-weighted uniform samples on triangles (one draw of a :class:`SurfaceSampler`).
 
     returns : points (count, 3) float64 and the index (count,) of the face each lies on
     """
-    tri = vertices[faces]
-    area = face_areas(vertices, faces)
-    cumulative = np.cumsum(area)
-    face = np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right")
-    face = np.minimum(face, len(faces) - 1)
-    u, v = rng.random(count), rng.random(count)
-    outside = u + v > 1.0  # fold the square onto the triangle
-    u[outside], v[outside] = 1.0 - u[outside], 1.0 - v[outside]
-    t = tri[face]
-    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-    return points, face
+    return SurfaceSampler(vertices, faces).sample(count, rng=rng)

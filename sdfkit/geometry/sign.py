@@ -40,10 +40,12 @@ import numpy as np
 
 from sdfkit.geometry.basics import face_areas, face_normals
 
-METHOD = "parts-1"
+METHOD = "parts-2"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
 version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
-exact union, open parts by visibility (sdfkit 0.2); stores before it record none."""
+exact union, open parts by visibility (sdfkit 0.2); ``parts-2``: the same, and no point outside
+the outer surface's bounding box is inside (the winding-number estimate beside a hole's rim
+could say so); stores before parts-1 record none."""
 
 __all__ = [
     "METHOD",
@@ -111,6 +113,21 @@ class OuterSurface:
     kept: np.ndarray
     solid_vertices: np.ndarray
     solid_faces: np.ndarray
+
+    def cached(self, key: str, make):
+        """What ``make()`` returns, computed once per surface: the ray-casting scenes and the
+        pseudonormals that every query on this surface needs (several recipes query one surface).
+        Not pickled: open3d's scenes cannot be."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
 
 def outer_surface(
@@ -486,7 +503,8 @@ def winding_numbers(
     points = np.asarray(points, dtype=np.float64)
     if len(points) == 0:
         return np.zeros(0)
-    scene = scene if scene is not None else _scene(surface.vertices, surface.faces)
+    if scene is None:
+        scene = surface.cached("scene", lambda: _scene(surface.vertices, surface.faces))
     face_n = face_normals(surface.vertices, surface.faces, unit=False)
     total = np.zeros(len(points) * rays)
     base = fibonacci_directions(rays)
@@ -509,20 +527,42 @@ def signed_distance(
 ) -> np.ndarray:
     """Signed distance (n,) float64 of ``points`` (n, 3) to an outer surface, negative inside."""
     points = np.asarray(points, dtype=np.float64)
-    scene = _scene(surface.vertices, surface.faces)
-    result = scene.compute_closest_points(_tensor(points))
-    closest = result["points"].numpy().astype(np.float64)
-    face = result["primitive_ids"].numpy().astype(np.int64)
+    closest, face, uv = _closest(surface, points)
     distance = np.linalg.norm(points - closest, axis=1)
-    inside = np.zeros(len(points), dtype=bool)
-    if len(surface.solid_faces):
-        inside = _occupancy(_scene(surface.solid_vertices, surface.solid_faces), points)
-    # closest to an open face and outside the closed union: the open part decides
-    near_open = ~surface.closed[face] & ~inside
+    inside = _inside_solid(surface, points)
+    # closest to an open face, outside the closed union and inside the surface's bounding box
+    # (nothing outside it is enclosed): the open part decides
+    near_open = ~surface.closed[face] & ~inside & _in_box(surface, points)
     if near_open.any():
-        uv = result["primitive_uvs"].numpy().astype(np.float64)
         inside[near_open] = _open_side(surface, points, closest, face, uv, near_open, tolerance, rng)
     return np.where(inside, -distance, distance)
+
+
+def _closest(surface: OuterSurface, points: np.ndarray):
+    """Closest points (n, 3) float64 on the outer surface, their faces (n,) and barycentric uv (n, 2)."""
+    scene = surface.cached("scene", lambda: _scene(surface.vertices, surface.faces))
+    result = scene.compute_closest_points(_tensor(points))
+    return (
+        result["points"].numpy().astype(np.float64),
+        result["primitive_ids"].numpy().astype(np.int64),
+        result["primitive_uvs"].numpy().astype(np.float64),
+    )
+
+
+def _in_box(surface: OuterSurface, points: np.ndarray) -> np.ndarray:
+    """(n,) bool: within the bounding box of the outer surface (a point outside it sees the whole
+    surface from one side, so neither a closed part nor the winding number encloses it)."""
+    low, high = surface.vertices.min(axis=0), surface.vertices.max(axis=0)
+    margin = 1e-9 * float(np.max(high - low))
+    return np.all((points >= low - margin) & (points <= high + margin), axis=1)
+
+
+def _inside_solid(surface: OuterSurface, points: np.ndarray) -> np.ndarray:
+    """(n,) bool: inside the union of the closed parts (ray parity); all False without one."""
+    if len(surface.solid_faces) == 0:
+        return np.zeros(len(points), dtype=bool)
+    scene = surface.cached("solid_scene", lambda: _scene(surface.solid_vertices, surface.solid_faces))
+    return _occupancy(scene, points)
 
 
 def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -532,13 +572,21 @@ def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarra
 
 
 def inside(surface: OuterSurface, points: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Whether ``points`` (n, 3) are inside (n,) bool: the sign of :func:`signed_distance`, without
-    the distances when the mesh has closed parts only (ray parity on their union is the whole
-    answer then)."""
+    """Whether ``points`` (n, 3) are inside (n,) bool: the sign of :func:`signed_distance`, with
+    no distance computed where none is needed: points inside the closed union are inside (ray
+    parity), and only the others look for their closest face (none do when every part is closed)."""
     points = np.asarray(points, dtype=np.float64)
+    result = _inside_solid(surface, points)
     if len(surface.solid_faces) and surface.closed.all():
-        return _occupancy(_scene(surface.solid_vertices, surface.solid_faces), points)
-    return signed_distance(surface, points, rng=rng) < 0
+        return result
+    rest = np.nonzero(~result & _in_box(surface, points))[0]  # nothing outside the box is enclosed
+    if len(rest) == 0:
+        return result
+    closest, face, uv = _closest(surface, points[rest])
+    near_open = ~surface.closed[face]
+    if near_open.any():
+        result[rest[near_open]] = _open_side(surface, points[rest], closest, face, uv, near_open, 1e-4, rng)
+    return result
 
 
 def _open_side(surface, points, closest, face, uv, which, tolerance, rng) -> np.ndarray:
@@ -546,8 +594,7 @@ def _open_side(surface, points, closest, face, uv, which, tolerance, rng) -> np.
     idx = np.nonzero(which)[0]
     face = face[idx]
     weights = np.stack([1.0 - uv[idx, 0] - uv[idx, 1], uv[idx, 0], uv[idx, 1]], axis=1)  # of the 3 corners
-    edge_id, edge_faces = _edges(surface.faces)
-    face_n, edge_n, vertex_n = _pseudonormals(surface.vertices, surface.faces, edge_id)
+    edge_id, edge_faces, face_n, edge_n, vertex_n = surface.cached("pseudonormals", lambda: _rim_structure(surface))
     normal = face_n[face].copy()
     small = weights < tolerance
     on_edge = small.sum(axis=1) == 1
@@ -573,10 +620,17 @@ def _open_side(surface, points, closest, face, uv, which, tolerance, rng) -> np.
     rim = on_edge & boundary[face, (np.argmax(small, axis=1) + 1) % 3]
     doubtful = (surface.two_sided[face] | (rim & tangent)) & ~sheet
     if doubtful.any():
-        open_faces = ~surface.closed
-        part = OuterSurface(surface.vertices, surface.faces[open_faces], *_OPEN_REST)
+        part = surface.cached(
+            "open_part", lambda: OuterSurface(surface.vertices, surface.faces[~surface.closed], *_OPEN_REST)
+        )
         inside[doubtful] = winding_numbers(part, points[idx[doubtful]], rng=rng) > 0.5
     return inside
+
+
+def _rim_structure(surface: OuterSurface):
+    """Edge ids and face counts (:func:`_edges`) and pseudonormals (:func:`_pseudonormals`) of a surface."""
+    edge_id, edge_faces = _edges(surface.faces)
+    return (edge_id, edge_faces, *_pseudonormals(surface.vertices, surface.faces, edge_id))
 
 
 _OPEN_REST = (np.zeros(0, dtype=bool),) * 4 + _NONE

@@ -7,12 +7,13 @@ unit ball. Sign convention: negative inside.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from sdfkit.errors import ShapeError
 from sdfkit.geometry.basics import face_normals
-from sdfkit.geometry.mesh import Mesh, compact, normalization, sample_surface
+from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact, normalization
 from sdfkit.geometry.sign import OuterSurface, inside, outer_surface, signed_distance
 
 __all__ = ["MeshSamples", "SignedMesh", "signed_mesh", "sample_mesh", "sample_test", "near_surface_points"]
@@ -79,6 +80,11 @@ class SignedMesh:
     """(3,) float64: the size of the bounding box of the vertices faces use, raw units (the
     box whose centre is ``-offset``)."""
 
+    @cached_property
+    def sampler(self) -> SurfaceSampler:
+        """Area-weighted samples of the outer surface (normalized frame), shared by the recipes."""
+        return SurfaceSampler(self.outer.vertices, self.outer.faces)
+
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Whether ``points`` (n, 3) of the normalized frame are inside: (n,) bool, the sign of
         :meth:`sdf` (cheaper: no distances when the mesh is made of closed parts only)."""
@@ -125,10 +131,10 @@ def sample_mesh(
     """
     signed = mesh if isinstance(mesh, SignedMesh) else signed_mesh(mesh, rays=rays, rng=rng)
     outer, offset, scale = signed.outer, signed.offset, signed.scale
-    points, face = sample_surface(outer.vertices, outer.faces, surface_samples, rng=rng)
+    points, face = signed.sampler.sample(surface_samples, rng=rng)
     normals = face_normals(outer.vertices, outer.faces[face])
     # the SDF queries perturb fresh surface points, independent of the stored ones
-    base, _ = sample_surface(outer.vertices, outer.faces, max(samples, 1), rng=rng)
+    base, _ = signed.sampler.sample(max(samples, 1), rng=rng)
     queries = near_surface_points(base, samples, rng=rng)
     values = signed.sdf(queries, batch=max(samples, 1))
     return MeshSamples(
@@ -145,6 +151,6 @@ def sample_test(signed: SignedMesh, *, count: int = TEST_SAMPLES, rng: np.random
     """DeepSDF's test recipe (``deepsdf-test``): ``count`` query points with the wider variance
     0.05 (half of the near ones) and 0.0005, their signed distances. Returns points (count, 3) and
     values (count,) float32, normalized frame, shuffled."""
-    base, _ = sample_surface(signed.outer.vertices, signed.outer.faces, max(count, 1), rng=rng)
+    base, _ = signed.sampler.sample(max(count, 1), rng=rng)
     queries = near_surface_points(base, count, rng=rng, variances=TEST_VARIANCES)
     return queries.astype(np.float32), signed.sdf(queries, batch=max(count, 1)).astype(np.float32)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdfkit.geometry.mesh import Mesh, compact, sample_surface
+from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact
 from sdfkit.geometry.sign import unsigned_distance
 from sdfkit.recipes.deepsdf import SignedMesh
 from sdfkit.recipes.occnet import occnet_frame
@@ -35,13 +35,14 @@ def sample_ndf(mesh: Mesh, signed: SignedMesh, *, rng: np.random.Generator) -> d
     loc, scale = occnet_frame(signed)
     vertices = (mesh.vertices - loc) / scale
     out = {"ndf/loc": loc, "ndf/scale": np.float64(scale)}
+    sampler = SurfaceSampler(vertices, mesh.faces)
     points = []
     for sigma in SIGMAS:
-        surface, _ = sample_surface(vertices, mesh.faces, SAMPLES, rng=rng)
+        surface, _ = sampler.sample(SAMPLES, rng=rng)
         points.append(surface + sigma * rng.normal(size=(SAMPLES, 3)))
     distances = np.split(unsigned_distance(vertices, mesh.faces, np.concatenate(points)), len(SIGMAS))
     for sigma, p, d in zip(SIGMAS, points, distances, strict=True):
         out[f"ndf/boundary_{sigma}/points"] = p.astype(np.float32)
         out[f"ndf/boundary_{sigma}/df"] = d.astype(np.float32)
-    out["ndf/pointcloud"] = sample_surface(vertices, mesh.faces, POINT_CLOUD, rng=rng)[0].astype(np.float32)
+    out["ndf/pointcloud"] = sampler.sample(POINT_CLOUD, rng=rng)[0].astype(np.float32)
     return out

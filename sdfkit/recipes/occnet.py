@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from sdfkit.geometry.basics import face_normals
-from sdfkit.geometry.mesh import sample_surface
 from sdfkit.recipes.deepsdf import SignedMesh
 
 __all__ = ["POINTS", "SURFACE_POINTS", "PADDING", "occnet_frame", "sample_occnet"]
@@ -39,7 +38,7 @@ def sample_occnet(signed: SignedMesh, *, rng: np.random.Generator) -> dict:
     to_normalized = scale * signed.scale  # OccNet's frame -> sdfkit's: the same centre
     points = (1.0 + PADDING) * (rng.random((POINTS, 3)) - 0.5)
     inside = signed.inside(points * to_normalized)
-    surface, face = sample_surface(signed.outer.vertices, signed.outer.faces, SURFACE_POINTS, rng=rng)
+    surface, face = signed.sampler.sample(SURFACE_POINTS, rng=rng)
     return {
         "occnet/points": points.astype(np.float32),
         "occnet/occupancies": inside.astype(np.uint8),
