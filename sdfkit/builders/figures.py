@@ -189,6 +189,24 @@ def plot_renders(shape: dict, path: str | Path, *, views: int = 8) -> Path:
     return _save(fig, path, plt)
 
 
+def plot_mesh_rows(rows: list[np.ndarray], labels: list[str], path: str | Path, *, title: str = "") -> Path:
+    """Save rows of grey renders (each (V, H, W) uint8), one labelled row per mesh."""
+    plt = _pyplot()
+    count = len(rows[0])
+    fig, axes = plt.subplots(len(rows), count, figsize=(2.6 * count, 2.7 * len(rows)), dpi=100, squeeze=False)
+    for r, (images, label) in enumerate(zip(rows, labels, strict=True)):
+        for v in range(count):
+            ax = axes[r, v]
+            ax.imshow(images[v], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if v == 0:
+                ax.set_ylabel(label)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
 def _save(fig, path, plt) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -523,9 +523,15 @@ def winding_numbers(
 
 
 def signed_distance(
-    surface: OuterSurface, points: np.ndarray, *, tolerance: float = 1e-4, rng: np.random.Generator | None = None
-) -> np.ndarray:
-    """Signed distance (n,) float64 of ``points`` (n, 3) to an outer surface, negative inside."""
+    surface: OuterSurface,
+    points: np.ndarray,
+    *,
+    tolerance: float = 1e-4,
+    rng: np.random.Generator | None = None,
+    return_face: bool = False,
+):
+    """Signed distance (n,) float64 of ``points`` (n, 3) to an outer surface, negative inside;
+    with ``return_face``, also the index (n,) of the surface face each point is closest to."""
     points = np.asarray(points, dtype=np.float64)
     closest, face, uv = _closest(surface, points)
     distance = np.linalg.norm(points - closest, axis=1)
@@ -535,7 +541,8 @@ def signed_distance(
     near_open = ~surface.closed[face] & ~inside & _in_box(surface, points)
     if near_open.any():
         inside[near_open] = _open_side(surface, points, closest, face, uv, near_open, tolerance, rng)
-    return np.where(inside, -distance, distance)
+    values = np.where(inside, -distance, distance)
+    return (values, face) if return_face else values
 
 
 def _closest(surface: OuterSurface, points: np.ndarray):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,14 @@ _ARRAYS = {
         "norm/offset": ("float64", "float32"),
         "norm/scale": ("float64", "float32"),
         "camera/intrinsics": "float32",
+    },
+    "watertight": {
+        "norm/offset": "float64",
+        "norm/scale": "float64",
+        "report/input": "str",
+        "report/output": "str",
+        "report/faces": "int64",
+        "report/hausdorff": "float64",
     },
 }
 _META = {
@@ -371,10 +380,21 @@ def _geometry_voxels(rows: dict, ok: np.ndarray, start: int, ids, report) -> Non
             c.fail(f"{ids[start + row]}: occupancy disagrees with the sign of voxels/sdf")
 
 
+def _geometry_watertight(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
+    """Every mesh the report calls written is there (local files)."""
+    c = report.check("watertight meshes")
+    for row in np.nonzero(ok)[0]:
+        c.checked += 1
+        output = str(rows["report/output"][row]) if "report/output" in rows else ""
+        if "://" not in output and not Path(output).is_file():
+            c.fail(f"{ids[start + row]}: its mesh {output} is missing")
+
+
 _GEOMETRY: dict[str, Callable] = {
     "shapenet": _geometry_shapenet,
     "mnist": _geometry_mnist,
     "renders": _geometry_renders,
+    "watertight": _geometry_watertight,
 }
 
 

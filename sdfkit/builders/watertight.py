@@ -1,0 +1,434 @@
+"""Watertight, manifold meshes from broken ones, with a fidelity report (``sdfkit watertight``).
+
+Each mesh is normalized and signed exactly as ``prepare-shapenet`` does it (the same function and
+random stream: :func:`sdfkit.recipes.deepsdf.signed_mesh`), so the watertight mesh is the zero
+level set of the signed distance the store's samples carry: holes closed as the signs close them,
+interior parts, inner sheets and the inner copy of double walls gone, flipped faces and soups
+outward. The level set is taken at 0, not at an offset (nothing thickens), on a sparse grid of
+``resolution`` cells along the shape's longest side (:func:`sdfkit.geometry.watertight.level_set`:
+only the cells near the surface are evaluated, so 1024 needs no dense grid).
+
+Open sheets (a wing modelled as one surface: it encloses nothing, its SDF is positive on both
+sides) have no sign change to mesh; where the closest face is a sheet the field is lowered by half
+a cell, so a sheet becomes a closed plate one cell thick centred on it (``sheets=False`` drops
+them instead). Thin closed parts thinner than a cell can be lost; the report measures how much.
+
+Output: one mesh per input, at the input's path relative to the source root, under the output
+folder, written atomically (a temporary name, then renamed). Frame ``input`` (the mesh's own
+coordinates), ``deepsdf`` (sdfkit's normalized frame) or ``occnet`` (bounding box centred, longest
+side 1). The report is a store of kind ``watertight`` (one row per mesh: the checks of the file as
+read back, distances, time; failures with their reason) made through the common pipeline, so a run
+resumes, runs in parallel or on Dask like ``prepare-shapenet``; distances are in the normalized
+frame, in which the shape fits the unit ball.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from sdfkit.errors import InputError, ShapeError
+from sdfkit.geometry.basics import shape_rng
+from sdfkit.store.format import ArraySpec
+
+__all__ = [
+    "FRAMES",
+    "FORMATS",
+    "CHECKS",
+    "WatertightConfig",
+    "WatertightJob",
+    "watertight_mesh",
+    "mesh_checks",
+    "process_watertight",
+    "prepare_watertight",
+    "report_rows",
+    "report_paths",
+    "plot_before_after",
+]
+
+FRAMES = ("input", "deepsdf", "occnet")
+FORMATS = ("same", "obj", "ply", "off", "stl")
+SHARD_SIZE = 16
+PAD = 2
+"""Grid cells of margin around the shape's bounding box (the outermost nodes must be outside)."""
+CHECKS = (
+    "trimesh_watertight",
+    "trimesh_winding",
+    "o3d_edge_manifold",
+    "o3d_vertex_manifold",
+    "o3d_orientable",
+)
+"""Yes/no checks of each output, as read back from its file (trimesh and open3d)."""
+NUMBERS = (
+    ("vertices", "int64", -1),
+    ("faces", "int64", -1),
+    ("components", "int64", -1),
+    ("volume", "float64", np.nan),
+    ("cell", "float64", np.nan),
+    ("chamfer_l2", "float64", np.nan),
+    ("mean_distance", "float64", np.nan),
+    ("hausdorff", "float64", np.nan),
+    ("thin_lost", "float64", np.nan),
+    ("evaluated", "int64", -1),
+    ("seconds", "float64", np.nan),
+)
+
+
+@dataclass(frozen=True)
+class WatertightConfig:
+    resolution: int = 256
+    """Grid cells along the longest side of the shape's bounding box."""
+    frame: str = "input"
+    """Coordinates of the written meshes: ``input``, ``deepsdf`` or ``occnet``."""
+    format: str = "same"
+    """File format: ``same`` (the input's, or obj for glb/gltf), obj, ply, off or stl."""
+    name: str | None = None
+    """Write each mesh under this file name in its folder (e.g. ``isosurf.off``) instead of the input's."""
+    sheets: bool = True
+    """Keep open sheets as plates one cell thick (else they vanish: nothing to close)."""
+    largest_component: bool = False
+    """Keep only the component of largest volume."""
+    seed: int = 0
+    """As prepare-shapenet's ``--seed``: the same outer surface."""
+    rays: int = 32
+    report_points: int = 30_000
+    """Points sampled on each surface for the distances of the report."""
+
+    def __post_init__(self):
+        if not 16 <= self.resolution <= 2048:
+            raise InputError(f"--resolution must be between 16 and 2048, not {self.resolution}")
+        if self.frame not in FRAMES:
+            raise InputError(f"unknown frame {self.frame!r}; choose from {', '.join(FRAMES)}")
+        if self.format not in FORMATS:
+            raise InputError(f"unknown format {self.format!r}; choose from {', '.join(FORMATS)}")
+        if self.name is not None and (not self.name or "/" in self.name or Path(self.name).suffix[1:] not in FORMATS):
+            raise InputError(f"--name must be a file name ending in .obj, .ply, .off or .stl, not {self.name!r}")
+
+
+@dataclass(frozen=True)
+class WatertightJob:
+    id: str
+    path: str
+    output: str
+    """The file to write."""
+
+
+def watertight_mesh(signed, config: WatertightConfig, *, rng: np.random.Generator):
+    """The watertight mesh of a signed mesh (:class:`sdfkit.recipes.deepsdf.SignedMesh`), in its
+    normalized frame: vertices (v, 3) float64, faces (f, 3) int64 outward, the grid's cell size
+    and the field evaluations spent."""
+    from sdfkit.geometry.basics import face_areas
+    from sdfkit.geometry.sign import signed_distance
+    from sdfkit.geometry.watertight import level_set
+
+    outer = signed.outer
+    low, high = outer.vertices.min(axis=0), outer.vertices.max(axis=0)
+    cell = float(np.max(high - low)) / (config.resolution - 2 * PAD)
+    shape = np.maximum(np.ceil((high - low) / cell).astype(np.int64), 1) + 2 * PAD
+    # the box's centre on a node: a flat shape's sheet lies on nodes, its plate's faces between them
+    origin = (low + high) / 2 - cell * (shape // 2)
+    sheet = outer.sheet if config.sheets else np.zeros(len(outer.faces), dtype=bool)
+
+    def field(points: np.ndarray) -> np.ndarray:
+        out = np.empty(len(points))
+        step = 1 << 19  # points per query: bounded memory
+        for s in range(0, len(points), step):
+            values, face = signed_distance(outer, points[s : s + step], return_face=True)
+            out[s : s + len(values)] = np.where(sheet[face], values - cell / 2, values)
+        return out
+
+    area = float(face_areas(outer.vertices, outer.faces).sum())
+    seeds, _ = signed.sampler.sample(int(np.clip(area / cell**2, 1_000, 20_000_000)), rng=rng)
+    result = level_set(field, origin=origin, cell=cell, shape=tuple(int(s) for s in shape), seeds=seeds)
+    vertices, faces = result.vertices, result.faces
+    if config.largest_component:
+        vertices, faces = _largest_component(vertices, faces)
+    return vertices, faces, cell, result.evaluated
+
+
+def _components(faces: np.ndarray, vertex_count: int) -> tuple[int, np.ndarray]:
+    """Connected components of faces sharing vertices: their number and each face's label."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(faces)
+    # the bipartite graph of faces (nodes 0..n-1) and vertices (n..): faces meet through vertices
+    rows, cols = np.repeat(np.arange(n), 3), n + faces.reshape(-1)
+    graph = coo_matrix((np.ones(3 * n), (rows, cols)), shape=(n + vertex_count,) * 2)
+    _, labels = connected_components(graph, directed=False)
+    used, label = np.unique(labels[:n], return_inverse=True)
+    return len(used), label
+
+
+def _largest_component(vertices, faces):
+    _, label = _components(faces, len(vertices))
+    tri = vertices[faces]
+    volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
+    keep = label == np.argmax(np.bincount(label, weights=volume))
+    used, kept = np.unique(faces[keep], return_inverse=True)
+    return vertices[used], kept.reshape(-1, 3)
+
+
+def _suffix(job_path: str, config: WatertightConfig) -> str:
+    if config.name:
+        return Path(config.name).suffix
+    if config.format != "same":
+        return f".{config.format}"
+    suffix = Path(job_path).suffix.lower()
+    return suffix if suffix in (".obj", ".ply", ".off", ".stl") else ".obj"
+
+
+def output_path(path: Path, root: Path, out_dir: Path, config: WatertightConfig) -> Path:
+    """Where the watertight mesh of ``path`` goes: its place under ``root``, under ``out_dir``."""
+    relative = Path(path.name) if root.is_file() else path.relative_to(root)
+    name = config.name or relative.with_suffix(_suffix(str(path), config)).name
+    return out_dir / relative.parent / name
+
+
+def mesh_checks(path: str | Path) -> dict:
+    """trimesh's and open3d's verdicts on a mesh file as read back (STL's vertices merged: the
+    format cannot share them). Returns the :data:`CHECKS` as bools, and vertices, faces,
+    components and volume of what was read."""
+    import open3d as o3d
+    import trimesh
+
+    mesh = trimesh.load(path, force="mesh", process=False)
+    if str(path).lower().endswith(".stl"):
+        mesh.merge_vertices()
+    vertices, faces = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+    o3d_mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces))
+    components, _ = _components(faces, len(vertices)) if len(faces) else (0, None)
+    return {
+        "trimesh_watertight": bool(mesh.is_watertight),
+        "trimesh_winding": bool(mesh.is_winding_consistent),
+        "o3d_edge_manifold": bool(o3d_mesh.is_edge_manifold(allow_boundary_edges=False)),
+        "o3d_vertex_manifold": bool(o3d_mesh.is_vertex_manifold()),
+        "o3d_orientable": bool(o3d_mesh.is_orientable()),
+        "vertices": len(vertices),
+        "faces": len(faces),
+        "components": int(components),
+        "volume": float(mesh.volume) if len(faces) else 0.0,
+    }
+
+
+def _to_frame(vertices: np.ndarray, signed, frame: str) -> np.ndarray:
+    """Normalized vertices into the output frame."""
+    if frame == "deepsdf":
+        return vertices
+    raw = vertices / signed.scale - signed.offset
+    if frame == "input":
+        return raw
+    return (raw + signed.offset) / float(np.max(signed.extent))  # occnet: box centred, longest side 1
+
+
+def _write(vertices, faces, path: Path) -> None:
+    """Write atomically: a temporary name in the same folder, then a rename."""
+    import trimesh
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial_path = path.with_name(f".{path.name}.partial{path.suffix}")
+    trimesh.Trimesh(vertices, faces, process=False).export(partial_path)
+    os.replace(partial_path, path)
+
+
+def process_watertight(job: WatertightJob, config: WatertightConfig) -> dict:
+    """Make, write and check one watertight mesh; the report row."""
+    from sdfkit.geometry.mesh import load_mesh
+    from sdfkit.geometry.sign import unsigned_distance
+    from sdfkit.recipes.deepsdf import signed_mesh
+
+    start = time.perf_counter()
+    mesh = load_mesh(job.path)
+    signed = signed_mesh(mesh, rays=config.rays, rng=shape_rng(config.seed, job.id))
+    vertices, faces, cell, evaluated = watertight_mesh(signed, config, rng=shape_rng(config.seed, job.id, 6))
+    output = Path(job.output)
+    _write(_to_frame(vertices, signed, config.frame), faces, output)
+    seconds = time.perf_counter() - start
+    checks = mesh_checks(output)
+    if checks["faces"] != len(faces):
+        raise ShapeError(f"{output}: read back {checks['faces']} faces of the {len(faces)} written")
+    # distances both ways, point to surface, in the normalized frame
+    from sdfkit.geometry.mesh import sample_surface
+
+    rng = shape_rng(config.seed, job.id, 7)
+    on_output, _ = sample_surface(vertices, faces, config.report_points, rng=rng)
+    on_input, _ = signed.sampler.sample(config.report_points, rng=rng)
+    to_input = unsigned_distance(signed.outer.vertices, signed.outer.faces, on_output)
+    to_output = unsigned_distance(vertices, faces, on_input)
+    row = {f"report/{name}": np.uint8(checks[name]) for name in CHECKS}
+    row |= {
+        "report/input": str(job.path),
+        "report/output": str(output),
+        "report/vertices": checks["vertices"],
+        "report/faces": checks["faces"],
+        "report/components": checks["components"],
+        "report/volume": _volume(vertices, faces),
+        "report/cell": cell,
+        "report/chamfer_l2": float(np.mean(to_input**2) + np.mean(to_output**2)),
+        "report/mean_distance": float((to_input.mean() + to_output.mean()) / 2),
+        "report/hausdorff": float(max(to_input.max(), to_output.max())),
+        "report/thin_lost": float(np.mean(to_output > cell)),
+        "report/evaluated": evaluated,
+        "report/seconds": seconds,
+        "norm/offset": signed.offset,
+        "norm/scale": np.float64(signed.scale),
+    }
+    return row
+
+
+def _volume(vertices, faces) -> float:
+    tri = vertices[faces]
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+
+
+def array_specs() -> list[ArraySpec]:
+    nan = float("nan")
+    specs = [ArraySpec(f"report/{name}", (), "uint8", 0) for name in CHECKS]
+    specs += [ArraySpec("report/input", (), "str", ""), ArraySpec("report/output", (), "str", "")]
+    specs += [ArraySpec(f"report/{name}", (), dtype, fill) for name, dtype, fill in NUMBERS]
+    specs += [ArraySpec("norm/offset", (3,), "float64", nan), ArraySpec("norm/scale", (), "float64", nan)]
+    return specs
+
+
+def report_paths(out_dir: str | Path) -> tuple[Path, Path]:
+    """The report store and JSON-lines file of an output folder: beside it (a folder inside it
+    would look like a category to the projects' own scripts)."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f"{out_dir.name}.report.zarr"), out_dir.with_name(f"{out_dir.name}.report.jsonl")
+
+
+def prepare_watertight(
+    root: str | Path,
+    out_dir: str | Path,
+    config: WatertightConfig = WatertightConfig(),  # noqa: B008 - frozen, never mutated
+    *,
+    split_files: Sequence[str | Path] = (),
+    synsets: Sequence[str] | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """Make the watertight meshes of a mesh tree (resumable); returns the
+    :class:`~sdfkit.pipeline.RunSummary` of its report store."""
+    from sdfkit.pipeline import Plan, build_store
+    from sdfkit.sources.shapenet import ShapenetConfig, plan_shapenet
+
+    root, out_dir = Path(root), Path(out_dir).absolute()
+    if not root.exists():
+        raise InputError(f"{root}: no such folder or file; give a ShapeNet tree, a folder of meshes or a mesh")
+    if root.is_dir() and (out_dir == root.absolute() or root.absolute() in out_dir.parents):
+        # the next run's scan of ROOT would take the outputs for new meshes
+        raise InputError(f"{out_dir}: inside the source folder {root}; choose an output folder outside it")
+    metas, mesh_jobs, info = plan_shapenet(
+        root, ShapenetConfig(synsets=tuple(synsets) if synsets else None), split_files
+    )
+    jobs = [WatertightJob(j.id, j.path, str(output_path(Path(j.path), root, out_dir, config))) for j in mesh_jobs]
+    store, _ = report_paths(out_dir)
+    plan = Plan(
+        kind="watertight",
+        metas=metas,
+        jobs=jobs,
+        process=partial(process_watertight, config=config),
+        specs=array_specs(),
+        parameters=asdict(config) | {"output": str(out_dir)},
+        source={**info, "name": "watertight"},
+        shard_size=SHARD_SIZE,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = build_store(
+        plan, store, workers=workers, scheduler=scheduler, isolate=True, overwrite=overwrite, progress=progress
+    )
+    write_jsonl(store)
+    return summary
+
+
+def report_rows(store: str | Path) -> list[dict]:
+    """One dict per mesh of a ``watertight`` report store: id, status, error and the report's values."""
+    from sdfkit.store.format import STATUS_OK, open_store
+
+    group = open_store(store)
+    status = group["meta/status"][:]
+    columns = {"id": group["meta/id"][:], "error": group["meta/error"][:]}
+    names = [f"report/{n}" for n in (*CHECKS, "input", "output", *[n for n, _, _ in NUMBERS])]
+    columns |= {name.removeprefix("report/"): group[name][:] for name in names}
+    rows = []
+    for k in range(len(status)):
+        row = {"id": str(columns["id"][k]), "ok": bool(status[k] == STATUS_OK), "error": str(columns["error"][k])}
+        if row["ok"]:
+            for name in names:
+                key = name.removeprefix("report/")
+                value = columns[key][k]
+                row[key] = (
+                    bool(value) if key in CHECKS else (str(value) if key in ("input", "output") else value.item())
+                )
+        rows.append(row)
+    return rows
+
+
+def write_jsonl(store: str | Path) -> Path:
+    """The report as JSON lines beside the store (written to a temporary name, then renamed)."""
+    store = Path(store)
+    path = store.with_name(store.name.removesuffix(".zarr") + ".jsonl")
+    partial_path = path.with_name(f".{path.name}.partial")
+    with open(partial_path, "w") as f:
+        for row in report_rows(store):
+            f.write(json.dumps(row) + "\n")
+    os.replace(partial_path, path)
+    return path
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Counts and medians of a report: what the command prints at the end."""
+    ok = [r for r in rows if r["ok"]]
+    both = [r for r in ok if all(r[c] for c in CHECKS)]
+    out = {"meshes": len(rows), "ok": len(ok), "failed": len(rows) - len(ok), "watertight_both": len(both)}
+    for key in ("seconds", "faces", "components", "chamfer_l2", "mean_distance", "hausdorff", "thin_lost"):
+        values = np.array([r[key] for r in ok], dtype=np.float64)
+        out[key] = {"median": float(np.median(values)), "max": float(values.max())} if len(values) else None
+    # in cells of each mesh's grid, the unit the targets are set in
+    for key in ("mean_distance", "hausdorff"):
+        values = np.array([r[key] / r["cell"] for r in ok], dtype=np.float64)
+        out[f"{key}_cells"] = {"median": float(np.median(values)), "max": float(values.max())} if len(values) else None
+    return out
+
+
+def plot_before_after(shape: dict, path: str | Path, *, views: int = 4, size: int = 256) -> Path:
+    """A PNG of one report row: the input mesh as given (top) and its watertight mesh (bottom)
+    from ``views`` cameras, both in the normalized frame, with the row's numbers in the title."""
+    from sdfkit.builders.figures import plot_mesh_rows
+    from sdfkit.builders.render import RenderConfig, camera_poses, check_renderer, render_mesh_views_shaded
+    from sdfkit.geometry.mesh import load_mesh
+
+    if shape["status"] != 1:
+        raise InputError(f"shape {shape['id']} failed ({shape['error']}); nothing to draw")
+    check_renderer()
+    offset, scale = np.asarray(shape["norm/offset"], np.float64), float(shape["norm/scale"])
+    before = load_mesh(str(shape["report/input"]))
+    after = load_mesh(str(shape["report/output"]))
+    frame = shape.get("parameters", {}).get("frame", "input")
+    config = RenderConfig(views=views, size=size)
+    poses = camera_poses(config, shape["id"])
+    rows = [render_mesh_views_shaded((before.vertices + offset) * scale, before.faces, poses, config)]
+    vertices = after.vertices
+    if frame == "input":
+        vertices = (vertices + offset) * scale
+    elif frame == "occnet":
+        raw = vertices * float(np.max(np.ptp(before.vertices[np.unique(before.faces)], axis=0))) - offset
+        vertices = (raw + offset) * scale
+    rows.append(render_mesh_views_shaded(vertices, after.faces, poses, config))
+    watertight = all(bool(shape[f"report/{c}"]) for c in CHECKS)
+    title = (
+        f"{shape['id']}: input ({len(before.faces)} faces) above, watertight ({len(after.faces)} faces, "
+        f"{'closed and manifold' if watertight else 'NOT closed and manifold'}) below; "
+        f"Hausdorff {float(shape['report/hausdorff']) / float(shape['report/cell']):.2f} cells, "
+        f"thin parts lost {100 * float(shape['report/thin_lost']):.2f}%"
+    )
+    return plot_mesh_rows(rows, ["input", "watertight"], path, title=title)
