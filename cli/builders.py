@@ -230,6 +230,9 @@ def render_command(
     metavar="ADDR",
     help="Run on a Dask cluster (tcp://host:port; env DASK_SCHEDULER_ADDRESS).",
 )
+@click.option(
+    "--shard-size", type=click.IntRange(min=1), default=16, help="Meshes per shard of the report (one task each)."
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero if any mesh failed or is not watertight by both checks.")
 @overwrite_option("Replace a report (and its meshes) made with other parameters.")
 def watertight_command(
@@ -246,6 +249,7 @@ def watertight_command(
     seed,
     workers,
     scheduler,
+    shard_size,
     strict,
     overwrite,
 ):
@@ -294,6 +298,7 @@ def watertight_command(
         workers=workers or _default_workers(),
         scheduler=scheduler,
         overwrite=overwrite,
+        shard_size=shard_size,
         progress=_progress_bar("watertight"),
     )
     _print_summary("watertight", summary)

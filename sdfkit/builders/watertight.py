@@ -46,6 +46,7 @@ __all__ = [
     "WatertightJob",
     "watertight_mesh",
     "mesh_checks",
+    "drop_enclosed",
     "process_watertight",
     "prepare_watertight",
     "report_rows",
@@ -147,7 +148,7 @@ def watertight_mesh(signed, config: WatertightConfig, *, rng: np.random.Generato
     area = float(face_areas(outer.vertices, outer.faces).sum())
     seeds, _ = signed.sampler.sample(int(np.clip(area / cell**2, 1_000, 20_000_000)), rng=rng)
     result = level_set(field, origin=origin, cell=cell, shape=tuple(int(s) for s in shape), seeds=seeds)
-    vertices, faces = result.vertices, result.faces
+    vertices, faces = drop_enclosed(result.vertices, result.faces, cell)
     if config.largest_component:
         vertices, faces = _largest_component(vertices, faces)
     return vertices, faces, cell, result.evaluated
@@ -165,6 +166,36 @@ def _components(faces: np.ndarray, vertex_count: int) -> tuple[int, np.ndarray]:
     _, labels = connected_components(graph, directed=False)
     used, label = np.unique(labels[:n], return_inverse=True)
     return len(used), label
+
+
+def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the components that are cavities or lie inside another component: the outer surface
+    encloses no cavity, so a closed shell inside the solid is a pocket of wrong signs (beside a
+    hole's rim the sign estimate can fail deep inside a part), not part of the shape. A cavity's
+    shell faces inwards (negative volume); a solid component is inside another when three points
+    just outside three of its faces are inside the rest (ray parity on the whole mesh: a point
+    just outside a closed shell crosses it an even number of times)."""
+    from sdfkit.geometry.basics import face_normals
+    from sdfkit.geometry.sign import _occupancy, _scene
+
+    count, label = _components(faces, len(vertices))
+    if count < 2:
+        return vertices, faces
+    tri = vertices[faces]
+    volume = np.bincount(label, weights=np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0)
+    normal = face_normals(vertices, faces)
+    # three faces per component: its first, middle and last in face order
+    order = np.argsort(label, kind="stable")
+    start = np.searchsorted(label[order], np.arange(count))
+    stop = np.append(start[1:], len(order))
+    probes = np.stack([order[start], order[(start + stop) // 2], order[stop - 1]], axis=1).reshape(-1)
+    points = tri[probes].mean(axis=1) + 0.01 * cell * normal[probes]
+    enclosed = _occupancy(_scene(vertices, faces), points).reshape(count, 3).all(axis=1)
+    drop = (volume < 0) | enclosed
+    if not drop.any() or drop.all():
+        return vertices, faces
+    used, kept = np.unique(faces[~drop[label]], return_inverse=True)
+    return vertices[used], kept.reshape(-1, 3)
 
 
 def _largest_component(vertices, faces):
@@ -314,6 +345,7 @@ def prepare_watertight(
     workers: int = 1,
     scheduler: str | None = None,
     overwrite: bool = False,
+    shard_size: int = SHARD_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ):
     """Make the watertight meshes of a mesh tree (resumable); returns the
@@ -340,7 +372,7 @@ def prepare_watertight(
         specs=array_specs(),
         parameters=asdict(config) | {"output": str(out_dir)},
         source={**info, "name": "watertight"},
-        shard_size=SHARD_SIZE,
+        shard_size=shard_size,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = build_store(
