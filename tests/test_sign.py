@@ -280,3 +280,23 @@ def test_a_queried_surface_still_pickles():
     values = signed_distance(outer, points)
     copy = pickle.loads(pickle.dumps(outer))
     np.testing.assert_array_equal(signed_distance(copy, points), values)
+
+
+def test_ray_parity_never_puts_a_point_outside_the_union_box_inside():
+    """cycloidal.ply (43k faces, 119 pieces): ray parity on its closed union called points just
+    below the union's lowest vertex inside; nothing outside the union's box is inside."""
+    from pathlib import Path
+
+    from sdfkit.geometry.mesh import load_mesh
+    from sdfkit.recipes.deepsdf import signed_mesh
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "meshes" / "cycloidal.ply"
+    signed = signed_mesh(load_mesh(path), rng=np.random.default_rng(0))
+    low, high = signed.outer.solid_vertices.min(axis=0), signed.outer.solid_vertices.max(axis=0)
+    u = np.linspace(0, 1, 60)
+    x, y = np.meshgrid(low[0] + u * (high[0] - low[0]), low[1] + u * (high[1] - low[1]), indexing="ij")
+    below = np.stack([x.ravel(), y.ravel(), np.full(x.size, low[2] - 0.01)], axis=1)
+    # and the points the parity got wrong (found by sdfkit watertight: a hole in the mesh's bottom)
+    below = np.concatenate([below, [[0.32294213, -0.74086724, -0.48124709], [0.32294213, -0.74086724, -0.4749]]])
+    assert below[:, 2].max() < low[2]
+    assert (signed.sdf(below) > 0).all()

@@ -130,7 +130,11 @@ def watertight_mesh(signed, config: WatertightConfig, *, rng: np.random.Generato
     from sdfkit.geometry.watertight import level_set
 
     outer = signed.outer
-    low, high = outer.vertices.min(axis=0), outer.vertices.max(axis=0)
+    # everything negative lies in the box of the outer surface and of the closed parts' union
+    # (inside the union is inside even where the outer surface dropped its faces): the grid's
+    # outermost nodes, two cells beyond it, are outside
+    corners = np.concatenate([outer.vertices, outer.solid_vertices])
+    low, high = corners.min(axis=0), corners.max(axis=0)
     cell = float(np.max(high - low)) / (config.resolution - 2 * PAD)
     shape = np.maximum(np.ceil((high - low) / cell).astype(np.int64), 1) + 2 * PAD
     # the box's centre on a node: a flat shape's sheet lies on nodes, its plate's faces between them

@@ -164,8 +164,10 @@ def _march(cells, nodes: _Sorted, n, strides_node, block: int):
         verts, faces, _, _ = marching_cubes(volume, level=0.0, method="lewiner", allow_degenerate=False)
         if len(faces) == 0:
             continue
-        # a triangle lies inside the cell it came from: keep those of band cells
-        centre = np.floor(verts[faces].mean(axis=1)).astype(np.int64)
+        # a triangle lies inside the cell it came from: keep those of band cells. A triangle lying
+        # in a cell's face (rare in Lewiner's tables) has its centroid on the face: at the block's
+        # far side it came from the last cell, not the next block's
+        centre = np.clip(np.floor(verts[faces].mean(axis=1)).astype(np.int64), 0, size - 2)
         keys = (centre * np.array([size[1] * size[2], size[2], 1])).sum(axis=1)
         band_keys = np.unique((local * np.array([size[1] * size[2], size[2], 1])).sum(axis=1))
         keep = np.isin(keys, band_keys)

@@ -51,6 +51,9 @@ __all__ = [
 
 FORMAT_VERSION = 1
 DIRECT_ROW_BYTES = 1 << 20
+WINDOW_SAMPLES = 16_384
+"""Sample arrays longer than twice this are chunked by this many samples inside each row's shard,
+so reading a window of a row (sdfkit.torch) decodes the chunks it spans, not the whole row."""
 """Rows up to this size are written by the direct shard writer, larger ones by zarr's codec."""
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
 SPLITS = ("train", "val", "test")
@@ -201,11 +204,16 @@ def create_store(
 def create_array(group: zarr.Group, spec: ArraySpec, n: int, shard_size: int, *, overwrite: bool = False):
     """One per-shape array with the layout of format v1 (see docs/format.md, Layout)."""
     column = spec.shape == ()
+    chunks, shards = (1, *spec.shape), (shard_size, *spec.shape)
+    if not column and spec.shape[0] > 2 * WINDOW_SAMPLES:
+        # a shard's side must be a multiple of its chunks': it may reach past the row's end
+        per_row = -(-spec.shape[0] // WINDOW_SAMPLES) * WINDOW_SAMPLES
+        chunks, shards = (1, WINDOW_SAMPLES, *spec.shape[1:]), (shard_size, per_row, *spec.shape[1:])
     return group.create_array(
         spec.name,
         shape=(n, *spec.shape),
-        chunks=(shard_size,) if column else (1, *spec.shape),
-        shards=None if column else (shard_size, *spec.shape),
+        chunks=(shard_size,) if column else chunks,
+        shards=None if column else shards,
         dtype=str if spec.dtype == "str" else spec.dtype,
         fill_value=spec.fill_value,
         compressors=_compressor(spec.dtype),
