@@ -11,7 +11,6 @@ import faulthandler
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -195,31 +194,6 @@ def test_sigkill_then_resume(tmp_path, tree):
     a, b = zarr.open_group(out, mode="r"), zarr.open_group(reference, mode="r")
     for name in ("sdf/points", "sdf/values", "surface/points", "surface/normals", "norm/offset", "meta/status"):
         assert np.array_equal(a[name][:], b[name][:]), name
-
-
-@pytest.fixture
-def s3_server(monkeypatch):
-    """moto's S3 API on 127.0.0.1 (a real HTTP server, no mocks of zarr or s3fs)."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3").create_bucket(Bucket="sdfkit-test")
-    yield env
-    server.stop()
 
 
 def test_dask_cluster_writes_to_s3(tree, tmp_path, s3_server):

@@ -1,0 +1,166 @@
+"""Samples per second delivered to a training loop: sdfkit.torch against DeepSDF's own loader.
+
+The store: ``make-shapes`` shapes prepared at K = 250,000 (``--n``, default 200), or ``--store``.
+The baseline: DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a DeepSDF checkout given with
+``--deepsdf``; nothing of it is committed here; its package needs ``plyfile``) reading the same
+shapes exported with ``sdfkit export --to deepsdf``, with ``load_ram=False`` as DeepSDF trains by
+default. Both: ``DataLoader(batch_size=64, shuffle=True, num_workers=4)``, 16,384 samples per shape
+(DeepSDF's ``SamplesPerScene``), half positive and half negative; two epochs each, the order of
+the two loaders alternating over ``--rounds`` rounds. Reported: samples per second over the whole
+run (collation and transfer to the loop included), seconds to the first batch, and the largest
+resident memory of a worker (VmRSS from /proc).
+
+    python benchmarks/loader.py --deepsdf ~/src/DeepSDF [--n 200] [--store shapes.zarr] [--s3]
+
+``--s3`` also reads the store from a moto S3 server on 127.0.0.1 (moto[server], s3fs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BATCH, SAMPLES, WORKERS = 64, 16_384, 4
+
+
+def sdfkit(*args) -> None:
+    subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], check=True, cwd=ROOT, capture_output=True)
+
+
+def worker_rss(loader_iter) -> float:
+    """Largest VmRSS (MB) among the loader's worker processes now."""
+    best = 0.0
+    for worker in getattr(loader_iter, "_workers", []):
+        try:
+            for line in open(f"/proc/{worker.pid}/status"):
+                if line.startswith("VmRSS:"):
+                    best = max(best, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return best
+
+
+def measure(dataset, epochs: int = 2) -> dict:
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=BATCH, shuffle=True, num_workers=WORKERS, persistent_workers=False
+    )
+    start = time.perf_counter()
+    first, samples, rss = None, 0, 0.0
+    for epoch in range(epochs):
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        iterator = iter(loader)
+        for batch in iterator:
+            data = batch[0]
+            samples += data.shape[0] * data.shape[1]
+            if first is None:
+                first = time.perf_counter() - start
+            rss = max(rss, worker_rss(iterator))
+    return {"rate": samples / (time.perf_counter() - start), "first": first, "rss": rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deepsdf", required=True, help="a DeepSDF checkout (for deep_sdf/data.py)")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--store", default=None, help="an existing prepare-shapenet store at K = 250,000")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--s3", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(args.deepsdf).resolve()))
+    import deep_sdf.data
+
+    from sdfkit.torch import DeepSDFSamples
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        store = args.store
+        if store is None:
+            store = tmp / "shapes.zarr"
+            sdfkit("make-shapes", tmp / "shapes", "--n", args.n, "--seed", 5)
+            sdfkit("prepare-shapenet", tmp / "shapes", "-o", store)
+        sdfkit("export", store, "--to", "deepsdf", "-o", tmp / "deepsdf", "--dataset", "shapes")
+        import json
+
+        split = {}
+        for path in sorted((tmp / "deepsdf" / "SdfSamples" / "shapes").glob("*/*.npz")):
+            split.setdefault("shapes", {}).setdefault(path.parent.name, []).append(path.stem)
+        theirs = deep_sdf.data.SDFSamples(str(tmp / "deepsdf"), split, SAMPLES, load_ram=False)
+        ours = DeepSDFSamples(str(store), subsample=SAMPLES)
+        print(f"{len(ours)} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {WORKERS} workers, 2 epochs per run")
+        print(json.dumps({"deepsdf_files": len(theirs)}))
+        results = {"DeepSDF SDFSamples (load_ram=False)": [], "sdfkit DeepSDFSamples, local": []}
+        for r in range(args.rounds):
+            order = list(results) if r % 2 == 0 else list(results)[::-1]
+            for name in order:
+                dataset = theirs if name.startswith("DeepSDF") else ours
+                results[name].append(measure(dataset))
+        if args.s3:
+            url = _upload_to_moto(store, tmp)
+            results["sdfkit DeepSDFSamples, moto S3"] = [measure(DeepSDFSamples(url, subsample=SAMPLES), epochs=1)]
+        # one item in one process, for the record
+        items = {}
+        for name, dataset in (("DeepSDF", theirs), ("sdfkit", ours)):
+            start = time.perf_counter()
+            for k in range(64):
+                dataset[k % len(dataset)]
+            items[name] = (time.perf_counter() - start) / 64 * 1000
+    base = np.median([m["rate"] for m in results["DeepSDF SDFSamples (load_ram=False)"]])
+    print(f"{'loader':<40}{'samples/s':>14}{'x DeepSDF':>11}{'first batch s':>15}{'worker MB':>11}")
+    for name, runs in results.items():
+        rate = np.median([m["rate"] for m in runs])
+        first = np.median([m["first"] for m in runs])
+        rss = max(m["rss"] for m in runs)
+        print(f"{name:<40}{rate:>14,.0f}{rate / base:>11.2f}{first:>15.2f}{rss:>11.0f}")
+    print(f"one item in one process: DeepSDF {items['DeepSDF']:.2f} ms, sdfkit {items['sdfkit']:.2f} ms")
+
+
+def _upload_to_moto(store, tmp: Path) -> str:
+    """Start moto's S3 server on loopback, copy the store into a bucket, return its URL."""
+    import socket
+
+    import s3fs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    fs.mkdir("bench")
+    fs.put(str(store), "bench/shapes.zarr", recursive=True)
+    import atexit
+
+    atexit.register(server.terminate)
+    return "s3://bench/shapes.zarr"
+
+
+if __name__ == "__main__":
+    main()
