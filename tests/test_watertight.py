@@ -280,3 +280,19 @@ def test_show_draws_input_above_output(tree, tmp_path):
     sdfkit("show", f"{out}.report.zarr", "--index", 0, "-o", picture)
     image = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(picture))
     assert image.shape[0] > 300 and image.std() > 10  # a picture, not a blank page
+
+
+def test_a_dask_cluster_writes_the_same_meshes(tree, tmp_path):
+    from distributed import LocalCluster
+
+    from sdfkit.builders.watertight import prepare_watertight
+
+    config = WatertightConfig(resolution=32)
+    local = prepare_watertight(tree, tmp_path / "local", config, workers=1)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = prepare_watertight(tree, tmp_path / "dask", config, scheduler=cluster.scheduler_address, shard_size=2)
+    assert local.computed == remote.computed == 5 and len(remote.failures) == 1
+    written = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.obj"))
+    assert written == sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*.obj"))
+    for path in written:
+        assert (tmp_path / "local" / path).read_bytes() == (tmp_path / "dask" / path).read_bytes()
