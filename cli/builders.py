@@ -234,7 +234,7 @@ def render_command(
     "--shard-size", type=click.IntRange(min=1), default=16, help="Meshes per shard of the report (one task each)."
 )
 @click.option("--strict", is_flag=True, help="Exit non-zero if any mesh failed or is not watertight by both checks.")
-@overwrite_option("Replace a report (and its meshes) made with other parameters.")
+@overwrite_option("Replace a report made with other parameters (its meshes are written again).")
 def watertight_command(
     root,
     output,

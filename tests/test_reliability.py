@@ -17,7 +17,6 @@ import trimesh
 import zarr
 from conftest import ROOT
 from test_cli import assert_user_error, sdfkit
-from test_shapenet import s3_server  # noqa: F401 - a fixture
 
 from sdfkit.errors import InputError, ShapeError
 from sdfkit.geometry.mesh import load_mesh

@@ -239,6 +239,7 @@ def test_cli_frames_formats_and_refusals(tree, tmp_path):
     )
     meshes = sorted(out.rglob("isosurf.off"))
     assert len(meshes) == 4
+    assert all(len(m.relative_to(out).parts) == 3 for m in meshes)  # <synset>/<id>/isosurf.off
     for path in meshes:
         mesh = trimesh.load(path, process=False)
         assert mesh.is_watertight

@@ -91,7 +91,8 @@ class WatertightConfig:
     format: str = "same"
     """File format: ``same`` (the input's, or obj for glb/gltf), obj, ply, off or stl."""
     name: str | None = None
-    """Write each mesh under this file name in its folder (e.g. ``isosurf.off``) instead of the input's."""
+    """Write each mesh as ``<category>/<id>/<name>`` (e.g. ``isosurf.off``, IF-Net's layout) instead
+    of at the input's place."""
     sheets: bool = True
     """Keep open sheets as plates one cell thick (else they vanish: nothing to close)."""
     largest_component: bool = False
@@ -220,11 +221,16 @@ def _suffix(job_path: str, config: WatertightConfig) -> str:
     return suffix if suffix in (".obj", ".ply", ".off", ".stl") else ".obj"
 
 
-def output_path(path: Path, root: Path, out_dir: Path, config: WatertightConfig) -> Path:
-    """Where the watertight mesh of ``path`` goes: its place under ``root``, under ``out_dir``."""
+def output_path(
+    path: Path, root: Path, out_dir: Path, config: WatertightConfig, *, category: str = "", shape_id: str = ""
+) -> Path:
+    """Where the watertight mesh of ``path`` goes: its place under ``root``, under ``out_dir``; with
+    ``config.name``, ``out_dir/<category>/<id>/<name>`` (Occupancy Networks' and IF-Net's
+    per-shape folders, e.g. ``<synset>/<id>/isosurf.off``)."""
+    if config.name:
+        return out_dir / category / shape_id / config.name
     relative = Path(path.name) if root.is_file() else path.relative_to(root)
-    name = config.name or relative.with_suffix(_suffix(str(path), config)).name
-    return out_dir / relative.parent / name
+    return out_dir / relative.parent / relative.with_suffix(_suffix(str(path), config)).name
 
 
 def mesh_checks(path: str | Path) -> dict:
@@ -366,7 +372,12 @@ def prepare_watertight(
     metas, mesh_jobs, info = plan_shapenet(
         root, ShapenetConfig(synsets=tuple(synsets) if synsets else None), split_files
     )
-    jobs = [WatertightJob(j.id, j.path, str(output_path(Path(j.path), root, out_dir, config))) for j in mesh_jobs]
+    jobs = [
+        WatertightJob(
+            j.id, j.path, str(output_path(Path(j.path), root, out_dir, config, category=m.category, shape_id=j.id))
+        )
+        for m, j in zip(metas, mesh_jobs, strict=True)
+    ]
     store, _ = report_paths(out_dir)
     plan = Plan(
         kind="watertight",
