@@ -1,6 +1,7 @@
 """Watertight meshes from broken ones: sdfkit against point-cloud-utils and mesh2sdf, same meshes.
 
-Meshes: ``make-shapes`` shapes, one per defect (chairs, tables, airplanes in turn, seed 3). Each
+Meshes: ``make-shapes`` shapes (chairs, tables, airplanes in turn, seed 3; ``--n 27``, the
+default, gives each of the nine defects to one shape of each category). Each
 tool gets the damaged mesh in sdfkit's normalized frame (the unit ball; mesh2sdf needs [-1, 1]);
 every output is written to an OBJ file and judged as read back: watertight and manifold by trimesh
 (watertight, consistent winding) and by open3d (edge and vertex manifold, orientable). Distances
@@ -14,7 +15,7 @@ octree, its default 20,000 leaves, and 50,000) and mesh2sdf ``compute(..., size=
 level=2/256, return_mesh=True)`` (its recommended level). Install them with
 ``pip install point-cloud-utils mesh2sdf``; a missing one is skipped.
 
-    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/watertight.py [--resolution 256] [--skip-mesh2sdf]
+    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/watertight.py [--n 27] [--resolution 256] [--skip-mesh2sdf]
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def judge(vertices, faces, clean_vertices, clean_faces, cell, folder: Path) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--n", type=int, default=27, help="make-shapes shapes (27: every defect on every category)")
     parser.add_argument("--skip-mesh2sdf", action="store_true", help="mesh2sdf takes minutes per mesh at 256")
     parser.add_argument("--json", default=None, help="Also write every row to this file.")
     args = parser.parse_args()
@@ -88,7 +90,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "shapes"
-        shapes.make_shapes(root, len(shapes.DEFECTS), seed=3)
+        shapes.make_shapes(root, args.n, seed=3)
         info = json.loads((root / "shapes.json").read_text())
         _, meshes = find_meshes(root)
         config = WatertightConfig(resolution=args.resolution)

@@ -142,7 +142,12 @@ def s3_server(monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     import boto3
+    import s3fs
+
+    # fsspec keeps file systems by their arguments: one made for an earlier server would be reused
+    s3fs.S3FileSystem.clear_instance_cache()
 
     boto3.client("s3").create_bucket(Bucket="sdfkit-test")
     yield env
+    s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
