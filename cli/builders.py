@@ -16,6 +16,10 @@ from cli.options import (
     _progress_bar,
     json_option,
     overwrite_option,
+    parse_synsets,
+    scheduler_option,
+    split_option,
+    synsets_option,
     workers_option,
 )
 from sdfkit.builders.export import FORMATS
@@ -198,14 +202,8 @@ def render_command(
 @click.option(
     "--resolution", type=click.IntRange(16, 2048), default=256, help="Grid cells along the longest side of each shape."
 )
-@click.option(
-    "--split",
-    "split_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="DeepSDF split file (JSON); repeatable; only listed shapes are processed.",
-)
-@click.option("--synsets", default=None, help="Comma-separated categories (synsets) to keep.")
+@split_option
+@synsets_option
 @click.option(
     "--normalized",
     "frame",
@@ -223,13 +221,7 @@ def render_command(
 @click.option("--largest-component", is_flag=True, help="Keep only the component of largest volume.")
 @click.option("--seed", type=int, default=0, help="As prepare-shapenet's --seed: the same outer surface and signs.")
 @workers_option
-@click.option(
-    "--scheduler",
-    envvar="DASK_SCHEDULER_ADDRESS",
-    default=None,
-    metavar="ADDR",
-    help="Run on a Dask cluster (tcp://host:port; env DASK_SCHEDULER_ADDRESS).",
-)
+@scheduler_option
 @click.option(
     "--shard-size", type=click.IntRange(min=1), default=16, help="Meshes per shard of the report (one task each)."
 )
@@ -294,7 +286,7 @@ def watertight_command(
         output,
         config,
         split_files=split_files,
-        synsets=[s.strip() for s in synsets.split(",") if s.strip()] if synsets else None,
+        synsets=parse_synsets(synsets),
         workers=workers or _default_workers(),
         scheduler=scheduler,
         overwrite=overwrite,

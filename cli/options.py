@@ -3,6 +3,8 @@ summary. Choices and defaults come from the library's constants."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
@@ -14,6 +16,30 @@ def workers_option(f):
     return click.option(
         "--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]"
     )(f)
+
+
+split_option = click.option(
+    "--split",
+    "split_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="DeepSDF split file (JSON); repeatable; only listed shapes are processed.",
+)
+synsets_option = click.option("--synsets", default=None, help="Comma-separated categories (synsets) to keep.")
+
+
+def parse_synsets(text: str | None) -> tuple[str, ...] | None:
+    """``--synsets a,b`` as a tuple (None: every category)."""
+    return tuple(s.strip() for s in text.split(",") if s.strip()) if text else None
+
+
+scheduler_option = click.option(
+    "--scheduler",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    default=None,
+    metavar="ADDR",
+    help="Run on a Dask cluster (tcp://host:port; env DASK_SCHEDULER_ADDRESS).",
+)
 
 
 def overwrite_option(help: str = "Replace an existing store made with other parameters."):

@@ -12,6 +12,10 @@ from cli.options import (
     _print_summary,
     _progress_bar,
     overwrite_option,
+    parse_synsets,
+    scheduler_option,
+    split_option,
+    synsets_option,
     workers_option,
 )
 from sdfkit.errors import SdfkitError
@@ -135,14 +139,8 @@ def prepare_mnist_command(
     required=True,
     help="The zarr store to write: a folder, or an fsspec URL such as s3://bucket/shapes.zarr.",
 )
-@click.option(
-    "--split",
-    "split_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="DeepSDF split file (JSON); repeatable; only listed shapes are processed.",
-)
-@click.option("--synsets", default=None, help="Comma-separated categories (synsets) to keep.")
+@split_option
+@synsets_option
 @click.option(
     "--recipe",
     "recipes",
@@ -159,13 +157,7 @@ def prepare_mnist_command(
     help="S: outer-surface samples per shape, with normals.",
 )
 @workers_option
-@click.option(
-    "--scheduler",
-    envvar="DASK_SCHEDULER_ADDRESS",
-    default=None,
-    metavar="ADDR",
-    help="Run on a Dask cluster (tcp://host:port; env DASK_SCHEDULER_ADDRESS).",
-)
+@scheduler_option
 @click.option("--seed", type=int, default=0, help="Seed of all sampling.")
 @click.option(
     "--shard-size",
@@ -211,7 +203,7 @@ def prepare_shapenet_command(
         samples=samples,
         surface_samples=surface_samples,
         seed=seed,
-        synsets=tuple(s.strip() for s in synsets.split(",") if s.strip()) if synsets else None,
+        synsets=parse_synsets(synsets),
         recipes=tuple(recipes),
     )
     summary = shapenet.prepare_shapenet(

@@ -13,6 +13,7 @@ import trimesh
 import zarr
 from conftest import DATA, kill_midway
 from test_cli import assert_user_error, sdfkit
+from test_sign import _solid
 
 from sdfkit.builders.watertight import CHECKS, WatertightConfig, mesh_checks, watertight_mesh
 from sdfkit.geometry import shapes
@@ -103,19 +104,9 @@ def test_a_torus_keeps_its_hole():
     assert np.abs(torus(result.vertices)).max() < 0.02 * (2 / 64)
 
 
-def _reference_solid():
-    return shapes.Solid(
-        (
-            shapes.torus(0.5, 0.15, at=(-0.3, 0, 0)),
-            shapes.capsule(0.15, 0.5, at=(0.4, 0, 0)),
-            shapes.box((0.3, 0.2, 0.25), at=(0.1, 0.3, 0.2)),
-        )
-    )
-
-
 @pytest.fixture(scope="module")
 def clean():
-    solid = _reference_solid()
+    solid = _solid()  # the torus-capsule-box union of the sign tests
     return solid, solid.mesh(40)
 
 
