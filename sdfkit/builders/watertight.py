@@ -187,7 +187,7 @@ def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple
     if count < 2:
         return vertices, faces
     tri = vertices[faces]
-    volume = np.bincount(label, weights=np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0)
+    volume = np.bincount(label, weights=_face_volumes(vertices, faces))
     normal = face_normals(vertices, faces)
     # three faces per component: its first, middle and last in face order
     order = np.argsort(label, kind="stable")
@@ -199,15 +199,22 @@ def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple
     drop = (volume < 0) | enclosed
     if not drop.any() or drop.all():
         return vertices, faces
-    used, kept = np.unique(faces[~drop[label]], return_inverse=True)
-    return vertices[used], kept.reshape(-1, 3)
+    return _subset(vertices, faces, ~drop[label])
 
 
 def _largest_component(vertices, faces):
     _, label = _components(faces, len(vertices))
+    return _subset(vertices, faces, label == np.argmax(np.bincount(label, weights=_face_volumes(vertices, faces))))
+
+
+def _face_volumes(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(f,) signed volume of the tetrahedron of each face and the origin (they sum to the enclosed volume)."""
     tri = vertices[faces]
-    volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
-    keep = label == np.argmax(np.bincount(label, weights=volume))
+    return np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
+
+
+def _subset(vertices: np.ndarray, faces: np.ndarray, keep: np.ndarray):
+    """The faces ``keep`` (f,) bool selects, with only the vertices they use."""
     used, kept = np.unique(faces[keep], return_inverse=True)
     return vertices[used], kept.reshape(-1, 3)
 
@@ -325,8 +332,7 @@ def process_watertight(job: WatertightJob, config: WatertightConfig) -> dict:
 
 
 def _volume(vertices, faces) -> float:
-    tri = vertices[faces]
-    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+    return float(_face_volumes(vertices, faces).sum())
 
 
 def array_specs() -> list[ArraySpec]:
