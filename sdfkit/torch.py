@@ -157,12 +157,14 @@ class SampleWindows(torch.utils.data.Dataset):
             self._handle = (pid, zarr.open_group(self.url, mode="r"), {}, {})
         return self._handle[1:]
 
-    def start(self, index: int, length: int | None = None) -> int:
-        """Where item ``index``'s window of ``length`` samples (default ``window``) begins."""
-        span = self.length - (length or self.window) + 1
+    def start(self, index: int, length: int | None = None, *, total: int | None = None, stream: int = 0) -> int:
+        """Where item ``index``'s window of ``length`` samples (default ``window``) of rows of
+        ``total`` samples (default the sample set's) begins; ``stream`` separates the windows of
+        other arrays of the same item."""
+        span = (total or self.length) - (length or self.window) + 1
         if self.epoch is None:
             return int(torch.randint(span, ()).item())
-        rng = np.random.default_rng([self.seed, self.epoch, int(self.rows[index])])
+        rng = np.random.default_rng([self.seed, self.epoch, int(self.rows[index]), stream])
         return int(rng.integers(span))
 
     def read(self, index: int, length: int | None = None) -> dict[str, np.ndarray]:
@@ -258,7 +260,7 @@ class OccupancyPoints(SampleWindows):
             raise IndexError(f"index {index} out of range for {len(self)} shapes")
         arrays = self.read(index)
         row = int(self.rows[index])
-        begin = int(torch.randint(self.surface_length - self.inputs + 1, ()).item())
+        begin = self.start(index, self.inputs, total=self.surface_length, stream=1)
         item = {
             "points": torch.from_numpy(np.ascontiguousarray(arrays[self.names[0]], dtype=np.float32)),
             "points.occ": torch.from_numpy(arrays[self.names[1]].astype(np.float32)),
