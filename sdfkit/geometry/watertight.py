@@ -159,8 +159,6 @@ def _march(cells, nodes: _Sorted, n, strides_node, block: int):
         corner_ijk = (local[:, None, :] + _CORNERS[None]).reshape(-1, 3)
         global_ijk = corner_ijk + owner[part[0]] * block
         volume[tuple(corner_ijk.T)] = nodes.get(global_ijk @ strides_node)
-        if min(size) < 2:
-            continue
         verts, faces, _, _ = marching_cubes(volume, level=0.0, method="lewiner", allow_degenerate=False)
         if len(faces) == 0:
             continue

@@ -143,13 +143,17 @@ class WindowReader:
         store = getattr(array.store_path, "store", None)
         self.folder = Path(store.root) if type(store).__name__ == "LocalStore" else None
 
+    def _key(self, shard: int) -> str:
+        """The store key of a shard (its first row's chunk key)."""
+        return self.array.metadata.encode_chunk_key((shard,) + (0,) * (self.array.ndim - 1))
+
     def _shard_index(self, shard: int) -> np.ndarray | None:
         if shard not in self._index:
             from zarr.abc.store import SuffixByteRequest
 
             chunk, shards, _ = self.layout
             per_shard = shards[0] * (shards[1] // chunk[1])
-            key = self.array.metadata.encode_chunk_key((shard,) + (0,) * (self.array.ndim - 1))
+            key = self._key(shard)
             raw = sync(
                 (self.array.store_path / key).get(default_buffer_prototype(), SuffixByteRequest(16 * per_shard + 4))
             )
@@ -172,7 +176,7 @@ class WindowReader:
         entries = None if index is None else index[local, first : last + 1]
         if entries is None or (entries == _EMPTY).any():
             return self.array[row, start:stop]
-        key = self.array.metadata.encode_chunk_key((shard,) + (0,) * (self.array.ndim - 1))
+        key = self._key(shard)
         if self.folder is not None:  # a local store: plain reads, no event loop round trip
             fd = os.open(self.folder / self.array.store_path.path / key, os.O_RDONLY)
             try:
