@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite (python -m pytest) with the Python that scripts/setup.sh installed into.
+# Run the whole test suite (python -m pytest, two processes: pytest-xdist) with the Python that
+# scripts/setup.sh installed into.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ]; then py=.venv/bin/python; fi
-exec "$py" -m pytest -q "$@"
+exec "$py" -m pytest -q -n 2 --dist worksteal "$@"

@@ -67,7 +67,7 @@ def test_a_failing_digit_does_not_stop_the_run(tmp_path):
     assert info["complete"] and info["failed"] == 1 and info["failures"][0]["id"] == "train-00005"
 
 
-KILL_ARGS = ("--surface-points", "512")
+KILL_ARGS = ("--surface-points", "512", "--limit", "1500")  # 2,500 digits in about 10 shards
 
 
 @pytest.fixture(scope="module")
