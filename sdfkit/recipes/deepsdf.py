@@ -56,14 +56,16 @@ def near_surface_points(
     [-1, 1]^3. Exactly ``count`` points, shuffled. surface_points : (m, 3), drawn from with
     replacement."""
     near = int(round(count * 47 / 50))
-    picks = surface_points[rng.integers(0, len(surface_points), near)]
+    picks = np.take(surface_points, rng.integers(0, len(surface_points), near), axis=0)
     half = near // 2
     sigma = np.sqrt(np.array(variances))
     noise = rng.normal(size=(near, 3))
     noise[:half] *= sigma[0]
     noise[half:] *= sigma[1]
-    points = np.concatenate([picks + noise, rng.uniform(-1.0, 1.0, size=(count - near, 3))])
-    return points[rng.permutation(count)]
+    points = np.empty((count, 3))
+    np.add(picks, noise, out=points[:near])
+    points[near:] = rng.uniform(-1.0, 1.0, size=(count - near, 3))
+    return np.take(points, rng.permutation(count), axis=0)  # rows gathered: faster than points[order]
 
 
 @dataclass(frozen=True)
