@@ -15,7 +15,16 @@ from cli.options import (
     json_option,
     test_steps_option,
 )
-from metasdf.config import CONTEXTS, INNER_LOSSES, LOSSES, LR_SCHEDULES, MODELS_BY_KIND, PRESETS
+from metasdf.config import (
+    CONTEXTS,
+    DISTANCE_TERMS,
+    FRAMES,
+    INNER_LOSSES,
+    LOSSES,
+    LR_SCHEDULES,
+    MODELS_BY_KIND,
+    PRESETS,
+)
 
 
 @click.command("train", context_settings=CONTEXT)
@@ -44,7 +53,8 @@ from metasdf.config import CONTEXTS, INNER_LOSSES, LOSSES, LR_SCHEDULES, MODELS_
     "--preset",
     type=click.Choice(list(PRESETS)),
     default="cpu",
-    help="paper: the paper's hyper-parameters (GPU); cpu: small enough for a 2-core CPU.",
+    help="paper: the paper's appendix and reference code, field by field (GPU; docs/fidelity.md); "
+    "cpu: small enough for a 2-core CPU.",
 )
 @click.option(
     "--loss",
@@ -81,7 +91,29 @@ from metasdf.config import CONTEXTS, INNER_LOSSES, LOSSES, LR_SCHEDULES, MODELS_
     "--lr-schedule",
     type=click.Choice(LR_SCHEDULES),
     default=None,
-    help="Outer learning rate: constant, or a half cosine down to 0 at --steps  [default: the preset's]",
+    help="Outer learning rate: constant, a half cosine down to 0 at --steps, or halved every 350 "
+    "epochs (step, the references')  [default: the preset's]",
+)
+@click.option(
+    "--outer-loss",
+    type=click.Choice(INNER_LOSSES),
+    default=None,
+    help="2D: the training loss on the targets (l2: the reference code's mean squared error)  "
+    "[default: l1; l2 in the paper preset]",
+)
+@click.option(
+    "--frame",
+    type=click.Choice(FRAMES),
+    default=None,
+    help="2D: coordinates and ground truth as sdfkit's store has them, or as the reference code "
+    "computes them (image spanning 1, no half-cell correction)  [default: sdfkit; reference in the paper preset]",
+)
+@click.option(
+    "--distance-term",
+    type=click.Choice(DISTANCE_TERMS),
+    default=None,
+    help="3D composite loss: error of the distance head, | |d| - |sdf| | or the reference's |d - sdf|  "
+    "[default: unsigned; signed in the paper preset]",
 )
 @click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
 def train_command(
@@ -99,12 +131,16 @@ def train_command(
     first_order,
     inner_loss,
     lr_schedule,
+    outer_loss,
+    frame,
+    distance_term,
     seed,
 ):
     """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
 
-    The store's kind picks the networks: 2D, a 2 -> 256 x 3 -> 1 MLP; 3D, 8 x 512 (dense) or
-    7 x 512 (level set) with a sign head and a distance head (--preset paper), or a small network
+    The store's kind picks the networks: 2D, a 2 -> 256 x 3 -> 1 MLP; 3D, 9 x 512 (dense) or
+    8 x 512 (level set) with a sign head and a distance head (--preset paper, the reference
+    code's settings field by field: docs/fidelity.md), or a small network
     that learns make-shapes categories on a CPU in about 30 minutes (--preset cpu).
 
     Ctrl-C or --time-limit saves a checkpoint; --resume continues it, and with the same seed gives
@@ -139,6 +175,9 @@ def train_command(
         loss=loss,
         inner_loss=inner_loss,
         lr_schedule=lr_schedule,
+        outer_loss=outer_loss,
+        frame=frame,
+        distance_term=distance_term,
     )
     target = training.resolve_device(device)
     main_process = training.main_process()  # under torchrun, only rank 0 talks
@@ -184,10 +223,49 @@ def train_command(
 @json_option("Print the result as a JSON object.")
 @click.option("--no-figures", is_flag=True, help="Metrics only: no PNGs (and no renderer needed).")
 @test_steps_option
-def eval_command(run_dir, data, split, limit, device, resolution, as_json, no_figures, test_steps):
+@click.option(
+    "--context",
+    "eval_context",
+    type=click.Choice(("sdfkit", "reference")),
+    default="sdfkit",
+    show_default=True,
+    help="sdfkit: the run's context size, drawn at random; reference: the reference code's "
+    "(2D every grid cell or every level-set point; 3D 50,000 SDF samples or 10,000 surface points).",
+)
+@click.option(
+    "--samples",
+    type=click.Choice(("train", "test")),
+    default="train",
+    show_default=True,
+    help="3D: dense context from DeepSDF's training recipe (sdf/*) or its test recipe (sdf_test/*, "
+    "prepare-shapenet --recipe deepsdf-test), as the reference evaluated test shapes.",
+)
+@click.option(
+    "--extra-step-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="MetaSDF: learning rate of --test-steps past the trained ones (the reference's: 0.01)  "
+    "[default: repeat the last step's learned rates]",
+)
+def eval_command(
+    run_dir,
+    data,
+    split,
+    limit,
+    device,
+    resolution,
+    as_json,
+    no_figures,
+    test_steps,
+    eval_context,
+    samples,
+    extra_step_lr,
+):
     """Measure a trained run on held-out shapes, with figures.
 
-    2D: l1 over the full grid against the mean training shape. 3D: meshes by marching cubes,
+    2D: l1 over the full grid against the mean training shape, and the reference code's metric
+    (mean squared error over the full grid, image spanning 1) against its ground truth and against
+    sdfkit's (they differ by half a cell everywhere). 3D: meshes by marching cubes,
     Chamfer distance by DeepSDF's protocol (30,000 points each way, mesh coordinates, x 10^3,
     mean and median per category), F-score at 1% and normal consistency. Both: seconds per shape,
     RUN_DIR/eval-<split>.json (written before any figure), PNGs (reconstructions beside the truth;
@@ -200,6 +278,8 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json, no_fi
       sdfkit eval runs/metasdf-dense mnist.zarr --split val --json
       sdfkit eval runs/meta3d --resolution 128
       sdfkit eval runs/meta3d --test-steps 20
+      sdfkit eval runs/metasdf-dense --context reference --json
+      sdfkit eval runs/meta3d --samples test --context reference --test-steps 10 --extra-step-lr 0.01
     """
     from metasdf.evaluate import evaluate
     from metasdf.train import resolve_device
@@ -212,6 +292,9 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json, no_fi
         device=resolve_device(device),
         resolution=resolution,
         test_steps=test_steps,
+        context=eval_context,
+        samples=samples,
+        extra_step_lr=extra_step_lr,
         figures=not no_figures,
         progress=None if as_json else _progress_bar("eval"),
     )
@@ -227,7 +310,15 @@ def eval_command(run_dir, data, split, limit, device, resolution, as_json, no_fi
     click.echo(
         f"  l1 over the full grid: {result['l1_mean']:.5f} +- {result['l1_std']:.5f} (paper units, image width 1: {result['l1_mean_paper_units']:.5f} +- {result['l1_std_paper_units']:.5f})"
     )
-    click.echo(f"  predicting the mean training shape: {result['mean_shape_l1']:.5f}")
+    click.echo(
+        f"  reference metric (MSE over the full grid, image width 1) x 10^-6: {1e6 * result['mse_reference']:.1f} "
+        f"against its ground truth, {1e6 * result['mse_reference_sdfkit_truth']:.1f} against sdfkit's "
+        f"(the two ground truths differ by {1e6 * result['ground_truth_gap_mse']:.1f})"
+    )
+    click.echo(
+        f"  predicting the mean training shape: {result['mean_shape_l1']:.5f} "
+        f"(reference metric x 10^-6: {1e6 * result['mean_shape_mse_reference']:.1f})"
+    )
     click.echo(
         f"  test-time: {_steps_text(result)}{1000 * result['seconds_per_shape']:.1f} ms per shape on {result['device']}"
     )

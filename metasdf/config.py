@@ -51,17 +51,26 @@ class TrainConfig:
     lr: float = 1e-4
     """Adam learning rate of the outer loop."""
     lr_schedule: str = "constant"
-    """Outer learning rate over the run: ``constant``, or ``cosine`` (half a cosine from ``lr``
-    down to 0 at ``steps``; set ``steps`` to what the time budget allows). The rate follows from
-    the step, so a resumed run continues on the same curve; resuming with more ``steps`` stretches it."""
+    """Outer learning rate over the run: ``constant``, ``cosine`` (half a cosine from ``lr``
+    down to 0 at ``steps``; set ``steps`` to what the time budget allows) or ``step`` (times
+    ``lr_step_factor`` every ``lr_step_epochs`` epochs, as the MetaSDF and DeepSDF references do;
+    an epoch is as many tasks as the split has shapes). The rate follows from the step, so a
+    resumed run continues on the same curve; resuming with more ``steps`` stretches a cosine."""
+    lr_step_epochs: int = 350
+    """``step`` schedule: epochs between two decays (MetaSDF's 3D reference: 350; DeepSDF: 500)."""
+    lr_step_factor: float = 0.5
+    """``step`` schedule: the factor of each decay (both references: 0.5)."""
     clip_grad: float | None = None
     """Clip the outer gradient's norm to this value (none: no clipping)."""
+    clip_grad_value: float | None = None
+    """Clip every element of the outer gradient to +- this value (MetaSDF's 3D reference: 0.5)."""
     hidden: int = 256
     """Width of the SDF network's hidden layers."""
     depth: int = 3
     """Hidden layers: 3 gives four linear layers, 2 -> 256 -> 256 -> 256 -> 1."""
     init: str = "sal"
-    """sal (geometric initialization, the authors' choice) or kaiming."""
+    """sal (geometric initialization: the network starts as the SDF of a sphere), reference (the
+    MetaSDF code's SAL: the last layer's weights constant and its bias 0) or kaiming."""
     inner_steps: int = 5
     """MetaSDF: gradient steps of the inner loop."""
     inner_lr: float = 0.1
@@ -70,6 +79,12 @@ class TrainConfig:
     """MetaSDF: learned learning rates per-param (and per step), per-step, or global."""
     first_order: bool = False
     """MetaSDF: drop second-order terms of the inner loop (faster, less accurate)."""
+    clamp_lr: bool = True
+    """MetaSDF: clamp the learned inner learning rates at 0 (the reference code does not)."""
+    extra_step_lr: float | None = None
+    """MetaSDF: with more test-time steps than ``inner_steps``, None repeats the last step's
+    learned rates in the extra steps (sdfkit); a number is the fixed rate of every step of such a
+    loop, as the reference code has it (1e-2, meta_modules.py)."""
     test_steps: int | None = None
     """MetaSDF: inner-loop steps at test time (eval, reconstruct); None: ``inner_steps``. Steps
     past ``inner_steps`` repeat the last step's learned learning rates; on the 3D cpu preset 10
@@ -81,6 +96,15 @@ class TrainConfig:
     loss and the evaluation are l1 either way. l2 steps scale with the error, l1 steps only see
     its sign: on the 2D cpu preset l2 reached a quarter of l1's held-out error in the same time
     (docs/results-2d.md), on the 3D cpu preset half its Chamfer distance (docs/results-3d.md)."""
+    outer_loss: str = "l1"
+    """2D models: the training loss on the targets, ``l1`` or ``l2`` (the mean squared error, as
+    the reference code trains)."""
+    frame: str = "sdfkit"
+    """2D: what the models see. ``sdfkit``: the store's frame ([-1, 1]^2, cell centres, SDF with
+    the half-cell correction, docs/mnist.md). ``reference``: the MetaSDF code's (pixel corners
+    (row / R - 0.5, column / R - 0.5), the image spanning 1, SDF the plain difference of two
+    distance transforms divided by R), computed from the store's grid. Evaluation scores both
+    frames' metrics whichever a model trained in."""
     latent: int = 256
     """Auto-decoders and CNP: size of the latent code."""
     test_iters: int = 800
@@ -106,6 +130,34 @@ class TrainConfig:
     """3D DeepSDF: dropout of its decoder."""
     test_lr: float = 5e-3
     """3D DeepSDF: Adam learning rate of the test-time latent optimization."""
+    test_lr_drop: bool = False
+    """3D DeepSDF: divide the test-time learning rate by 10 halfway (DeepSDF's reconstruct.py)."""
+    test_samples: int | None = None
+    """3D DeepSDF: SDF samples per test-time iteration, drawn afresh (half inside, half outside)
+    from the context each iteration (DeepSDF: 8,000); None: the whole context every iteration."""
+    code_lr: float | None = None
+    """3D DeepSDF: Adam learning rate of the latent codes (DeepSDF: 1e-3, twice the decoder's);
+    None: ``lr``. Follows the same schedule."""
+    code_init_std: float | None = 0.01
+    """3D DeepSDF: standard deviation of the initial codes; None: 1 / sqrt(latent), DeepSDF's."""
+    code_bound: float | None = None
+    """3D DeepSDF: largest norm of a code (DeepSDF: 1.0, nn.Embedding's max_norm); None: none."""
+    code_reg: str = "sdfkit"
+    """3D DeepSDF's code regularizer. ``sdfkit``: 1e-4 x the squared norm of each code, averaged
+    over the batch, in training and at test time. ``deepsdf``: DeepSDF's, in training 1e-4 x
+    min(1, epoch / ``code_reg_warmup``) x the sum of the codes' norms / the batch's samples, at
+    test time 1e-4 x the mean of the code's squared entries."""
+    code_reg_warmup: int = 100
+    """3D DeepSDF, ``code_reg`` deepsdf: epochs over which the regularizer ramps up (DeepSDF: 100)."""
+    distance_term: str = "unsigned"
+    """3D composite loss: the distance head's error, ``unsigned`` (| |d| - |sdf| |: the sign is
+    the sign head's job, sdfkit) or ``signed`` (|d - sdf|, the reference code's)."""
+    clamp: float | None = 0.1
+    """3D ``l1`` loss: clamp predictions and targets to +- this (DeepSDF: 0.1); None: plain l1
+    (the reference's level-set model)."""
+    balanced_targets: bool = False
+    """3D: targets half inside and half outside, as the reference draws its SDF samples (the
+    context is balanced either way)."""
 
     def __post_init__(self):
         """Every value checked where the config is made (a preset, a replayed config.json, a
@@ -114,7 +166,11 @@ class TrainConfig:
             "data_kind": tuple(MODELS_BY_KIND),
             "context": CONTEXTS,
             "lr_schedule": LR_SCHEDULES,
-            "init": ("sal", "kaiming"),
+            "init": ("sal", "reference", "kaiming"),
+            "outer_loss": INNER_LOSSES,
+            "frame": FRAMES,
+            "code_reg": CODE_REGS,
+            "distance_term": DISTANCE_TERMS,
             "lr_type": ("per-param", "per-step", "global"),
             "inner_loss": INNER_LOSSES,
             "loss": LOSSES,
@@ -128,12 +184,19 @@ class TrainConfig:
                 f"choose one of {', '.join(MODELS_BY_KIND[self.data_kind])}"
             )
         positive = ("context_points", "batch_size", "steps", "hidden", "depth", "inner_steps", "latent")
-        positive += ("test_iters", "target_points", "log_every", "checkpoint_every")
+        positive += (
+            "test_iters",
+            "target_points",
+            "log_every",
+            "checkpoint_every",
+            "lr_step_epochs",
+            "code_reg_warmup",
+        )
         for key in positive:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"config: {key} is {value!r}; it must be a whole number of at least 1")
-        for key in ("micro_batch", "test_steps", "limit"):
+        for key in ("micro_batch", "test_steps", "limit", "test_samples"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"config: {key} is {value!r}; it must be null or a whole number of at least 1")
@@ -141,12 +204,17 @@ class TrainConfig:
             value = getattr(self, key)
             if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
                 raise InputError(f"config: {key} is {value!r}; it must be a number above 0")
-        if self.clip_grad is not None and not (isinstance(self.clip_grad, int | float) and self.clip_grad > 0):
-            raise InputError(f"config: clip_grad is {self.clip_grad!r}; it must be null or a number above 0")
+        for key in ("clip_grad", "clip_grad_value", "extra_step_lr", "code_lr", "code_init_std", "code_bound", "clamp"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+                raise InputError(f"config: {key} is {value!r}; it must be null or a number above 0")
+        if not (isinstance(self.lr_step_factor, int | float) and 0 < self.lr_step_factor <= 1):
+            raise InputError(f"config: lr_step_factor is {self.lr_step_factor!r}; it must be above 0 and at most 1")
         if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
             raise InputError(f"config: dropout is {self.dropout!r}; it must be at least 0 and below 1")
-        if not isinstance(self.first_order, bool):
-            raise InputError(f"config: first_order is {self.first_order!r}; it must be true or false")
+        for key in ("first_order", "clamp_lr", "test_lr_drop", "balanced_targets"):
+            if not isinstance(getattr(self, key), bool):
+                raise InputError(f"config: {key} is {getattr(self, key)!r}; it must be true or false")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise InputError(f"config: seed is {self.seed!r}; it must be a whole number")
         if not isinstance(self.split, str) or not self.split:
@@ -157,7 +225,11 @@ CONTEXTS = ("dense", "levelset")
 LOSSES = ("composite", "l1")
 """3D MetaSDF's outer loss."""
 INNER_LOSSES = ("l2", "l1")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step")
+FRAMES = ("sdfkit", "reference")
+"""2D frames and ground-truth conventions (TrainConfig.frame)."""
+CODE_REGS = ("sdfkit", "deepsdf")
+DISTANCE_TERMS = ("unsigned", "signed")
 MODELS_BY_KIND = {
     "mnist": ("metasdf", "autodecoder", "hypernet", "cnp"),
     "shapenet": ("metasdf", "deepsdf", "pointnet"),
@@ -165,8 +237,25 @@ MODELS_BY_KIND = {
 
 
 PRESETS = {
-    # the paper's 2D hyper-parameters (GPU users)
-    "paper": TrainConfig(),
+    # the paper's appendix and the reference code (vsitzmann/metasdf), field by field: docs/fidelity.md
+    "paper": TrainConfig(
+        batch_size=32,
+        micro_batch=None,
+        context_points=1024,  # 32^2 dense points; 512 level-set points (preset())
+        hidden=256,
+        depth=3,  # 2 -> 256 -> 256 -> 256 -> 1: the code's ReLUFC(num_hidden_layers=2)
+        init="reference",
+        inner_steps=5,
+        inner_lr=0.1,
+        lr_type="per-param",
+        clamp_lr=False,
+        inner_loss="l2",
+        outer_loss="l2",
+        frame="reference",
+        lr=1e-4,
+        latent=256,
+        test_iters=800,
+    ),
     # learns real shapes on a 2-core CPU in minutes: narrower network, fewer points and tasks
     "cpu": TrainConfig(
         batch_size=16, hidden=128, context_points=512, lr=5e-4, inner_steps=3, steps=3000, test_iters=300, latent=128
@@ -175,21 +264,42 @@ PRESETS = {
 
 
 PRESETS_3D = {
-    # the paper's 3D networks: 8 x 512 (dense), 7 x 512 (level set), 256-d latent codes (GPU users)
+    # the paper's appendix and the reference code's planes/tables curriculum (3D/curriculums.py,
+    # 3D/scripts/run_train.py), DeepSDF's specs.json for the DeepSDF baseline: docs/fidelity.md
     "paper": TrainConfig(
         data_kind="shapenet",
+        loss="composite",
         inner_loss="l1",
+        distance_term="signed",
         hidden=512,
-        depth=8,
-        batch_size=16,
+        depth=9,  # ReLUFC(num_hidden_layers=8): 3 -> 512 x 9 -> 2; the level-set network one fewer
+        init="reference",
+        batch_size=32,
         micro_batch=None,
-        context_points=8192,
-        target_points=16384,
+        context_points=12_000,  # 24,000 balanced samples per scene, half context, half targets
+        target_points=12_000,
+        balanced_targets=True,
         inner_steps=5,
-        inner_lr=1e-3,
-        lr=1e-4,
+        inner_lr=5e-3,
+        lr_type="per-param",
+        clamp_lr=False,
+        extra_step_lr=1e-2,
+        lr=5e-4,
+        lr_schedule="step",
+        lr_step_epochs=350,
+        lr_step_factor=0.5,
+        clip_grad_value=0.5,
         latent=256,
+        dropout=0.2,
+        code_lr=1e-3,
+        code_init_std=None,
+        code_bound=1.0,
+        code_reg="deepsdf",
+        code_reg_warmup=100,
         test_iters=800,
+        test_lr=5e-3,
+        test_lr_drop=True,
+        test_samples=8000,
         steps=50_000,
         checkpoint_every=1000,
     ),
@@ -229,8 +339,16 @@ def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> Train
     config = replace(presets[name], model=model, context=context)
     if kind == "mnist" and context == "levelset":  # the paper's level-set context: 512 points
         config = replace(config, context_points=min(config.context_points, 512))
-    if kind == "shapenet" and context == "levelset" and model == "metasdf" and name == "paper":
-        config = replace(config, depth=7)  # the paper's level-set network: 7 x 512
+    if kind == "shapenet" and name == "paper":
+        if model == "metasdf" and context == "levelset":
+            # the paper's level-set network is one layer shallower and trained with plain l1
+            config = replace(config, depth=config.depth - 1, loss="l1", clamp=None, context_points=10_000)
+        elif model == "deepsdf":  # DeepSDF's specs.json: 8 x 512, 64 scenes x 16,384 samples
+            config = replace(
+                config, depth=8, batch_size=64, target_points=16_384, lr_step_epochs=500, clip_grad_value=None
+            )
+        elif model == "pointnet":
+            config = replace(config, depth=8, context_points=10_000)
     return config
 
 

@@ -7,12 +7,13 @@ One task = one digit. Its context is what a model sees; its target is where it i
 - ``levelset``: ``context_points`` points of the zero level set (MetaSDF: 512) with value 0; the
   target is every cell of the grid.
 
-Coordinates are sdfkit's frame ([-1, 1]^2, y down), SDF values in the same units.
+Coordinates are sdfkit's frame ([-1, 1]^2, y down), SDF values in the same units; or, with
+``frame="reference"``, the MetaSDF reference code's (:func:`to_frame`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from sdfkit.errors import FormatError, InputError
 from sdfkit.geometry.basics import cell_centres
 from sdfkit.store.dataset import open_dataset
 
-__all__ = ["Shapes2D", "load_shapes", "grid_coordinates", "make_batch"]
+__all__ = ["Shapes2D", "load_shapes", "grid_coordinates", "make_batch", "to_frame", "frame_points", "frame_values"]
 
 REQUIRED = ("sdf/grid", "surface/points")
 
@@ -39,9 +40,15 @@ class Shapes2D:
     ids: list[str]
     rows: np.ndarray
     """Row of each shape in the store."""
+    frame: str = "sdfkit"
+    """The frame of ``grids``, ``surface`` and ``coords`` (:func:`to_frame`)."""
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def resolution(self) -> int:
+        return int(round(self.coords.shape[0] ** 0.5))
 
     def batch(self, index, config, generator: torch.Generator, device="cpu") -> dict:
         """A training batch of the tasks ``index`` as ``config`` (a TrainConfig) asks."""
@@ -55,6 +62,45 @@ class Shapes2D:
         )
 
 
+def frame_points(xy: torch.Tensor, resolution: int, frame: str) -> torch.Tensor:
+    """Points (..., 2) given as sdfkit's (x, y) in ``frame``: ``reference`` is the MetaSDF code's
+    ``get_mgrid`` (row / R - 0.5, column / R - 0.5) at the cell centres, so (y / 2 - 0.5 / R,
+    x / 2 - 0.5 / R) between them."""
+    if frame == "sdfkit":
+        return xy
+    if frame == "reference":
+        return xy.flip(-1) / 2 - 0.5 / resolution
+    raise InputError(f"unknown frame {frame!r}; choose sdfkit or reference")
+
+
+def frame_values(values: torch.Tensor, resolution: int, frame: str) -> torch.Tensor:
+    """sdfkit's SDF values of grid cells in ``frame``. ``reference``: the MetaSDF code's
+    SignedDistanceTransform, the plain difference of two distance transforms in pixels divided by
+    R. sdfkit's grid is half a cell closer to the boundary at every cell (docs/mnist.md), and its
+    image spans 2: the reference value is v / 2 + sign(v) * 0.5 / R, exactly (zero stays zero)."""
+    if frame == "sdfkit":
+        return values
+    if frame == "reference":
+        return values / 2 + torch.sign(values) * (0.5 / resolution)
+    raise InputError(f"unknown frame {frame!r}; choose sdfkit or reference")
+
+
+def to_frame(shapes: Shapes2D, frame: str) -> Shapes2D:
+    """The same digits in ``frame`` (from sdfkit's)."""
+    if shapes.frame == frame:
+        return shapes
+    if shapes.frame != "sdfkit":
+        raise InputError(f"shapes are in the {shapes.frame!r} frame; convert from sdfkit's")
+    r = shapes.resolution
+    return replace(
+        shapes,
+        grids=frame_values(shapes.grids, r, frame),
+        surface=frame_points(shapes.surface, r, frame),
+        coords=frame_points(shapes.coords, r, frame),
+        frame=frame,
+    )
+
+
 def grid_coordinates(resolution: int) -> torch.Tensor:
     """(R * R, 2) cell centres (x, y), in the order of a row-major (R, R) grid: y_i, x_j."""
     c = torch.tensor(cell_centres(resolution), dtype=torch.float32)
@@ -62,8 +108,8 @@ def grid_coordinates(resolution: int) -> torch.Tensor:
     return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
 
 
-def load_shapes(store, split: str, *, limit: int | None = None) -> Shapes2D:
-    """Read the ok shapes of ``split`` from a ``mnist`` store into memory.
+def load_shapes(store, split: str, *, limit: int | None = None, frame: str = "sdfkit") -> Shapes2D:
+    """Read the ok shapes of ``split`` from a ``mnist`` store into memory, in ``frame``.
 
     Raises :class:`FormatError` for a store of another kind or without the 2D arrays.
     """
@@ -82,13 +128,14 @@ def load_shapes(store, split: str, *, limit: int | None = None) -> Shapes2D:
     grids = np.stack([grid[int(r)] for r in rows]) if len(rows) < 64 else grid.get_orthogonal_selection((rows,))
     surface = ds.group["surface/points"].get_orthogonal_selection((rows,))
     ids = [str(i) for i in ds.meta("id")[: len(rows)]]
-    return Shapes2D(
+    shapes = Shapes2D(
         grids=torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32)).reshape(len(rows), -1),
         surface=torch.from_numpy(np.ascontiguousarray(surface, dtype=np.float32)),
         coords=grid_coordinates(resolution),
         ids=ids,
         rows=np.asarray(rows),
     )
+    return to_frame(shapes, frame)
 
 
 def make_batch(

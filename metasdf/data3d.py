@@ -5,7 +5,8 @@ One task = one shape. Context and targets come from contiguous windows of the st
 slice of memory, so the data loader keeps up with the model.
 
 - ``dense``: ``context_points`` SDF samples, half inside and half outside (the first ones of each
-  sign in a random window); targets: ``target_points`` SDF samples of another window.
+  sign in a random window); targets: ``target_points`` SDF samples of another window (balanced
+  the same way with ``balanced_targets``, as the reference code draws them).
 - ``levelset``: ``context_points`` surface samples with value 0; targets: SDF samples.
 
 Coordinates: sdfkit's normalized frame (the unit ball); SDF values in the same units.
@@ -24,6 +25,8 @@ from sdfkit.store.dataset import open_dataset
 __all__ = ["Shapes3D", "load_shapes_3d", "make_batch_3d", "balanced_context"]
 
 REQUIRED = ("sdf/points", "sdf/values", "surface/points", "surface/normals", "norm/offset", "norm/scale")
+SAMPLE_SETS = {"train": "sdf", "test": "sdf_test"}
+"""Which stored SDF samples tasks come from: DeepSDF's training recipe, or its test recipe."""
 
 
 @dataclass
@@ -57,13 +60,17 @@ class Shapes3D:
             context=config.context,
             context_points=config.context_points,
             target_points=config.target_points,
+            balanced_targets=config.balanced_targets,
             generator=generator,
             device=device,
         )
 
 
-def load_shapes_3d(store, split: str, *, limit: int | None = None) -> Shapes3D:
-    """Read the ok shapes of ``split`` from a ``shapenet`` store into memory."""
+def load_shapes_3d(store, split: str, *, limit: int | None = None, samples: str = "train") -> Shapes3D:
+    """Read the ok shapes of ``split`` from a ``shapenet`` store into memory; ``samples="test"``
+    takes the SDF samples of DeepSDF's test recipe (``sdf_test/*``) instead of its training one."""
+    if samples not in SAMPLE_SETS:
+        raise InputError(f"unknown samples {samples!r}; choose {' or '.join(SAMPLE_SETS)}")
     ds = open_dataset(store)
     if ds.kind != "shapenet":
         raise FormatError(
@@ -72,6 +79,12 @@ def load_shapes_3d(store, split: str, *, limit: int | None = None) -> Shapes3D:
     missing = [a for a in REQUIRED if a not in ds.arrays]
     if missing:
         raise FormatError(f"{store}: missing arrays {', '.join(missing)}; rebuild it with sdfkit prepare-shapenet")
+    prefix = SAMPLE_SETS[samples]
+    if f"{prefix}/points" not in ds.arrays:
+        raise FormatError(
+            f"{store}: has no {prefix}/* arrays (DeepSDF's test recipe); add them with "
+            "sdfkit prepare-shapenet ... --recipe deepsdf-test, or evaluate with --samples train"
+        )
     ds = ds.select(split)
     if len(ds) == 0:
         raise FormatError(f"{store}: no usable shapes in split {split!r}")
@@ -82,8 +95,8 @@ def load_shapes_3d(store, split: str, *, limit: int | None = None) -> Shapes3D:
         return np.ascontiguousarray(np.stack([g[name][int(r)] for r in rows]), dtype=np.float32)
 
     return Shapes3D(
-        points=torch.from_numpy(read("sdf/points")),
-        values=torch.from_numpy(read("sdf/values")),
+        points=torch.from_numpy(read(f"{prefix}/points")),
+        values=torch.from_numpy(read(f"{prefix}/values")),
         surface=torch.from_numpy(read("surface/points")),
         normals=torch.from_numpy(read("surface/normals")),
         offset=np.stack([np.asarray(g["norm/offset"][int(r)], dtype=np.float64) for r in rows]),
@@ -126,15 +139,22 @@ def make_batch_3d(
     context_points: int,
     target_points: int,
     generator: torch.Generator,
+    balanced_targets: bool = False,
     device="cpu",
 ) -> dict:
-    """Context and targets of the tasks ``index`` (B,), drawn with ``generator``."""
+    """Context and targets of the tasks ``index`` (B,), drawn with ``generator``; with
+    ``balanced_targets`` the targets are half inside, half outside (as the context)."""
     k = shapes.points.shape[1]
     cx, cy, tx, ty = [], [], [], []
     for i in index.tolist():
-        target = _window(k, target_points, generator)
-        tx.append(shapes.points[i, target])
-        ty.append(shapes.values[i, target])
+        if balanced_targets:
+            pool = _window(k, 4 * target_points, generator)
+            x, y = balanced_context(shapes.points[i, pool], shapes.values[i, pool], target_points, generator)
+        else:
+            target = _window(k, target_points, generator)
+            x, y = shapes.points[i, target], shapes.values[i, target]
+        tx.append(x)
+        ty.append(y)
         if context == "dense":
             pool = _window(k, 4 * context_points, generator)
             x, y = balanced_context(shapes.points[i, pool], shapes.values[i, pool], context_points, generator)

@@ -1,9 +1,19 @@
 """Evaluating a trained 2D run on held-out digits.
 
 For every shape of the split: draw its context (seeded), let the model reconstruct the SDF on the
-full grid, and measure the mean absolute error over all cells. Reported in sdfkit units (the
-image spans 2) and in the paper's units (the image spans 1: half the value). The reference "mean
-shape" predicts the average training SDF for every digit; a model must beat it to have learned.
+full grid, and score it there, every cell, two ways:
+
+- sdfkit's: the mean absolute error against the store's grid, in sdfkit units (the image spans 2);
+- the reference code's (vsitzmann/metasdf): the mean squared error, in its frame (the image spans
+  1), against its ground truth (the plain difference of two distance transforms, without
+  sdfkit's half-cell correction: :func:`metasdf.data.frame_values`), and, beside it, against
+  sdfkit's ground truth in the same units. The gap between the two ground truths is half a cell at
+  every cell; its squared mean is reported too, so the columns say what they measure.
+
+The reference "mean shape" predicts the average training SDF for every digit; a model must beat
+it to have learned. The context is the run's (``context_points`` drawn at random), or with
+``context="reference"`` the reference's evaluation context: every grid cell (dense) or every stored
+zero-level-set point (level set).
 """
 
 from __future__ import annotations
@@ -15,18 +25,40 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metasdf.data import load_shapes, make_batch
+from metasdf.data import frame_values, load_shapes, make_batch, to_frame
 from metasdf.train import load_run, run_store, shown_steps, steps_at_test_time
+from sdfkit.errors import InputError
 from sdfkit.geometry.basics import cell_centres
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "EVAL_CONTEXTS"]
+
+EVAL_CONTEXTS = ("sdfkit", "reference")
 
 
-def _full_grid_batch(shapes, index, config, generator, device):
-    batch = make_batch(
-        shapes, index, context=config.context, context_points=config.context_points, generator=generator, device=device
-    )
+def _full_grid_batch(shapes, index, config, generator, device, context="sdfkit"):
     b = len(index)
+    if context == "reference":  # every cell with its value, or every stored level-set point
+        if config.context == "dense":
+            batch = {
+                "context_x": shapes.coords.unsqueeze(0).expand(b, -1, -1),
+                "context_y": shapes.grids[index].unsqueeze(2),
+            }
+        else:
+            surface = shapes.surface[index]
+            batch = {"context_x": surface, "context_y": torch.zeros(*surface.shape[:2], 1)}
+        batch["index"] = torch.as_tensor(index)
+        batch = {k: v.to(device) for k, v in batch.items()}
+    elif context == "sdfkit":
+        batch = make_batch(
+            shapes,
+            index,
+            context=config.context,
+            context_points=config.context_points,
+            generator=generator,
+            device=device,
+        )
+    else:
+        raise InputError(f"unknown evaluation context {context!r}; choose {' or '.join(EVAL_CONTEXTS)}")
     batch["target_x"] = shapes.coords.unsqueeze(0).expand(b, -1, -1).to(device)
     batch["target_y"] = shapes.grids[index].unsqueeze(2).to(device)
     return batch
@@ -44,16 +76,22 @@ def evaluate(
     figures: bool = True,
     resolution: int = 128,
     test_steps: int | None = None,
+    context: str = "sdfkit",
+    samples: str = "train",
+    extra_step_lr: float | None = None,
     progress=None,
 ) -> dict:
-    """Evaluate a run; writes RUN_DIR/eval-<split>.json (and PNG figures) and returns its content.
+    """Evaluate a run; writes RUN_DIR/eval-<split>.json (eval-<split>-reference-context.json
+    with ``context="reference"``; and PNG figures) and returns its content.
 
     3D runs (trained on a shapenet store) are evaluated by :func:`metasdf.evaluate3d.evaluate_3d`
     with meshes extracted at ``resolution``. ``test_steps`` overrides the run's test-time steps
-    (MetaSDF's inner loop, the auto-decoders' latent iterations).
+    (MetaSDF's inner loop, the auto-decoders' latent iterations); ``extra_step_lr`` the rate of
+    MetaSDF's steps past the trained ones. ``context``: see the module's text; ``samples`` (3D):
+    ``test`` takes dense context from the store's DeepSDF test recipe.
     """
     run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir, device=device, test_steps=test_steps)
+    config, model, state = load_run(run_dir, device=device, test_steps=test_steps, extra_step_lr=extra_step_lr)
     store = store if store is not None else run_store(run_dir)
     if config.data_kind == "shapenet":
         from metasdf.evaluate3d import evaluate_3d
@@ -70,50 +108,76 @@ def evaluate(
             resolution=resolution,
             seed=seed,
             figures=figures,
+            context=context,
+            samples=samples,
             progress=progress,
         )
-    shapes = load_shapes(store, split, limit=limit)
+    if samples != "train":
+        raise InputError(f"--samples {samples}: 2D stores have one grid per digit; drop --samples")
+    if context not in EVAL_CONTEXTS:
+        raise InputError(f"unknown evaluation context {context!r}; choose {' or '.join(EVAL_CONTEXTS)}")
+    truth = load_shapes(store, split, limit=limit)  # sdfkit's frame: the ground truth of both metrics
+    shapes = to_frame(truth, config.frame)  # what the model sees
+    r = truth.resolution
+    reference_truth = frame_values(truth.grids, r, "reference")
     train = load_shapes(store, config.split, limit=config.limit)
     mean_shape = train.grids.mean(dim=0)
     generator = torch.Generator().manual_seed(seed)
 
-    errors, seconds = [], 0.0
+    l1, mse_reference, mse_sdfkit, seconds = [], [], [], 0.0
     first_batch = None
     for start in range(0, len(shapes), batch_size):
         index = torch.arange(start, min(start + batch_size, len(shapes)))
-        batch = _full_grid_batch(shapes, index, config, generator, device)
+        batch = _full_grid_batch(shapes, index, config, generator, device, context)
         tic = time.perf_counter()
         with torch.no_grad():
             prediction = model.reconstruct(batch)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         seconds += time.perf_counter() - tic
-        errors.append((prediction - batch["target_y"]).abs().mean(dim=(1, 2)).cpu())
+        prediction = prediction[..., 0].cpu()
+        # the prediction in units of an image spanning 2 (sdfkit's) and spanning 1 (the reference's)
+        span2 = prediction if config.frame == "sdfkit" else 2 * prediction
+        l1.append((span2 - truth.grids[index]).abs().mean(dim=1))
+        mse_reference.append((span2 / 2 - reference_truth[index]).pow(2).mean(dim=1))
+        mse_sdfkit.append((span2 / 2 - truth.grids[index] / 2).pow(2).mean(dim=1))
         if first_batch is None:
-            first_batch = (batch, prediction.cpu())
-    errors = torch.cat(errors).numpy()
-    mean_errors = (shapes.grids - mean_shape).abs().mean(dim=1).numpy()
+            first_batch = ({k: v.cpu() for k, v in batch.items()}, prediction.unsqueeze(2))
+    l1, mse_reference, mse_sdfkit = (torch.cat(v).numpy() for v in (l1, mse_reference, mse_sdfkit))
+    mean_errors = (truth.grids - mean_shape).abs().mean(dim=1).numpy()
+    mean_mse = (mean_shape / 2 - reference_truth).pow(2).mean(dim=1).numpy()
+    gap = truth.grids / 2 - reference_truth
     result = {
         "model": config.model,
         "context": config.context,
-        "context_points": config.context_points,
+        "context_points": int(first_batch[0]["context_x"].shape[1]),
+        "evaluation_context": context,
+        "frame": config.frame,
         "split": split,
         "shapes": len(shapes),
         "trained_steps": int(state["step"]),
         "test_steps": steps_at_test_time(config),
-        "l1_mean": float(errors.mean()),
-        "l1_std": float(errors.std()),
-        "l1_mean_paper_units": float(errors.mean() / 2),
-        "l1_std_paper_units": float(errors.std() / 2),
+        "l1_mean": float(l1.mean()),
+        "l1_std": float(l1.std()),
+        "l1_mean_paper_units": float(l1.mean() / 2),
+        "l1_std_paper_units": float(l1.std() / 2),
         "mean_shape_l1": float(mean_errors.mean()),
+        "reference_metric": "mean squared error over the full grid, image spanning 1 (vsitzmann/metasdf sdf_loss)",
+        "mse_reference": float(mse_reference.mean()),
+        "mse_reference_std": float(mse_reference.std()),
+        "mse_reference_sdfkit_truth": float(mse_sdfkit.mean()),
+        "mean_shape_mse_reference": float(mean_mse.mean()),
+        "ground_truth_gap_mse": float(gap.pow(2).mean()),
+        "ground_truth_gap_cells": float(gap.abs().mean() * r),
         "seconds_per_shape": seconds / len(shapes),
         "device": str(device),
         "store": str(store),
     }
-    path = run_dir / f"eval-{split}.json"
+    suffix = "" if context == "sdfkit" else "-reference-context"
+    path = run_dir / f"eval-{split}{suffix}.json"
     path.write_text(json.dumps(result, indent=2))  # the metrics first, whatever the figures do
     if figures:
-        result["figures"] = _figures(run_dir, split, model, config, first_batch, shapes)
+        result["figures"] = _figures(run_dir, f"{split}{suffix}", model, config, first_batch, shapes)
         path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -127,6 +191,12 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
     batch, prediction = first_batch
     r = int(round(shapes.coords.shape[0] ** 0.5))
     c = cell_centres(r)
+    scale = 1.0 if config.frame == "sdfkit" else 2.0  # drawn in sdfkit's units and frame
+    raw = batch  # what the model sees
+    batch = dict(raw, target_y=raw["target_y"] * scale)
+    if config.frame == "reference":
+        batch["context_x"] = ((raw["context_x"] + 0.5 / r) * 2).flip(-1)
+    prediction = prediction * scale
     count = min(8, len(prediction))
     paths = []
     fig, axes = plt.subplots(2, count, figsize=(2 * count, 4.2), squeeze=False)
@@ -161,7 +231,7 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
         from metasdf.models import batched_mlp
 
         count = min(4, len(prediction))
-        sub = {k: v[:count] for k, v in batch.items()}
+        sub = {k: v[:count] for k, v in raw.items()}
         with torch.no_grad():
             _, history = model.specialize(sub["context_x"], sub["context_y"], trace=True)
         shown = shown_steps(len(history) - 1, model.steps)
@@ -169,7 +239,7 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
         for column, s in enumerate(shown):
             fast = history[s]
             with torch.no_grad():
-                values = batched_mlp(sub["target_x"], fast)[:, :, 0].cpu().numpy()
+                values = scale * batched_mlp(sub["target_x"], fast)[:, :, 0].cpu().numpy()
             for k in range(count):
                 ax = axes[k, column]
                 truth = sub["target_y"][k, :, 0].cpu().numpy().reshape(r, r)

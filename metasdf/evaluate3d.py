@@ -26,10 +26,14 @@ import torch
 from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
 from metasdf.train import shown_steps, steps_at_test_time
-from sdfkit.errors import ShapeError
+from sdfkit.errors import InputError, ShapeError
 from sdfkit.geometry.basics import cell_centres
 
-__all__ = ["evaluate_3d"]
+__all__ = ["evaluate_3d", "REFERENCE_CONTEXT_POINTS"]
+
+REFERENCE_CONTEXT_POINTS = {"dense": 50_000, "levelset": 10_000}
+"""The reference code's reconstruction context (3D/reconstruction.py: 100,000 balanced SDF
+samples split in half, or 10,000 level-set points)."""
 
 
 def _field(model, batch):
@@ -59,11 +63,23 @@ def evaluate_3d(
     points: int = 30_000,
     seed: int = 1234,
     figures: bool = True,
+    context: str = "sdfkit",
+    samples: str = "train",
     progress=None,
 ) -> dict:
-    """Evaluate a 3D run; writes RUN_DIR/eval-<split>.json (and PNGs) and returns its content."""
+    """Evaluate a 3D run; writes RUN_DIR/eval-<split>[-reference-context][-test-samples].json
+    (and PNGs) and returns its content.
+
+    context : ``sdfkit`` (the run's ``context_points``) or ``reference`` (the reference code's
+        reconstruction context: 50,000 SDF samples, half of each sign, or 10,000 surface points)
+    samples : where dense context comes from: ``train`` (the store's ``sdf/*``, DeepSDF's training
+        recipe) or ``test`` (``sdf_test/*``, its test recipe, as the reference evaluated test shapes)
+    """
+    if context not in REFERENCE_CONTEXT_POINTS and context != "sdfkit":
+        raise InputError(f"unknown evaluation context {context!r}; choose sdfkit or reference")
     run_dir = Path(run_dir)
-    shapes = load_shapes_3d(store, split, limit=limit)
+    shapes = load_shapes_3d(store, split, limit=limit, samples=samples)
+    count = config.context_points if context == "sdfkit" else REFERENCE_CONTEXT_POINTS[config.context]
     generator = torch.Generator().manual_seed(seed)
     rows = []
     meshes = {}
@@ -72,7 +88,7 @@ def evaluate_3d(
             shapes,
             torch.tensor([k]),
             context=config.context,
-            context_points=config.context_points,
+            context_points=count,
             target_points=1,
             generator=generator,
             device=device,
@@ -111,7 +127,9 @@ def evaluate_3d(
     result = {
         "model": config.model,
         "context": config.context,
-        "context_points": config.context_points,
+        "context_points": int(batch["context_x"].shape[1]),
+        "evaluation_context": context,
+        "samples": samples,
         "split": split,
         "shapes": len(shapes),
         "failed": [{"id": r["id"], "error": r["error"]} for r in rows if "error" in r],
@@ -138,10 +156,15 @@ def evaluate_3d(
         "store": str(store),
         "per_shape": rows,
     }
-    path = run_dir / f"eval-{split}.json"
+    name = (
+        split
+        + ("-reference-context" if context == "reference" else "")
+        + ("-test-samples" if samples == "test" else "")
+    )
+    path = run_dir / f"eval-{name}.json"
     path.write_text(json.dumps(result, indent=2))  # the metrics first: figures need a renderer
     if figures:
-        result["figures"] = _figures(run_dir, split, model, config, shapes, meshes, store, device)
+        result["figures"] = _figures(run_dir, name, model, config, shapes, meshes, store, device)
         path.write_text(json.dumps(result, indent=2))
     return result
 

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from sdfkit.errors import InputError
 
 __all__ = [
+    "POINT_LOSSES",
     "init_layers",
     "layer_shapes",
     "batched_mlp",
@@ -33,16 +34,25 @@ __all__ = [
 ]
 
 
+POINT_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+"""Error of a prediction at points, by name: ``l2`` is the mean squared error."""
+
+
 def init_layers(shapes: list[tuple[int, int]], init: str, *, radius: float = 0.5, generator=None) -> list[torch.Tensor]:
     """Weights and biases [W0, b0, W1, b1, ...] of a ReLU MLP with layer shapes (out, in).
 
     init : ``sal`` (SAL's geometric initialization: the network starts close to the SDF of a
-        sphere of ``radius``, which SDF training needs) or ``kaiming``.
+        sphere of ``radius``, which SDF training needs), ``reference`` (SAL as the MetaSDF
+        reference code has it: the same hidden layers, the last layer's weights all
+        sqrt(pi / fan_in) and its bias 0, so the network starts positive everywhere) or ``kaiming``.
     """
     params = []
     for i, (out, inp) in enumerate(shapes):
         last = i == len(shapes) - 1
-        if init == "sal":
+        if init == "reference" and last:  # modules.sal_init_last_layer
+            w = torch.full((out, inp), math.sqrt(math.pi) / math.sqrt(inp))
+            b = torch.zeros(out)
+        elif init in ("sal", "reference"):  # modules.sal_init for the hidden layers
             if last:
                 w = math.sqrt(math.pi) / math.sqrt(inp) + 1e-4 * torch.randn(out, inp, generator=generator)
                 b = torch.full((out,), -radius)
@@ -53,7 +63,7 @@ def init_layers(shapes: list[tuple[int, int]], init: str, *, radius: float = 0.5
             w = torch.randn(out, inp, generator=generator) * math.sqrt(2.0 / inp)
             b = torch.zeros(out)
         else:
-            raise InputError(f"unknown init {init!r}; choose sal or kaiming")
+            raise InputError(f"unknown init {init!r}; choose sal, reference or kaiming")
         params += [w, b]
     return params
 
@@ -80,10 +90,13 @@ class MetaSDF(nn.Module):
     The inner loop specializes a copy of the weights per task with ``steps`` gradient steps of the
     ``inner`` loss (``l2``: mean squared error, or ``l1``) on the context; learning rates are
     learned per parameter and per step (``per-param``), per step (``per-step``) or one for all
-    (``global``), clamped non-negative. All tasks of a meta-batch run at once with per-task
-    weights (batched matmuls): one ``autograd.grad`` of the summed task losses gives every task
-    its own gradient. At test time the inner loop may run longer than in training
-    (``test_steps``): the extra steps reuse the last step's learned learning rates.
+    (``global``), clamped non-negative (``clamp_lr``; the reference code does not clamp). All
+    tasks of a meta-batch run at once with per-task weights (batched matmuls): one
+    ``autograd.grad`` of the summed task losses gives every task its own gradient. The outer loss
+    is ``outer`` (``l1``, or ``l2``: the reference code's mean squared error). At test time the
+    inner loop may run longer than in training (``test_steps``): the extra steps reuse the last
+    step's learned learning rates, or the whole loop takes the fixed rate ``extra_step_lr`` (the
+    reference's 1e-2, :meth:`step_lr`).
     """
 
     def __init__(
@@ -99,13 +112,17 @@ class MetaSDF(nn.Module):
         dim=2,
         outputs=1,
         inner="l2",
+        outer="l1",
         test_steps=None,
+        clamp_lr=True,
+        extra_step_lr=None,
     ):
         super().__init__()
-        if inner not in ("l1", "l2"):
-            raise InputError(f"unknown inner loss {inner!r}; choose l2 or l1")
+        for name, value in (("inner", inner), ("outer", outer)):
+            if value not in POINT_LOSSES:
+                raise InputError(f"unknown {name} loss {value!r}; choose {' or '.join(POINT_LOSSES)}")
         self.steps, self.first_order, self.lr_type, self.inner = steps, first_order, lr_type, inner
-        self.test_steps = test_steps
+        self.outer, self.test_steps, self.clamp_lr, self.extra_step_lr = outer, test_steps, clamp_lr, extra_step_lr
         self.weights = nn.ParameterList(init_layers(layer_shapes(dim, hidden, depth, outputs), init))
         if lr_type == "per-param":
             lrs = [torch.full((steps, *w.shape), lr_init) for w in self.weights]
@@ -136,24 +153,31 @@ class MetaSDF(nn.Module):
                     fast = [w.detach().requires_grad_(True) for w in fast]
                 loss = self.inner_loss(batched_mlp(context_x, fast), context_y).sum()
                 grads = torch.autograd.grad(loss, fast, create_graph=keep_graph)
-            fast = [
-                w - lr[min(step, lr.shape[0] - 1)].clamp(min=0) * g
-                for w, lr, g in zip(fast, self.lrs, grads, strict=True)
-            ]
+            fast = [w - self.step_lr(lr, step, steps) * g for w, lr, g in zip(fast, self.lrs, grads, strict=True)]
             if not training:
                 fast = [w.detach() for w in fast]
             if trace:
                 history.append(fast)
         return (fast, history) if trace else fast
 
+    def step_lr(self, lr: torch.Tensor, step: int, steps: int) -> torch.Tensor | float:
+        """The learning rate of inner step ``step`` (from 0) of ``steps`` for one weight tensor's
+        rates ``lr``. A loop longer than the trained one takes ``extra_step_lr`` at every step
+        where it is set, as the reference code does (meta_modules.py: ``self.lr[i][j] if
+        num_meta_steps <= self.num_meta_steps else 1e-2``); else its extra steps repeat the last
+        step's learned rates."""
+        if steps > self.steps and self.extra_step_lr is not None:
+            return self.extra_step_lr
+        rate = lr[min(step, lr.shape[0] - 1)]
+        return rate.clamp(min=0) if self.clamp_lr else rate
+
     def inner_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-task loss (B,) of the inner loop: l2 (or l1) to the context's values."""
-        loss = F.mse_loss if self.inner == "l2" else F.l1_loss
-        return loss(output, target, reduction="none").mean(dim=(1, 2))
+        return POINT_LOSSES[self.inner](output, target, reduction="none").mean(dim=(1, 2))
 
     def outer_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The meta-training loss on the targets: l1."""
-        return F.l1_loss(output, target)
+        """The meta-training loss on the targets: l1 (or l2)."""
+        return POINT_LOSSES[self.outer](output, target)
 
     def sdf(self, output: torch.Tensor) -> torch.Tensor:
         """The SDF (B, N, 1) from the network's output."""
@@ -186,12 +210,14 @@ class AutoDecoder(nn.Module):
     """DeepSDF-style auto-decoder with concatenation: one latent code per training shape,
     optimized jointly with the decoder; at test time only the code is optimized on the context."""
 
-    def __init__(self, *, shapes, latent=256, hidden=256, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2):
+    def __init__(
+        self, *, shapes, latent=256, hidden=256, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2, outer="l1"
+    ):
         super().__init__()
         self.codes = nn.Embedding(shapes, latent)
         nn.init.normal_(self.codes.weight, std=0.01)
         self.decoder = _ConcatDecoder(latent, hidden, depth, init)
-        self.reg, self.test_iters, self.test_lr = reg, test_iters, test_lr
+        self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
 
     def decode(self, x, z):
         return self.decoder(x, z)
@@ -202,7 +228,7 @@ class AutoDecoder(nn.Module):
     def loss(self, batch):
         z = self.codes(batch["index"])
         pred = self.decode(batch["target_x"], z)
-        return F.l1_loss(pred, batch["target_y"]) + self.reg * z.pow(2).sum(dim=1).mean()
+        return POINT_LOSSES[self.outer](pred, batch["target_y"]) + self.reg * z.pow(2).sum(dim=1).mean()
 
     def reconstruct(self, batch, *, iters=None):
         iters = self.test_iters if iters is None else iters
@@ -228,7 +254,9 @@ class HyperAutoDecoder(AutoDecoder):
     """Auto-decoder whose latent code is turned into all weights of the SDF network by a
     hypernetwork (one linear head per weight tensor)."""
 
-    def __init__(self, *, shapes, latent=128, hidden=128, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2):
+    def __init__(
+        self, *, shapes, latent=128, hidden=128, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2, outer="l1"
+    ):
         nn.Module.__init__(self)
         self.codes = nn.Embedding(shapes, latent)
         nn.init.normal_(self.codes.weight, std=0.01)
@@ -237,7 +265,7 @@ class HyperAutoDecoder(AutoDecoder):
         for head in self.heads:  # start at the base network: the code only adds a correction
             nn.init.normal_(head.weight, std=1e-3)
             nn.init.zeros_(head.bias)
-        self.reg, self.test_iters, self.test_lr = reg, test_iters, test_lr
+        self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
 
     def decode(self, x, z):
         params = [
@@ -250,8 +278,9 @@ class ConditionalNP(nn.Module):
     """Conditional neural process: a set encoder (per-point MLP, mean pooling) turns the context
     into a code, a concatenation decoder maps [x, code] to the SDF. One forward pass at test time."""
 
-    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal"):
+    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal", outer="l1"):
         super().__init__()
+        self.outer = outer
         self.encoder = nn.Sequential(
             nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, latent)
         )
@@ -264,7 +293,7 @@ class ConditionalNP(nn.Module):
         return self.loss(batch)
 
     def loss(self, batch):
-        return F.l1_loss(self.reconstruct(batch), batch["target_y"])
+        return POINT_LOSSES[self.outer](self.reconstruct(batch), batch["target_y"])
 
     def reconstruct(self, batch):
         return self.decoder(batch["target_x"], self.encode(batch["context_x"], batch["context_y"]))

@@ -4,7 +4,7 @@ Same interface as the 2D models (:mod:`metasdf.models`): ``loss(batch)`` and
 ``reconstruct(batch) -> (B, Nt, 1)``, with 3D coordinates in sdfkit's normalized frame (the unit
 ball) and SDF values in the same units, negative inside.
 
-- :class:`MetaSDF3D`: ReLU MLP (8 x 512 for dense context, 7 x 512 for level sets in the paper)
+- :class:`MetaSDF3D`: ReLU MLP (9 x 512 for dense context, 8 x 512 for level sets in the reference code)
   with two heads, a sign logit and a distance; the SDF is ``sign(logit) * |distance|``. Loss:
   :func:`composite_loss` (BCE on the sign plus l1 on the distance, weighted by learned
   uncertainties, Kendall et al. 2018; one pair of weights for the inner loop and one for the
@@ -28,14 +28,24 @@ from sdfkit.errors import InputError
 __all__ = ["composite_loss", "clamped_l1", "MetaSDF3D", "DeepSDF", "PointNetSDF", "MODELS_3D"]
 
 
-def clamped_l1(prediction: torch.Tensor, target: torch.Tensor, clamp: float = 0.1, *, power: int = 1) -> torch.Tensor:
+def clamped_l1(
+    prediction: torch.Tensor, target: torch.Tensor, clamp: float | None = 0.1, *, power: int = 1
+) -> torch.Tensor:
     """DeepSDF's loss, per task (B,): mean |clamp(prediction) - clamp(target)|, clamp to +-0.1
-    (``power=2``: its square)."""
-    return (prediction.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs().pow(power).mean(dim=(1, 2))
+    (``power=2``: its square; ``clamp=None``: plain l1)."""
+    if clamp is not None:
+        prediction, target = prediction.clamp(-clamp, clamp), target.clamp(-clamp, clamp)
+    return (prediction - target).abs().pow(power).mean(dim=(1, 2))
 
 
 def composite_loss(
-    output: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor, *, signed: bool = True, distance: str = "l1"
+    output: torch.Tensor,
+    target: torch.Tensor,
+    log_sigma: torch.Tensor,
+    *,
+    signed: bool = True,
+    distance: str = "l1",
+    term: str = "unsigned",
 ):
     """Kendall-weighted loss per task (B,): ``BCE / (2 s0^2) + L1 / (2 s1^2) + log(s0 s1)``.
 
@@ -43,13 +53,15 @@ def composite_loss(
     log_sigma : (2,) log s0 (sign) and log s1 (distance)
     signed : False for targets without a sign (zero-level-set points): the BCE term and its
         weight are left out
-    distance : ``l1`` (|d - |sdf||, the paper's) or ``l2`` (its square) for the distance term
+    distance : ``l1`` or ``l2`` (its square) for the distance term
+    term : ``unsigned`` (| |d| - |sdf| |: the distance head answers how far, the sign head which
+        side) or ``signed`` (|d - sdf|, the reference code's)
     """
     logit, dist = output[..., 0], output[..., 1]
     sdf = target[..., 0]
-    error = (dist.abs() - sdf.abs()).abs()
-    term = (error if distance == "l1" else error.pow(2)).mean(dim=1)
-    total = term * torch.exp(-2.0 * log_sigma[1]) / 2.0 + log_sigma[1]
+    error = (dist.abs() - sdf.abs()).abs() if term == "unsigned" else (dist - sdf).abs()
+    mean = (error if distance == "l1" else error.pow(2)).mean(dim=1)
+    total = mean * torch.exp(-2.0 * log_sigma[1]) / 2.0 + log_sigma[1]
     if signed:
         bce = F.binary_cross_entropy_with_logits(logit, (sdf > 0).to(logit.dtype), reduction="none").mean(dim=1)
         total = total + bce * torch.exp(-2.0 * log_sigma[0]) / 2.0 + log_sigma[0]
@@ -64,13 +76,15 @@ class MetaSDF3D(MetaSDF):
         ``loss="l1"``: the clamped error squared). The outer loop always uses l1.
     """
 
-    def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, inner="l1", **kwargs):
+    def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, inner="l1", distance="unsigned", **kwargs):
         if loss not in ("composite", "l1"):
             raise InputError(f"unknown loss {loss!r}; choose composite or l1")
+        if distance not in ("unsigned", "signed"):
+            raise InputError(f"unknown distance term {distance!r}; choose unsigned or signed")
         super().__init__(
             hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, inner=inner, **kwargs
         )
-        self.kind, self.clamp = loss, clamp
+        self.kind, self.clamp, self.distance = loss, clamp, distance
         # log sigma of (sign, distance), for the inner and the outer loop; learned in the outer loop
         self.inner_log_sigma = nn.Parameter(torch.zeros(2))
         self.outer_log_sigma = nn.Parameter(torch.zeros(2))
@@ -80,12 +94,14 @@ class MetaSDF3D(MetaSDF):
             return clamped_l1(output, target, self.clamp, power=2 if self.inner == "l2" else 1)
         # level-set context: every target is 0 and has no sign
         signed = bool((target != 0).any())
-        return composite_loss(output, target, self.inner_log_sigma, signed=signed, distance=self.inner)
+        return composite_loss(
+            output, target, self.inner_log_sigma, signed=signed, distance=self.inner, term=self.distance
+        )
 
     def outer_loss(self, output, target):
         if self.kind == "l1":
             return clamped_l1(output, target, self.clamp).mean()
-        return composite_loss(output, target, self.outer_log_sigma).mean()
+        return composite_loss(output, target, self.outer_log_sigma, term=self.distance).mean()
 
     def sdf(self, output):
         if self.kind == "l1":
@@ -139,7 +155,17 @@ class _WeightNormMLP(nn.Module):
 
 class DeepSDF(nn.Module):
     """DeepSDF's auto-decoder: a latent code per training shape, trained with the decoder; at test
-    time the code alone is fitted to the context with Adam (DeepSDF: 800 iterations, lr 5e-3)."""
+    time the code alone is fitted to the context with Adam (DeepSDF: 800 iterations, lr 5e-3,
+    divided by 10 at 400, 8,000 fresh samples per iteration).
+
+    code_reg : ``sdfkit`` (``reg`` x squared norm, batch mean; the same at test time) or
+        ``deepsdf`` (train_deep_sdf.py: ``reg`` x min(1, epoch / ``code_reg_warmup``) x the sum of
+        the codes' norms / the batch's samples; reconstruct.py: ``reg`` x mean of the squared entries)
+    code_init_std : the codes' initial spread; None: 1 / sqrt(latent) (DeepSDF's CodeInitStdDev 1)
+    code_bound : nn.Embedding's max_norm (DeepSDF's CodeBound)
+    test_samples : per test-time iteration, draw this many context samples afresh, half of each
+        sign (None: the whole context every iteration)
+    """
 
     def __init__(
         self,
@@ -153,12 +179,22 @@ class DeepSDF(nn.Module):
         clamp=0.1,
         test_iters=800,
         test_lr=5e-3,
+        test_lr_drop=False,
+        test_samples=None,
+        code_init_std=0.01,
+        code_bound=None,
+        code_reg="sdfkit",
+        code_reg_warmup=100,
     ):
         super().__init__()
-        self.codes = nn.Embedding(shapes, latent)
-        nn.init.normal_(self.codes.weight, std=0.01)
+        if code_reg not in ("sdfkit", "deepsdf"):
+            raise InputError(f"unknown code regularizer {code_reg!r}; choose sdfkit or deepsdf")
+        self.codes = nn.Embedding(shapes, latent, max_norm=code_bound)
+        nn.init.normal_(self.codes.weight, std=code_init_std if code_init_std is not None else latent**-0.5)
         self.decoder = _WeightNormMLP(latent + 3, hidden, depth, dropout=dropout)
         self.reg, self.clamp, self.test_iters, self.test_lr = reg, clamp, test_iters, test_lr
+        self.test_lr_drop, self.test_samples = test_lr_drop, test_samples
+        self.code_reg, self.code_reg_warmup = code_reg, code_reg_warmup
 
     def decode(self, x, z):
         return self.decoder(torch.cat([z.unsqueeze(1).expand(-1, x.shape[1], -1), x], dim=2))
@@ -169,6 +205,10 @@ class DeepSDF(nn.Module):
     def loss(self, batch):
         z = self.codes(batch["index"])
         fit = clamped_l1(self.decode(batch["target_x"], z), batch["target_y"], self.clamp).mean()
+        if self.code_reg == "deepsdf":  # per sample of the batch, ramped up over the first epochs
+            epoch = batch["epoch"][0] if "epoch" in batch else self.code_reg_warmup
+            warm = min(1.0, float(epoch) / self.code_reg_warmup)
+            return fit + self.reg * warm * z.norm(dim=1).sum() / batch["target_x"].shape[:2].numel()
         return fit + self.reg * z.pow(2).sum(dim=1).mean()
 
     def fit_codes(self, context_x, context_y, *, iters=None) -> torch.Tensor:
@@ -181,10 +221,19 @@ class DeepSDF(nn.Module):
         was_training = self.training
         self.eval()
         with torch.enable_grad():
-            for _ in range(iters):
+            for i in range(iters):
+                if self.test_lr_drop:  # reconstruct.py: lr / 10 from iteration num_iterations // 2
+                    optimizer.param_groups[0]["lr"] = self.test_lr * (0.1 if i >= iters // 2 else 1.0)
+                x, y = context_x, context_y
+                if self.test_samples is not None:
+                    x, y = _balanced_draw(context_x, context_y, self.test_samples, generator)
                 optimizer.zero_grad()
-                fit = clamped_l1(self.decode(context_x, z), context_y, self.clamp).sum()
-                (fit + self.reg * z.pow(2).sum()).backward()
+                fit = clamped_l1(self.decode(x, z), y, self.clamp).sum()
+                if self.code_reg == "deepsdf":
+                    penalty = self.reg * z.pow(2).mean(dim=1).sum()
+                else:
+                    penalty = self.reg * z.pow(2).sum()
+                (fit + penalty).backward()
                 optimizer.step()
         self.train(was_training)
         return z.detach()
@@ -198,6 +247,25 @@ class DeepSDF(nn.Module):
         """Fit one task's code; returns x (N, 3) -> SDF (N,)."""
         z = self.fit_codes(context_x, context_y, iters=iters)
         return lambda x: self.decode(x.unsqueeze(0), z)[0, :, 0]
+
+
+def _balanced_draw(x: torch.Tensor, y: torch.Tensor, count: int, generator: torch.Generator):
+    """``count`` samples per task of (B, N, 3) / (B, N, 1), half with y > 0 and half with y <= 0,
+    drawn with replacement (DeepSDF's unpack_sdf_samples_from_ram); a task with one sign only
+    draws all from it."""
+    picks = []
+    for values in y[..., 0]:
+        outside = torch.nonzero(values > 0).squeeze(1)
+        inside = torch.nonzero(values <= 0).squeeze(1)
+        groups = [g for g in (outside, inside) if len(g)]
+        sizes = [count // 2, count - count // 2] if len(groups) == 2 else [count]
+        chosen = [
+            g[(torch.rand(n, generator=generator) * len(g)).long().to(g.device)]
+            for g, n in zip(groups, sizes, strict=True)
+        ]
+        picks.append(torch.cat(chosen))
+    index = torch.stack(picks)
+    return torch.gather(x, 1, index.unsqueeze(2).expand(-1, -1, x.shape[2])), torch.gather(y, 1, index.unsqueeze(2))
 
 
 class _ResnetBlock(nn.Module):

@@ -44,6 +44,8 @@ __all__ = [
     "train",
     "load_run",
     "learning_rate",
+    "epoch_of",
+    "make_optimizer",
     "steps_at_test_time",
     "resolve_config",
     "run_store",
@@ -65,7 +67,7 @@ def load_tasks(store, config: TrainConfig):
         from metasdf.data3d import load_shapes_3d
 
         return load_shapes_3d(store, config.split, limit=config.limit)
-    return load_shapes(store, config.split, limit=config.limit)
+    return load_shapes(store, config.split, limit=config.limit, frame=config.frame)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,7 +96,10 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             init=config.init,
             first_order=config.first_order,
             inner=config.inner_loss,
+            outer=config.outer_loss,
             test_steps=config.test_steps,
+            clamp_lr=config.clamp_lr,
+            extra_step_lr=config.extra_step_lr,
         )
     if config.model in ("autodecoder", "hypernet"):
         return MODELS[config.model](
@@ -104,8 +109,11 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             depth=config.depth,
             init=config.init,
             test_iters=config.test_iters,
+            outer=config.outer_loss,
         )
-    return MODELS["cnp"](latent=config.latent, hidden=config.hidden, depth=config.depth, init=config.init)
+    return MODELS["cnp"](
+        latent=config.latent, hidden=config.hidden, depth=config.depth, init=config.init, outer=config.outer_loss
+    )
 
 
 def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
@@ -125,6 +133,10 @@ def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             init=config.init,
             first_order=config.first_order,
             test_steps=config.test_steps,
+            clamp_lr=config.clamp_lr,
+            extra_step_lr=config.extra_step_lr,
+            distance=config.distance_term,
+            clamp=config.clamp,
         )
     if config.model == "deepsdf":
         return MODELS_3D["deepsdf"](
@@ -133,10 +145,35 @@ def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             hidden=config.hidden,
             depth=config.depth,
             dropout=config.dropout,
+            clamp=config.clamp if config.clamp is not None else 0.1,
             test_iters=config.test_iters,
             test_lr=config.test_lr,
+            test_lr_drop=config.test_lr_drop,
+            test_samples=config.test_samples,
+            code_init_std=config.code_init_std,
+            code_bound=config.code_bound,
+            code_reg=config.code_reg,
+            code_reg_warmup=config.code_reg_warmup,
         )
-    return MODELS_3D["pointnet"](latent=config.latent, hidden=config.hidden, depth=config.depth)
+    return MODELS_3D["pointnet"](
+        latent=config.latent, hidden=config.hidden, depth=config.depth, clamp=config.clamp if config.clamp else 0.1
+    )
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the model's parameters; the latent codes in a group of their own at ``code_lr``
+    when the config sets one (DeepSDF). Each group keeps its rate at step 0 as ``base_lr``."""
+    codes = getattr(model, "codes", None)
+    if config.code_lr is None or codes is None:
+        groups = [{"params": list(model.parameters()), "base_lr": config.lr}]
+    else:
+        code_ids = {id(p) for p in codes.parameters()}
+        rest = [p for p in model.parameters() if id(p) not in code_ids]
+        groups = [
+            {"params": rest, "base_lr": config.lr},
+            {"params": list(codes.parameters()), "base_lr": config.code_lr},
+        ]
+    return torch.optim.Adam([{**g, "lr": g["base_lr"]} for g in groups])
 
 
 def _save(path: Path, model, optimizer, step: int, generator_states: list, config: TrainConfig) -> None:
@@ -191,10 +228,11 @@ def steps_at_test_time(config: TrainConfig) -> int | None:
 
 
 def load_run(
-    run_dir: Path, *, device="cpu", test_steps: int | None = None
+    run_dir: Path, *, device="cpu", test_steps: int | None = None, extra_step_lr: float | None = None
 ) -> tuple[TrainConfig, torch.nn.Module, dict]:
     """The config and trained model of a run folder (for evaluation); ``test_steps`` overrides
-    the test-time steps (MetaSDF's inner-loop steps, the auto-decoders' latent iterations)."""
+    the test-time steps (MetaSDF's inner-loop steps, the auto-decoders' latent iterations),
+    ``extra_step_lr`` MetaSDF's rate for steps past the trained ones."""
     run_dir = Path(run_dir)
     config = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
     if config is None:
@@ -211,6 +249,10 @@ def load_run(
                 f"{run_dir}: a {config.model} run encodes the context in one pass and takes no test-time steps; "
                 "drop --test-steps"
             )
+    if extra_step_lr is not None:
+        if config.model != "metasdf":
+            raise InputError(f"{run_dir}: a {config.model} run has no inner loop; drop --extra-step-lr")
+        config = replace(config, extra_step_lr=extra_step_lr)
     state = load_checkpoint(run_dir / "checkpoint.pt", model_name=config.model)
     n_shapes = state["model_state"]["codes.weight"].shape[0] if "codes.weight" in state["model_state"] else 0
     model = build_model(config, n_shapes)
@@ -245,7 +287,7 @@ def train(
     shapes = shapes if shapes is not None else load_tasks(store, config)
     torch.manual_seed(config.seed)  # the same initial weights in every process
     model = build_model(config, len(shapes)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config)
     # each process draws its own tasks: rank r uses stream r of the seed
     generator = torch.Generator().manual_seed(config.seed + 1_000_003 * dist_info.rank)
     step = 0
@@ -304,12 +346,17 @@ def train(
         while step < config.steps:
             index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
             batch = shapes.batch(index, config, generator, device)
+            # the epoch (fractional) each task is drawn in: DeepSDF's regularizer ramps up with it
+            batch["epoch"] = torch.full((len(index),), epoch_of(config, step, len(shapes)), device=device)
             optimizer.zero_grad(set_to_none=True)
+            factor = learning_rate(config, step, len(shapes)) / config.lr
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
+                group["lr"] = group.get("base_lr", config.lr) * factor
             loss = accumulate_gradients(trained, batch, config.micro_batch)
             if config.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            if config.clip_grad_value:
+                torch.nn.utils.clip_grad_value_(model.parameters(), config.clip_grad_value)
             optimizer.step()
             step += 1
             loss_value = float(loss.detach())
@@ -339,13 +386,22 @@ def train(
     return {"step": step, "loss": loss_value, "stopped": stopped}
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """The outer learning rate of step ``step`` (counted from 0) under the config's schedule."""
+def epoch_of(config: TrainConfig, step: int, shapes: int) -> float:
+    """Epochs done before step ``step``: an epoch is as many tasks as the split has ``shapes``."""
+    return step * min(config.batch_size, shapes) / max(shapes, 1)
+
+
+def learning_rate(config: TrainConfig, step: int, shapes: int = 1) -> float:
+    """The outer learning rate of step ``step`` (counted from 0) under the config's schedule;
+    ``shapes`` (the split's size) sets the length of an epoch for the ``step`` schedule."""
     if config.lr_schedule == "constant":
         return config.lr
     if config.lr_schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
-    raise InputError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant or cosine")
+    if config.lr_schedule == "step":
+        decays = int(epoch_of(config, step, shapes) // config.lr_step_epochs)
+        return config.lr * config.lr_step_factor**decays
+    raise InputError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant, cosine or step")
 
 
 def accumulate_gradients(model, batch, micro_batch: int | None) -> torch.Tensor:

@@ -256,7 +256,8 @@ def test_presets_follow_the_paper_networks():
 
     dense = preset("paper", model="metasdf", context="dense", kind="shapenet")
     level = preset("paper", model="metasdf", context="levelset", kind="shapenet")
-    assert (dense.hidden, dense.depth, level.depth) == (512, 8, 7)
+    # the reference's ReLUFC(num_hidden_layers=8): nine hidden layers of 512; the level-set one fewer
+    assert (dense.hidden, dense.depth, level.depth) == (512, 9, 8)
     deepsdf = preset("paper", model="deepsdf", context="dense", kind="shapenet")
     assert (deepsdf.hidden, deepsdf.depth, deepsdf.latent) == (512, 8, 256)
     assert isinstance(preset("cpu", model="pointnet", context="levelset", kind="shapenet"), TrainConfig)

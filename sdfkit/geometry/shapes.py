@@ -72,6 +72,13 @@ class Primitive:
             return np.linalg.norm(q, axis=1) - small
         raise _unknown_kind(self.kind)
 
+    def normalized(self, centre: np.ndarray, factor: float) -> Primitive:
+        """This primitive after ``x -> (x - centre) * factor``: sizes scale, the rotation stays;
+        its SDF is ``factor`` times the old one at the old point, exactly."""
+        transform = np.array(self.transform, dtype=np.float64)
+        transform[:3, 3] = (transform[:3, 3] - centre) * factor
+        return Primitive(self.kind, tuple(float(v) * factor for v in self.size), transform)
+
     def mesh(self, detail: int = 48) -> trimesh.Trimesh:
         if self.kind == "box":
             m = trimesh.creation.box(extents=2 * np.asarray(self.size))
@@ -140,6 +147,13 @@ class Solid:
         if self.holes:
             value = np.maximum(value, -np.min([h.sdf(points) for h in self.holes], axis=0))
         return value
+
+    def normalized(self, centre: np.ndarray, factor: float) -> Solid:
+        """This solid after ``x -> (x - centre) * factor`` (see :meth:`Primitive.normalized`)."""
+        return Solid(
+            tuple(p.normalized(centre, factor) for p in self.parts),
+            tuple(h.normalized(centre, factor) for h in self.holes),
+        )
 
     def mesh(self, detail: int = 48) -> trimesh.Trimesh:
         """The watertight union's surface, holes drilled out (manifold3d booleans)."""
@@ -394,6 +408,12 @@ def make_shapes(
     :data:`CATEGORIES`) in turn, each damaged with one of ``defects`` in turn; ``out/splits/train.json`` and ``test.json`` in
     DeepSDF's format; ``out/shapes.json`` with each shape's synset, defect and primitives, so that
     its exact SDF can be rebuilt (:func:`solid_from_json`). Returns that manifest.
+
+    Units are ShapeNetCore v2's ``model_normalized``: each shape is centred on its bounding box
+    and scaled to a bounding-box diagonal of 1 (the undamaged solid's box; the defects are made
+    before scaling, so a defect has the same size relative to its shape at every scale), and the
+    manifest's primitives are in the same units, so distances measured on these meshes (Chamfer)
+    are in ShapeNet's units.
     """
     from sdfkit.errors import InputError
 
@@ -414,7 +434,12 @@ def make_shapes(
         defect = defects[(i // len(synsets)) % len(defects)]
         rng = np.random.default_rng([seed, i])
         solid = generator(rng)
-        mesh = damage(solid.mesh(detail), defect, solid=solid, rng=rng, detail=detail)
+        clean = solid.mesh(detail)
+        mesh = damage(clean, defect, solid=solid, rng=rng, detail=detail)
+        low, high = clean.bounds
+        centre, factor = (low + high) / 2, 1.0 / float(np.linalg.norm(high - low))
+        mesh = trimesh.Trimesh((np.asarray(mesh.vertices) - centre) * factor, mesh.faces, process=False)
+        solid = solid.normalized(centre, factor)
         shape_id = f"{name}-{i:04d}-{defect}"
         folder = out / synset / shape_id / "models"
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,331 @@
+"""Fidelity to the reference code (vsitzmann/metasdf, facebookresearch/DeepSDF): its frame and
+ground truth, its metric, its initialization, its learning-rate rules and regularizers, and the
+paper preset training for every model and context.
+
+References: the reference's SignedDistanceTransform and get_mgrid recomputed here with scipy and
+numpy as its code has them; metrics, losses and learning rates computed by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from test_cli import assert_user_error, sdfkit
+
+from metasdf.config import PRESETS_3D, preset, resolve_config
+from metasdf.data import frame_points, frame_values, grid_coordinates, load_shapes, to_frame
+from metasdf.evaluate import evaluate
+from metasdf.models import MetaSDF, batched_mlp, init_layers, layer_shapes
+from metasdf.models3d import DeepSDF, composite_loss
+from metasdf.train import learning_rate, make_optimizer, train
+from sdfkit.geometry.sdf2d import grid_sdf
+from sdfkit.sources import mnist
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fidelity") / "mnist.zarr"
+    config = mnist.MnistConfig(resolution=32, surface_points=256, limit=48, val_size=8)
+    mnist.prepare_mnist(out, config, workers=1)
+    return out
+
+
+def _reference_transform(binary: np.ndarray) -> np.ndarray:
+    """The reference's SignedDistanceTransform on a thresholded image (1 inside)."""
+    img = binary.astype(np.float32)
+    neg_distances = ndimage.distance_transform_edt(img)
+    sd_img = (img - 1.0).astype(np.uint8)
+    return (ndimage.distance_transform_edt(sd_img) - neg_distances) / float(img.shape[1])
+
+
+def test_reference_ground_truth_is_its_transform_and_half_a_cell_from_ours():
+    rng = np.random.default_rng(3)
+    r = 48
+    inside = ndimage.binary_opening(rng.random((r, r)) < 0.35, iterations=1)
+    inside[0], inside[:, 0] = False, False
+    ours = torch.from_numpy(grid_sdf(inside) * (2.0 / r)).float()
+    reference = frame_values(ours, r, "reference").numpy()
+    np.testing.assert_allclose(reference, _reference_transform(inside), atol=1e-6)
+    # the two conventions differ by half a cell everywhere, in the reference's units
+    np.testing.assert_allclose(np.abs(ours.numpy() / 2 - reference), 0.5 / r, atol=1e-6)
+
+
+def test_reference_coordinates_are_its_mgrid():
+    r = 16
+    mgrid = np.stack(np.mgrid[:r, :r], axis=-1)[None, ...].astype(np.float32)
+    mgrid = (mgrid / r - 0.5).reshape(-1, 2)  # the reference's get_mgrid, row-major like our grids
+    np.testing.assert_allclose(frame_points(grid_coordinates(r), r, "reference").numpy(), mgrid, atol=1e-7)
+
+
+def test_a_store_in_the_reference_frame_keeps_signs_and_converts_points_like_cells(store):
+    shapes = load_shapes(store, "train", limit=4)
+    ref = to_frame(shapes, "reference")
+    r = shapes.resolution
+    assert ref.frame == "reference" and torch.equal(torch.sign(ref.grids), torch.sign(shapes.grids))
+    # a level-set point one third of the way between two cell centres stays one third of the way
+    a, b = shapes.coords[5], shapes.coords[6]
+    point = torch.stack([a + (b - a) / 3])
+    torch.testing.assert_close(
+        frame_points(point, r, "reference")[0], ref.coords[5] + (ref.coords[6] - ref.coords[5]) / 3
+    )
+    torch.testing.assert_close(ref.surface, frame_points(shapes.surface, r, "reference"))
+
+
+def test_eval_reports_the_reference_metric_computed_by_hand(store, tmp_path):
+    config = dataclasses.replace(
+        preset("cpu", model="metasdf", context="dense"), hidden=16, steps=2, batch_size=4, context_points=64
+    )
+    run = tmp_path / "run"
+    train(store, run, config)
+    report = evaluate(run, store, split="test", limit=6, figures=False)
+    shapes = load_shapes(store, "test", limit=6)
+    r = shapes.resolution
+    from metasdf.train import load_run
+
+    _, model, _ = load_run(run)
+    generator = torch.Generator().manual_seed(1234)
+    from metasdf.evaluate import _full_grid_batch
+
+    batch = _full_grid_batch(shapes, torch.arange(6), config, generator, "cpu")
+    with torch.no_grad():
+        prediction = model.reconstruct(batch)[..., 0]
+    reference = torch.from_numpy(
+        np.stack([_reference_transform(g.reshape(r, r).numpy() < 0).reshape(-1) for g in shapes.grids])
+    ).float()
+    expected = ((prediction / 2 - reference) ** 2).mean().item()
+    assert report["mse_reference"] == pytest.approx(expected, rel=1e-5)
+    assert report["mse_reference_sdfkit_truth"] == pytest.approx(
+        ((prediction / 2 - shapes.grids / 2) ** 2).mean().item(), rel=1e-5
+    )
+    assert report["l1_mean"] == pytest.approx((prediction - shapes.grids).abs().mean().item(), rel=1e-5)
+    assert report["ground_truth_gap_mse"] == pytest.approx((0.5 / r) ** 2, rel=1e-4)
+    assert report["ground_truth_gap_cells"] == pytest.approx(0.5, rel=1e-4)
+    # the reference's evaluation context: every cell of the grid
+    full = evaluate(run, store, split="test", limit=6, figures=False, context="reference")
+    assert full["context_points"] == r * r and full["evaluation_context"] == "reference"
+    assert (run / "eval-test-reference-context.json").exists()
+
+
+def test_a_model_trained_in_the_reference_frame_is_scored_in_both(store, tmp_path):
+    config = dataclasses.replace(
+        preset("cpu", model="metasdf", context="levelset"), hidden=16, steps=2, batch_size=4, frame="reference"
+    )
+    run = tmp_path / "ref"
+    train(store, run, config)
+    report = evaluate(run, store, split="test", limit=4, figures=True)
+    shapes = load_shapes(store, "test", limit=4)
+    from metasdf.evaluate import _full_grid_batch
+    from metasdf.train import load_run
+
+    _, model, _ = load_run(run)
+    batch = _full_grid_batch(
+        to_frame(shapes, "reference"), torch.arange(4), config, torch.Generator().manual_seed(1234), "cpu"
+    )
+    with torch.no_grad():
+        prediction = model.reconstruct(batch)[..., 0]  # in the reference's units
+    reference = frame_values(shapes.grids, shapes.resolution, "reference")
+    assert report["frame"] == "reference"
+    assert report["mse_reference"] == pytest.approx(((prediction - reference) ** 2).mean().item(), rel=1e-5)
+    assert report["l1_mean"] == pytest.approx((2 * prediction - shapes.grids).abs().mean().item(), rel=1e-5)
+    assert all(p.endswith(".png") for p in report["figures"])
+
+
+def test_reference_init_starts_positive_with_a_zero_last_bias():
+    shapes = layer_shapes(2, 64, 3)
+    params = init_layers(shapes, "reference", generator=torch.Generator().manual_seed(0))
+    w, b = params[-2], params[-1]
+    assert torch.equal(b, torch.zeros(1)) and torch.allclose(w, torch.full_like(w, math.sqrt(math.pi) / 8))
+    for (out, _), hidden in zip(shapes[:-1], params[:-2:2], strict=True):  # N(0, 2 / fan_out)
+        assert hidden.std().item() == pytest.approx(math.sqrt(2 / out), rel=0.1)
+    x = torch.rand(1, 500, 2) - 0.5
+    assert (batched_mlp(x, [p.unsqueeze(0) for p in params]) >= 0).all()  # ReLU features, positive weights
+
+
+def test_a_loop_longer_than_trained_takes_the_fixed_rate_when_asked():
+    torch.manual_seed(0)
+    model = MetaSDF(hidden=8, depth=2, steps=2, lr_init=0.05, extra_step_lr=1e-2, clamp_lr=False)
+    with torch.no_grad():
+        for lr in model.lrs:
+            lr[1] = -0.02  # unclamped: a negative learned rate is used as it is
+    x, y = torch.rand(1, 20, 2), torch.rand(1, 20, 1)
+    _, history = model.specialize(x, y, steps=3, keep_graph=False, trace=True)
+
+    def step(fast, rate):
+        with torch.enable_grad():
+            fast = [w.detach().requires_grad_(True) for w in fast]
+            loss = (batched_mlp(x, fast) - y).pow(2).mean()
+            grads = torch.autograd.grad(loss, fast)
+        return [w - rate(i) * g for i, (w, g) in enumerate(zip(fast, grads, strict=True))]
+
+    # three steps of a model trained with two: every step at the fixed rate (the reference's rule)
+    want = history[0]
+    for k in range(3):
+        want = step(want, lambda i: 1e-2)
+        for got, expected in zip(history[k + 1], want, strict=True):
+            torch.testing.assert_close(got, expected)
+    # the trained length: the learned rates, unclamped (the second one is negative)
+    _, trained = model.specialize(x, y, steps=2, keep_graph=False, trace=True)
+    want = step(step(trained[0], lambda i: model.lrs[i][0].detach()), lambda i: model.lrs[i][1].detach())
+    for got, expected in zip(trained[2], want, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+def test_signed_distance_term_is_the_references():
+    output = torch.tensor([[[0.3, -0.05], [-1.2, 0.2]]])
+    target = torch.tensor([[[0.1], [-0.05]]])
+    zero = torch.zeros(2)
+    p = [1 / (1 + math.exp(-0.3)), 1 / (1 + math.exp(1.2))]
+    bce = (-math.log(p[0]) - math.log(1 - p[1])) / 2
+    signed = composite_loss(output, target, zero, term="signed").item()
+    unsigned = composite_loss(output, target, zero).item()
+    assert signed == pytest.approx(bce / 2 + (0.15 + 0.25) / 2 / 2, rel=1e-6)
+    assert unsigned == pytest.approx(bce / 2 + (0.05 + 0.15) / 2 / 2, rel=1e-6)
+
+
+def test_step_schedule_halves_every_so_many_epochs_and_codes_get_their_rate():
+    config = dataclasses.replace(PRESETS_3D["paper"], model="deepsdf")
+    shapes = 64  # 2 steps an epoch at 32 scenes a step
+    assert learning_rate(config, 0, shapes) == 5e-4
+    assert learning_rate(config, 2 * 350 - 1, shapes) == 5e-4
+    assert learning_rate(config, 2 * 350, shapes) == 2.5e-4
+    assert learning_rate(config, 2 * 700, shapes) == 1.25e-4
+    model = DeepSDF(shapes=3, latent=4, hidden=16, depth=2)
+    groups = make_optimizer(model, config).param_groups
+    assert [g["lr"] for g in groups] == [5e-4, 1e-3]
+    assert {id(p) for p in groups[1]["params"]} == {id(model.codes.weight)}
+
+
+def test_deepsdf_regularizers_are_deepsdfs():
+    torch.manual_seed(0)
+    model = DeepSDF(shapes=4, latent=16, hidden=16, depth=2, dropout=0.0, code_reg="deepsdf", code_init_std=None)
+    assert model.codes.weight.std().item() == pytest.approx(0.25, rel=0.25)  # 1 / sqrt(16)
+    batch = {
+        "index": torch.tensor([0, 2]),
+        "target_x": torch.rand(2, 50, 3) - 0.5,
+        "target_y": torch.rand(2, 50, 1) * 0.2 - 0.1,
+        "epoch": torch.tensor([25.0, 25.0]),
+    }
+    z = model.codes.weight[[0, 2]]
+    with torch.no_grad():
+        fit = (model.decode(batch["target_x"], z).clamp(-0.1, 0.1) - batch["target_y"]).abs().mean()
+        expected = fit + 1e-4 * 0.25 * z.norm(dim=1).sum() / 100  # warm-up at epoch 25 of 100
+        assert model.loss(batch).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_deepsdf_test_time_draws_fresh_balanced_samples():
+    from metasdf.models3d import _balanced_draw
+
+    x = torch.rand(1, 1000, 3)
+    y = torch.where(torch.arange(1000) < 100, -0.01, 0.02).view(1, -1, 1)  # a tenth inside
+    g = torch.Generator().manual_seed(0)
+    points, first = _balanced_draw(x, y, 400, g)
+    again, _ = _balanced_draw(x, y, 400, g)
+    assert (first < 0).sum() == 200 and (first > 0).sum() == 200 and not torch.equal(points, again)
+    # the values travel with their points
+    index = torch.cdist(points[0], x[0]).argmin(dim=1)
+    torch.testing.assert_close(first[0], y[0, index])
+
+
+@pytest.mark.parametrize("model", ["metasdf", "autodecoder", "hypernet", "cnp"])
+@pytest.mark.parametrize("context", ["dense", "levelset"])
+def test_paper_preset_trains_two_steps_2d(store, tmp_path, model, context):
+    run = tmp_path / "run"
+    out = sdfkit("train", store, "--preset", "paper", "--model", model, "--context", context, "-o", run, "--steps", "2")
+    assert "step 2 of 2" in out.stdout
+    saved = json.loads((run / "config.json").read_text())
+    expected = dataclasses.asdict(preset("paper", model=model, context=context))
+    assert saved == dict(expected, steps=2)
+    assert (saved["frame"], saved["outer_loss"], saved["batch_size"]) == ("reference", "l2", 32)
+    assert saved["context_points"] == (1024 if context == "dense" else 512)
+    fit = ["--test-steps", "2"] if model in ("autodecoder", "hypernet") else []  # not 800 latent iterations
+    report = json.loads(sdfkit("eval", run, store, "--limit", "2", "--no-figures", "--json", *fit).stdout)
+    assert report["frame"] == "reference" and report["mse_reference"] > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "context"),
+    [("metasdf", "dense"), ("metasdf", "levelset"), ("deepsdf", "dense"), ("pointnet", "levelset")],
+)
+def test_paper_preset_trains_two_steps_3d(shapes3d, tmp_path, model, context):
+    """The 3D paper preset, every field but the sizes of a batch (a step of 32 scenes x 24,000
+    samples through a 9 x 512 network with five second-order inner steps is minutes on a CPU)."""
+    full = resolve_config(shapes3d, preset_name="paper", model=model, context=context)
+    small = dataclasses.replace(full, batch_size=2, context_points=200, target_points=200, steps=2)
+    run = tmp_path / "run"
+    result = train(shapes3d, run, small)
+    assert result["step"] == 2 and math.isfinite(result["loss"])
+    saved = json.loads((run / "config.json").read_text())
+    assert saved == dict(dataclasses.asdict(full), batch_size=2, context_points=200, target_points=200, steps=2)
+    report = evaluate(run, shapes3d, split="test", limit=1, resolution=24, figures=False, test_steps=2)
+    assert report["shapes"] == 1
+
+
+@pytest.fixture(scope="module")
+def shapes3d(tmp_path_factory):
+    from sdfkit.geometry.shapes import make_shapes
+
+    base = tmp_path_factory.mktemp("fid3d")
+    make_shapes(base / "tree", 4, defects=("clean",))
+    out = base / "shapes.zarr"
+    splits = [base / "tree" / "splits" / f"{s}.json" for s in ("train", "test")]
+    sdfkit(
+        "prepare-shapenet",
+        base / "tree",
+        "-o",
+        out,
+        "--split",
+        splits[0],
+        "--split",
+        splits[1],
+        "--samples",
+        "20000",
+        "--surface-samples",
+        "3000",
+        "--recipe",
+        "deepsdf",
+        "--recipe",
+        "deepsdf-test",
+        "--workers",
+        "1",
+    )
+    return out
+
+
+def test_3d_eval_on_the_test_recipe_with_the_reference_context(shapes3d, tmp_path):
+    run = tmp_path / "run"
+    sdfkit("train", shapes3d, "--model", "metasdf", "-o", run, "--steps", "2")
+    out = sdfkit(
+        "eval", run, "--limit", "1", "--resolution", "24", "--no-figures", "--json", "--samples", "test",
+        "--context", "reference", "--test-steps", "4", "--extra-step-lr", "0.01",
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert report["samples"] == "test" and report["evaluation_context"] == "reference"
+    assert report["context_points"] == 50_000 and report["test_steps"] == 4
+    assert (run / "eval-test-reference-context-test-samples.json").exists()
+    # the fixed rate of extra steps is MetaSDF's: a DeepSDF run refuses it in one line
+    plain = tmp_path / "plain"
+    sdfkit("train", shapes3d, "--model", "deepsdf", "-o", plain, "--steps", "1")
+    bad = sdfkit("eval", plain, "--limit", "1", "--extra-step-lr", "0.01", check=False)
+    assert_user_error(bad, "--extra-step-lr")
+
+
+def test_make_shapes_are_in_shapenet_v2_units(tmp_path):
+    from sdfkit.geometry.mesh import load_mesh
+    from sdfkit.geometry.shapes import make_shapes, solid_from_json
+
+    manifest = make_shapes(tmp_path, 3, defects=("clean", "holes"))
+    for shape_id, entry in manifest.items():
+        mesh = load_mesh(next((tmp_path / entry["synset"] / shape_id).rglob("model_normalized.obj")))
+        low, high = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
+        if entry["defect"] == "clean":  # the undamaged box: centred, diagonal 1
+            assert np.linalg.norm(high - low) == pytest.approx(1.0, abs=1e-6)
+            np.testing.assert_allclose((low + high) / 2, 0, atol=1e-6)
+        solid = solid_from_json(entry["parts"], entry.get("holes"))
+        # the manifest's exact SDF is zero on the mesh (vertices of the watertight union lie on it)
+        assert np.abs(solid.sdf(mesh.vertices)).max() < 2e-3
