@@ -75,7 +75,7 @@ def evaluate_3d(
     samples : where dense context comes from: ``train`` (the store's ``sdf/*``, DeepSDF's training
         recipe) or ``test`` (``sdf_test/*``, its test recipe, as the reference evaluated test shapes)
     """
-    if context not in REFERENCE_CONTEXT_POINTS and context != "sdfkit":
+    if context not in ("sdfkit", "reference"):
         raise InputError(f"unknown evaluation context {context!r}; choose sdfkit or reference")
     run_dir = Path(run_dir)
     shapes = load_shapes_3d(store, split, limit=limit, samples=samples)

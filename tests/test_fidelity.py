@@ -262,7 +262,8 @@ def test_paper_preset_trains_two_steps_3d(shapes3d, tmp_path, model, context):
     assert result["step"] == 2 and math.isfinite(result["loss"])
     saved = json.loads((run / "config.json").read_text())
     assert saved == dict(dataclasses.asdict(full), batch_size=2, context_points=200, target_points=200, steps=2)
-    report = evaluate(run, shapes3d, split="test", limit=1, resolution=24, figures=False, test_steps=2)
+    steps = None if model == "pointnet" else 2  # an encoder takes no test-time steps
+    report = evaluate(run, shapes3d, split="train", limit=1, resolution=24, figures=False, test_steps=steps)
     assert report["shapes"] == 1
 
 
@@ -301,17 +302,17 @@ def test_3d_eval_on_the_test_recipe_with_the_reference_context(shapes3d, tmp_pat
     run = tmp_path / "run"
     sdfkit("train", shapes3d, "--model", "metasdf", "-o", run, "--steps", "2")
     out = sdfkit(
-        "eval", run, "--limit", "1", "--resolution", "24", "--no-figures", "--json", "--samples", "test",
+        "eval", run, "--split", "train", "--limit", "1", "--resolution", "24", "--no-figures", "--json", "--samples", "test",
         "--context", "reference", "--test-steps", "4", "--extra-step-lr", "0.01",
     )  # fmt: skip
     report = json.loads(out.stdout)
     assert report["samples"] == "test" and report["evaluation_context"] == "reference"
     assert report["context_points"] == 50_000 and report["test_steps"] == 4
-    assert (run / "eval-test-reference-context-test-samples.json").exists()
+    assert (run / "eval-train-reference-context-test-samples.json").exists()
     # the fixed rate of extra steps is MetaSDF's: a DeepSDF run refuses it in one line
     plain = tmp_path / "plain"
     sdfkit("train", shapes3d, "--model", "deepsdf", "-o", plain, "--steps", "1")
-    bad = sdfkit("eval", plain, "--limit", "1", "--extra-step-lr", "0.01", check=False)
+    bad = sdfkit("eval", plain, "--split", "train", "--limit", "1", "--extra-step-lr", "0.01", check=False)
     assert_user_error(bad, "--extra-step-lr")
 
 
