@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 NAMES = {"synsets": {"02691156": "airplane", "03001627": "chair", "04379243": "table"}}
 RUNS = {
     # name: (model, context, fields changed from the cpu preset)
-    "metasdf-dense": ("metasdf", "dense", {}),
+    "metasdf-dense": ("metasdf", "dense", {}),  # the preset: the reference's signed distance term
     "deepsdf-dense": ("deepsdf", "dense", {}),
-    "metasdf-dense-signed": ("metasdf", "dense", {"distance_term": "signed"}),
+    "metasdf-dense-unsigned": ("metasdf", "dense", {"distance_term": "unsigned"}),  # sdfkit 0.1's term
     "deepsdf-dense-reference": (
         "deepsdf",
         "dense",
@@ -48,7 +48,7 @@ RUNS = {
             "test_samples": 8000,
         },
     ),
-    "metasdf-levelset": ("metasdf", "levelset", {}),
+    "metasdf-levelset": ("metasdf", "levelset", {"distance_term": "unsigned"}),  # as measured, before the switch
     "pointnet-levelset": ("pointnet", "levelset", {}),
 }
 PROTOCOLS = {

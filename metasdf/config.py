@@ -151,7 +151,8 @@ class TrainConfig:
     """3D DeepSDF, ``code_reg`` deepsdf: epochs over which the regularizer ramps up (DeepSDF: 100)."""
     distance_term: str = "unsigned"
     """3D composite loss: the distance head's error, ``unsigned`` (| |d| - |sdf| |: the sign is
-    the sign head's job, sdfkit) or ``signed`` (|d - sdf|, the reference code's)."""
+    the sign head's job; sdfkit 0.1) or ``signed`` (|d - sdf|, the reference code's; the cpu
+    preset's since it measured better there: docs/results-3d.md)."""
     clamp: float | None = 0.1
     """3D ``l1`` loss: clamp predictions and targets to +- this (DeepSDF: 0.1); None: plain l1
     (the reference's level-set model)."""
@@ -304,10 +305,12 @@ PRESETS_3D = {
         checkpoint_every=1000,
     ),
     # learns make-shapes categories on a 2-core CPU in about 30 minutes; the squared inner loss,
-    # outer lr 1e-3 and 10 inner steps at test time are measured choices (docs/results-3d.md)
+    # outer lr 1e-3, 10 inner steps at test time and the signed distance term are measured
+    # choices (docs/results-3d.md)
     "cpu": TrainConfig(
         data_kind="shapenet",
         inner_loss="l2",
+        distance_term="signed",
         hidden=128,
         depth=4,
         batch_size=8,
