@@ -200,8 +200,8 @@ def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_pa
     train(store, tmp_path / "b", config, resume=True)  # continues on the same curve
     a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["model_state"] for run in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(InputError, match="lr_schedule is 'step'; choose one of constant, cosine"):
-        dataclasses.replace(config, lr_schedule="step")  # refused where the config is made
+    with pytest.raises(InputError, match="lr_schedule is 'linear'; choose one of constant, cosine, step"):
+        dataclasses.replace(config, lr_schedule="linear")  # refused where the config is made
 
 
 def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_path):
