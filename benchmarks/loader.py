@@ -6,7 +6,8 @@ The baseline: DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a DeepSDF checko
 shapes exported with ``sdfkit export --to deepsdf``, with ``load_ram=False`` as DeepSDF trains by
 default. Both: ``DataLoader(batch_size=64, shuffle=True, num_workers=4)``, 16,384 samples per shape
 (DeepSDF's ``SamplesPerScene``), half positive and half negative; two epochs each, the order of
-the two loaders alternating over ``--rounds`` rounds. Reported: samples per second over the whole
+the loaders alternating over ``--rounds`` rounds. A dataset whose items read nothing measures
+what the DataLoader itself delivers on this machine (the ceiling of any loader here). Reported: samples per second over the whole
 run (collation and transfer to the loop included), seconds to the first batch, and the largest
 resident memory of a worker (VmRSS from /proc).
 
@@ -49,6 +50,19 @@ def worker_rss(loader_iter) -> float:
         except OSError:
             pass
     return best
+
+
+class Nothing(torch.utils.data.Dataset):
+    """Items of the same shape that read nothing: what the DataLoader alone delivers here."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        return torch.from_numpy(np.empty((SAMPLES, 4), dtype=np.float32)), index
 
 
 def measure(dataset, epochs: int = 2) -> dict:
@@ -100,15 +114,26 @@ def main() -> None:
         ours = DeepSDFSamples(str(store), subsample=SAMPLES)
         print(f"{len(ours)} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {WORKERS} workers, 2 epochs per run")
         print(json.dumps({"deepsdf_files": len(theirs)}))
-        results = {"DeepSDF SDFSamples (load_ram=False)": [], "sdfkit DeepSDFSamples, local": []}
+        datasets = {
+            "DeepSDF SDFSamples (load_ram=False)": theirs,
+            "sdfkit DeepSDFSamples, local": ours,
+            "reading nothing (the DataLoader alone)": Nothing(len(ours)),
+        }
+        results = {name: [] for name in datasets}
         for r in range(args.rounds):
             order = list(results) if r % 2 == 0 else list(results)[::-1]
             for name in order:
-                dataset = theirs if name.startswith("DeepSDF") else ours
-                results[name].append(measure(dataset))
+                results[name].append(measure(datasets[name]))
+        moto = None
         if args.s3:
             url = _upload_to_moto(store, tmp)
-            results["sdfkit DeepSDFSamples, moto S3"] = [measure(DeepSDFSamples(url, subsample=SAMPLES), epochs=1)]
+            remote = DeepSDFSamples(url, subsample=SAMPLES)
+            results["sdfkit DeepSDFSamples, moto S3"] = [measure(remote, epochs=1)]
+            # what the server itself answers: one batch's range requests, in this process
+            requests = BATCH * len(remote.names) * (remote.long // (remote.chunk or remote.long))
+            start = time.perf_counter()
+            remote.__getitems__(list(range(min(BATCH, len(remote)))))
+            moto = (requests, time.perf_counter() - start)
         # one item in one process, for the record
         items = {}
         for name, dataset in (("DeepSDF", theirs), ("sdfkit", ours)):
@@ -124,6 +149,10 @@ def main() -> None:
         rss = max(m["rss"] for m in runs)
         print(f"{name:<40}{rate:>14,.0f}{rate / base:>11.2f}{first:>15.2f}{rss:>11.0f}")
     print(f"one item in one process: DeepSDF {items['DeepSDF']:.2f} ms, sdfkit {items['sdfkit']:.2f} ms")
+    if moto:
+        print(
+            f"moto: one batch's {moto[0]} range requests in one process took {moto[1]:.2f} s ({moto[0] / moto[1]:.0f}/s)"
+        )
 
 
 def _upload_to_moto(store, tmp: Path) -> str:

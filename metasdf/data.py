@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from sdfkit.errors import FormatError, InputError
-from sdfkit.geometry.basics import cell_centres
 from sdfkit.store.dataset import open_dataset
 
 __all__ = ["Shapes2D", "load_shapes", "grid_coordinates", "make_batch", "to_frame", "frame_points", "frame_values"]
@@ -103,37 +102,35 @@ def to_frame(shapes: Shapes2D, frame: str) -> Shapes2D:
 
 def grid_coordinates(resolution: int) -> torch.Tensor:
     """(R * R, 2) cell centres (x, y), in the order of a row-major (R, R) grid: y_i, x_j."""
-    c = torch.tensor(cell_centres(resolution), dtype=torch.float32)
-    y, x = torch.meshgrid(c, c, indexing="ij")
-    return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
+    from sdfkit.torch import grid_centres
+
+    return grid_centres(resolution)
 
 
 def load_shapes(store, split: str, *, limit: int | None = None, frame: str = "sdfkit") -> Shapes2D:
-    """Read the ok shapes of ``split`` from a ``mnist`` store into memory, in ``frame``.
+    """Read the ok shapes of ``split`` from a ``mnist`` store into memory, in ``frame``, through
+    :class:`sdfkit.torch.MNISTGrids` (the project's one reading path).
 
     Raises :class:`FormatError` for a store of another kind or without the 2D arrays.
     """
+    from sdfkit.torch import MNISTGrids
+
     ds = open_dataset(store)
     if ds.kind != "mnist":
         raise FormatError(f"{store}: a {ds.kind!r} store; the 2D trainer needs a 'mnist' store (sdfkit prepare-mnist)")
     missing = [a for a in REQUIRED if a not in ds.arrays]
     if missing:
         raise FormatError(f"{store}: missing arrays {', '.join(missing)}; rebuild it with sdfkit prepare-mnist")
-    ds = ds.select(split)
-    if len(ds) == 0:
+    digits = MNISTGrids(store, split=split, limit=limit)
+    if len(digits) == 0:
         raise FormatError(f"{store}: no usable shapes in split {split!r}")
-    rows = ds.rows if limit is None else ds.rows[:limit]
-    grid = ds.group["sdf/grid"]
-    resolution = grid.shape[1]
-    grids = np.stack([grid[int(r)] for r in rows]) if len(rows) < 64 else grid.get_orthogonal_selection((rows,))
-    surface = ds.group["surface/points"].get_orthogonal_selection((rows,))
-    ids = [str(i) for i in ds.meta("id")[: len(rows)]]
+    grids, surface = (np.stack(digits.read_rows(name)) for name in MNISTGrids.names)
     shapes = Shapes2D(
-        grids=torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32)).reshape(len(rows), -1),
+        grids=torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32)).reshape(len(digits), -1),
         surface=torch.from_numpy(np.ascontiguousarray(surface, dtype=np.float32)),
-        coords=grid_coordinates(resolution),
-        ids=ids,
-        rows=np.asarray(rows),
+        coords=grid_coordinates(digits.resolution),
+        ids=list(digits.ids),
+        rows=np.asarray(digits.rows),
     )
     return to_frame(shapes, frame)
 
@@ -147,29 +144,17 @@ def make_batch(
     generator: torch.Generator,
     device="cpu",
 ) -> dict:
-    """Context and target of the tasks ``index`` (B,), drawn with ``generator``."""
-    b = len(index)
-    cells = shapes.coords.shape[0]
-    values = shapes.grids[index]  # (B, R*R)
-    if context == "dense":
-        order = torch.argsort(torch.rand(b, cells, generator=generator), dim=1)
-        ctx, tgt = order[:, :context_points], order[:, context_points:]
-        batch = {
-            "context_x": shapes.coords[ctx],
-            "context_y": torch.gather(values, 1, ctx).unsqueeze(2),
-            "target_x": shapes.coords[tgt],
-            "target_y": torch.gather(values, 1, tgt).unsqueeze(2),
-        }
-    elif context == "levelset":
-        surface = shapes.surface[index]
-        pick = torch.randint(0, surface.shape[1], (b, context_points), generator=generator)
-        batch = {
-            "context_x": torch.gather(surface, 1, pick.unsqueeze(2).expand(-1, -1, 2)),
-            "context_y": torch.zeros(b, context_points, 1),
-            "target_x": shapes.coords.unsqueeze(0).expand(b, -1, -1),
-            "target_y": values.unsqueeze(2),
-        }
-    else:
-        raise InputError(f"unknown context {context!r}; choose dense or levelset")
+    """Context and target of the tasks ``index`` (B,), drawn with ``generator``
+    (:func:`sdfkit.torch.draw_tasks_2d`, as :class:`sdfkit.torch.MetaSDFTasks` draws them)."""
+    from sdfkit.torch import draw_tasks_2d
+
+    batch = draw_tasks_2d(
+        shapes.grids[index],
+        shapes.surface[index],
+        shapes.coords,
+        context=context,
+        context_points=context_points,
+        generator=generator,
+    )
     batch["index"] = torch.as_tensor(index)
     return {k: v.to(device) for k, v in batch.items()}

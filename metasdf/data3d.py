@@ -21,6 +21,8 @@ import torch
 
 from sdfkit.errors import FormatError, InputError
 from sdfkit.store.dataset import open_dataset
+from sdfkit.torch import StoreShapes, draw_task_3d
+from sdfkit.torch import balanced_pick as balanced_context
 
 __all__ = ["Shapes3D", "load_shapes_3d", "make_batch_3d", "balanced_context"]
 
@@ -85,50 +87,30 @@ def load_shapes_3d(store, split: str, *, limit: int | None = None, samples: str 
             f"{store}: has no {prefix}/* arrays (DeepSDF's test recipe); add them with "
             "sdfkit prepare-shapenet ... --recipe deepsdf-test, or evaluate with --samples train"
         )
-    ds = ds.select(split)
-    if len(ds) == 0:
+    shapes = StoreShapes(
+        store,
+        (f"{prefix}/points", f"{prefix}/values", "surface/points", "surface/normals", "norm/offset"),
+        split=split,
+        limit=limit,
+    )
+    if len(shapes) == 0:
         raise FormatError(f"{store}: no usable shapes in split {split!r}")
-    rows = ds.rows if limit is None else ds.rows[:limit]
-    g = ds.group
 
     def read(name):
-        return np.ascontiguousarray(np.stack([g[name][int(r)] for r in rows]), dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(np.stack(shapes.read_rows(name)), dtype=np.float32))
 
     return Shapes3D(
-        points=torch.from_numpy(read(f"{prefix}/points")),
-        values=torch.from_numpy(read(f"{prefix}/values")),
-        surface=torch.from_numpy(read("surface/points")),
-        normals=torch.from_numpy(read("surface/normals")),
-        offset=np.stack([np.asarray(g["norm/offset"][int(r)], dtype=np.float64) for r in rows]),
-        scale=np.asarray(g["norm/scale"][:], dtype=np.float64)[rows],
-        ids=[str(i) for i in ds.meta("id")[: len(rows)]],
-        categories=[str(c) for c in ds.meta("category")[: len(rows)]],
-        rows=np.asarray(rows),
+        points=read(f"{prefix}/points"),
+        values=read(f"{prefix}/values"),
+        surface=read("surface/points"),
+        normals=read("surface/normals"),
+        offset=np.stack(shapes.read_rows("norm/offset")).astype(np.float64),
+        scale=np.asarray(shapes.array("norm/scale")[:], dtype=np.float64)[shapes.rows],
+        ids=list(shapes.ids),
+        categories=list(shapes.categories),
+        rows=np.asarray(shapes.rows),
         url=str(store),
     )
-
-
-def _window(total: int, length: int, generator: torch.Generator) -> slice:
-    length = min(length, total)
-    start = int(torch.randint(0, total - length + 1, (1,), generator=generator))
-    return slice(start, start + length)
-
-
-def balanced_context(points, values, count: int, generator: torch.Generator):
-    """``count`` samples from a window, half inside and half outside where the window has them."""
-    inside = torch.nonzero(values <= 0).squeeze(1)
-    outside = torch.nonzero(values > 0).squeeze(1)
-    half = count // 2
-    picks = []
-    for group, want in ((inside, half), (outside, count - half)):
-        if len(group) >= want:
-            picks.append(group[:want])  # the window is already shuffled
-        elif len(group) > 0:
-            picks.append(group[torch.randint(0, len(group), (want,), generator=generator)])
-    chosen = torch.cat(picks)
-    if len(chosen) < count:  # a window with one sign only
-        chosen = torch.cat([chosen, chosen[torch.randint(0, len(chosen), (count - len(chosen),), generator=generator)]])
-    return points[chosen], values[chosen]
 
 
 def make_batch_3d(
@@ -143,29 +125,24 @@ def make_batch_3d(
     device="cpu",
 ) -> dict:
     """Context and targets of the tasks ``index`` (B,), drawn with ``generator``; with
-    ``balanced_targets`` the targets are half inside, half outside (as the context)."""
-    k = shapes.points.shape[1]
+    ``balanced_targets`` the targets are half inside, half outside (as the context). Each task as
+    :func:`sdfkit.torch.draw_task_3d` draws it (and :class:`sdfkit.torch.MetaSDFTasks`, from a store)."""
+    k, surface_total = shapes.points.shape[1], shapes.surface.shape[1]
     cx, cy, tx, ty = [], [], [], []
     for i in index.tolist():
-        if balanced_targets:
-            pool = _window(k, 4 * target_points, generator)
-            x, y = balanced_context(shapes.points[i, pool], shapes.values[i, pool], target_points, generator)
-        else:
-            target = _window(k, target_points, generator)
-            x, y = shapes.points[i, target], shapes.values[i, target]
-        tx.append(x)
-        ty.append(y)
-        if context == "dense":
-            pool = _window(k, 4 * context_points, generator)
-            x, y = balanced_context(shapes.points[i, pool], shapes.values[i, pool], context_points, generator)
-        elif context == "levelset":
-            window = _window(shapes.surface.shape[1], context_points, generator)
-            x = shapes.surface[i, window]
-            y = torch.zeros(len(x))
-        else:
-            raise InputError(f"unknown context {context!r}; choose dense or levelset")
-        cx.append(x)
-        cy.append(y)
+        task = draw_task_3d(
+            lambda start, stop, i=i: (shapes.points[i, start:stop], shapes.values[i, start:stop]),
+            lambda start, stop, i=i: shapes.surface[i, start:stop],
+            total=k,
+            surface_total=surface_total,
+            context=context,
+            context_points=context_points,
+            target_points=target_points,
+            balanced_targets=balanced_targets,
+            generator=generator,
+        )
+        for out, value in zip((cx, cy, tx, ty), task, strict=True):
+            out.append(value)
     batch = {
         "context_x": torch.stack(cx),
         "context_y": torch.stack(cy).unsqueeze(2),

@@ -31,7 +31,19 @@ import torch
 from sdfkit.errors import InputError
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING
 
-__all__ = ["SAMPLE_SETS", "SampleWindows", "DeepSDFSamples", "OccupancyPoints"]
+__all__ = [
+    "SAMPLE_SETS",
+    "StoreShapes",
+    "SampleWindows",
+    "DeepSDFSamples",
+    "OccupancyPoints",
+    "MNISTGrids",
+    "MetaSDFTasks",
+    "grid_centres",
+    "draw_tasks_2d",
+    "draw_task_3d",
+    "balanced_pick",
+]
 
 SAMPLE_SETS: dict[str, tuple[str, ...]] = {
     "sdf": ("sdf/points", "sdf/values"),
@@ -48,54 +60,52 @@ SAMPLE_SETS: dict[str, tuple[str, ...]] = {
 """Sample set -> the arrays read together, window by window (same rows, same window)."""
 
 
-class SampleWindows(torch.utils.data.Dataset):
-    """One item per shape: a random window of ``window`` samples of a sample set, as tensors.
+class StoreShapes(torch.utils.data.Dataset):
+    """The ok shapes of a store, one item per shape (the base of this module's datasets).
 
     store : path or URL of a sdfkit store
-    sample_set : a key of :data:`SAMPLE_SETS` (its arrays must be in the store: the recipe made them)
+    arrays : the arrays items read (their absence is a one-line error naming ``recipe``)
     split, ids : keep one split (or several) and/or these shape ids
-    extra : arrays read whole per item (e.g. ``"norm/offset"``)
-    seed : with :meth:`set_epoch`, windows are a function of (seed, epoch, row)
-    transform : called on each item (a dict) before it is returned
+    limit : keep the first ``limit`` shapes after the filters
+    seed : with :meth:`set_epoch`, every random draw is a function of (seed, epoch, row)
+    transform : called on each item before it is returned
     allow_incomplete : read a store whose run has not finished (its pending shapes are skipped)
-
-    An item: ``{"index", "row", "id", <array name>: tensor, ...}``; ``index`` is the item's
-    position in this dataset (DeepSDF's latent-code index), ``row`` its row in the store.
     """
+
+    kind: str | None = None
+    """The store kind items need (``mnist``, ``shapenet``), or None for any."""
 
     def __init__(
         self,
         store: str,
-        sample_set: str = "sdf",
+        arrays: Sequence[str],
         *,
-        window: int = 16384,
         split: str | Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
-        extra: Sequence[str] = (),
+        limit: int | None = None,
         seed: int = 0,
-        transform: Callable[[dict], dict] | None = None,
+        transform: Callable | None = None,
         allow_incomplete: bool = False,
+        recipe: str | None = None,
     ):
         from sdfkit.store.dataset import open_dataset
 
-        if sample_set not in SAMPLE_SETS:
-            raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(SAMPLE_SETS)}")
         self.url = str(store)
         dataset = open_dataset(self.url, split=split, include_failed=True, allow_incomplete=allow_incomplete)
-        self.names = SAMPLE_SETS[sample_set]
-        missing = [n for n in (*self.names, *extra) if n not in dataset.group]
+        if self.kind is not None and dataset.kind != self.kind:
+            raise InputError(f"{self.url}: a {dataset.kind!r} store; {type(self).__name__} reads a {self.kind!r} store")
+        missing = [n for n in arrays if n not in dataset.group]
         if missing:
-            recipe = {"sdf_test": "deepsdf-test"}.get(sample_set, sample_set.split("_")[0])
             raise InputError(
                 f"{self.url}: has no {missing[0]}; make the store with --recipe {recipe}"
-                if missing[0] in self.names
+                if recipe
                 else f"{self.url}: has no array {missing[0]}"
             )
         status = dataset.meta("status")
         pending = int((status == STATUS_PENDING).sum())
         if pending:
             warnings.warn(
-                f"{self.url}: {pending} shapes are still pending (the store is being written): skipped", stacklevel=2
+                f"{self.url}: {pending} shapes are still pending (the store is being written): skipped", stacklevel=3
             )
         keep = status == STATUS_OK
         if ids is not None:
@@ -104,17 +114,20 @@ class SampleWindows(torch.utils.data.Dataset):
             absent = wanted - set(np.asarray(dataset.ids)[keep])
             if absent:
                 raise InputError(f"{self.url}: no ok shape with id {sorted(absent)[0]!r} ({len(absent)} ids not found)")
+        if limit is not None:
+            keep &= np.cumsum(keep) <= limit
         self.rows = np.asarray(dataset.rows)[keep]
         self.ids = [i for i, k in zip(dataset.ids, keep, strict=True) if k]
-        self.length = int(dataset.group[self.names[0]].shape[1])
-        if not 0 < window <= self.length:
-            raise InputError(f"window must be between 1 and the {self.length} samples per shape, not {window}")
-        self.window = window
-        self.extra = tuple(extra)
+        self.categories = [str(c) for c, k in zip(dataset.meta("category"), keep, strict=True) if k]
+        self.labels = [int(v) for v in np.asarray(dataset.meta("label"))[keep]]
+        self.shape_of = {name: tuple(dataset.group[name].shape[1:]) for name in arrays}
         self.seed = seed
         self.transform = transform
         self.epoch: int | None = None
         self._handle: tuple | None = None
+        self._readers: dict = {}
+        for name in arrays:
+            self.reader(name).preload(self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -142,12 +155,21 @@ class SampleWindows(torch.utils.data.Dataset):
 
     def read_window(self, name: str, row: int, start: int, stop: int) -> np.ndarray:
         """``array[row, start:stop]``, through this process's window reader of the array."""
+        return self.read_windows(name, [(row, start, stop)])[0]
+
+    def read_windows(self, name: str, windows) -> list[np.ndarray]:
+        """``array[row, start:stop]`` for each ``(row, start, stop)``: their bytes requested
+        together (the read-ahead of a batch), through this process's window reader of the array."""
+        return self.reader(name).read_many(windows)
+
+    def reader(self, name: str):
+        """The window reader of one array (made once, sent to workers with the dataset, its shard
+        indexes included: a worker reading a local store opens nothing)."""
         from sdfkit.store._shards import WindowReader
 
-        _, _, readers = self._open()
-        if name not in readers:
-            readers[name] = WindowReader(self.array(name))
-        return readers[name].read(row, start, stop)
+        if name not in self._readers:
+            self._readers[name] = WindowReader(self.array(name), url=f"{self.url.rstrip('/')}/{name}")
+        return self._readers[name]
 
     def _open(self):
         import zarr
@@ -156,6 +178,62 @@ class SampleWindows(torch.utils.data.Dataset):
         if self._handle is None or self._handle[0] != pid:
             self._handle = (pid, zarr.open_group(self.url, mode="r"), {}, {})
         return self._handle[1:]
+
+    def _check(self, index: int) -> None:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} shapes")
+
+    def __getitem__(self, index: int):
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """The items of a batch: a ``DataLoader`` with automatic batching hands each worker a
+        batch's indices here, so the worker requests all of the batch's windows at once."""
+        raise NotImplementedError
+
+    def generator(self, index: int, stream: int = 0) -> torch.Generator | None:
+        """The torch generator of item ``index``'s draws: from (seed, epoch, row, stream) after
+        :meth:`set_epoch`; otherwise None (torch's, which a DataLoader reseeds per worker)."""
+        if self.epoch is None:
+            return None
+        seed = np.random.default_rng([self.seed, self.epoch, int(self.rows[index]), stream]).integers(2**62)
+        return torch.Generator().manual_seed(int(seed))
+
+    def read_rows(self, name: str, indices: Sequence[int] | None = None) -> list[np.ndarray]:
+        """Whole rows of one array for items ``indices`` (default all), read together."""
+        indices = range(len(self)) if indices is None else indices
+        length = self.shape_of[name][0]
+        return self.read_windows(name, [(int(self.rows[i]), 0, length) for i in indices])
+
+
+class SampleWindows(StoreShapes):
+    """One item per shape: a random window of ``window`` samples of a sample set, as tensors.
+
+    sample_set : a key of :data:`SAMPLE_SETS` (its arrays must be in the store: the recipe made them)
+    extra : arrays read whole per item (e.g. ``"norm/offset"``)
+    seed : with :meth:`set_epoch`, windows are a function of (seed, epoch, row)
+    The other arguments: :class:`StoreShapes`.
+
+    An item: ``{"index", "row", "id", <array name>: tensor, ...}``; ``index`` is the item's
+    position in this dataset (DeepSDF's latent-code index), ``row`` its row in the store.
+    """
+
+    def __init__(
+        self, store: str, sample_set: str = "sdf", *, window: int = 16384, extra: Sequence[str] = (), **kwargs
+    ):
+        if sample_set not in SAMPLE_SETS:
+            raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(SAMPLE_SETS)}")
+        self.names = SAMPLE_SETS[sample_set]
+        recipe = {"sdf_test": "deepsdf-test"}.get(sample_set, sample_set.split("_")[0])
+        super().__init__(store, self.names, recipe=recipe, **kwargs)
+        missing = [n for n in extra if n not in self.group]
+        if missing:
+            raise InputError(f"{self.url}: has no array {missing[0]}")
+        self.length = int(self.shape_of[self.names[0]][0])
+        if not 0 < window <= self.length:
+            raise InputError(f"window must be between 1 and the {self.length} samples per shape, not {window}")
+        self.window = window
+        self.extra = tuple(extra)
 
     def start(self, index: int, length: int | None = None, *, total: int | None = None, stream: int = 0) -> int:
         """Where item ``index``'s window of ``length`` samples (default ``window``) of rows of
@@ -169,15 +247,26 @@ class SampleWindows(torch.utils.data.Dataset):
 
     def read(self, index: int, length: int | None = None) -> dict[str, np.ndarray]:
         """The arrays of the sample set over item ``index``'s window: name -> numpy array."""
-        length = length or self.window
-        row, begin = int(self.rows[index]), self.start(index, length)
-        return {name: self.read_window(name, row, begin, begin + length) for name in self.names}
+        return self.read_many([index], length)[0]
 
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} shapes")
+    def read_many(self, indices: Sequence[int], length: int | None = None) -> list[dict[str, np.ndarray]]:
+        """:meth:`read` for many items, every window's bytes requested at once."""
+        length = length or self.window
+        for index in indices:
+            self._check(index)
+        windows = []
+        for index in indices:
+            begin = self.start(index, length)
+            windows.append((int(self.rows[index]), begin, begin + length))
+        columns = {name: self.read_windows(name, windows) for name in self.names}
+        return [{name: columns[name][k] for name in self.names} for k in range(len(windows))]
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        return [self._item(index, arrays) for index, arrays in zip(indices, self.read_many(indices), strict=True)]
+
+    def _item(self, index: int, arrays: dict[str, np.ndarray]) -> dict:
         item = {"index": index, "row": int(self.rows[index]), "id": self.ids[index]}
-        item |= {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in self.read(index).items()}
+        item |= {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
         for name in self.extra:
             item[name] = torch.from_numpy(np.asarray(self.array(name)[int(self.rows[index])]))
         return self.transform(item) if self.transform else item
@@ -191,6 +280,11 @@ class DeepSDFSamples(SampleWindows):
     (DeepSDF's pos/neg files), taken from a window ``window_factor`` times longer; where the
     window holds fewer of one sign than half, those it holds are drawn with replacement, as
     DeepSDF does from its files. Without ``balanced``: one window of ``subsample`` samples.
+
+    The long window of a store chunked along its samples is whole chunks (two at the defaults,
+    where a window starting anywhere spans three), and each sign's samples are taken in the
+    window's order from a random position on, wrapping around: the stored samples are shuffled, so
+    any positions are a fair pick, and a window this way decodes a third less.
     sample_set : ``sdf`` (training samples) or ``sdf_test`` (the deepsdf-test recipe).
     """
 
@@ -209,21 +303,43 @@ class DeepSDFSamples(SampleWindows):
         super().__init__(store, sample_set, window=subsample, **kwargs)
         self.balanced = balanced
         self.long = min(self.length, subsample * window_factor) if balanced else subsample
+        layout = self.reader(self.names[0]).layout
+        chunk = layout[0][1] if layout is not None else self.length
+        blocks = -(-self.long // chunk) * chunk
+        # whole chunks when the row holds them; otherwise windows start anywhere
+        self.chunk = chunk if balanced and chunk < self.length and blocks <= self.length else None
+        if self.chunk:
+            self.long = blocks
 
-    def __getitem__(self, index: int):
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} shapes")
-        arrays = self.read(index, self.long)
+    def start(self, index: int, length: int | None = None, *, total: int | None = None, stream: int = 0) -> int:
+        if self.chunk and stream == 0 and (length or self.window) == self.long and total is None:
+            return self.chunk * super().start(index, 1, total=(self.length - self.long) // self.chunk + 1)
+        return super().start(index, length, total=total, stream=stream)
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        return [
+            self._item(index, arrays) for index, arrays in zip(indices, self.read_many(indices, self.long), strict=True)
+        ]
+
+    def _item(self, index: int, arrays: dict[str, np.ndarray]):
         points, values = arrays[self.names[0]], arrays[self.names[1]]
+        rows = np.empty((self.window, 4), dtype=np.float32)
         if self.balanced:
             half = self.window // 2
-            positive, negative = np.flatnonzero(values > 0), np.flatnonzero(values <= 0)
-            pick = np.concatenate([self._take(positive, half, index), self._take(negative, self.window - half, index)])
+            positive = values > 0
+            # the window is shuffled: its first ``half`` of each sign (from ``at`` on) are a fair pick
+            at = self.start(index, 1, total=len(values), stream=1) if self.chunk else 0
+            pick = np.concatenate(
+                [
+                    self._take(_from(np.flatnonzero(positive), at), half, index),
+                    self._take(_from(np.flatnonzero(~positive), at), self.window - half, index),
+                ]
+            )
+            rows[:, :3] = np.take(points, pick, axis=0)  # rows gathered: faster than points[pick]
+            rows[:, 3] = np.take(values, pick)
         else:
-            pick = slice(None)
-        rows = np.empty((self.window, 4), dtype=np.float32)
-        rows[:, :3] = points[pick]
-        rows[:, 3] = values[pick]
+            rows[:, :3] = points
+            rows[:, 3] = values
         samples = torch.from_numpy(rows)
         if self.transform:
             samples = self.transform(samples)
@@ -237,6 +353,14 @@ class DeepSDFSamples(SampleWindows):
         if len(rows) == 0:
             raise InputError(f"{self.url}: shape {self.ids[index]} has no sample of one sign in its window")
         return rows[torch.randint(len(rows), (count,)).numpy()]
+
+
+def _from(positions: np.ndarray, at: int) -> np.ndarray:
+    """Sorted ``positions`` rotated to begin at the first one >= ``at`` (wrapping around)."""
+    if at == 0:
+        return positions
+    k = int(np.searchsorted(positions, at))
+    return np.concatenate([positions[k:], positions[:k]])
 
 
 class OccupancyPoints(SampleWindows):
@@ -254,19 +378,251 @@ class OccupancyPoints(SampleWindows):
             raise InputError(f"{self.url}: has no {self.surface} for the inputs")
         self.surface_length = int(self.array(self.surface).shape[1])
         self.inputs = min(inputs, self.surface_length)
+        self.reader(self.surface).preload(self.rows)
 
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} shapes")
-        arrays = self.read(index)
-        row = int(self.rows[index])
-        begin = self.start(index, self.inputs, total=self.surface_length, stream=1)
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        windows = []
+        for index in indices:
+            self._check(index)
+            begin = self.start(index, self.inputs, total=self.surface_length, stream=1)
+            windows.append((int(self.rows[index]), begin, begin + self.inputs))
+        inputs = self.read_windows(self.surface, windows)
+        return [
+            self._item(index, arrays, surface)
+            for index, arrays, surface in zip(indices, self.read_many(indices), inputs, strict=True)
+        ]
+
+    def _item(self, index: int, arrays: dict[str, np.ndarray], inputs: np.ndarray) -> dict:
         item = {
             "points": torch.from_numpy(np.ascontiguousarray(arrays[self.names[0]], dtype=np.float32)),
             "points.occ": torch.from_numpy(arrays[self.names[1]].astype(np.float32)),
-            "inputs": torch.from_numpy(
-                np.asarray(self.array(self.surface)[row, begin : begin + self.inputs], np.float32)
-            ),
+            "inputs": torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)),
             "idx": index,
         }
         return self.transform(item) if self.transform else item
+
+
+class MNISTGrids(StoreShapes):
+    """The digits of a ``prepare-mnist`` store: items ``{"grid": (R, R), "surface": (S, 2),
+    "label", "index", "row", "id"}``, float32, sdfkit's frame (docs/format.md: the image spans
+    [-1, 1]^2, y down; negative inside). The other arguments: :class:`StoreShapes`."""
+
+    kind = "mnist"
+    names = ("sdf/grid", "surface/points")
+
+    def __init__(self, store: str, **kwargs):
+        super().__init__(store, self.names, **kwargs)
+        self.resolution = int(self.shape_of["sdf/grid"][0])
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        for index in indices:
+            self._check(index)
+        grids, surfaces = (self.read_rows(name, indices) for name in self.names)
+        items = []
+        for index, grid, surface in zip(indices, grids, surfaces, strict=True):
+            item = {
+                "grid": torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32)),
+                "surface": torch.from_numpy(np.ascontiguousarray(surface, dtype=np.float32)),
+                "label": self.labels[index],
+                "index": index,
+                "row": int(self.rows[index]),
+                "id": self.ids[index],
+            }
+            items.append(self.transform(item) if self.transform else item)
+        return items
+
+
+class MetaSDFTasks(StoreShapes):
+    """MetaSDF's tasks, one per shape: ``{"context_x", "context_y", "target_x", "target_y",
+    "index"}`` as the bundled trainer (metasdf/) draws them, so a ``DataLoader`` batch is its batch.
+
+    From an ``mnist`` store (:func:`draw_tasks_2d`): ``dense`` context = ``context_points`` random
+    grid cells with their values, target = the other cells; ``levelset`` context =
+    ``context_points`` zero-level-set points, target = every cell. From a ``shapenet`` store
+    (:func:`draw_task_3d`, read straight from windows of the store): ``dense`` context =
+    ``context_points`` SDF samples half inside, half outside; ``levelset`` = surface samples with
+    value 0; targets ``target_points`` SDF samples (balanced with ``balanced_targets``);
+    ``sample_set="sdf_test"`` draws from DeepSDF's test recipe. The other arguments:
+    :class:`StoreShapes`.
+    """
+
+    def __init__(
+        self,
+        store: str,
+        *,
+        context: str = "dense",
+        context_points: int = 512,
+        target_points: int = 4096,
+        balanced_targets: bool = False,
+        sample_set: str = "sdf",
+        **kwargs,
+    ):
+        from sdfkit.store.dataset import open_dataset
+
+        if context not in ("dense", "levelset"):
+            raise InputError(f"unknown context {context!r}; choose dense or levelset")
+        kind = open_dataset(store, allow_incomplete=True).kind
+        if kind == "mnist":
+            names = MNISTGrids.names
+        elif kind == "shapenet":
+            if sample_set not in ("sdf", "sdf_test"):
+                raise InputError(f"MetaSDFTasks reads 'sdf' or 'sdf_test', not {sample_set!r}")
+            names = (*SAMPLE_SETS[sample_set], "surface/points")
+        else:
+            raise InputError(f"{store}: a {kind!r} store; MetaSDFTasks reads an 'mnist' or a 'shapenet' store")
+        recipe = "deepsdf-test" if sample_set == "sdf_test" else None
+        super().__init__(store, names, recipe=recipe, **kwargs)
+        self.store_kind, self.names = kind, names
+        self.context, self.context_points = context, context_points
+        self.target_points, self.balanced_targets = target_points, balanced_targets
+        if kind == "mnist":
+            self.coords = grid_centres(self.shape_of["sdf/grid"][0])
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        for index in indices:
+            self._check(index)
+        if self.store_kind == "mnist":
+            grids, surfaces = (self.read_rows(name, indices) for name in self.names)
+            items = []
+            for index, grid, surface in zip(indices, grids, surfaces, strict=True):
+                task = draw_tasks_2d(
+                    torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32)).reshape(1, -1),
+                    torch.from_numpy(np.ascontiguousarray(surface, dtype=np.float32))[None],
+                    self.coords,
+                    context=self.context,
+                    context_points=self.context_points,
+                    generator=self.generator(index),
+                )
+                items.append(self._finish(index, {k: v[0] for k, v in task.items()}))
+            return items
+        points, values, surface = self.names
+        total, surface_total = self.shape_of[points][0], self.shape_of[surface][0]
+        items = []
+        for index in indices:  # a task's windows depend on its draws: read as they are drawn
+            row = int(self.rows[index])
+
+            def read(name, start, stop, row=row):
+                return torch.from_numpy(np.ascontiguousarray(self.read_window(name, row, start, stop), np.float32))
+
+            cx, cy, tx, ty = draw_task_3d(
+                lambda start, stop, read=read: (read(points, start, stop), read(values, start, stop)),
+                lambda start, stop, read=read: read(surface, start, stop),
+                total=total,
+                surface_total=surface_total,
+                context=self.context,
+                context_points=self.context_points,
+                target_points=self.target_points,
+                balanced_targets=self.balanced_targets,
+                generator=self.generator(index),
+            )
+            task = {"context_x": cx, "context_y": cy[:, None], "target_x": tx, "target_y": ty[:, None]}
+            items.append(self._finish(index, task))
+        return items
+
+    def _finish(self, index: int, task: dict) -> dict:
+        task["index"] = index
+        return self.transform(task) if self.transform else task
+
+
+def grid_centres(resolution: int) -> torch.Tensor:
+    """(R * R, 2) float32 cell centres (x, y) of an R x R grid in sdfkit's 2D frame, in the order
+    of the row-major grid (row i = y_i, column j = x_j)."""
+    from sdfkit.geometry.basics import cell_centres
+
+    c = torch.tensor(cell_centres(resolution), dtype=torch.float32)
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
+
+
+def draw_tasks_2d(
+    grids: torch.Tensor,
+    surface: torch.Tensor,
+    coords: torch.Tensor,
+    *,
+    context: str,
+    context_points: int,
+    generator: torch.Generator | None = None,
+) -> dict:
+    """MetaSDF's 2D tasks of B digits: grids (B, R * R), surface (B, S, 2), coords (R * R, 2) ->
+    ``context_x`` (B, N, 2), ``context_y`` (B, N, 1), ``target_x``, ``target_y``.
+
+    dense: ``context_points`` cells without replacement, the target the other cells; levelset:
+    ``context_points`` surface points with replacement (value 0), the target every cell."""
+    b, cells = grids.shape
+    if context == "dense":
+        order = torch.argsort(torch.rand(b, cells, generator=generator), dim=1)
+        ctx, tgt = order[:, :context_points], order[:, context_points:]
+        return {
+            "context_x": coords[ctx],
+            "context_y": torch.gather(grids, 1, ctx).unsqueeze(2),
+            "target_x": coords[tgt],
+            "target_y": torch.gather(grids, 1, tgt).unsqueeze(2),
+        }
+    if context == "levelset":
+        pick = torch.randint(0, surface.shape[1], (b, context_points), generator=generator)
+        return {
+            "context_x": torch.gather(surface, 1, pick.unsqueeze(2).expand(-1, -1, 2)),
+            "context_y": torch.zeros(b, context_points, 1),
+            "target_x": coords.unsqueeze(0).expand(b, -1, -1),
+            "target_y": grids.unsqueeze(2),
+        }
+    raise InputError(f"unknown context {context!r}; choose dense or levelset")
+
+
+def _window(total: int, length: int, generator) -> tuple[int, int]:
+    length = min(length, total)
+    start = int(torch.randint(0, total - length + 1, (1,), generator=generator))
+    return start, start + length
+
+
+def draw_task_3d(
+    samples: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+    surface: Callable[[int, int], torch.Tensor],
+    *,
+    total: int,
+    surface_total: int,
+    context: str,
+    context_points: int,
+    target_points: int,
+    balanced_targets: bool = False,
+    generator: torch.Generator | None = None,
+):
+    """MetaSDF's 3D task of one shape, drawn from windows of its stored (shuffled) samples:
+    ``samples(start, stop)`` gives SDF sample points (n, 3) and values (n,) of a window,
+    ``surface(start, stop)`` surface points (n, 3); ``total`` and ``surface_total`` are the row
+    lengths. Returns context x (N, 3), y (N,), target x (M, 3), y (M,).
+
+    Targets: a window of ``target_points`` (with ``balanced_targets``: half inside, half outside,
+    from a window 4 times longer). Context ``dense``: ``context_points`` half inside, half outside
+    from a window 4 times longer; ``levelset``: a window of surface points, value 0."""
+    if balanced_targets:
+        tx, ty = balanced_pick(*samples(*_window(total, 4 * target_points, generator)), target_points, generator)
+    else:
+        tx, ty = samples(*_window(total, target_points, generator))
+    if context == "dense":
+        cx, cy = balanced_pick(*samples(*_window(total, 4 * context_points, generator)), context_points, generator)
+    elif context == "levelset":
+        cx = surface(*_window(surface_total, context_points, generator))
+        cy = torch.zeros(len(cx))
+    else:
+        raise InputError(f"unknown context {context!r}; choose dense or levelset")
+    return cx, cy, tx, ty
+
+
+def balanced_pick(points: torch.Tensor, values: torch.Tensor, count: int, generator: torch.Generator | None = None):
+    """``count`` samples of a window, half inside (value <= 0) and half outside where it has them:
+    the first ones of each sign (the stored samples are shuffled), drawn with replacement where
+    the window holds fewer; a window of one sign gives that sign only."""
+    inside = torch.nonzero(values <= 0).squeeze(1)
+    outside = torch.nonzero(values > 0).squeeze(1)
+    half = count // 2
+    picks = []
+    for group, want in ((inside, half), (outside, count - half)):
+        if len(group) >= want:
+            picks.append(group[:want])
+        elif len(group) > 0:
+            picks.append(group[torch.randint(0, len(group), (want,), generator=generator)])
+    chosen = torch.cat(picks)
+    if len(chosen) < count:  # a window with one sign only
+        chosen = torch.cat([chosen, chosen[torch.randint(0, len(chosen), (count - len(chosen),), generator=generator)]])
+    return points[chosen], values[chosen]

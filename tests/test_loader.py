@@ -11,9 +11,10 @@ import zarr
 
 from sdfkit.errors import FormatError, InputError
 from sdfkit.geometry.shapes import make_shapes
+from sdfkit.sources import mnist
 from sdfkit.sources.shapenet import ShapenetConfig, prepare_shapenet
 from sdfkit.store._shards import WindowReader
-from sdfkit.torch import DeepSDFSamples, OccupancyPoints, SampleWindows
+from sdfkit.torch import DeepSDFSamples, MetaSDFTasks, MNISTGrids, OccupancyPoints, SampleWindows
 
 K = 40_000  # above twice WINDOW_SAMPLES: rows chunked along the samples
 
@@ -161,3 +162,109 @@ def test_an_s3_store_gives_the_local_items(store, s3_server):
     loader = torch.utils.data.DataLoader(remote, batch_size=3, num_workers=2)
     got = torch.cat([samples for samples, _ in loader])
     torch.testing.assert_close(got, torch.stack([local[k][0] for k in range(len(local))]))
+
+
+def test_deepsdf_long_windows_are_whole_chunks_and_picks_move_within_them(store):
+    data = DeepSDFSamples(store, subsample=4096)
+    assert data.chunk == 16384 and data.long == 16384  # K = 40,000: the window is one whole chunk
+    group = zarr.open_group(store, mode="r")
+    row = int(data.rows[0])
+    picks, starts = set(), set()
+    for epoch in range(8):
+        data.set_epoch(epoch)
+        start = data.start(0, data.long)
+        assert start % 16384 == 0 and start + data.long <= K
+        starts.add(start)
+        samples, _ = data[0]
+        assert (samples[:2048, 3] > 0).all() and (samples[2048:, 3] <= 0).all()
+        window = np.concatenate(
+            [
+                group["sdf/points"][row, start : start + data.long],
+                group["sdf/values"][row, start : start + data.long][:, None],
+            ],
+            axis=1,
+        )
+        keys = set(map(bytes, np.ascontiguousarray(window, dtype=np.float32)))
+        assert all(bytes(r) in keys for r in samples.numpy())  # every row from this item's window
+        picks.add(bytes(samples.numpy()))
+    assert len(picks) > len(starts)  # a window's picks start at a random place: more items than windows
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits") / "mnist.zarr"
+    mnist.prepare_mnist(out, mnist.MnistConfig(resolution=32, surface_points=128, limit=40, val_size=8), workers=1)
+    return str(out)
+
+
+def test_mnist_items_are_the_stored_rows(digits, store):
+    data = MNISTGrids(digits, split="train")
+    group = zarr.open_group(digits, mode="r")
+    labels = np.asarray(group["meta/label"][:])
+    assert len(data) == len(set(data.ids)) and len(data) > 0
+    for k in (0, len(data) - 1):
+        item = data[k]
+        row = int(data.rows[k])
+        np.testing.assert_array_equal(item["grid"].numpy(), group["sdf/grid"][row])
+        np.testing.assert_array_equal(item["surface"].numpy(), group["surface/points"][row])
+        assert item["label"] == labels[row] and item["id"] == data.ids[k] and item["grid"].dtype == torch.float32
+    assert len(MNISTGrids(digits, split="train", limit=5)) == 5
+    with pytest.raises(InputError, match="a 'shapenet' store; MNISTGrids reads a 'mnist' store"):
+        MNISTGrids(store)
+
+
+def test_metasdf_2d_tasks_are_cells_and_level_set_points_of_the_digit(digits):
+    data = MetaSDFTasks(digits, context="dense", context_points=100, split="train")
+    grids = MNISTGrids(digits, split="train")
+    r = grids.resolution
+    centres = (np.arange(r) + 0.5) / r * 2 - 1  # sdfkit's frame: cell centres of [-1, 1]
+    for k in (0, 3):
+        task, grid = data[k], grids[k]["grid"].numpy()
+        assert task["context_x"].shape == (100, 2) and task["target_x"].shape == (r * r - 100, 2)
+        cells = np.concatenate([task["context_x"].numpy(), task["target_x"].numpy()])
+        values = np.concatenate([task["context_y"].numpy(), task["target_y"].numpy()])[:, 0]
+        j = np.rint((cells[:, 0] + 1) / 2 * r - 0.5).astype(int)  # column from x
+        i = np.rint((cells[:, 1] + 1) / 2 * r - 0.5).astype(int)  # row from y
+        np.testing.assert_allclose(cells[:, 0], centres[j], atol=1e-6)
+        np.testing.assert_array_equal(values, grid[i, j])  # each value is its cell's
+        assert len(set(zip(i.tolist(), j.tolist(), strict=True))) == r * r  # every cell once
+    level = MetaSDFTasks(digits, context="levelset", context_points=50, split="train")
+    task = level[2]
+    stored = set(map(bytes, grids[2]["surface"].numpy()))
+    assert all(bytes(p) in stored for p in task["context_x"].numpy()) and (task["context_y"] == 0).all()
+    torch.testing.assert_close(task["target_y"][:, 0], grids[2]["grid"].reshape(-1))
+    # a DataLoader batch is the trainer's batch: (B, N, 2), reproducible per epoch with any workers
+    data.set_epoch(3)
+    loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=2)
+    batch = next(iter(loader))
+    assert batch["context_x"].shape == (4, 100, 2) and batch["context_y"].shape == (4, 100, 1)
+    torch.testing.assert_close(batch["context_x"][1], data[1]["context_x"])
+
+
+def test_metasdf_3d_tasks_from_the_store_equal_the_trainers_from_memory(store):
+    from metasdf.data3d import load_shapes_3d, make_batch_3d
+
+    shapes = load_shapes_3d(store, "train")
+    for context, balanced in (("dense", True), ("levelset", False)):
+        data = MetaSDFTasks(
+            store, context=context, context_points=256, target_points=1024, balanced_targets=balanced, split="train"
+        )
+        assert data.ids == shapes.ids
+        data.set_epoch(1)
+        for k in (0, len(data) - 1):
+            task = data[k]
+            batch = make_batch_3d(
+                shapes,
+                torch.tensor([k]),
+                context=context,
+                context_points=256,
+                target_points=1024,
+                balanced_targets=balanced,
+                generator=data.generator(k),
+            )
+            for key in ("context_x", "context_y", "target_x", "target_y"):
+                torch.testing.assert_close(task[key], batch[key][0], msg=key)
+            if context == "dense":
+                assert (task["context_y"][:128] <= 0).all() and (task["context_y"][128:] > 0).all()
+    with pytest.raises(InputError, match="--recipe deepsdf-test"):
+        MetaSDFTasks(store, sample_set="sdf_test")

@@ -98,12 +98,17 @@ META_SPECS = (
 """``meta/fingerprint`` is absent from stores made before sdfkit 0.2 (they cannot be appended to)."""
 
 
-def _compressor(dtype: str):
+def _compressor(dtype: str, *, windowed: bool = False):
     if dtype == "str":
         return ZstdCodec(level=3)
     itemsize = np.dtype(dtype).itemsize
     # byte shuffle groups the exponents of float arrays together: SDF grids shrink by half
     shuffle = "shuffle" if itemsize > 1 else "noshuffle"
+    if windowed and np.dtype(dtype).kind == "f":
+        # shuffled float samples barely compress (sdf/points: zstd 0.90 of raw, lz4 0.93), and
+        # training loaders decode them every epoch: lz4 decodes them 3-4 times faster
+        # (benchmarks/codecs.py); occupancies (uint8) keep zstd, a third of lz4's size
+        return BloscCodec(cname="lz4", clevel=5, shuffle=shuffle, typesize=itemsize)
     return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=itemsize)
 
 
@@ -205,7 +210,8 @@ def create_array(group: zarr.Group, spec: ArraySpec, n: int, shard_size: int, *,
     """One per-shape array with the layout of format v1 (see docs/format.md, Layout)."""
     column = spec.shape == ()
     chunks, shards = (1, *spec.shape), (shard_size, *spec.shape)
-    if not column and spec.shape[0] > 2 * WINDOW_SAMPLES:
+    windowed = not column and spec.shape[0] > 2 * WINDOW_SAMPLES
+    if windowed:
         # a shard's side must be a multiple of its chunks': it may reach past the row's end
         per_row = -(-spec.shape[0] // WINDOW_SAMPLES) * WINDOW_SAMPLES
         chunks, shards = (1, WINDOW_SAMPLES, *spec.shape[1:]), (shard_size, per_row, *spec.shape[1:])
@@ -216,7 +222,7 @@ def create_array(group: zarr.Group, spec: ArraySpec, n: int, shard_size: int, *,
         shards=None if column else shards,
         dtype=str if spec.dtype == "str" else spec.dtype,
         fill_value=spec.fill_value,
-        compressors=_compressor(spec.dtype),
+        compressors=_compressor(spec.dtype, windowed=windowed),
         overwrite=overwrite,
     )
 
