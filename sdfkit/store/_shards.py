@@ -21,7 +21,6 @@ measures what it gains.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -237,29 +236,27 @@ class WindowReader:
         tail = self.shape[2:]
         step = chunk[1] * int(np.prod(tail, dtype=np.int64)) * self.dtype.itemsize
         out = []
-        with self._fetch(fetch) as raw:
-            for (row, start, stop), plan in zip(windows, plans, strict=True):
-                if plan is None:
-                    out.append(self._array()[row, start:stop])
-                    continue
-                at, count = plan
-                first = start // chunk[1]
-                # every chunk decoded into its place in one buffer (chunks are whole, even the
-                # one reaching past the row's end)
-                values = np.empty((count * chunk[1], *tail), dtype=self.dtype)
-                flat = values.reshape(-1).view(np.uint8)
-                for k, data in enumerate(raw[at : at + count]):
-                    _BLOSC.decode(data, out=flat[k * step : (k + 1) * step])
-                offset = first * chunk[1]
-                out.append(values[start - offset : stop - offset])
+        raw = self._fetch(fetch)
+        for (row, start, stop), plan in zip(windows, plans, strict=True):
+            if plan is None:
+                out.append(self._array()[row, start:stop])
+                continue
+            at, count = plan
+            first = start // chunk[1]
+            # every chunk decoded into its place in one buffer (chunks are whole, even the
+            # one reaching past the row's end)
+            values = np.empty((count * chunk[1], *tail), dtype=self.dtype)
+            flat = values.reshape(-1).view(np.uint8)
+            for k, data in enumerate(raw[at : at + count]):
+                _BLOSC.decode(data, out=flat[k * step : (k + 1) * step])
+            offset = first * chunk[1]
+            out.append(values[start - offset : stop - offset])
         return out
 
-    @contextlib.contextmanager
-    def _fetch(self, ranges):
-        """The bytes of each ``(key, offset, nbytes)``, inside the ``with`` block."""
+    def _fetch(self, ranges) -> list[bytes]:
+        """The bytes of each ``(key, offset, nbytes)``."""
         if not ranges:
-            yield []
-            return
+            return []
         if self.folder is not None:  # a local store: plain reads, no event loop round trip
             out, fd, opened = [], None, None
             try:
@@ -272,8 +269,7 @@ class WindowReader:
             finally:
                 if fd is not None:
                     os.close(fd)
-            yield out
-            return
+            return out
         from zarr.abc.store import RangeByteRequest
 
         prototype = default_buffer_prototype()
@@ -282,7 +278,7 @@ class WindowReader:
         requests = [
             (root / key).get(prototype, RangeByteRequest(offset, offset + nbytes)) for key, offset, nbytes in ranges
         ]
-        yield [c.to_bytes() for c in sync(_gather(requests))]
+        return [c.to_bytes() for c in sync(_gather(requests))]
 
 
 _BLOSC = numcodecs.Blosc()
