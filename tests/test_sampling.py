@@ -9,8 +9,16 @@ import pytest
 import trimesh
 
 from sdfkit.errors import ShapeError
-from sdfkit.geometry.mesh import Mesh, load_mesh, normalization, sample_surface
-from sdfkit.recipes.deepsdf import near_surface_points, sample_mesh
+from sdfkit.geometry.mesh import Mesh, SurfaceSampler, load_mesh, normalization, sample_surface
+from sdfkit.geometry.sign import outer_surface
+from sdfkit.recipes.deepsdf import (
+    TEST_VARIANCES,
+    VARIANCES,
+    SignedMesh,
+    near_surface_points,
+    sample_mesh,
+    signed_queries,
+)
 
 MESHES = Path(__file__).parent / "data" / "meshes"
 
@@ -33,6 +41,51 @@ def test_surface_samples_lie_on_a_box_and_follow_area():
     # the two 1 x 1 ends hold 2 of the box's 10 square units of area
     ends = np.isclose(np.abs(points[:, 0]), 1.0)
     assert abs(ends.mean() - 0.2) < 0.015
+
+
+def test_grouped_surface_samples_are_the_same_law_in_face_order():
+    # faces of very different areas: a 2 x 1 x 1 box, its 12 triangles of 0.5 and 1 square units
+    box = trimesh.creation.box(extents=[2, 1, 1])
+    sampler = SurfaceSampler(box.vertices, box.faces)
+    share = trimesh.Trimesh(box.vertices, box.faces).area_faces / 10.0
+    for grouped in (False, True):
+        points, face = sampler.sample(60_000, rng=np.random.default_rng(3), grouped=grouped)
+        assert np.all(np.diff(face) >= 0) == grouped  # face order only when asked for
+        counts = np.bincount(face, minlength=12) / 60_000
+        np.testing.assert_allclose(counts, share, atol=0.006)  # 4 binomial standard deviations
+        # each point lies on its own face: inside that triangle's plane and within its corners
+        triangle = box.vertices[box.faces[face]]
+        normal = np.cross(triangle[:, 1] - triangle[:, 0], triangle[:, 2] - triangle[:, 0])
+        np.testing.assert_allclose(np.einsum("ij,ij->i", points - triangle[:, 0], normal), 0, atol=1e-12)
+
+
+def test_signed_queries_are_deepsdfs_recipe_shuffled_with_exact_signed_distances():
+    """sample_mesh's and sample_test's queries: computed in face order, stored shuffled, with
+    near_surface_points' law. On a sphere of radius 1e-3 at the origin every near point is noise
+    around the origin, and its signed distance is |p| - r (up to the tessellation)."""
+    radius = 1e-3
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=radius)
+    outer = outer_surface(sphere.vertices, sphere.faces, rays=32, rng=np.random.default_rng(0))
+    signed = SignedMesh(np.zeros(3), 1.0, outer, np.ptp(sphere.vertices, axis=0))
+    for variances, count in ((VARIANCES, 50_000), (TEST_VARIANCES, 100_000)):
+        points, values = signed_queries(signed, count, rng=np.random.default_rng(1), variances=variances)
+        assert points.shape == (count, 3) and values.shape == (count,)
+        np.testing.assert_allclose(np.mean(points**2), 0.47 * sum(variances) + 0.06 / 3, rtol=0.03)
+        np.testing.assert_allclose(values, np.linalg.norm(points, axis=1) - radius, atol=radius * 0.01)
+        # the uniform 3/50 spread over the whole array (shuffled), not at its end
+        uniform_like = np.nonzero(np.abs(points).max(axis=1) > 0.95)[0]
+        assert abs(len(uniform_like) / count - 0.06 * (1 - 0.95**3)) < 0.003
+        assert uniform_like.min() < count // 50 and uniform_like.max() > count - count // 50
+    # which near point gets which variance is random, not a matter of where its face lies: on a
+    # sphere of radius 0.5 the offsets from the sphere spread alike in every octant
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    outer = outer_surface(sphere.vertices, sphere.faces, rays=32, rng=np.random.default_rng(0))
+    signed = SignedMesh(np.zeros(3), 1.0, outer, np.ptp(sphere.vertices, axis=0))
+    points, values = signed_queries(signed, 200_000, rng=np.random.default_rng(2))
+    near = np.abs(values) < 0.3
+    octant = (points[near] > 0) @ [1, 2, 4]
+    spread = [np.mean(values[near][octant == k] ** 2) for k in range(8)]
+    np.testing.assert_allclose(spread, np.mean(spread), rtol=0.06)  # by face: 0.005 here, 0.0005 there
 
 
 def test_deepsdf_recipe_counts_and_spread():

@@ -16,7 +16,7 @@ from sdfkit.geometry.sdf2d import image_to_sdf
 from sdfkit.pipeline.runners import ShardTask, run_shard
 from sdfkit.sources import mnist
 from sdfkit.sources.mnist import MnistConfig
-from sdfkit.store._shards import can_encode, write_shard_block
+from sdfkit.store._shards import WindowReader, can_encode, write_shard_block
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, prepare_store
 
 
@@ -60,6 +60,66 @@ def test_direct_shard_writes_read_back_with_plain_zarr(tmp_path, dtype, typesize
     assert (tmp_path / "s.zarr" / "x" / "c" / "0" / "0" / "0").read_bytes() == (
         tmp_path / "s.zarr" / "y" / "c" / "0" / "0" / "0"
     ).read_bytes()
+
+
+def test_rows_chunked_along_their_samples_are_written_row_by_row_with_zarrs_chunk_bytes(tmp_path):
+    """A windowed array (rows chunked along the samples): the direct writer lays each row's
+    chunks out in order, each chunk the bytes zarr's own codec writes for it, the last one padded;
+    plain zarr reads every row back, a failed row as the fill value."""
+    group = zarr.open_group(tmp_path / "s.zarr", mode="w")
+
+    def windowed(name):
+        return group.create_array(
+            name,
+            shape=(6, 50, 3),
+            chunks=(1, 16, 3),
+            shards=(4, 64, 3),  # 4 chunks per row, the last reaching past the row's end
+            dtype="float32",
+            fill_value=np.nan,
+            compressors=BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=4),
+        )
+
+    ours, theirs = windowed("x"), windowed("y")
+    assert can_encode(ours)
+    data = np.random.default_rng(1).standard_normal((6, 50, 3)).astype(np.float32)
+    present = np.array([True, True, False, True, True, True])
+    write_shard_block(ours, 0, data[:4], present[:4])
+    write_shard_block(ours, 1, data[4:], present[4:])
+    theirs[:] = data
+    expected = data.copy()
+    expected[2] = np.nan
+    reread = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    np.testing.assert_array_equal(reread["x"][:], expected)
+    np.testing.assert_array_equal(reread["x"][5, 40:50], data[5, 40:50])  # a partial read of the last chunk
+
+    # the two shards' indexes, read by hand: (offset, nbytes) per (row, chunk), then a CRC32C
+    def index(name):
+        raw = (tmp_path / "s.zarr" / name / "c" / "0" / "0" / "0").read_bytes()
+        table = np.frombuffer(raw[-(16 * 16 + 4) : -4], dtype="<u8").reshape(4, 4, 2)
+        return raw, table
+
+    mine, mine_table = index("x")
+    zarrs, zarr_table = index("y")
+    assert (mine_table[2] == np.uint64(2**64 - 1)).all()  # the failed row: absent
+    ends = [int(o) + int(n) for row in (0, 1, 3) for o, n in mine_table[row]]
+    starts = [int(o) for row in (0, 1, 3) for o, _ in mine_table[row]]
+    assert starts == [0] + ends[:-1]  # row after row, each row's chunks in order, nothing between
+    for row in (0, 1, 3):
+        for column in range(4):
+            (a, n), (b, m) = mine_table[row, column], zarr_table[row, column]
+            assert mine[int(a) : int(a) + int(n)] == zarrs[int(b) : int(b) + int(m)], (row, column)
+    # zarr's own codec interleaves the rows' chunks (what the direct writer exists to avoid)
+    assert int(zarr_table[0, 1, 0]) != int(zarr_table[0, 0, 0]) + int(zarr_table[0, 0, 1])
+    # windows read straight from either layout equal plain zarr's; a window of sdfkit's layout is
+    # one read, of zarr's one per chunk
+    for name, truth, reads in (("x", expected, 1), ("y", data, 4)):
+        reader = WindowReader(reread[name])
+        requests = []
+        fetch = reader._request
+        reader._request = lambda ranges, fetch=fetch, requests=requests: requests.append(len(ranges)) or fetch(ranges)
+        for row, start, stop in [(0, 0, 50), (1, 10, 40), (3, 16, 32), (5, 47, 50)]:
+            np.testing.assert_array_equal(reader.read(row, start, stop), truth[row, start:stop])
+        assert requests[0] == reads  # the whole of row 0: its 4 chunks
 
 
 def test_columns_are_not_encoded_directly(tmp_path):
@@ -226,14 +286,18 @@ def test_attributes_are_json(tmp_path):
     assert meta["attributes"]["sdfkit"]["format_version"] == 1
 
 
-@pytest.mark.parametrize("row", [(4, 3), (100_000, 3)], ids=["direct writer", "zarr writer"])
+@pytest.mark.parametrize(
+    "row", [(4, 3), (100_000, 3), (30_000, 10)], ids=["direct writer", "windowed, direct writer", "zarr writer"]
+)
 def test_write_shard_small_and_large_rows_with_a_failed_row(tmp_path, row):
-    """Small rows go through the direct shard writer, rows above DIRECT_ROW_BYTES through zarr's
-    codec: either way ok rows read back exactly and a failed row reads as the fill value."""
-    from sdfkit.store.format import DIRECT_ROW_BYTES, ArraySpec, ShapeMeta, create_store, write_shard
+    """Small rows and rows chunked along their samples go through the direct shard writer, whole
+    rows above DIRECT_ROW_BYTES through zarr's codec: either way ok rows read back exactly and a
+    failed row reads as the fill value."""
+    from sdfkit.store.format import DIRECT_ROW_BYTES, WINDOW_SAMPLES, ArraySpec, ShapeMeta, create_store, write_shard
 
     spec = ArraySpec("x", row, "float32", float("nan"))
-    assert (np.prod(row) * 4 > DIRECT_ROW_BYTES) == (row[0] == 100_000)
+    assert (np.prod(row) * 4 > DIRECT_ROW_BYTES) == (row[0] > 4)
+    assert (row[0] > 2 * WINDOW_SAMPLES) == (row[0] == 100_000)
     metas = [ShapeMeta(f"s{k}", "", -1, "train") for k in range(3)]
     group = create_store(
         tmp_path / "s.zarr", kind="shapenet", metas=metas, specs=[spec], parameters={}, source={}, shard_size=3
@@ -243,3 +307,8 @@ def test_write_shard_small_and_large_rows_with_a_failed_row(tmp_path, row):
     back = zarr.open_group(tmp_path / "s.zarr", mode="r")["x"][:]
     np.testing.assert_array_equal(back[[0, 2]], data[[0, 2]])
     assert np.isnan(back[1]).all()
+    if row[0] > 2 * WINDOW_SAMPLES:  # the direct writer's layout: row 0's chunks first, in order
+        raw = (tmp_path / "s.zarr" / "x" / "c" / "0" / "0" / "0").read_bytes()
+        columns = -(-row[0] // WINDOW_SAMPLES)
+        table = np.frombuffer(raw[-(16 * 3 * columns + 4) : -4], dtype="<u8").reshape(3, columns, 2).astype(np.int64)
+        assert table[0, 0, 0] == 0 and (table[0, 1:, 0] == table[0, :-1].sum(axis=1)).all()

@@ -181,16 +181,24 @@ class SurfaceSampler:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray):
         tri = np.asarray(vertices, dtype=np.float64)[faces]
         self.faces = np.asarray(faces)
-        self._cumulative = np.cumsum(face_areas(vertices, faces))
+        areas = face_areas(vertices, faces)
+        total = float(areas.sum())
+        # each face's share of the area (a surface of zero area: every face alike)
+        self._share = areas / total if total > 0 else np.full(len(areas), 1.0 / max(len(areas), 1))
         self._origin = np.ascontiguousarray(tri[:, 0])
         self._edge1 = tri[:, 1] - tri[:, 0]
         self._edge2 = tri[:, 2] - tri[:, 0]
 
-    def sample(self, count: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """points (count, 3) float64 and the index (count,) of the face each lies on."""
-        cumulative = self._cumulative
-        face = np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right")
-        face = np.minimum(face, len(cumulative) - 1)
+    def sample(self, count: int, *, rng: np.random.Generator, grouped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """points (count, 3) float64 and the index (count,) of the face each lies on: ``count``
+        independent draws, in random order. With ``grouped``, the same draws ordered by face, so
+        that points close together in space come together (closest-point and ray queries run
+        faster on them): shuffle what is computed from them before storing it."""
+        # how many points each face gets (multinomial), then which point is which (a shuffle):
+        # the law of independent draws, without a binary search per point
+        face = np.repeat(np.arange(len(self._share)), rng.multinomial(count, self._share))
+        if not grouped:
+            rng.shuffle(face)
         u, v = rng.random(count), rng.random(count)
         outside = u + v > 1.0  # fold the square onto the triangle
         u[outside], v[outside] = 1.0 - u[outside], 1.0 - v[outside]

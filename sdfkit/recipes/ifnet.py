@@ -32,13 +32,15 @@ def sample_ifnet(signed: SignedMesh, *, rng: np.random.Generator) -> dict:
     out = {"ifnet/loc": loc, "ifnet/scale": np.float64(scale)}
     points = []
     for sigma in SIGMAS:
-        surface, _ = signed.sampler.sample(SAMPLES, rng=rng)
+        # ordered by face: the queries below run faster on points close together; shuffled after
+        surface, _ = signed.sampler.sample(SAMPLES, rng=rng, grouped=True)
         points.append(surface / to_normalized + sigma * rng.normal(size=(SAMPLES, 3)))
     # one query for both sets: the surface's scenes and pseudonormals are built once
     inside = np.split(signed.inside(np.concatenate(points) * to_normalized), len(SIGMAS))
     for sigma, p, occupied in zip(SIGMAS, points, inside, strict=True):
-        out[f"ifnet/boundary_{sigma}/points"] = p.astype(np.float32)
-        out[f"ifnet/boundary_{sigma}/occupancies"] = occupied.astype(np.uint8)
+        order = rng.permutation(len(p))
+        out[f"ifnet/boundary_{sigma}/points"] = np.take(p, order, axis=0).astype(np.float32)
+        out[f"ifnet/boundary_{sigma}/occupancies"] = occupied[order].astype(np.uint8)
     for count in POINT_CLOUDS:
         surface, _ = signed.sampler.sample(count, rng=rng)
         out[f"ifnet/pointcloud_{count}"] = (surface / to_normalized).astype(np.float32)

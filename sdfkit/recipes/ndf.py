@@ -38,11 +38,13 @@ def sample_ndf(mesh: Mesh, signed: SignedMesh, *, rng: np.random.Generator) -> d
     sampler = SurfaceSampler(vertices, mesh.faces)
     points = []
     for sigma in SIGMAS:
-        surface, _ = sampler.sample(SAMPLES, rng=rng)
+        # ordered by face: the distance queries run faster on points close together; shuffled after
+        surface, _ = sampler.sample(SAMPLES, rng=rng, grouped=True)
         points.append(surface + sigma * rng.normal(size=(SAMPLES, 3)))
     distances = np.split(unsigned_distance(vertices, mesh.faces, np.concatenate(points)), len(SIGMAS))
     for sigma, p, d in zip(SIGMAS, points, distances, strict=True):
-        out[f"ndf/boundary_{sigma}/points"] = p.astype(np.float32)
-        out[f"ndf/boundary_{sigma}/df"] = d.astype(np.float32)
+        order = rng.permutation(len(p))
+        out[f"ndf/boundary_{sigma}/points"] = np.take(p, order, axis=0).astype(np.float32)
+        out[f"ndf/boundary_{sigma}/df"] = d[order].astype(np.float32)
     out["ndf/pointcloud"] = sampler.sample(POINT_CLOUD, rng=rng)[0].astype(np.float32)
     return out

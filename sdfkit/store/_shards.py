@@ -59,8 +59,12 @@ def _inspect(array):
         or (inner[0].endian is not None and inner[0].endian.value != "little")
     ):
         return None
-    chunk = tuple(sharding.chunk_shape)
-    if chunk[0] != 1 or chunk[1:] != tuple(array.shape[1:]):
+    chunk, shard = tuple(sharding.chunk_shape), tuple(array.shards)
+    if chunk[0] != 1 or len(chunk) < 2 or chunk[2:] != tuple(array.shape[2:]) or shard[2:] != chunk[2:]:
+        return None
+    # whole rows, or rows chunked along their samples (a shard then spans the row: format v1's
+    # windowed arrays)
+    if chunk[1] != array.shape[1] and (shard[1] % chunk[1] or shard[1] < array.shape[1]):
         return None
     return chunk, inner[1]
 
@@ -86,21 +90,33 @@ def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray 
 
     block : (rows, *array.shape[1:]), rows = the shard's rows inside the array
     present : (rows,) bool; rows marked False are left absent and read as the fill value
+
+    A row chunked along its samples has its chunks one after the other, in order, so that a
+    window of consecutive chunks is one byte range (zarr's own codec interleaves the rows' chunks;
+    readers go by the index, which allows any order). Each chunk's bytes are those zarr writes
+    (tests/test_store.py); the last chunk of a row is padded with the fill value, as zarr pads it.
     """
     chunk, codec = _layout(array)
-    shard_rows = array.shards[0]
+    shard_rows, width = array.shards[0], chunk[1]
+    columns = array.shards[1] // width  # 1 for whole rows
     rows = len(block)
     block = np.ascontiguousarray(block, dtype=array.dtype.newbyteorder("<"))
     compressor = _blosc(codec, block.dtype.itemsize)
-    index = np.full((shard_rows, 2), _EMPTY, dtype="<u8")
+    index = np.full((shard_rows * columns, 2), _EMPTY, dtype="<u8")
     pieces, offset = [], 0
     for row in range(rows):
         if present is not None and not present[row]:
             continue
-        data = compressor.encode(block[row])
-        pieces.append(data)
-        index[row] = (offset, len(data))
-        offset += len(data)
+        for column in range(columns):
+            part = block[row, column * width : (column + 1) * width] if columns > 1 else block[row]
+            if len(part) < width:  # the row's last chunk, reaching past its end
+                padded = np.full((width, *part.shape[1:]), array.fill_value, dtype=block.dtype)
+                padded[: len(part)] = part
+                part = padded
+            data = compressor.encode(part)
+            pieces.append(data)
+            index[row * columns + column] = (offset, len(data))
+            offset += len(data)
     index_bytes = index.tobytes()
     pieces.append(index_bytes)
     pieces.append(np.uint32(crc32c(index_bytes)).astype("<u4").tobytes())
@@ -254,9 +270,31 @@ class WindowReader:
         return out
 
     def _fetch(self, ranges) -> list[bytes]:
-        """The bytes of each ``(key, offset, nbytes)``."""
+        """The bytes of each ``(key, offset, nbytes)``: ranges of one key that follow each other
+        (a window's chunks, as sdfkit writes them) are requested as one."""
         if not ranges:
             return []
+        merged, parts = [], []  # requests; per request, the sizes of the ranges it holds
+        for key, offset, nbytes in ranges:
+            if merged and merged[-1][0] == key and merged[-1][1] + merged[-1][2] == offset:
+                merged[-1][2] += nbytes
+                parts[-1].append(nbytes)
+            else:
+                merged.append([key, offset, nbytes])
+                parts.append([nbytes])
+        out = []
+        for data, sizes in zip(self._request([tuple(m) for m in merged]), parts, strict=True):
+            if len(sizes) == 1:
+                out.append(data)
+                continue
+            view, at = memoryview(data), 0
+            for size in sizes:
+                out.append(view[at : at + size])
+                at += size
+        return out
+
+    def _request(self, ranges) -> list[bytes]:
+        """The bytes of each ``(key, offset, nbytes)``, one read or range request each."""
         if self.folder is not None:  # a local store: plain reads, no event loop round trip
             out, fd, opened = [], None, None
             try:
@@ -274,7 +312,7 @@ class WindowReader:
 
         prototype = default_buffer_prototype()
         root = self._array().store_path
-        # requested together (zarr's writer does not lay a row's chunks out in order)
+        # requested together: one round of concurrent requests
         requests = [
             (root / key).get(prototype, RangeByteRequest(offset, offset + nbytes)) for key, offset, nbytes in ranges
         ]

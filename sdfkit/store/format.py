@@ -51,10 +51,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 DIRECT_ROW_BYTES = 1 << 20
+"""Whole rows up to this size are written by the direct shard writer, larger ones by zarr's codec
+(rows chunked along their samples always by the direct writer)."""
 WINDOW_SAMPLES = 16_384
 """Sample arrays longer than twice this are chunked by this many samples inside each row's shard,
 so reading a window of a row (sdfkit.torch) decodes the chunks it spans, not the whole row."""
-"""Rows up to this size are written by the direct shard writer, larger ones by zarr's codec."""
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
 SPLITS = ("train", "val", "test")
 
@@ -445,9 +446,12 @@ def write_shard(
     ok = np.asarray(status) == STATUS_OK
     for name, block in arrays.items():
         array = group[name]
-        # the direct writer wins on small rows (3.6x on 64 x 64 grids), zarr's own on large ones
-        # (250,000 x 3 points: 0.6x), where compressing dominates (benchmarks/shard_writer.py)
-        if can_encode(array) and block[0].nbytes <= DIRECT_ROW_BYTES:
+        # the direct writer wins on small rows (3.6x on 64 x 64 grids), zarr's own on large whole
+        # rows (250,000 x 3 points in one chunk: 0.6x), where compressing dominates; rows chunked
+        # along their samples go through the direct writer, which lays each row's chunks out in
+        # order (a window is then one read) (benchmarks/shard_writer.py)
+        windowed = array.shards is not None and array.ndim > 1 and array.chunks[1] < array.shape[1]
+        if can_encode(array) and (windowed or block[0].nbytes <= DIRECT_ROW_BYTES):
             write_shard_block(array, shard, block, present=ok)  # failed rows stay absent: fill value
         else:
             block = np.array(block, copy=True)
