@@ -128,10 +128,11 @@ def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray 
 class WindowReader:
     """Windows of rows of a shape-sharded array whose rows are chunked along the sample axis
     (``format.WINDOW_SAMPLES``), read straight from the shard's bytes: the shard's index once
-    per shard (kept), then one byte-range request per chunk the window spans, Blosc-decoded
-    here; :meth:`read_many` requests the chunks of many windows at once. zarr's own partial read
-    goes through its async pipeline chunk by chunk (measured: about 25 ms for a 16,384-sample
-    window of a 250,000 x 3 row, against under 2 ms here). Any other layout, and chunks that are
+    per shard (kept), then one byte-range request per run of consecutive chunks the window spans
+    (the whole window in a shard sdfkit wrote), Blosc-decoded here; :meth:`read_many` requests
+    the chunks of many windows at once. zarr's own partial read goes through its async pipeline
+    chunk by chunk (measured: about 25 ms for a 16,384-sample window of a 250,000 x 3 row,
+    against under 2 ms here). Any other layout, and chunks that are
     absent (failed rows, shards not written yet), are read through plain zarr.
 
     A reader pickles without its zarr handle but with its layout and the shard indexes it has
