@@ -63,17 +63,28 @@ def near_surface_points(
     ``variances`` (default 0.005 for half of them, 0.0005 for the other half); 3/50 are uniform in
     [-1, 1]^3. Exactly ``count`` points, shuffled. surface_points : (m, 3), drawn from with
     replacement."""
-    near = int(round(count * 47 / 50))
+    near = _near_count(count)
     picks = np.take(surface_points, rng.integers(0, len(surface_points), near), axis=0)
-    half = near // 2
-    sigma = np.sqrt(np.array(variances))
-    noise = rng.normal(size=(near, 3))
-    noise[:half] *= sigma[0]
-    noise[half:] *= sigma[1]
-    points = np.empty((count, 3))
-    np.add(picks, noise, out=points[:near])
-    points[near:] = rng.uniform(-1.0, 1.0, size=(count - near, 3))
+    points = _perturbed(picks, count, rng=rng, variances=variances)
     return np.take(points, rng.permutation(count), axis=0)  # rows gathered: faster than points[order]
+
+
+def _near_count(count: int) -> int:
+    """How many of DeepSDF's ``count`` query points lie near the surface (47/50)."""
+    return int(round(count * 47 / 50))
+
+
+def _perturbed(base: np.ndarray, count: int, *, rng: np.random.Generator, variances: tuple[float, float]):
+    """(count, 3): the ``base`` surface points (near, 3), in their order, plus Gaussian noise of
+    ``variances`` (half the points each, which ones a random draw), then ``count - near`` points
+    uniform in [-1, 1]^3 at the end. Not shuffled."""
+    near = len(base)
+    sigma = np.sqrt(np.array(variances))[np.repeat([0, 1], [near // 2, near - near // 2])]
+    points = np.empty((count, 3))
+    np.multiply(rng.normal(size=(near, 3)), rng.permutation(sigma)[:, None], out=points[:near])
+    points[:near] += base
+    points[near:] = rng.uniform(-1.0, 1.0, size=(count - near, 3))
+    return points
 
 
 @dataclass(frozen=True)
@@ -173,13 +184,8 @@ def signed_queries(
     close together in space together: the closest-point and ray queries run faster) and shuffled
     after; which near point gets which variance is a random draw, as a shuffle would give it.
     """
-    near = int(round(count * 47 / 50))
-    base, _ = signed.sampler.sample(near, rng=rng, grouped=True)
-    sigma = np.sqrt(np.array(variances))[np.repeat([0, 1], [near // 2, near - near // 2])]
-    points = np.empty((count, 3))
-    np.multiply(rng.normal(size=(near, 3)), rng.permutation(sigma)[:, None], out=points[:near])
-    points[:near] += base
-    points[near:] = rng.uniform(-1.0, 1.0, size=(count - near, 3))
+    base, _ = signed.sampler.sample(_near_count(count), rng=rng, grouped=True)
+    points = _perturbed(base, count, rng=rng, variances=variances)
     values = signed.sdf(points, batch=max(count, 1))
     order = rng.permutation(count)
     return np.take(points, order, axis=0), values[order]
