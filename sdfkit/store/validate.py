@@ -305,7 +305,13 @@ def _unsigned_vs_surface(rows: dict, row: int, shape_id: str, report, tree) -> N
 
 def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, points_name, occupancy_name, scale_name) -> None:
     """Occupancy is 0/1, and where a DeepSDF sample's |SDF| exceeds its distance to an occupancy
-    point (the SDF is 1-Lipschitz, so its sign holds there) they agree."""
+    point (the SDF is 1-Lipschitz, so its sign holds there) they agree, as often as the SDF
+    samples agree with each other by the same test.
+
+    Where a shape's outer surface is open, the side of a point beside a hole is an estimate (a
+    winding number) and the sign can change away from the surface: the samples then disagree with
+    their own neighbours too (soup.stl: 4.4% of them), and occupancy is held to that rate (twice
+    it, plus 1%), not to a fixed one."""
     from scipy.spatial import cKDTree
 
     c = report.check("occupancy vs SDF samples")
@@ -319,12 +325,21 @@ def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, points_na
     if not np.isin(occupancy, (0, 1)).all():
         c.fail(f"{shape_id}: {occupancy_name} holds values other than 0 and 1")
         return
-    distance, nearest = cKDTree(samples).query(points)
+    tree = cKDTree(samples)
+    distance, nearest = tree.query(points)
     certain = np.abs(values[nearest]) > distance + 1e-4
     disagree = certain & ((values[nearest] < 0) != (occupancy == 1))
-    # 1%: beside the rims of holes the sign is an estimate (a winding number) in both arrays
-    if disagree.sum() > 1e-2 * max(certain.sum(), 1):
-        c.fail(f"{shape_id}: {int(disagree.sum())} {points_name} disagree with the sign of a nearby SDF sample")
+    # the samples against their nearest other sample (20,000 of them: the rate, not every pair)
+    some = np.random.default_rng(0).permutation(len(samples))[:20_000]
+    distance, nearest = tree.query(samples[some], k=2)
+    vouched = np.abs(values[nearest[:, 1]]) > distance[:, 1] + 1e-4
+    own = (vouched & ((values[nearest[:, 1]] < 0) != (values[some] < 0))).sum() / max(vouched.sum(), 1)
+    rate = disagree.sum() / max(certain.sum(), 1)
+    if rate > 0.01 + 2 * own:
+        c.fail(
+            f"{shape_id}: {int(disagree.sum())} {points_name} disagree with the sign of a nearby SDF sample"
+            f" ({rate:.1%}; the SDF samples disagree with each other at {own:.1%})"
+        )
 
 
 def _geometry_mnist(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
