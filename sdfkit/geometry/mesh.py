@@ -200,8 +200,9 @@ class SurfaceSampler:
         if not grouped:
             rng.shuffle(face)
         u, v = rng.random(count), rng.random(count)
-        outside = u + v > 1.0  # fold the square onto the triangle
-        u[outside], v[outside] = 1.0 - u[outside], 1.0 - v[outside]
+        outside = u + v > 1.0  # fold the square onto the triangle (in place: no gathers)
+        np.subtract(1.0, u, out=u, where=outside)
+        np.subtract(1.0, v, out=v, where=outside)
         # origin + u * edge1 + v * edge2, in that order (the same bits as the plain expression):
         # np.take along rows and in-place products are four times faster than fancy indexing
         points = np.take(self._origin, face, axis=0)

@@ -106,6 +106,12 @@ class SignedMesh:
         """Area-weighted samples of the outer surface (normalized frame), shared by the recipes."""
         return SurfaceSampler(self.outer.vertices, self.outer.faces)
 
+    @cached_property
+    def normals(self) -> np.ndarray:
+        """Unit outward normals (f, 3) float64 of the outer surface's faces, shared by the recipes
+        (a sample's normal is its face's: one table, then a lookup per sample)."""
+        return face_normals(self.outer.vertices, self.outer.faces)
+
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Whether ``points`` (n, 3) of the normalized frame are inside: (n,) bool, the sign of
         :meth:`sdf` (cheaper: no distances when the mesh is made of closed parts only)."""
@@ -151,9 +157,9 @@ def sample_mesh(
     Raises :class:`ShapeError` when no face is visible from outside.
     """
     signed = mesh if isinstance(mesh, SignedMesh) else signed_mesh(mesh, rays=rays, rng=rng)
-    outer, offset, scale = signed.outer, signed.offset, signed.scale
+    offset, scale = signed.offset, signed.scale
     points, face = signed.sampler.sample(surface_samples, rng=rng)
-    normals = face_normals(outer.vertices, outer.faces[face])
+    normals = np.take(signed.normals, face, axis=0)
     # the SDF queries perturb fresh surface points, independent of the stored ones
     queries, values = signed_queries(signed, samples, rng=rng)
     return MeshSamples(

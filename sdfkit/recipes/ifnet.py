@@ -39,8 +39,8 @@ def sample_ifnet(signed: SignedMesh, *, rng: np.random.Generator) -> dict:
     inside = np.split(signed.inside(np.concatenate(points) * to_normalized), len(SIGMAS))
     for sigma, p, occupied in zip(SIGMAS, points, inside, strict=True):
         order = rng.permutation(len(p))
-        out[f"ifnet/boundary_{sigma}/points"] = np.take(p, order, axis=0).astype(np.float32)
-        out[f"ifnet/boundary_{sigma}/occupancies"] = occupied[order].astype(np.uint8)
+        out[f"ifnet/boundary_{sigma}/points"] = np.take(p.astype(np.float32), order, axis=0)
+        out[f"ifnet/boundary_{sigma}/occupancies"] = np.take(occupied.astype(np.uint8), order)
     for count in POINT_CLOUDS:
         surface, _ = signed.sampler.sample(count, rng=rng)
         out[f"ifnet/pointcloud_{count}"] = (surface / to_normalized).astype(np.float32)

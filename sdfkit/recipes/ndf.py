@@ -44,7 +44,8 @@ def sample_ndf(mesh: Mesh, signed: SignedMesh, *, rng: np.random.Generator) -> d
     distances = np.split(unsigned_distance(vertices, mesh.faces, np.concatenate(points)), len(SIGMAS))
     for sigma, p, d in zip(SIGMAS, points, distances, strict=True):
         order = rng.permutation(len(p))
-        out[f"ndf/boundary_{sigma}/points"] = np.take(p, order, axis=0).astype(np.float32)
-        out[f"ndf/boundary_{sigma}/df"] = d[order].astype(np.float32)
+        # to float32 first: the shuffle then moves half the bytes
+        out[f"ndf/boundary_{sigma}/points"] = np.take(p.astype(np.float32), order, axis=0)
+        out[f"ndf/boundary_{sigma}/df"] = np.take(d.astype(np.float32), order)
     out["ndf/pointcloud"] = sampler.sample(POINT_CLOUD, rng=rng)[0].astype(np.float32)
     return out
