@@ -1,4 +1,4 @@
-"""Which Blosc codec the windowed sample arrays get: size against decode time, on real rows.
+"""Which codec the windowed sample arrays get (Blosc's, or none): size against decode time, on real rows.
 
 The rows: ``make-shapes`` shapes prepared at K = 250,000 with every recipe (``--n``, default 4),
 or ``--store``. Each windowed array's rows are cut into the store's 16,384-sample chunks and
@@ -27,7 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 from sdfkit.store.format import WINDOW_SAMPLES  # noqa: E402
 
-CODECS = {"zstd 3": ("zstd", 3), "lz4 5": ("lz4", 5), "blosclz 5": ("blosclz", 5)}
+CODECS = {"zstd 3": ("zstd", 3), "lz4 5": ("lz4", 5), "blosclz 5": ("blosclz", 5), "raw": (None, 0)}
+"""Blosc codecs by (cname, level); ``raw``: no compressor, a chunk read is a copy of its bytes."""
+
+
+class Raw:
+    def encode(self, chunk: np.ndarray) -> bytes:
+        return chunk.tobytes()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return np.frombuffer(data, dtype=np.uint8).copy()
 
 
 def sdfkit(*args) -> None:
@@ -66,7 +75,7 @@ def main() -> None:
             raw = sum(c.nbytes for c in chunks)
             line = f"{name:<32}"
             for cname, level in CODECS.values():
-                codec = numcodecs.Blosc(cname=cname, clevel=level, shuffle=numcodecs.Blosc.SHUFFLE)
+                codec = Raw() if cname is None else numcodecs.Blosc(cname, level, numcodecs.Blosc.SHUFFLE)
                 encoded = [codec.encode(c) for c in chunks]
                 passes = []
                 for _ in range(args.repeats):

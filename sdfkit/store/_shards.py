@@ -34,18 +34,22 @@ from zarr.core.sync import sync
 __all__ = ["can_encode", "write_shard_block", "WindowReader"]
 
 _EMPTY = np.uint64(2**64 - 1)
+_ABSENT = 2**64 - 1
 
 
 def _layout(array):
-    """(inner chunk shape, inner Blosc codec) of a shape-sharded array, or None (zarr's own writer
-    then writes it: slower, never wrong)."""
+    """(inner chunk shape, inner Blosc codec or None for raw bytes) of a shape-sharded array, or
+    None (zarr's own writer then writes it: slower, never wrong)."""
     try:
         return _inspect(array)
     except AttributeError:  # zarr's internals moved: tests/test_store.py says so, users lose speed only
         return None
 
 
-def _inspect(array):
+def _sharding(array):
+    """(sharding codec, inner Blosc codec or None for raw bytes) of an array sharded with the
+    index at the end, one shape per chunk row and inner codecs little-endian bytes, then Blosc or
+    nothing; None for any other array."""
     codecs = array.metadata.codecs
     if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
         return None
@@ -53,20 +57,30 @@ def _inspect(array):
     inner = sharding.codecs
     if (
         sharding.index_location.value != "end"
-        or len(inner) != 2
+        or not 1 <= len(inner) <= 2
         or not isinstance(inner[0], BytesCodec)
-        or not isinstance(inner[1], BloscCodec)
+        or (len(inner) == 2 and not isinstance(inner[1], BloscCodec))
         or (inner[0].endian is not None and inner[0].endian.value != "little")
     ):
         return None
-    chunk, shard = tuple(sharding.chunk_shape), tuple(array.shards)
-    if chunk[0] != 1 or len(chunk) < 2 or chunk[2:] != tuple(array.shape[2:]) or shard[2:] != chunk[2:]:
+    chunk = tuple(sharding.chunk_shape)
+    if chunk[0] != 1 or len(chunk) < 2 or chunk[2:] != tuple(array.shape[2:]):
+        return None
+    return sharding, (inner[1] if len(inner) == 2 else None)
+
+
+def _inspect(array):
+    found = _sharding(array)
+    if found is None:
+        return None
+    chunk, shard = tuple(found[0].chunk_shape), tuple(array.shards)
+    if shard[2:] != chunk[2:]:
         return None
     # whole rows, or rows chunked along their samples (a shard then spans the row: format v1's
     # windowed arrays)
     if chunk[1] != array.shape[1] and (shard[1] % chunk[1] or shard[1] < array.shape[1]):
         return None
-    return chunk, inner[1]
+    return chunk, found[1]
 
 
 def can_encode(array) -> bool:
@@ -101,7 +115,7 @@ def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray 
     columns = array.shards[1] // width  # 1 for whole rows
     rows = len(block)
     block = np.ascontiguousarray(block, dtype=array.dtype.newbyteorder("<"))
-    compressor = _blosc(codec, block.dtype.itemsize)
+    compressor = _blosc(codec, block.dtype.itemsize) if codec is not None else None
     index = np.full((shard_rows * columns, 2), _EMPTY, dtype="<u8")
     pieces, offset = [], 0
     for row in range(rows):
@@ -113,7 +127,7 @@ def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray 
                 padded = np.full((width, *part.shape[1:]), array.fill_value, dtype=block.dtype)
                 padded[: len(part)] = part
                 part = padded
-            data = compressor.encode(part)
+            data = compressor.encode(part) if compressor is not None else part.tobytes()
             pieces.append(data)
             index[row * columns + column] = (offset, len(data))
             offset += len(data)
@@ -129,7 +143,7 @@ class WindowReader:
     """Windows of rows of a shape-sharded array whose rows are chunked along the sample axis
     (``format.WINDOW_SAMPLES``), read straight from the shard's bytes: the shard's index once
     per shard (kept), then one byte-range request per run of consecutive chunks the window spans
-    (the whole window in a shard sdfkit wrote), Blosc-decoded here; :meth:`read_many` requests
+    (the whole window in a shard sdfkit wrote), Blosc-decoded (or copied, when stored raw) here; :meth:`read_many` requests
     the chunks of many windows at once. zarr's own partial read goes through its async pipeline
     chunk by chunk (measured: about 25 ms for a 16,384-sample window of a 250,000 x 3 row,
     against under 2 ms here). Any other layout, and chunks that are
@@ -145,29 +159,23 @@ class WindowReader:
         default its local folder."""
         self.array, self._pid = array, os.getpid()
         self.layout = None
+        self.raw = False  # chunks stored as plain bytes (no compressor): copied, not decoded
         try:
-            codecs = array.metadata.codecs
-            sharding = codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
-            inner = sharding.codecs if sharding is not None else ()
-            if (
-                sharding is not None
-                and sharding.index_location.value == "end"
-                and len(inner) == 2
-                and isinstance(inner[0], BytesCodec)
-                and isinstance(inner[1], BloscCodec)
-                and (inner[0].endian is None or inner[0].endian.value == "little")
-                and sharding.chunk_shape[0] == 1
-                and len(sharding.chunk_shape) >= 2
-                and tuple(sharding.chunk_shape[2:]) == tuple(array.shape[2:])
-            ):
-                self.layout = (tuple(sharding.chunk_shape), tuple(array.shards))
+            found = _sharding(array)
+            if found is not None:
+                self.layout = (tuple(found[0].chunk_shape), tuple(array.shards))
+                self.raw = found[1] is None
                 shards = -(-array.shape[0] // array.shards[0])
                 zeros = (0,) * (array.ndim - 1)
                 self._keys = [array.metadata.encode_chunk_key((k, *zeros)) for k in range(shards)]
         except AttributeError:  # zarr's internals moved: plain zarr reads, only slower
             self.layout = None
         self.shape, self.dtype = tuple(array.shape), array.dtype.newbyteorder("<")
+        if self.layout is not None:  # the bytes of one chunk, decoded
+            self._chunk_bytes = int(np.prod(self.layout[0][1:], dtype=np.int64)) * self.dtype.itemsize
         self._index: dict[int, np.ndarray] = {}
+        self._fds: dict[str, int] = {}  # shard key -> open file, of process _fds_pid
+        self._fds_pid = os.getpid()
         store = getattr(array.store_path, "store", None)
         local = type(store).__name__ == "LocalStore"
         self.folder = Path(store.root) / array.store_path.path if local else None
@@ -176,6 +184,7 @@ class WindowReader:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["array"] = None  # zarr handles are not shared across processes: reopened on need
+        state["_fds"], state["_fds_pid"] = {}, None  # nor open files
         return state
 
     def _array(self):
@@ -245,15 +254,16 @@ class WindowReader:
             index = self._index.get(shard)
             first, last = start // chunk[1], (stop - 1) // chunk[1]
             entries = None if index is None else index[local, first : last + 1]
-            if entries is None or (entries == _EMPTY).any():
+            entries = None if entries is None else entries.tolist()
+            if entries is None or any(o == _ABSENT for o, _ in entries):
                 plans.append(None)
                 continue
             plans.append((len(fetch), len(entries)))
-            fetch += [(self._keys[shard], int(o), int(n)) for o, n in entries]
-        tail = self.shape[2:]
-        step = chunk[1] * int(np.prod(tail, dtype=np.int64)) * self.dtype.itemsize
+            fetch += [(self._keys[shard], o, n) for o, n in entries]
+        tail, step = self.shape[2:], self._chunk_bytes
         out = []
-        raw = self._fetch(fetch)
+        direct = self.raw and self.folder is not None  # raw chunks on this machine: read into place
+        raw = [] if direct else self._fetch(fetch)
         for (row, start, stop), plan in zip(windows, plans, strict=True):
             if plan is None:
                 out.append(self._array()[row, start:stop])
@@ -264,8 +274,13 @@ class WindowReader:
             # one reaching past the row's end)
             values = np.empty((count * chunk[1], *tail), dtype=self.dtype)
             flat = values.reshape(-1).view(np.uint8)
+            if direct:
+                self._read_into(flat, fetch[at : at + count])
             for k, data in enumerate(raw[at : at + count]):
-                _BLOSC.decode(data, out=flat[k * step : (k + 1) * step])
+                if self.raw:
+                    flat[k * step : (k + 1) * step] = np.frombuffer(data, dtype=np.uint8)
+                else:
+                    _BLOSC.decode(data, out=flat[k * step : (k + 1) * step])
             offset = first * chunk[1]
             out.append(values[start - offset : stop - offset])
         return out
@@ -275,16 +290,9 @@ class WindowReader:
         (a window's chunks, as sdfkit writes them) are requested as one."""
         if not ranges:
             return []
-        merged, parts = [], []  # requests; per request, the sizes of the ranges it holds
-        for key, offset, nbytes in ranges:
-            if merged and merged[-1][0] == key and merged[-1][1] + merged[-1][2] == offset:
-                merged[-1][2] += nbytes
-                parts[-1].append(nbytes)
-            else:
-                merged.append([key, offset, nbytes])
-                parts.append([nbytes])
+        merged, parts = _runs(ranges)
         out = []
-        for data, sizes in zip(self._request([tuple(m) for m in merged]), parts, strict=True):
+        for data, sizes in zip(self._request(merged), parts, strict=True):
             if len(sizes) == 1:
                 out.append(data)
                 continue
@@ -297,18 +305,7 @@ class WindowReader:
     def _request(self, ranges) -> list[bytes]:
         """The bytes of each ``(key, offset, nbytes)``, one read or range request each."""
         if self.folder is not None:  # a local store: plain reads, no event loop round trip
-            out, fd, opened = [], None, None
-            try:
-                for key, offset, nbytes in ranges:
-                    if key != opened:
-                        if fd is not None:
-                            os.close(fd)
-                        fd, opened = os.open(self.folder / key, os.O_RDONLY), key
-                    out.append(os.pread(fd, nbytes, offset))
-            finally:
-                if fd is not None:
-                    os.close(fd)
-            return out
+            return [os.pread(self._fd(key), nbytes, offset) for key, offset, nbytes in ranges]
         from zarr.abc.store import RangeByteRequest
 
         prototype = default_buffer_prototype()
@@ -319,6 +316,57 @@ class WindowReader:
         ]
         return [c.to_bytes() for c in sync(_gather(requests))]
 
+    def _read_into(self, flat: np.ndarray, ranges) -> None:
+        """Raw chunks of a local store straight into ``flat`` (uint8), one after the other: one
+        read per run of consecutive ranges, no bytes object in between."""
+        at = 0
+        for key, offset, nbytes in _runs(ranges)[0]:
+            got = os.preadv(self._fd(key), [memoryview(flat[at : at + nbytes])], offset)
+            if got != nbytes:
+                raise OSError(f"{self.folder / key}: {got} of {nbytes} bytes at {offset}: the shard is truncated")
+            at += nbytes
+
+    def _fd(self, key: str) -> int:
+        """An open file of a shard of a local store, kept (a few dozen at most) by this process."""
+        if self._fds_pid != os.getpid():  # the parent's (a forked worker): each process opens its own
+            self._fds, self._fds_pid = {}, os.getpid()
+        fd = self._fds.get(key)
+        if fd is None:
+            if len(self._fds) >= _OPEN_SHARDS:
+                self.close()
+            fd = self._fds[key] = os.open(self.folder / key, os.O_RDONLY)
+        return fd
+
+    def close(self) -> None:
+        """Close the shard files this process keeps open."""
+        if self._fds_pid == os.getpid():
+            for fd in self._fds.values():
+                os.close(fd)
+        self._fds = {}
+
+    def __del__(self):
+        try:
+            self.close()
+        except (OSError, AttributeError, TypeError):  # interpreter shutting down
+            pass
+
+
+def _runs(ranges):
+    """Byte ranges ``(key, offset, nbytes)`` merged where one follows the other in one key:
+    (merged ranges, and per merged range the sizes of the ranges it holds)."""
+    merged, parts = [], []
+    for key, offset, nbytes in ranges:
+        if merged and merged[-1][0] == key and merged[-1][1] + merged[-1][2] == offset:
+            merged[-1][2] += nbytes
+            parts[-1].append(nbytes)
+        else:
+            merged.append([key, offset, nbytes])
+            parts.append([nbytes])
+    return [tuple(m) for m in merged], parts
+
+
+_OPEN_SHARDS = 64
+"""Shard files a reader keeps open per process (all closed and reopened past this)."""
 
 _BLOSC = numcodecs.Blosc()
 """Blosc decodes whatever compressor and shuffle a chunk's header names."""

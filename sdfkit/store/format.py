@@ -107,9 +107,9 @@ def _compressor(dtype: str, *, windowed: bool = False):
     shuffle = "shuffle" if itemsize > 1 else "noshuffle"
     if windowed and np.dtype(dtype).kind == "f":
         # shuffled float samples barely compress (sdf/points: zstd 0.90 of raw, lz4 0.93), and
-        # training loaders decode them every epoch: lz4 decodes them 3-4 times faster
-        # (benchmarks/codecs.py); occupancies (uint8) keep zstd, a third of lz4's size
-        return BloscCodec(cname="lz4", clevel=5, shuffle=shuffle, typesize=itemsize)
+        # training loaders read them every epoch: stored raw, a window is a copy, not a decode
+        # (benchmarks/codecs.py); occupancies (uint8) keep zstd, a fifth of raw
+        return None
     return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=itemsize)
 
 
