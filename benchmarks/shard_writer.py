@@ -2,7 +2,8 @@
 
 Writes the shards of a mnist-like array (N rows of 64 x 64 float32, one row per inner chunk, 256
 rows per shard) and of a shapenet-like one (250,000 x 3 float32 per row, 8 rows per shard; whole
-rows, then in chunks of 16,384 samples as format v1 stores long sample arrays), each both ways
+rows, then in chunks of 16,384 samples as format v1 stores long sample arrays: lz4 as earlier
+stores, raw as stores now), each both ways
 into a fresh local store, and prints seconds and the ratio. The chunks' bytes are the same
 (tests/test_store.py); in chunked rows the direct writer puts each row's chunks in order.
 
@@ -36,7 +37,8 @@ def make(group, name, rows, row_shape, shard, window=None, cname="zstd"):
         shards=(shard, *span),
         dtype="float32",
         fill_value=np.nan,
-        compressors=BloscCodec(cname=cname, clevel=3 if cname == "zstd" else 5, shuffle="shuffle", typesize=4),
+        compressors=cname
+        and BloscCodec(cname=cname, clevel=3 if cname == "zstd" else 5, shuffle="shuffle", typesize=4),
     )
 
 
@@ -63,3 +65,4 @@ if __name__ == "__main__":
     run("mnist sdf/grid (64 x 64, 256/shard)", 10240, (64, 64), 256)
     run("shapenet sdf/points (250k x 3, 8/shard)", 32, (250_000, 3), 8)
     run("the same in 16,384-sample lz4 chunks", 32, (250_000, 3), 8, window=16_384, cname="lz4")
+    run("the same in raw chunks (stores now)", 32, (250_000, 3), 8, window=16_384, cname=None)
