@@ -227,8 +227,8 @@ def main():
         cases = write_cases(folder, args.quick)
         runs = {"this": run(ROOT, cases, folder)}
         if args.baseline:
-            if not (args.baseline / "sdfkit" / "sign.py").is_file():
-                sys.exit(f"{args.baseline}: not an sdfkit checkout (no sdfkit/sign.py)")
+            if not (args.baseline / "sdfkit" / "__init__.py").is_file():
+                sys.exit(f"{args.baseline}: not an sdfkit checkout (no sdfkit/__init__.py)")
             runs["baseline"] = run(args.baseline.resolve(), cases, folder)
         table(runs)
 

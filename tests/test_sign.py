@@ -300,3 +300,36 @@ def test_ray_parity_never_puts_a_point_outside_the_union_box_inside():
     below = np.concatenate([below, [[0.32294213, -0.74086724, -0.48124709], [0.32294213, -0.74086724, -0.4749]]])
     assert below[:, 2].max() < low[2]
     assert (signed.sdf(below) > 0).all()
+
+
+def test_open_faces_take_their_patchs_orientation_not_their_own_vote():
+    """A holed shell with its faces wound at random, every face's own vote outwards but a few
+    (a crease beside a hole can make a face's back see more sky): each face ends up outwards, the
+    truth being the sphere's radial direction. A Moebius strip, which no winding makes
+    consistent, keeps each face's own vote."""
+    from sdfkit.geometry.basics import face_normals
+    from sdfkit.geometry.sign import _outward_flips
+
+    rng = np.random.default_rng(3)
+    sphere = trimesh.creation.icosphere(3)
+    faces = sphere.faces[rng.random(len(sphere.faces)) > 0.05]  # holes
+    reversed_ = rng.random(len(faces)) < 0.5
+    faces[reversed_] = faces[reversed_][:, ::-1]
+    vertices = sphere.vertices
+    outward = np.einsum("ij,ij->i", face_normals(vertices, faces), vertices[faces].mean(axis=1)) > 0
+    vote = np.where(outward, 1.0, -1.0) * rng.uniform(0.2, 1.0, len(faces))
+    fooled = rng.choice(len(faces), 12, replace=False)
+    vote[fooled] *= -1.0
+    flips = _outward_flips(faces, vote)
+    assert (flips == ~outward).all()  # every face outwards, the fooled ones too
+    assert ((vote < 0) != ~outward).sum() == 12  # (which a face's own vote gets wrong)
+
+    # a Moebius strip: a band of 2 x 20 triangles between vertices 0-19 (one side) and 20-39 (the
+    # other), closing with the sides swapped (the half twist); only its connectivity matters here
+    k = np.arange(20)
+    last = k == 19
+    bottom_next = np.where(last, 20, k + 1)
+    top_next = np.where(last, 0, 20 + k + 1)
+    band = np.concatenate([np.stack([k, bottom_next, 20 + k], 1), np.stack([20 + k, bottom_next, top_next], 1)])
+    own = rng.uniform(-1, 1, len(band))
+    np.testing.assert_array_equal(_outward_flips(band, own), own < 0)
