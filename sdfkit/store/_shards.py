@@ -33,8 +33,8 @@ from zarr.core.sync import sync
 
 __all__ = ["can_encode", "write_shard_block", "WindowReader"]
 
-_EMPTY = np.uint64(2**64 - 1)
 _ABSENT = 2**64 - 1
+"""The offset and size the shard index gives an absent chunk."""
 
 
 def _layout(array):
@@ -116,7 +116,7 @@ def write_shard_block(array, shard: int, block: np.ndarray, present: np.ndarray 
     rows = len(block)
     block = np.ascontiguousarray(block, dtype=array.dtype.newbyteorder("<"))
     compressor = _blosc(codec, block.dtype.itemsize) if codec is not None else None
-    index = np.full((shard_rows * columns, 2), _EMPTY, dtype="<u8")
+    index = np.full((shard_rows * columns, 2), _ABSENT, dtype="<u8")
     pieces, offset = [], 0
     for row in range(rows):
         if present is not None and not present[row]:
@@ -276,10 +276,11 @@ class WindowReader:
             flat = values.reshape(-1).view(np.uint8)
             if direct:
                 self._read_into(flat, fetch[at : at + count])
-            for k, data in enumerate(raw[at : at + count]):
-                if self.raw:
+            elif self.raw:  # a remote store's raw chunks: copied into place
+                for k, data in enumerate(raw[at : at + count]):
                     flat[k * step : (k + 1) * step] = np.frombuffer(data, dtype=np.uint8)
-                else:
+            else:
+                for k, data in enumerate(raw[at : at + count]):
                     _BLOSC.decode(data, out=flat[k * step : (k + 1) * step])
             offset = first * chunk[1]
             out.append(values[start - offset : stop - offset])
