@@ -20,7 +20,9 @@ measured accuracy of each):
 3. **Open parts: visibility.** From both sides of every open face, rays are cast over the
    hemisphere (open3d ray casting, with the closed union in the scene). A side from which rays
    escape to infinity faces the outside; faces seen from neither side (inner sheets, the inner
-   copy of a double wall) are dropped, the others are oriented towards the side that sees more.
+   copy of a double wall) are dropped, the others are oriented towards the side that sees more,
+   patch by patch (faces joined across shared edges are wound alike; the patch's area-weighted
+   vote decides, so one face fooled in a crease beside a hole follows its neighbours).
    Open faces inside the closed union are dropped exactly (its parity), faces partly inside are
    split until each piece is decided. Closed-part faces enclosed by the open parts' outer surface
    (its winding number) are dropped the same way.
@@ -29,7 +31,8 @@ measured accuracy of each):
    face: the angle-weighted pseudonormal at the closest point (Baerentzen and Aanaes); outside when
    that face is a **sheet** (seen from outside on both sides: a single-sheet wing, a lone square,
    it encloses nothing on either side); the winding number of the open outer surface, estimated
-   by rays, beside a hole's rim where the pseudonormal cannot tell.
+   by rays, where the closest point is on a hole's rim (the pseudonormal cannot tell there),
+   counted again with more rays where it is near 1/2.
 """
 
 from __future__ import annotations
