@@ -230,7 +230,8 @@ def train_command(
     default="sdfkit",
     show_default=True,
     help="sdfkit: the run's context size, drawn at random; reference: the reference code's "
-    "(2D every grid cell or every level-set point; 3D 50,000 SDF samples or 10,000 surface points).",
+    "(2D every grid cell or every level-set point; 3D 50,000 SDF samples or 10,000 surface points; "
+    "DeepSDF as its reconstruct.py: all the shape's samples, 8,000 fresh ones an iteration).",
 )
 @click.option(
     "--samples",

@@ -32,6 +32,9 @@ from sdfkit.geometry.basics import cell_centres
 __all__ = ["evaluate_3d", "REFERENCE_CONTEXT_POINTS"]
 
 REFERENCE_CONTEXT_POINTS = {"dense": 50_000, "levelset": 10_000}
+DEEPSDF_TEST_SAMPLES = 8000
+"""DeepSDF's reconstruct.py: every iteration fits the code to 8,000 fresh samples (half of each
+sign) of all the shape's test samples (its ``num_samples``)."""
 """The reference code's reconstruction context (3D/reconstruction.py: 100,000 balanced SDF
 samples split in half, or 10,000 level-set points)."""
 
@@ -71,7 +74,9 @@ def evaluate_3d(
     (and PNGs) and returns its content.
 
     context : ``sdfkit`` (the run's ``context_points``) or ``reference`` (the reference code's
-        reconstruction context: 50,000 SDF samples, half of each sign, or 10,000 surface points)
+        reconstruction context: 50,000 SDF samples, half of each sign, or 10,000 surface points;
+        for DeepSDF, DeepSDF's reconstruct.py: all the shape's samples, 8,000 fresh ones, half of
+        each sign, every iteration, unless the run sets its own ``test_samples``)
     samples : where dense context comes from: ``train`` (the store's ``sdf/*``, DeepSDF's training
         recipe) or ``test`` (``sdf_test/*``, its test recipe, as the reference evaluated test shapes)
     """
@@ -80,6 +85,10 @@ def evaluate_3d(
     run_dir = Path(run_dir)
     shapes = load_shapes_3d(store, split, limit=limit, samples=samples)
     count = config.context_points if context == "sdfkit" else REFERENCE_CONTEXT_POINTS[config.context]
+    # DeepSDF's own protocol for its auto-decoder: all of a shape's samples, drawn from afresh
+    deepsdf_reference = context == "reference" and config.model == "deepsdf" and config.context == "dense"
+    if deepsdf_reference and model.test_samples is None:
+        model.test_samples = DEEPSDF_TEST_SAMPLES
     generator = torch.Generator().manual_seed(seed)
     rows = []
     meshes = {}
@@ -93,6 +102,9 @@ def evaluate_3d(
             generator=generator,
             device=device,
         )
+        if deepsdf_reference:
+            batch["context_x"] = shapes.points[k : k + 1].to(device)
+            batch["context_y"] = shapes.values[k : k + 1, :, None].to(device)
         tic = time.perf_counter()
         field = _field(model, batch)
         specialize = time.perf_counter() - tic
@@ -128,6 +140,7 @@ def evaluate_3d(
         "model": config.model,
         "context": config.context,
         "context_points": int(batch["context_x"].shape[1]),
+        "samples_per_iteration": getattr(model, "test_samples", None),
         "evaluation_context": context,
         "samples": samples,
         "split": split,

@@ -314,6 +314,15 @@ def test_3d_eval_on_the_test_recipe_with_the_reference_context(shapes3d, tmp_pat
     sdfkit("train", shapes3d, "--model", "deepsdf", "-o", plain, "--steps", "1")
     bad = sdfkit("eval", plain, "--split", "train", "--limit", "1", "--extra-step-lr", "0.01", check=False)
     assert_user_error(bad, "--extra-step-lr")
+    # DeepSDF's own protocol (reconstruct.py): every test sample of the shape, 8,000 an iteration
+    out = sdfkit(
+        "eval", plain, "--split", "train", "--limit", "1", "--resolution", "24", "--no-figures", "--json",
+        "--samples", "test", "--context", "reference", "--test-steps", "2",
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    from sdfkit.recipes.deepsdf import TEST_SAMPLES
+
+    assert report["context_points"] == TEST_SAMPLES and report["samples_per_iteration"] == 8000
 
 
 def test_make_shapes_are_in_shapenet_v2_units(tmp_path):
