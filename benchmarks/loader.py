@@ -161,31 +161,16 @@ def main() -> None:
 
 def _upload_to_moto(store, tmp: Path) -> str:
     """Start moto's S3 server on loopback, copy the store into a bucket, return its URL."""
-    import socket
-
     import s3fs
+    from moto_requests import start_moto_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint, server = start_moto_server()
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_ENDPOINT_URL=endpoint,
         AWS_DEFAULT_REGION="us-east-1",
     )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
     fs.mkdir("bench")
     fs.put(str(store), "bench/shapes.zarr", recursive=True)

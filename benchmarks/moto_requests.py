@@ -18,9 +18,8 @@ import sys
 import time
 
 
-def main() -> None:
-    import boto3
-
+def start_moto_server() -> tuple[str, subprocess.Popen]:
+    """moto's S3 server on a free port of 127.0.0.1, answering: (its endpoint URL, the process)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -29,16 +28,23 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return f"http://127.0.0.1:{port}", server
+
+
+def main() -> None:
+    import boto3
+
+    endpoint, server = start_moto_server()
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         client = boto3.client(
             "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
+            endpoint_url=endpoint,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
             region_name="us-east-1",
