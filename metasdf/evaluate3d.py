@@ -32,11 +32,11 @@ from sdfkit.geometry.basics import cell_centres
 __all__ = ["evaluate_3d", "REFERENCE_CONTEXT_POINTS"]
 
 REFERENCE_CONTEXT_POINTS = {"dense": 50_000, "levelset": 10_000}
+"""The reference code's reconstruction context (3D/reconstruction.py: 100,000 balanced SDF
+samples split in half, or 10,000 level-set points)."""
 DEEPSDF_TEST_SAMPLES = 8000
 """DeepSDF's reconstruct.py: every iteration fits the code to 8,000 fresh samples (half of each
 sign) of all the shape's test samples (its ``num_samples``)."""
-"""The reference code's reconstruction context (3D/reconstruction.py: 100,000 balanced SDF
-samples split in half, or 10,000 level-set points)."""
 
 
 def _field(model, batch):
