@@ -13,7 +13,11 @@ resident memory of a worker (VmRSS from /proc).
 
     python benchmarks/loader.py --deepsdf ~/src/DeepSDF [--n 200] [--store shapes.zarr] [--s3]
 
-``--s3`` also reads the store from a moto S3 server on 127.0.0.1 (moto[server], s3fs).
+``--s3`` also reads the store from a moto S3 server on 127.0.0.1 (moto[server], s3fs), twice:
+as the loader delivers it, and reading the same windows' bytes only (no item made from them: what
+the range requests alone deliver through the same DataLoader). For each, the share of one core
+that moto's server process used (its CPU time from /proc over the run's wall time): moto answers
+on one Python thread at a time, so a share near 1 means the server, not the loader, sets the rate.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sdfkit.torch import DeepSDFSamples  # noqa: E402
 
 BATCH, SAMPLES, WORKERS = 64, 16_384, 4
 
@@ -50,6 +56,20 @@ def worker_rss(loader_iter) -> float:
         except OSError:
             pass
     return best
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time (s) of a process so far, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ReadsOnly(DeepSDFSamples):
+    """DeepSDFSamples reading the same windows and making no item of them: what the range
+    requests alone deliver."""
+
+    def _item(self, index: int, arrays: dict):
+        return torch.zeros(1), index
 
 
 class Nothing(torch.utils.data.Dataset):
@@ -76,8 +96,7 @@ def measure(dataset, epochs: int = 2) -> dict:
             dataset.set_epoch(epoch)
         iterator = iter(loader)
         for batch in iterator:
-            data = batch[0]
-            samples += data.shape[0] * data.shape[1]
+            samples += len(batch[1]) * SAMPLES
             if first is None:
                 first = time.perf_counter() - start
             rss = max(rss, worker_rss(iterator))
@@ -94,8 +113,6 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.deepsdf).resolve()))
     import deep_sdf.data
-
-    from sdfkit.torch import DeepSDFSamples
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -124,11 +141,17 @@ def main() -> None:
             order = list(results) if r % 2 == 0 else list(results)[::-1]
             for name in order:
                 results[name].append(measure(datasets[name]))
-        moto = None
+        moto, busy = None, {}
         if args.s3:
-            url = _upload_to_moto(store, tmp)
+            url, server = _upload_to_moto(store, tmp)
             remote = DeepSDFSamples(url, subsample=SAMPLES)
-            results["sdfkit DeepSDFSamples, moto S3"] = [measure(remote, epochs=1)]
+            for name, dataset in (
+                ("sdfkit DeepSDFSamples, moto S3", remote),
+                ("moto S3, the windows' bytes only", ReadsOnly(url, subsample=SAMPLES)),
+            ):
+                cpu, start = cpu_seconds(server.pid), time.perf_counter()
+                results[name] = [measure(dataset, epochs=1)]
+                busy[name] = (cpu_seconds(server.pid) - cpu) / (time.perf_counter() - start)
             # what the server itself answers: one batch's range requests, in this process (a
             # window of consecutive chunks laid out in order is one request)
             requests = []
@@ -146,12 +169,17 @@ def main() -> None:
                 dataset[k % len(dataset)]
             items[name] = (time.perf_counter() - start) / 64 * 1000
     base = np.median([m["rate"] for m in results["DeepSDF SDFSamples (load_ram=False)"]])
-    print(f"{'loader':<40}{'samples/s':>14}{'x DeepSDF':>11}{'first batch s':>15}{'worker MB':>11}")
+    local = np.median([m["rate"] for m in results["sdfkit DeepSDFSamples, local"]])
+    print(
+        f"{'loader':<40}{'samples/s':>14}{'x DeepSDF':>11}{'x local':>9}{'first batch s':>15}{'worker MB':>11}"
+        f"{'moto cores':>12}"
+    )
     for name, runs in results.items():
         rate = np.median([m["rate"] for m in runs])
         first = np.median([m["first"] for m in runs])
         rss = max(m["rss"] for m in runs)
-        print(f"{name:<40}{rate:>14,.0f}{rate / base:>11.2f}{first:>15.2f}{rss:>11.0f}")
+        server = f"{busy[name]:>12.2f}" if name in busy else ""
+        print(f"{name:<40}{rate:>14,.0f}{rate / base:>11.2f}{rate / local:>9.2f}{first:>15.2f}{rss:>11.0f}{server}")
     print(f"one item in one process: DeepSDF {items['DeepSDF']:.2f} ms, sdfkit {items['sdfkit']:.2f} ms")
     if moto:
         print(
@@ -159,8 +187,8 @@ def main() -> None:
         )
 
 
-def _upload_to_moto(store, tmp: Path) -> str:
-    """Start moto's S3 server on loopback, copy the store into a bucket, return its URL."""
+def _upload_to_moto(store, tmp: Path):
+    """Start moto's S3 server on loopback, copy the store into a bucket: its URL and the server."""
     import s3fs
     from moto_requests import start_moto_server
 
@@ -177,7 +205,7 @@ def _upload_to_moto(store, tmp: Path) -> str:
     import atexit
 
     atexit.register(server.terminate)
-    return "s3://bench/shapes.zarr"
+    return "s3://bench/shapes.zarr", server
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ Each recipe set runs the whole per-mesh step (``process_mesh``: load, outer surf
 signs) on every mesh in this process, one thread; the sets take turns on each mesh, so a machine
 that speeds up or slows down during the run shifts all of them alike.
 
-    OMP_NUM_THREADS=1 python benchmarks/recipes.py [--n 18]
+Each recipe draws as many samples as its project does: ``deepsdf`` DeepSDF's 500,000
+(``num_sample``, src/PreprocessMesh.cpp:292), ``deepsdf-test`` 250,000 (its ``-t`` setting, :318),
+and the others their own (sdfkit/recipes/). ``--samples 250000`` measures at sdfkit's default K
+instead, which halves what ``deepsdf`` alone costs to sample but none of what the others cost.
+
+    OMP_NUM_THREADS=1 python benchmarks/recipes.py [--n 18] [--samples 500000]
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdfkit.geometry.shapes import make_shapes  # noqa: E402
 from sdfkit.sources.shapenet import MeshJob, find_meshes, process_mesh  # noqa: E402
 
+DEEPSDF_SAMPLES = 500_000
+"""DeepSDF's own count of training samples per shape (``num_sample``, src/PreprocessMesh.cpp:292)."""
+
 SETS = {
     "deepsdf": ("deepsdf",),
     "deepsdf + deepsdf-test": ("deepsdf", "deepsdf-test"),
@@ -37,6 +45,7 @@ SETS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=18)
+    parser.add_argument("--samples", type=int, default=DEEPSDF_SAMPLES, help="K of the deepsdf recipe")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         make_shapes(Path(tmp), args.n, seed=3)
@@ -47,10 +56,10 @@ def main() -> None:
         for job in jobs:
             for name, recipes in SETS.items():
                 start = time.perf_counter()
-                process_mesh(job, samples=250_000, surface_samples=30_000, seed=0, rays=32, recipes=recipes)
+                process_mesh(job, samples=args.samples, surface_samples=30_000, seed=0, rays=32, recipes=recipes)
                 times[name].append(time.perf_counter() - start)
     base = np.median(times["deepsdf"])
-    print(f"{len(jobs)} make-shapes meshes, K = 250,000, S = 30,000, one thread")
+    print(f"{len(jobs)} make-shapes meshes, K = {args.samples:,}, S = 30,000, one thread")
     print(f"{'recipes':<32}{'median s':>10}{'x deepsdf':>11}{'extra s':>9}")
     for name, values in times.items():
         median = np.median(values)
