@@ -151,6 +151,33 @@ def test_a_native_crash_takes_down_one_shape_not_the_run(tmp_path):
     np.testing.assert_array_equal(g["value"][:, 0], [1, 2, np.nan, 4, 5, 6, 1, 2])
 
 
+def _parent(job):
+    """A per-shape function that records which process started the worker computing it."""
+    return {"value": np.array([os.getppid()], dtype=np.float64)}
+
+
+def test_workers_are_not_forks_of_a_process_that_ran_native_thread_pools(tmp_path):
+    """A process forked from one whose manifold3d and open3d TBB thread pools have run can wait
+    forever on a pool thread fork did not copy (a CI run hung in manifold::Manifold so, its parent a
+    pytest worker that had signed meshes): workers start from a fork server instead, twice over
+    (pools, and the fresh processes of an isolated run), and the run completes."""
+    from sdfkit.geometry.mesh import load_mesh
+    from sdfkit.recipes.deepsdf import signed_mesh
+
+    signed = signed_mesh(load_mesh(MESHES / "multibody.stl"), rng=np.random.default_rng(0))
+    signed.sdf(np.zeros((1000, 3)))  # manifold3d's union and open3d's queries have run in this process
+    jobs = list("abcdef")
+    specs = [ArraySpec("value", (1,), "float64", float("nan"))]
+    for isolate in (False, True):
+        url = str(tmp_path / f"p{isolate}.zarr")
+        metas = [Meta(j, "", -1, "train") for j in jobs]
+        create_store(url, kind="test", metas=metas, specs=specs, parameters={}, source={}, shard_size=2)
+        tasks = [ShardTask(url, k, jobs[2 * k : 2 * k + 2], _parent, specs) for k in range(3)]
+        assert sorted(r.done for r in run_tasks(tasks, workers=2, isolate=isolate)) == [2, 2, 2]
+        parents = zarr.open_group(url, mode="r")["value"][:, 0]
+        assert os.getpid() not in parents and len(set(parents.tolist())) == 1  # one fork server
+
+
 def _crash_fn(job):
     """A per-shape function that segfaults on one job, as a broken native library would."""
     if job == "crash":

@@ -7,6 +7,12 @@ With ``isolate=True`` a crash inside a native library (a segfault in a mesh libr
 down one worker process, not the run: the shards that were in flight run again one at a time,
 and the one that crashes again runs shape by shape, each in a fresh process, so that only the
 shape that crashes is marked failed.
+
+Worker processes start from a fork server (a process that has run nothing but imports), never
+as forks of the process that runs the tasks: manifold3d and open3d run TBB thread pools, and a
+process forked from one that has used them can wait forever on a pool thread that fork did not
+copy (seen in CI: a pool worker stuck in ``manifold::Manifold`` after its parent, a pytest worker,
+had signed meshes itself).
 """
 
 from __future__ import annotations
@@ -164,8 +170,25 @@ def _without_kept(report: ShardReport, task: ShardTask, kept: list) -> ShardRepo
     return report
 
 
+def _context(task: ShardTask):
+    """The multiprocessing context of every worker process here: a fork server (see the module's
+    text). The server, started by the first pool or manager of this process, imports this module
+    and ``task``'s per-shape function's module once, so that its workers start with them loaded."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    function = getattr(task.process, "func", task.process)  # functools.partial or a plain function
+    context.set_forkserver_preload([__name__, getattr(function, "__module__", None) or __name__])
+    return context
+
+
+def _pool(workers: int, task: ShardTask) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes for tasks like ``task``."""
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_context(task))
+
+
 def _compute_in_fresh_process(task: ShardTask, row: int):
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    with _pool(1, task) as pool:
         try:
             return pool.submit(_compute, task, row).result()
         except BrokenProcessPool:
@@ -174,7 +197,7 @@ def _compute_in_fresh_process(task: ShardTask, row: int):
 
 def _run_isolated(task: ShardTask) -> ShardReport:
     """A shard whose process crashed: run it alone, and if it crashes again, shape by shape."""
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    with _pool(1, task) as pool:
         try:
             return pool.submit(run_shard, task).result()
         except BrokenProcessPool:
@@ -228,9 +251,7 @@ def run_tasks(
             yield run_shard(replace(task, progress=_Calls(on_shape)) if on_shape else task)
         return
     if on_shape is not None:
-        import multiprocessing
-
-        manager = multiprocessing.Manager()
+        manager = _context(tasks[0]).Manager()
         try:
             queue = manager.Queue()
             yield from _run_pool([replace(t, progress=queue) for t in tasks], workers, isolate, queue, on_shape)
@@ -245,7 +266,7 @@ def _run_pool(tasks, workers, isolate, queue, on_shape) -> Iterator[ShardReport]
     pending = list(reversed(tasks))
     while pending:
         crashed: list[ShardTask] = []
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        with _pool(workers, pending[-1]) as pool:
             in_flight: dict = {}
             try:
                 while pending or in_flight:
