@@ -71,7 +71,7 @@ def evaluate(run, args, context: str) -> dict | None:
     model = Path(run).name.split("-")[0]
     if context == "reference" and model in args.no_reference.split(","):
         return None
-    saved = Path(run) / f"eval-test{'' if context == 'sdfkit' else '-reference-context'}.json"
+    saved = Path(run) / f"eval-test-limit{args.eval_limit}{'' if context == 'sdfkit' else '-reference-context'}.json"
     if saved.exists() and saved.stat().st_mtime > (Path(run) / "checkpoint.pt").stat().st_mtime:
         result = json.loads(saved.read_text())
         if result.get("shapes") == args.eval_limit and result.get("evaluation_context", "sdfkit") == context:

@@ -346,8 +346,12 @@ def validate_command(store, as_json, allow_pending):
     """
     from dataclasses import asdict
 
+    from sdfkit.store.format import local_path
     from sdfkit.store.validate import validate_store
 
+    local = local_path(store)
+    if local is not None and not local.exists():  # nothing to check: say so before any table
+        raise SdfkitError(f"{store}: no such store; check the path")
     report = validate_store(store, progress=_progress_bar("validate"))
     if as_json:
         click.echo(
@@ -405,7 +409,9 @@ def info_command(store, as_json):
     click.echo(f"created    {report['created']}")
     source = dict(report["source"] or {})
     missing = source.pop("missing_ids", [])
-    click.echo(f"source     {json.dumps(source)}")
+    for k, (key, value) in enumerate(source.items()):
+        shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
+        click.echo(f"{'source' if k == 0 else '':<11}{key}: {shown if shown not in ('', None) else '-'}")
     if missing:
         click.echo(
             f"missing    {len(missing)} ids of the split files are not in the source (first: {', '.join(missing[:5])})"
@@ -414,12 +420,16 @@ def info_command(store, as_json):
     click.echo(f"\n  {'split':<8}{'ok':>8}{'failed':>8}{'pending':>9}")
     for split, counts in report["splits"].items():
         click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{counts['pending']:>9}")
-    click.echo(f"\n  {'array':<18}{'shape':<22}{'dtype':<9}{'chunk':<18}{'shard':<20}{'stored':>10}")
-    for a in report["arrays"]:
-        click.echo(
-            f"  {a['name']:<18}{str(tuple(a['shape'])):<22}{a['dtype']:<9}{str(tuple(a['chunks'])):<18}"
-            f"{str(tuple(a['shards'])):<20}{_human_bytes(a['stored_bytes']):>10}"
-        )
+    rows = [
+        (a["name"], str(tuple(a["shape"])), a["dtype"], str(tuple(a["chunks"])), str(tuple(a["shards"])))
+        for a in report["arrays"]
+    ]
+    header = ("array", "shape", "dtype", "chunk", "shard")
+    widths = [max(len(r[k]) for r in (header, *rows)) + 2 for k in range(len(header))]
+    click.echo("\n  " + "".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True)) + f"{'stored':>10}")
+    for row, a in zip(rows, report["arrays"], strict=True):
+        cells = "".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True))
+        click.echo(f"  {cells}{_human_bytes(a['stored_bytes']):>10}")
     click.echo(f"\n  total stored: {_human_bytes(report['stored_bytes'])}")
     if report["failures"]:
         click.echo(f"\n  {report['failed']} failed shapes (first {len(report['failures'])}):")

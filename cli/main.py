@@ -8,6 +8,7 @@ Ctrl-C exits 130 and leaves the store resumable.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -16,7 +17,7 @@ import click
 from cli import builders, prepare, training
 from cli.options import CONTEXT, _open_bars, json_option
 from sdfkit._version import __version__
-from sdfkit.errors import SdfkitError
+from sdfkit.errors import SdfkitError, describe_os_error
 
 
 class _Group(click.Group):
@@ -27,6 +28,13 @@ class _Group(click.Group):
             for bar in _open_bars:
                 bar.close()
             click.secho(f"error: {exc}", err=True, fg="red")
+            ctx.exit(1)
+        except BrokenPipeError:  # `sdfkit info ... | head`: the reader has what it wanted
+            ctx.exit(1)
+        except OSError as exc:  # a read-only folder, a full disk, a file in the way: any command
+            for bar in _open_bars:
+                bar.close()
+            click.secho(f"error: {describe_os_error(exc)}", err=True, fg="red")
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("\ninterrupted: run the same command again to continue where it stopped", err=True)
@@ -66,9 +74,28 @@ def env_command(as_json):
         click.echo(f"{key:<{width}}  {value}")
 
 
+OUTPUT_PARAMETERS = ("output", "run_dir", "out_dir", "store")
+"""A command's parameters that name what it writes, first found first: the file an error names
+when the system's error carries none (zarr, PIL and zipfile raise such)."""
+
+
+def _naming_output(callback):
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = next((str(kwargs[k]) for k in OUTPUT_PARAMETERS if kwargs.get(k)), None)
+            raise
+
+    return run
+
+
 for _module in (prepare, training, builders):
     for _command in vars(_module).values():
         if isinstance(_command, click.Command):
+            _command.callback = _naming_output(_command.callback)
             main.add_command(_command)
 
 

@@ -165,6 +165,12 @@ def prepare_mnist_command(
     default=SHAPENET_SHARD_SIZE,
     help="Shapes per shard (one task, one storage object per array).",
 )
+@click.option(
+    "--split-fractions",
+    default=None,
+    metavar="TRAIN,[VAL,]TEST",
+    help="Without split files: deal the shapes out to train/val/test at random (seeded by --seed), e.g. 0.8,0.1,0.1.",
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero if any mesh failed.")
 @overwrite_option()
 def prepare_shapenet_command(
@@ -179,6 +185,7 @@ def prepare_shapenet_command(
     scheduler,
     seed,
     shard_size,
+    split_fractions,
     strict,
     overwrite,
 ):
@@ -196,6 +203,7 @@ def prepare_shapenet_command(
       sdfkit prepare-shapenet ~/ShapeNetCore.v2 --synsets 03001627 --split sv2_chairs_train.json -o chairs.zarr
       sdfkit prepare-shapenet meshes/ -o s3://bucket/meshes.zarr --scheduler tcp://10.0.0.5:8786
       sdfkit prepare-shapenet shapes/ --split shapes/splits/test.json --recipe deepsdf-test -o test.zarr
+      sdfkit prepare-shapenet my-meshes/ --split-fractions 0.8,0.1,0.1 -o mine.zarr
     """
     from sdfkit.sources import shapenet
 
@@ -215,11 +223,21 @@ def prepare_shapenet_command(
         scheduler=scheduler,
         overwrite=overwrite,
         shard_size=shard_size,
+        split_fractions=_fractions(split_fractions),
         progress=_progress_bar("prepare-shapenet"),
     )
     _print_summary("prepare-shapenet", summary)
     if strict and summary.failures:
         raise SdfkitError(f"{len(summary.failures)} meshes failed (--strict); see: sdfkit info {output}")
+
+
+def _fractions(text: str | None) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise SdfkitError(f"--split-fractions {text}: give numbers separated by commas, e.g. 0.8,0.1,0.1") from None
 
 
 @click.command("make-shapes", context_settings=CONTEXT)

@@ -79,10 +79,13 @@ def evaluate(
     context: str = "sdfkit",
     samples: str = "train",
     extra_step_lr: float | None = None,
+    output=None,
     progress=None,
 ) -> dict:
-    """Evaluate a run; writes RUN_DIR/eval-<split>.json (eval-<split>-reference-context.json
-    with ``context="reference"``; and PNG figures) and returns its content.
+    """Evaluate a run; writes its JSON (:func:`result_path`: RUN_DIR/eval-<split>.json, with
+    ``-limit<N>``, ``-reference-context`` or ``-test-samples`` in the name when those are asked, so
+    that a partial evaluation never replaces a full one; or ``output``) and PNG figures beside it
+    (its name, less ``.json``, then ``-reconstructions.png``), and returns its content.
 
     3D runs (trained on a shapenet store) are evaluated by :func:`metasdf.evaluate3d.evaluate_3d`
     with meshes extracted at ``resolution``. ``test_steps`` overrides the run's test-time steps
@@ -110,6 +113,7 @@ def evaluate(
             figures=figures,
             context=context,
             samples=samples,
+            output=result_path(run_dir, split, context=context, samples=samples, limit=limit, output=output),
             progress=progress,
         )
     if samples != "train":
@@ -173,16 +177,32 @@ def evaluate(
         "device": str(device),
         "store": str(store),
     }
-    suffix = "" if context == "sdfkit" else "-reference-context"
-    path = run_dir / f"eval-{split}{suffix}.json"
+    path = result_path(run_dir, split, context=context, limit=limit, output=output)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))  # the metrics first, whatever the figures do
     if figures:
-        result["figures"] = _figures(run_dir, f"{split}{suffix}", model, config, first_batch, shapes)
+        result["figures"] = _figures(path.with_suffix(""), model, config, first_batch, shapes)
         path.write_text(json.dumps(result, indent=2))
     return result
 
 
-def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
+def result_path(
+    run_dir, split: str, *, context: str = "sdfkit", samples: str = "train", limit: int | None = None, output=None
+) -> Path:
+    """Where an evaluation's JSON goes: ``output`` if given, else
+    RUN_DIR/eval-<split>[-limit<N>][-reference-context][-test-samples].json."""
+    if output is not None:
+        return Path(output)
+    name = (
+        split
+        + (f"-limit{limit}" if limit is not None else "")
+        + ("-reference-context" if context == "reference" else "")
+        + ("-test-samples" if samples == "test" else "")
+    )
+    return Path(run_dir) / f"eval-{name}.json"
+
+
+def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,7 +242,7 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
         fontsize=8,
     )
     fig.tight_layout()
-    path = run_dir / f"eval-{split}-reconstructions.png"
+    path = Path(f"{stem}-reconstructions.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     paths.append(str(path))
@@ -260,7 +280,7 @@ def _figures(run_dir, split, model, config, first_batch, shapes) -> list[str]:
                     ax.set_title("initialization" if s == 0 else f"after step {s}", fontsize=8)
         fig.suptitle("MetaSDF inner loop: zero level (black) and +-0.1 levels; truth in grey", fontsize=8)
         fig.tight_layout()
-        path = run_dir / f"eval-{split}-inner-loop.png"
+        path = Path(f"{stem}-inner-loop.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(str(path))

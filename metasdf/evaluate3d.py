@@ -68,10 +68,11 @@ def evaluate_3d(
     figures: bool = True,
     context: str = "sdfkit",
     samples: str = "train",
+    output=None,
     progress=None,
 ) -> dict:
-    """Evaluate a 3D run; writes RUN_DIR/eval-<split>[-reference-context][-test-samples].json
-    (and PNGs) and returns its content.
+    """Evaluate a 3D run; writes its JSON to ``output`` (default: see
+    :func:`metasdf.evaluate.result_path`) and PNGs beside it, and returns its content.
 
     context : ``sdfkit`` (the run's ``context_points``) or ``reference`` (the reference code's
         reconstruction context: 50,000 SDF samples, half of each sign, or 10,000 surface points;
@@ -169,15 +170,13 @@ def evaluate_3d(
         "store": str(store),
         "per_shape": rows,
     }
-    name = (
-        split
-        + ("-reference-context" if context == "reference" else "")
-        + ("-test-samples" if samples == "test" else "")
-    )
-    path = run_dir / f"eval-{name}.json"
+    from metasdf.evaluate import result_path
+
+    path = Path(output) if output is not None else result_path(run_dir, split, context=context, samples=samples)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))  # the metrics first: figures need a renderer
     if figures:
-        result["figures"] = _figures(run_dir, name, model, config, shapes, meshes, store, device)
+        result["figures"] = _figures(path.with_suffix(""), model, config, shapes, meshes, store, device)
         path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -206,7 +205,7 @@ def _truth_meshes(store, shapes, rows) -> dict:
     return out
 
 
-def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> list[str]:
+def _figures(stem: Path, model, config, shapes, meshes, store, device) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,7 +233,7 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
             ax.axis("off")
     fig.suptitle(f"{config.model}, {config.context} context: truth (top) and reconstruction (bottom)", fontsize=9)
     fig.tight_layout()
-    path = run_dir / f"eval-{split}-reconstructions.png"
+    path = Path(f"{stem}-reconstructions.png")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     paths.append(str(path))
@@ -277,7 +276,7 @@ def _figures(run_dir, split, model, config, shapes, meshes, store, device) -> li
                     ax.set_ylabel(shapes.ids[k], fontsize=7)
         fig.suptitle("MetaSDF inner loop: SDF on the plane x = 0 (z right, y up), zero level black", fontsize=9)
         fig.tight_layout()
-        path = run_dir / f"eval-{split}-inner-loop.png"
+        path = Path(f"{stem}-inner-loop.png")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(str(path))

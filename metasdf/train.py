@@ -9,6 +9,7 @@ when tensorboard is installed, TensorBoard logs in ``tb/``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -187,7 +188,13 @@ def _save(path: Path, model, optimizer, step: int, generator_states: list, confi
         "config": asdict(config),
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # in memory: torch's own file writer reports a full disk as a RuntimeError
+    try:
+        tmp.write_bytes(buffer.getbuffer())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)  # a kill during the save never leaves a torn checkpoint
 
 
@@ -234,9 +241,13 @@ def load_run(
     the test-time steps (MetaSDF's inner-loop steps, the auto-decoders' latent iterations),
     ``extra_step_lr`` MetaSDF's rate for steps past the trained ones."""
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: no such run folder; give the -o folder of an sdfkit train run")
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: is a file, not a run folder; give the -o folder of an sdfkit train run")
     config = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
     if config is None:
-        raise InputError(f"{run_dir}: no config.json; not a run folder of sdfkit train")
+        raise InputError(f"{run_dir}: no config.json; not a run folder of sdfkit train (or one that never started)")
     if test_steps is not None:
         if test_steps < 1:
             raise InputError(f"--test-steps {test_steps}: give at least 1")
@@ -285,6 +296,12 @@ def train(
     learning_rate(config, 0)  # an unknown schedule fails here, not after the first checkpoint
     dist_info, device = _distributed(torch.device(device))
     shapes = shapes if shapes is not None else load_tasks(store, config)
+    cells = getattr(shapes, "coords", None)
+    if config.context == "dense" and cells is not None and config.context_points >= len(cells):
+        raise InputError(
+            f"{store}: {config.context_points} context points of a {len(cells)}-cell grid leave no target cells; "
+            f"give a config with fewer context points, or a store of a finer --resolution"
+        )
     torch.manual_seed(config.seed)  # the same initial weights in every process
     model = build_model(config, len(shapes)).to(device)
     optimizer = make_optimizer(model, config)
@@ -316,6 +333,7 @@ def train(
         trained = model
     main = dist_info.main  # only the first process logs and saves
     metrics = writer = board = None
+    elapsed = 0.0
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -324,11 +342,12 @@ def train(
         local = local_path(store)
         (run_dir / "data.json").write_text(json.dumps({"store": str(local.resolve()) if local else str(store)}))
         metrics_path = run_dir / "metrics.csv"
-        new_file = not metrics_path.exists() or not resume
-        metrics = metrics_path.open("w" if new_file else "a", newline="")
+        kept = _metrics_until(metrics_path, step) if resume else []
+        elapsed = float(kept[-1][2]) if kept else 0.0  # seconds go on from where the checkpoint was
+        metrics = metrics_path.open("w", newline="")
         writer = csv.writer(metrics)
-        if new_file:
-            writer.writerow(["step", "loss", "seconds", "steps_per_second"])
+        writer.writerows([["step", "loss", "seconds", "steps_per_second"], *kept])
+        metrics.flush()
         board = _tensorboard(run_dir)
 
     def save():
@@ -366,7 +385,7 @@ def train(
             if progress and main:
                 progress(step, config.steps, loss_value, rate)
             if main and (step % config.log_every == 0 or step == config.steps):
-                writer.writerow([step, f"{loss_value:.6g}", f"{now - start:.2f}", f"{rate:.3f}"])
+                writer.writerow([step, f"{loss_value:.6g}", f"{elapsed + now - start:.2f}", f"{rate:.3f}"])
                 metrics.flush()
                 if board is not None:
                     board.add_scalar("loss", loss_value, step)
@@ -384,6 +403,16 @@ def train(
         if board is not None:
             board.close()
     return {"step": step, "loss": loss_value, "stopped": stopped}
+
+
+def _metrics_until(path: Path, step: int) -> list[list[str]]:
+    """The rows of a run's metrics.csv up to the checkpoint's ``step``: rows a killed run logged
+    after its last checkpoint are done again by the resumed run, not listed twice."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [r for r in rows if len(r) == 4 and r[0].isdigit() and int(r[0]) <= step]
 
 
 def epoch_of(config: TrainConfig, step: int, shapes: int) -> float:

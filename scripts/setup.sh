@@ -2,18 +2,29 @@
 # Install sdfkit with everything it needs on a Debian or Ubuntu machine, then run the demo:
 # prepare the bundled MNIST digits and write a preview PNG.
 #
-#   bash scripts/setup.sh            # install + demo
-#   bash scripts/setup.sh --no-demo  # install only
+#   bash scripts/setup.sh                # .venv + install + demo
+#   bash scripts/setup.sh --no-demo      # install only
+#   bash scripts/setup.sh --system       # install into the active Python environment instead
 #
-# Python: the active environment (a virtualenv or conda env if one is active). If that Python is
-# managed by the system (PEP 668), a virtual environment is made in .venv instead, with access to
-# the system's site-packages. PyTorch: installed (torch==2.13.0) only when no torch is importable,
-# so a CUDA build you already have is kept.
+# Python: a project virtual environment in .venv (made if missing), so that pip never reports
+# conflicts with unrelated packages of a shared interpreter. When the interpreter it is made from
+# already imports torch (a CUDA build, say), .venv sees that interpreter's packages so the build is
+# kept; otherwise .venv is isolated. --system installs into the active environment (a virtualenv,
+# a conda env or the interpreter on PATH) instead. PyTorch: installed (torch==2.13.0) only when no
+# torch is importable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 demo=1
-[ "${1:-}" = "--no-demo" ] && demo=0
+system=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) demo=0 ;;
+    --system) system=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg (use --no-demo, --system)" >&2; exit 2 ;;
+  esac
+done
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -29,13 +40,20 @@ else
 fi
 
 py=${PYTHON:-python3}
-if [ -z "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && "$py" - <<'PY'
-import sys, sysconfig, os
-sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)
-PY
-then
-  step "this Python is managed by the system: making a virtual environment in .venv"
-  "$py" -m venv --system-site-packages .venv
+if [ "$system" = 1 ]; then
+  step "Python: the active environment, $("$py" -c 'import sys; print(sys.prefix)') (--system)"
+else
+  if [ ! -x .venv/bin/python ]; then
+    if "$py" -c "import torch" >/dev/null 2>&1; then
+      step "Python: making .venv, with access to $py's packages (it has torch, which is kept)"
+      "$py" -m venv --system-site-packages .venv
+    else
+      step "Python: making an isolated virtual environment in .venv"
+      "$py" -m venv .venv
+    fi
+  else
+    step "Python: using the existing .venv"
+  fi
   py=.venv/bin/python
 fi
 "$py" -c 'import sys; assert sys.version_info >= (3, 11), "sdfkit needs Python 3.11 or newer"'
@@ -68,4 +86,8 @@ if [ "$demo" = 1 ]; then
   "$bin/sdfkit" show out/shapes.zarr --index 0 -o out/shape.png
   "$bin/sdfkit" validate out/shapes.zarr
 fi
-step "done. Run the tests with: bash scripts/test.sh"
+if [ "$system" = 1 ]; then
+  step "done, installed into $("$py" -c 'import sys; print(sys.prefix)'). Run the tests with: bash scripts/test.sh"
+else
+  step "done, installed into .venv (activate: source .venv/bin/activate). Run the tests with: bash scripts/test.sh"
+fi

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ]; then py=.venv/bin/python; fi
+if [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
 exec "$py" -m pytest -q -n 2 --dist worksteal "$@"

@@ -373,7 +373,9 @@ def test_cli_train_eval_and_errors(store, tmp_path):
         assert_user_error(
             sdfkit("train", store, "-o", tmp_path / "g", "--device", "cuda", check=False), "no usable CUDA"
         )
-    assert_user_error(sdfkit("eval", tmp_path / "nothing", check=False), "no config.json")
+    assert_user_error(sdfkit("eval", tmp_path / "nothing", check=False), "no such run folder")
+    (tmp_path / "empty").mkdir()
+    assert_user_error(sdfkit("eval", tmp_path / "empty", check=False), "no config.json")
     # a replayed config with a bad value: one line naming the file and the key, before any training
     config = json.loads((run / "config.json").read_text())
     (tmp_path / "bad.json").write_text(json.dumps({**config, "context": "weird"}))

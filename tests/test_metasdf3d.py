@@ -176,10 +176,12 @@ def test_each_3d_model_trains_and_evaluates(store, tmp_path, model, context):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["shapes"] == 1 and report["trained_steps"] == 2
-    assert (run / "eval-test.json").exists() and (run / "eval-test-reconstructions.png").exists()
+    # a partial evaluation is named as one: a full eval-test.json is never replaced by it
+    assert (run / "eval-test-limit1.json").exists() and (run / "eval-test-limit1-reconstructions.png").exists()
+    assert not (run / "eval-test.json").exists()
     assert report["test_steps"] == {"metasdf": config["test_steps"], "deepsdf": config["test_iters"]}.get(model)
     if model == "metasdf":
-        assert (run / "eval-test-inner-loop.png").exists()
+        assert (run / "eval-test-limit1-inner-loop.png").exists()
     # the test-time steps change after training: MetaSDF's inner loop, DeepSDF's latent iterations
     again = sdfkit("eval", run, "--limit", "1", "--resolution", "32", "--test-steps", "4", check=False)
     if model == "pointnet":
@@ -187,7 +189,7 @@ def test_each_3d_model_trains_and_evaluates(store, tmp_path, model, context):
         return
     assert again.returncode == 0, again.stderr
     assert ("4 inner steps" if model == "metasdf" else "4 latent iterations") in again.stdout
-    assert json.loads((run / "eval-test.json").read_text())["test_steps"] == 4
+    assert json.loads((run / "eval-test-limit1.json").read_text())["test_steps"] == 4
 
 
 def test_wrong_model_for_the_store_is_refused(store, tmp_path):

@@ -117,9 +117,21 @@ def test_a_store_killed_at_creation_is_made_again(tree, tmp_path):
     assert_user_error(sdfkit("info", out, check=False), "sdfkit store")
     run = sdfkit("prepare-shapenet", tree, "-o", out, *SMALL)
     assert "wrote" in run.stdout
-    # a store whose arrays vanished half-way through creation (an old concurrent run)
+    # a finished store that lost an array is damaged, not half made: refused, kept, and remade
+    # only when asked
     shutil.rmtree(out / "meta" / "status")
     assert_user_error(sdfkit("info", out, check=False), "damaged", "meta/status")
+    kept = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert_user_error(sdfkit("prepare-shapenet", tree, "-o", out, *SMALL, check=False), "meta/status", "--overwrite")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
+    run = sdfkit("prepare-shapenet", tree, "-o", out, *SMALL, "--overwrite")
+    assert "wrote" in run.stdout
+    assert "follows format v1" in sdfkit("validate", out).stdout
+    # arrays half made by a killed creation (no row finished yet) are made again without asking
+    group = zarr.open_group(str(out), mode="r+")
+    group.attrs["sdfkit"] = {**group.attrs["sdfkit"], "complete": False}
+    zarr.open_array(str(out / "meta" / "status"), mode="r+")[:] = 0
+    shutil.rmtree(out / "sdf")
     run = sdfkit("prepare-shapenet", tree, "-o", out, *SMALL)
     assert "wrote" in run.stdout
     assert "follows format v1" in sdfkit("validate", out).stdout

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdfkit.errors import InputError, ShapeError
+from sdfkit.errors import InputError, ShapeError, StoreError
 from sdfkit.geometry.basics import shape_rng
 from sdfkit.store.format import ArraySpec
 
@@ -375,6 +375,13 @@ def prepare_watertight(
     if root.is_dir() and (out_dir == root.absolute() or root.absolute() in out_dir.parents):
         # the next run's scan of ROOT would take the outputs for new meshes
         raise InputError(f"{out_dir}: inside the source folder {root}; choose an output folder outside it")
+    if out_dir.is_file():
+        raise StoreError(f"{out_dir}: is a file; give -o a folder for the meshes")
+    if (out_dir / "zarr.json").exists():  # a store's folder: meshes written into it would damage it
+        raise StoreError(
+            f"{out_dir}: is a zarr store, not a folder for meshes; choose another -o path (the report goes to "
+            f"{report_paths(out_dir)[0]})"
+        )
     metas, mesh_jobs, info = plan_shapenet(
         root, ShapenetConfig(synsets=tuple(synsets) if synsets else None), split_files
     )

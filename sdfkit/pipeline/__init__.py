@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sdfkit.pipeline.runners import ShardTask, connect, run_tasks
+from sdfkit.store import partial
 from sdfkit.store.format import (
     STATUS_FAILED,
     STATUS_OK,
@@ -126,7 +127,7 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
     ranges = shard_ranges(len(plan.metas), plan.shard_size)
     todo = pending_shards(group) if state != "complete" else []
     total = len(plan.metas)
-    done = total - sum(ranges[k][1] - ranges[k][0] for k in todo)
+    done = total - sum(ranges[k][1] - ranges[k][0] for k in todo) + (partial.count_rows(url, "meta") if todo else 0)
     if progress and todo:
         progress(done, total)
     tasks = [ShardTask(url, k, jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
@@ -158,6 +159,7 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
     summary = {split: {"ok": c["ok"], "failed": c["failed"]} for split, c in sorted(per_split.items())}
     if state != "complete":
         mark_complete(group, {"per_split": summary, "failed": int(failed.sum())})
+        partial.clear(url)  # leftovers of shards written just before a kill
     appended = 0
     if state == "appended":
         appended = int(group.attrs["sdfkit"]["appended"][-1]["shapes"])
@@ -239,6 +241,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
         for name in old:
             if name in group:
                 del group[name]
+        partial.clear(url, prefix)  # rows kept for the layer being replaced
         for spec in (*columns, *layer.specs):
             create_array(group, spec, n, size, overwrite=True)
         info[prefix] = {**layer.parameters, "initialized": True, "complete": False}
@@ -250,7 +253,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
         for k, (a, b) in enumerate(ranges)
         if k in todo
     ]
-    done = n - sum(ranges[k][1] - ranges[k][0] for k in todo)
+    done = n - sum(ranges[k][1] - ranges[k][0] for k in todo) + (partial.count_rows(url, prefix) if todo else 0)
     computed = ticks = 0
     base = done
     if progress:
@@ -278,6 +281,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
     }
     info["arrays"] = [*info["arrays"], *[s.name for s in (*columns, *layer.specs) if s.name not in info["arrays"]]]
     group.attrs["sdfkit"] = info
+    partial.clear(url, prefix)
     return _layer_summary(group, layer, url, state, start, computed)
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, ArraySpec, write_shard
+from sdfkit.store import partial
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, ArraySpec, as_str, write_shard
 
 __all__ = ["ShardReport", "ShardTask", "connect", "run_shard", "run_tasks", "default_workers"]
 
@@ -119,18 +120,20 @@ def _write(task: ShardTask, outcomes: Sequence[tuple[dict | None, str | None]]) 
     return report
 
 
-def _kept(task: ShardTask) -> list:
-    """Rows of the shard that already have a final status (a shard that grew when shapes were
-    appended): (values, error) read back from the store, so that they are written unchanged;
+def _kept(task: ShardTask) -> tuple[list, list[str]]:
+    """Rows of the shard that need no computing, and the shard's shape ids (as the store has
+    them). Rows with a final status already (a shard that grew when shapes were appended) are
+    read back from the store, so that they are written unchanged; rows an earlier, killed run
+    finished come from :mod:`sdfkit.store.partial`. Each as (values, None) or (None, error);
     None for the rows to compute."""
     group = _open(task.url)
-    size = group.attrs["sdfkit"]["shard_size"]
-    start = task.shard * size
+    start = task.shard * group.attrs["sdfkit"]["shard_size"]
     rows = slice(start, start + len(task.jobs))
     status = np.asarray(group[f"{task.prefix}/status"][rows])
-    if not status.any():
-        return [None] * len(task.jobs)
-    errors = group[f"{task.prefix}/error"][rows]
+    ids = as_str(group["meta/id"][rows]).tolist()
+    pending = {start + row: ids[row] for row in np.nonzero(status == 0)[0]}
+    saved = partial.load_rows(task.url, task.prefix, task.shard, pending)
+    errors = group[f"{task.prefix}/error"][rows] if status.any() else None
     kept = []
     for row, code in enumerate(status):
         if code == STATUS_OK:
@@ -138,18 +141,25 @@ def _kept(task: ShardTask) -> list:
         elif code == STATUS_FAILED:
             kept.append((None, str(errors[row])))
         else:
-            kept.append(None)
-    return kept
+            kept.append(saved.get(start + row))
+    return kept, ids
+
+
+def _keep(task: ShardTask, row: int, shape_id: str, outcome: tuple) -> tuple:
+    """Save a row just computed beside the store, so that a kill does not lose it; returns it."""
+    start = task.shard * _open(task.url).attrs["sdfkit"]["shard_size"]
+    partial.save_row(task.url, task.prefix, task.shard, start + row, shape_id, *outcome)
+    return outcome
 
 
 def run_shard(task: ShardTask) -> ShardReport:
     """Compute one shard's shapes and write them. A shape that raises is recorded as failed with
-    its one-line error; it never stops the shard. Rows already final are written back as they
-    were, never computed again."""
-    kept = _kept(task)
+    its one-line error; it never stops the shard. Rows already final, or finished by a killed
+    run, are written as they were, never computed again."""
+    kept, ids = _kept(task)
     outcomes, unreported, last = [], 0, time.monotonic()
     for row, k in enumerate(kept):
-        outcomes.append(k if k is not None else _compute(task, row))
+        outcomes.append(k if k is not None else _keep(task, row, ids[row], _compute(task, row)))
         unreported += k is None
         # a few reports a second: one per shape would cost an IPC round trip per 2D digit
         if task.progress is not None and unreported and time.monotonic() - last > 0.2:
@@ -158,6 +168,7 @@ def run_shard(task: ShardTask) -> ShardReport:
     if task.progress is not None and unreported:
         task.progress.put(unreported)
     report = _write(task, outcomes)
+    partial.clear(task.url, task.prefix, task.shard)  # the shard holds them now
     return _without_kept(report, task, kept)
 
 
@@ -202,9 +213,14 @@ def _run_isolated(task: ShardTask) -> ShardReport:
             return pool.submit(run_shard, task).result()
         except BrokenProcessPool:
             pass
-    kept = _kept(task)
-    outcomes = [k if k is not None else _compute_in_fresh_process(task, row) for row, k in enumerate(kept)]
-    return _without_kept(_write(task, outcomes), task, kept)
+    kept, ids = _kept(task)
+    outcomes = [
+        k if k is not None else _keep(task, row, ids[row], _compute_in_fresh_process(task, row))
+        for row, k in enumerate(kept)
+    ]
+    report = _write(task, outcomes)
+    partial.clear(task.url, task.prefix, task.shard)
+    return _without_kept(report, task, kept)
 
 
 class _Calls:
@@ -241,6 +257,7 @@ def run_tasks(
     on_shape : called with a count as shapes finish inside shards (local runs; a Dask run reports
         per shard only)
     """
+    _groups.clear()  # a group opened by an earlier run in this process holds stale attributes
     if client is not None:
         yield from _run_dask(tasks, client)
         return

@@ -11,7 +11,11 @@ Layouts, detected automatically under ROOT:
 
 Split files in DeepSDF's format (``{"ShapeNetV2": {"02691156": [ids]}}``) select the shapes and
 name their split: ``train``, ``val`` or ``test`` when the file's name contains that word, else the
-file's stem. Without split files every shape is in ``train``.
+file's stem. In a plain folder the ids are unique on their own (paths under ROOT), so a split file
+matches them by id whatever category key lists them; ``sdfkit export --to deepsdf`` writes them
+under the shape's category (its first folder, ``""`` at the top). Without split files every shape
+is in ``train`` (ModelNet: its folders), unless ``split_fractions`` deal them out at random
+(:func:`split_by_fractions`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "MeshJob",
     "find_meshes",
     "read_split_files",
+    "split_by_fractions",
     "plan_shapenet",
     "process_mesh",
     "prepare_shapenet",
@@ -190,10 +195,51 @@ def read_split_files(files: Sequence[str | Path]) -> dict[tuple[str, str], str]:
     return splits
 
 
+SPLIT_NAMES = {2: ("train", "test"), 3: ("train", "val", "test")}
+"""The splits that two or three ``--split-fractions`` make, in order."""
+
+
+def split_by_fractions(ids: Sequence[str], fractions: Sequence[float], *, seed: int = 0) -> dict[str, str]:
+    """Deal shapes out to train/test (two fractions) or train/val/test (three), seeded.
+
+    Each id gets a place in a seeded order by the hash of ``seed`` and the id (the same shape keeps
+    its place whatever else the folder holds); the first ``round(f * n)`` of that order go to the
+    first split and so on, the counts rounded so that they add up to n (largest remainders).
+    Returns id -> split.
+    """
+    fractions = [float(f) for f in fractions]
+    if len(fractions) not in SPLIT_NAMES or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise InputError(
+            f"--split-fractions {','.join(map(str, fractions))}: give two (train, test) or three (train, val, test) "
+            "fractions that add up to 1, e.g. 0.8,0.1,0.1"
+        )
+    n = len(ids)
+    exact = [f * n for f in fractions]
+    counts = [int(e) for e in exact]
+    for k in sorted(range(len(exact)), key=lambda k: (counts[k] - exact[k], k))[: n - sum(counts)]:
+        counts[k] += 1
+    order = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    out, start = {}, 0
+    for name, count in zip(SPLIT_NAMES[len(fractions)], counts, strict=True):
+        out.update({i: name for i in order[start : start + count]})
+        start += count
+    return out
+
+
 def plan_shapenet(
-    root: str | Path, config: ShapenetConfig, split_files: Sequence[str | Path] = ()
+    root: str | Path,
+    config: ShapenetConfig,
+    split_files: Sequence[str | Path] = (),
+    *,
+    split_fractions: Sequence[float] | None = None,
 ) -> tuple[list[ShapeMeta], list[MeshJob], dict]:
-    """List the shapes under ``root``: metadata, jobs and a description of the source."""
+    """List the shapes under ``root``: metadata, jobs and a description of the source.
+
+    split_fractions : deal the shapes out to train/(val)/test at random, seeded by
+        ``config.seed`` (:func:`split_by_fractions`), instead of split files.
+    """
+    if split_fractions and split_files:
+        raise InputError("--split and --split-fractions both say which split a shape is in; give one of them")
     layout, meshes = find_meshes(root)
     if config.synsets:
         wanted = set(config.synsets)
@@ -201,23 +247,35 @@ def plan_shapenet(
         if not meshes:
             raise InputError(f"{root}: no meshes in the categories {', '.join(sorted(wanted))}; check --synsets")
     splits = read_split_files(split_files) if split_files else None
+    by_id = layout in ("folder", "file")  # a plain folder's ids are unique paths: the category key is moot
+    if splits is not None and by_id:
+        splits = {("", i): name for (_, i), name in splits.items()}
+    dealt = split_by_fractions([m[1] for m in meshes], split_fractions, seed=config.seed) if split_fractions else None
     metas, jobs = [], []
     listed = set()
     for category, shape_id, path in meshes:
         if splits is not None:
-            split = splits.get((category, shape_id))
+            key = ("", shape_id) if by_id else (category, shape_id)
+            split = splits.get(key)
             if split is None:
                 continue
-            listed.add((category, shape_id))
+            listed.add(key)
+        elif dealt is not None:
+            split = dealt[shape_id]
         else:
             split = path.parent.name if layout == "modelnet" else "train"  # ModelNet: its folders
         stat = path.stat()
         metas.append(ShapeMeta(shape_id, category, -1, split, f"{stat.st_size}:{stat.st_mtime_ns}"))
         jobs.append(MeshJob(shape_id, str(path)))
     if splits is not None:
-        missing = [k for k in splits if k not in listed and (not config.synsets or k[0] in config.synsets)]
+        missing = [k for k in splits if k not in listed and (by_id or not config.synsets or k[0] in config.synsets)]
         if not metas:
-            raise InputError(f"{root}: none of the shapes in the split files is there; check ROOT and --split")
+            example = next(iter(splits))
+            raise InputError(
+                f"{root}: none of the shapes in the split files is there (the first they list: "
+                f"{'/'.join(p for p in example if p)}; ROOT has e.g. {meshes[0][1]!r}, a {layout} layout); check "
+                "ROOT and --split"
+            )
     else:
         missing = []
     seen: dict[str, str] = {}
@@ -229,7 +287,7 @@ def plan_shapenet(
             )
         seen[meta.id] = job.path
     # the source id: every mesh's name, size and modification time (an edited mesh changes it)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{list(split_fractions or [])}\n".encode() if dealt else b"")
     for category, shape_id, path in meshes:
         stat = path.stat()
         digest.update(f"{category}/{shape_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
@@ -238,6 +296,7 @@ def plan_shapenet(
         "layout": layout,
         "path": str(Path(root).resolve()),
         "split_files": [str(Path(f).resolve()) for f in split_files],
+        **({"split_fractions": [float(f) for f in split_fractions], "split_seed": config.seed} if dealt else {}),
         "missing_from_root": len(missing),
         "missing_ids": [f"{c}/{i}" if c else i for c, i in missing],
         "id": digest.hexdigest()[:16],
@@ -372,16 +431,18 @@ def prepare_shapenet(
     scheduler: str | None = None,
     overwrite: bool = False,
     shard_size: int = SHARD_SIZE,
+    split_fractions: Sequence[float] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ):
     """Build (or resume) a ``shapenet`` store; returns a :class:`~sdfkit.pipeline.RunSummary`.
 
     Meshes run in worker processes (``workers``), or on a Dask cluster (``scheduler`` address),
-    so that a native crash on one mesh fails that mesh alone.
+    so that a native crash on one mesh fails that mesh alone. ``split_fractions``: see
+    :func:`plan_shapenet`.
     """
     from sdfkit.pipeline import Plan, build_store
 
-    metas, jobs, source = plan_shapenet(root, config, split_files)
+    metas, jobs, source = plan_shapenet(root, config, split_files, split_fractions=split_fractions)
     plan = Plan(
         kind="shapenet",
         metas=metas,

@@ -25,7 +25,8 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from sdfkit._version import __version__
-from sdfkit.errors import FormatError, ParameterMismatchError, StoreError
+from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
+from sdfkit.store import partial
 from sdfkit.store._shards import can_encode, write_shard_block
 
 __all__ = [
@@ -199,10 +200,8 @@ def create_store(
         group["meta/label"][:] = np.array([m.label for m in metas], dtype=np.int64)
         group["meta/split"][:] = np.array([m.split for m in metas], dtype=object)
         group["meta/fingerprint"][:] = np.array([m.fingerprint for m in metas], dtype=object)
-    except PermissionError as exc:
-        raise StoreError(f"{url}: cannot write here ({exc.strerror}); choose a writable -o path") from None
     except OSError as exc:
-        raise StoreError(f"{url}: cannot create the store ({exc}); choose another -o path") from None
+        raise StoreError(f"{url}: cannot create the store: {describe_os_error(exc)}") from None
     group.attrs["sdfkit"] = {**info, "initialized": True}
     return group
 
@@ -262,7 +261,7 @@ def prepare_store(
                 _delete(url)  # killed before its first attribute was written: make it again
             elif local is not None and local.is_dir() and any(local.iterdir()):
                 if (local / "zarr.json").exists() and overwrite:
-                    shutil.rmtree(local)  # an unfinished creation of ours, or a foreign zarr
+                    _delete(url)  # an unfinished creation of ours, or a foreign zarr
                 else:
                     raise StoreError(
                         f"{url}: exists and is not a sdfkit store; sdfkit will not delete it: "
@@ -278,8 +277,23 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
-            if info.get("initialized") is False or _missing_arrays(group, specs):
-                same, overwrite = False, True  # killed while being created: make it again
+            if info.get("initialized") is False and same:
+                overwrite = True  # this very command's creation, killed half way: no row was finished
+            elif not overwrite and found["kind"] != kind:
+                raise ParameterMismatchError(_other_kind(url, found["kind"], kind, info))
+            elif not overwrite and info.get("initialized") is False:
+                raise ParameterMismatchError(
+                    f"{url}: holds an unfinished creation of a {found['kind']} store made with other parameters "
+                    f"({'; '.join(_differences(found['parameters'] or {}, wanted['parameters'])[:3])}); pass "
+                    "--overwrite to replace it, or choose another -o path"
+                )
+            elif same and (missing := _missing_arrays(group, specs)) and not _finished_rows(group):
+                overwrite = True  # arrays half made by this very command, and no row finished: make it again
+            elif not overwrite and same and missing:
+                raise FormatError(
+                    f"{url}: a {kind} store without the arrays {', '.join(missing[:3])} (damaged, or made by "
+                    "another sdfkit); check it with: sdfkit validate, or pass --overwrite to make it again"
+                )
             if same and not overwrite:
                 return group, ("complete" if info.get("complete") else "resumed")
             appendable = (
@@ -292,10 +306,10 @@ def prepare_store(
                 return group, "appended"
             if not overwrite:
                 diffs = _differences(found["parameters"] or {}, wanted["parameters"])
-                if found["kind"] != kind:
-                    diffs.insert(0, f"kind {found['kind']!r} (store) vs {kind!r} (asked)")
                 if found["source_id"] != wanted["source_id"]:
                     diffs.append("the source data differ")
+                if info.get("shard_size") != shard_size:
+                    diffs.append(f"shard_size {info.get('shard_size')!r} (store) vs {shard_size!r} (asked)")
                 raise ParameterMismatchError(
                     f"{url}: exists and was made with other parameters ({'; '.join(diffs[:3])}); "
                     "pass --overwrite to replace it, or choose another -o path"
@@ -322,9 +336,38 @@ def _abandoned_creation(url) -> bool:
         return False
 
 
-def _missing_arrays(group: zarr.Group, specs: Sequence[ArraySpec]) -> bool:
+def _missing_arrays(group: zarr.Group, specs: Sequence[ArraySpec]) -> list[str]:
     names = [s.name for s in (*META_SPECS, *specs) if s.name != "meta/fingerprint"]
-    return any(name not in group for name in names)
+    return [name for name in names if name not in group]
+
+
+def _finished_rows(group: zarr.Group) -> bool:
+    """Whether a store may hold a finished row: flagged complete, or a status column with one."""
+    if group.attrs["sdfkit"].get("complete"):
+        return True
+    if "meta/status" not in group:
+        return False
+    return bool((read_status(group) != STATUS_PENDING).any())
+
+
+KIND_COMMANDS = {
+    "mnist": "sdfkit prepare-mnist",
+    "shapenet": "sdfkit prepare-shapenet",
+    "renders": "sdfkit render",
+    "watertight": "sdfkit watertight (its report store)",
+}
+"""The command that makes each kind of store, named when a store of one kind is asked to become
+another."""
+
+
+def _other_kind(url, found: str | None, asked: str, info: Mapping) -> str:
+    """The refusal of a store of another kind: both kinds, the store's own state, the way out."""
+    state = "finished" if info.get("complete") else "unfinished"
+    maker = KIND_COMMANDS.get(str(found), "another command")
+    return (
+        f"{url}: is a {state} {found} store (made by {maker}), not a {asked} store; sdfkit will not replace "
+        "it: choose another -o path, or pass --overwrite to delete it and write a new one"
+    )
 
 
 def _append(group: zarr.Group, url, metas: Sequence[ShapeMeta], source: Mapping[str, Any]) -> bool:
@@ -396,6 +439,7 @@ def _remote_exists(url) -> bool:
 
 
 def _delete(url) -> None:
+    partial.clear(str(url))  # rows kept for resuming belong to the store being replaced
     local = local_path(url)
     if local is not None:
         shutil.rmtree(local)

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from sdfkit.errors import StoreLockedError
+from sdfkit.errors import StoreLockedError, describe_os_error
 from sdfkit.store.format import local_path as _local
 
 __all__ = ["StoreLock", "store_lock", "lock_url"]
@@ -176,9 +176,7 @@ def store_lock(store_url: str, *, command: str | None = None) -> StoreLock:
         except OSError as exc:
             from sdfkit.errors import StoreError
 
-            raise StoreError(
-                f"{store_url}: cannot write here ({exc.strerror or exc}); choose a writable -o path"
-            ) from None
+            raise StoreError(f"{store_url}: cannot write here: {describe_os_error(exc)}") from None
     for _ in range(3):
         holder = _read(url)
         if holder is not None:
@@ -202,7 +200,7 @@ def store_lock(store_url: str, *, command: str | None = None) -> StoreLock:
         except OSError as exc:
             from sdfkit.errors import StoreError
 
-            raise StoreError(f"{store_url}: cannot write the lock {url} ({exc}); choose a writable -o path") from None
+            raise StoreError(f"{store_url}: cannot write its lock: {describe_os_error(exc)}") from None
         lock._thread = threading.Thread(target=lock._beat, name="sdfkit-lock", daemon=True)
         lock._thread.start()
         return lock
