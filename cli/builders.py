@@ -212,7 +212,11 @@ def render_command(
     help="Coordinates of the meshes written: the input's, DeepSDF's (unit ball) or OccNet's (box centred, side 1).",
 )
 @click.option(
-    "--format", "mesh_format", type=click.Choice(MESH_FORMATS), default="same", help="File format of the meshes."
+    "--format",
+    "mesh_format",
+    type=click.Choice(MESH_FORMATS),
+    default="same",
+    help="File format of the meshes (same: the input's; .glb and .gltf scenes become .obj).",
 )
 @click.option(
     "--name", default=None, help="File name of every output in its folder (e.g. isosurf.off), not the input's."
@@ -316,7 +320,15 @@ def watertight_command(
         bad = [r["id"] for r in rows if r["ok"] and not all(r[c] for c in CHECKS)]
         if bad:
             click.echo(f"  not watertight by both checks: {', '.join(bad[:5])}")
-    click.echo(f"  meshes in {output}; report in {store} and {jsonl}")
+    renamed = [r for r in rows if r["ok"] and Path(r["input"]).suffix.lower() != Path(r["output"]).suffix.lower()]
+    if renamed:
+        kinds = sorted({Path(r["input"]).suffix.lower() for r in renamed})
+        click.echo(
+            f"  {len(renamed)} mesh{'es' if len(renamed) != 1 else ''} written as {Path(renamed[0]['output']).suffix} "
+            f"from {', '.join(kinds)} "
+            "(a scene format holds no single watertight mesh; --format picks another)"
+        )
+    click.echo(f"  meshes in {output}; report in {store} and {jsonl} (size on disk counts both)")
     if strict and (summary.failures or numbers["watertight_both"] < numbers["ok"]):
         raise SdfkitError(
             f"{numbers['failed']} meshes failed, {numbers['ok'] - numbers['watertight_both']} not watertight (--strict); see {jsonl}"

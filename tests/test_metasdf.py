@@ -117,12 +117,13 @@ def test_dense_and_levelset_batches(store):
 def test_every_model_trains_two_steps_and_evaluates(store, tmp_path, model, context):
     config = dataclasses.replace(TINY, model=model, context=context)
     result = train(store, tmp_path / "run", config)
-    assert result["step"] == 2 and result["stopped"] == "done"
+    assert result["step"] == 2 and result["stopped"] == "done" and torch.isfinite(torch.tensor(result["loss"]))
     (tmp_path / "run" / "data.json").write_text(json.dumps({"store": str(store)}))
     report = evaluate(tmp_path / "run", split="test", limit=8)
     assert report["shapes"] == 8 and report["l1_mean"] > 0 and report["trained_steps"] == 2
     assert all(
-        (tmp_path / "run" / p).exists() for p in ("config.json", "checkpoint.pt", "metrics.csv", "eval-test.json")
+        (tmp_path / "run" / p).exists()
+        for p in ("config.json", "checkpoint.pt", "metrics.csv", "eval-test-limit8.json")
     )
 
 
@@ -374,6 +375,10 @@ def test_cli_train_eval_and_errors(store, tmp_path):
             sdfkit("train", store, "-o", tmp_path / "g", "--device", "cuda", check=False), "no usable CUDA"
         )
     assert_user_error(sdfkit("eval", tmp_path / "nothing", check=False), "no such run folder")
+    # as many dense context points as the grid has cells leave nothing to score: refused up front
+    dense = sdfkit("train", store, "--preset", "paper", "-o", tmp_path / "all-context", "--steps", "2", check=False)
+    assert_user_error(dense, "1024 context points of a 1024-cell grid leave no target cells")
+    assert not (tmp_path / "all-context").exists()
     (tmp_path / "empty").mkdir()
     assert_user_error(sdfkit("eval", tmp_path / "empty", check=False), "no config.json")
     # a replayed config with a bad value: one line naming the file and the key, before any training

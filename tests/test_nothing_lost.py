@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -334,3 +335,53 @@ def test_plain_folder_splits_by_fractions_and_by_the_files_export_writes(tmp_pat
     assert_user_error(bad, "add up to 1")
     both = ["--split-fractions", "0.8,0.2", "--split", tmp_path / "mine_train.json"]
     assert_user_error(sdfkit("prepare-shapenet", plain, "-o", tmp_path / "y.zarr", *both, check=False), "give one")
+
+
+# --- what a newcomer trips over ----------------------------------------------------------------
+
+
+def test_info_and_validate_read_as_a_person_reads_them(made, tmp_path):
+    text = sdfkit("info", made["shapenet"]).stdout
+    assert '{"' not in text  # the source is listed key by key, not as raw JSON
+    assert any(line.split()[:2] == ["source", "name:"] for line in text.splitlines())
+    header = next(line for line in text.splitlines() if line.strip().startswith("array"))
+    rows = [line for line in text.splitlines() if line.strip().startswith(("meta/", "surface/", "sdf/"))]
+    # every column starts where its header does, and names never run into the next column
+    for column in ("shape", "dtype", "chunk", "shard"):
+        at = header.index(column)
+        assert all(row[at - 1] == " " for row in rows), column
+    missing = sdfkit("validate", tmp_path / "nothere.zarr", check=False)
+    assert_user_error(missing, "no such store")
+    assert missing.stdout == ""  # no table before the error
+
+
+def test_train_bar_metrics_and_help_tell_the_truth(made, tmp_path):
+    run = tmp_path / "run"
+    first = sdfkit("train", made["mnist"], "-o", run, "--steps", "20")
+    assert "step 20 of 20" in first.stdout
+    sdfkit("train", made["mnist"], "-o", run, "--steps", "40", "--resume")
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    steps, seconds = [int(r[0]) for r in rows], [float(r[2]) for r in rows]
+    assert steps == [10, 20, 30, 40]
+    assert all(b > a for a, b in zip(seconds, seconds[1:], strict=False)), seconds  # no restart at 0
+    # a time limit sets the bar's length: the steps it leaves, not the preset's 3,000
+    limited = sdfkit("train", made["mnist"], "-o", tmp_path / "limited", "--time-limit", "0.05")
+    totals = [int(t) for t in re.findall(r"\d+/(\d+) \[", limited.stderr)]
+    assert totals and totals[-1] < 3000, totals[-3:]
+    assert "(time-limit)" in limited.stdout
+    help_text = sdfkit("train", "--help").stdout
+    assert "2 -> 128 x 3 -> 1" in " ".join(help_text.split())  # the default preset's network
+
+
+def test_watertight_says_what_it_did_to_scenes_and_counts_its_meshes(tmp_path):
+    from conftest import DATA
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    shutil.copy(DATA / "meshes" / "Duck.glb", folder / "duck.glb")
+    run = sdfkit("watertight", folder, "-o", tmp_path / "wt", "--resolution", "32", "--workers", "1")
+    assert "1 mesh written as .obj from .glb" in run.stdout
+    written = (tmp_path / "wt" / "duck.obj").stat().st_size
+    size = re.search(r"size on disk: ([\d.]+) (B|KB|MB)", run.stdout)
+    value = float(size.group(1)) * {"B": 1, "KB": 1e3, "MB": 1e6}[size.group(2)]
+    assert value >= written  # the meshes and the report, not the report alone

@@ -407,6 +407,8 @@ def prepare_watertight(
         plan, store, workers=workers, scheduler=scheduler, isolate=True, overwrite=overwrite, progress=progress
     )
     write_jsonl(store)
+    meshes = sum(Path(j.output).stat().st_size for j in jobs if Path(j.output).is_file())
+    summary.bytes = (summary.bytes or 0) + meshes  # what the run left on disk: the meshes and their report
     return summary
 
 

@@ -237,48 +237,66 @@ def _sheet_parts(vertices, faces, two_sided) -> np.ndarray:
 
 
 def _closed_parts(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Per face (f,): the id of its closed, orientable edge-connected part, or -1 when its part
-    is open. The faces of closed parts are oriented in place (consistently, outwards)."""
+    """Per face (f,): the id of its closed, orientable part, or -1 when its part is open. The
+    faces of closed parts are oriented in place (consistently, outwards).
+
+    A part is a set of faces joined across edges that exactly two faces share; it is closed when
+    each edge of its faces has exactly two faces of the part, whatever other parts' faces meet
+    there (two boxes stacked edge to edge, a leg's end on a seat's edge). Faces of zero area
+    (slivers along an edge, collapsed corners) decide nothing: they belong to no part.
+    """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(faces)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    size = np.ptp(vertices, axis=0).max() if len(vertices) else 1.0
+    real = face_areas(vertices, faces) > _SLIVER_AREA * size**2
     start = faces.reshape(-1)
     end = np.roll(faces, -1, axis=1).reshape(-1)
     keys = np.minimum(start, end) * (int(faces.max()) + 1) + np.maximum(start, end)
+    keys = np.where(np.repeat(real, 3), keys, -1 - np.arange(3 * n))  # a sliver's edges join nothing
     order = np.argsort(keys, kind="stable")
     _, first, counts = np.unique(keys[order], return_index=True, return_counts=True)
     pair = first[counts == 2]
     c1, c2 = order[pair], order[pair + 1]  # the two face corners of each two-face edge
     f1, f2 = c1 // 3, c2 // 3
     same = start[c1] == start[c2]  # both faces run the edge the same way: one must flip
-    edge_count = np.zeros(len(keys), dtype=np.int64)
-    edge_count[order] = np.repeat(counts, counts)
-    face_closed = (edge_count.reshape(-1, 3) == 2).all(axis=1)
 
-    ones = np.ones(len(f1))
-    _, part = connected_components(coo_matrix((ones, (f1, f2)), shape=(n, n)), directed=False)
-    part_closed = np.bincount(part, weights=~face_closed, minlength=part.max() + 1) == 0
+    _, part = connected_components(coo_matrix((np.ones(len(f1)), (f1, f2)), shape=(n, n)), directed=False)
+    parts = part.max() + 1
+    # closed: every (edge, part) of the part's faces holds exactly two of its faces
+    corner_part = np.repeat(part, 3)
+    grouped = keys.astype(np.int64) * parts + corner_part
+    _, group, group_counts = np.unique(grouped[np.repeat(real, 3)], return_inverse=True, return_counts=True)
+    bad_corner = np.zeros(3 * n, dtype=bool)
+    bad_corner[np.repeat(real, 3)] = group_counts[group] != 2
+    part_closed = np.bincount(corner_part, weights=bad_corner, minlength=parts) == 0
+    part_closed &= np.bincount(part, weights=real, minlength=parts) >= 4  # a closed surface has 4 faces at least
+    part_closed[part[~real]] = False
     # orientation: node f is "as is", node n + f "flipped"; an edge ties equal states of
     # consistent neighbours and opposite states of inconsistent ones
     a = np.concatenate([f1, n + f1])
     b = np.concatenate([np.where(same, n + f2, f2), np.where(same, f2, n + f2)])
     _, state = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(2 * n, 2 * n)), directed=False)
     orientable = state[:n] != state[n:]
-    part_closed &= np.bincount(part, weights=~orientable, minlength=len(part_closed)) == 0
+    part_closed &= np.bincount(part, weights=~orientable, minlength=parts) == 0
     flip = state[n:] < state[:n]
     faces[flip] = faces[flip][:, ::-1]
     # outwards: a closed part with negative volume is turned inside out
     tri = vertices[faces]
     volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
-    part_volume = np.bincount(part, weights=volume, minlength=len(part_closed))
-    size = np.ptp(vertices, axis=0).max() if len(vertices) else 1.0
+    part_volume = np.bincount(part, weights=volume, minlength=parts)
     part_closed &= np.abs(part_volume) > 1e-9 * size**3
     inverted = part_closed[part] & (part_volume[part] < 0)
     faces[inverted] = faces[inverted][:, ::-1]
     return np.where(part_closed[part], part, -1)
+
+
+_SLIVER_AREA = 1e-12
+"""Faces smaller than this times the mesh's extent squared have no area to speak of (a sliver
+along an edge): they play no part in telling closed parts from open ones."""
 
 
 def _union(vertices, faces, parts, extent):
