@@ -231,6 +231,12 @@ TETRA_FACES = [(0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)]
         ),
         ("bad.stl", "solid x\nfacet normal 0 0 1\n", ["bad.stl: the STL file is cut short"]),
         ("nothing.obj", "# no geometry\n", ["nothing.obj: has no faces (an empty mesh)"]),
+        (
+            "wire.obj",
+            "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nl 1 2\nl 2 3\nl 3 4\n",
+            ["wire.obj: has no faces: a wireframe of 3 lines between 4 points", "not its edges"],
+        ),
+        ("dot.obj", "v 0 0 0\n", ["dot.obj: has no faces: a point cloud of 1 point;"]),
     ],
 )
 def test_broken_files_get_one_line_saying_what_to_do(tmp_path, name, content, fragments):
@@ -242,6 +248,18 @@ def test_broken_files_get_one_line_saying_what_to_do(tmp_path, name, content, fr
     assert "\n" not in message and "index 0 is out of bounds" not in message and "unpack" not in message
     for fragment in fragments:
         assert fragment in message, message
+
+
+def test_a_gltf_without_its_binary_file_names_it(tmp_path):
+    import trimesh
+
+    trimesh.Scene(trimesh.creation.box()).export(tmp_path / "box.gltf")
+    sidecars = sorted(tmp_path.glob("*.bin"))
+    assert sidecars and len(load_mesh(tmp_path / "box.gltf").faces) == 12
+    sidecars[-1].unlink()
+    with pytest.raises(ShapeError) as caught:
+        load_mesh(tmp_path / "box.gltf")
+    assert f"box.gltf: its binary file {sidecars[-1].name} is missing" in str(caught.value)
 
 
 def test_folder_inputs_missing_ids_twins_links_and_single_files(tmp_path, tree):

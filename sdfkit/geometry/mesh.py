@@ -49,6 +49,8 @@ def load_mesh(path: str | Path) -> Mesh:
         ) from None
     if size == 0:
         raise ShapeError(f"{path.name}: the file is empty (0 bytes); re-export or re-download it")
+    if path.suffix.lower() == ".gltf":
+        _check_gltf_sidecars(path)
     try:
         loaded = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types for broken files
@@ -64,25 +66,59 @@ def load_mesh(path: str | Path) -> Mesh:
     if path.suffix.lower() == ".stl":
         _check_stl(path, size)
     if len(faces) == 0:
-        points = _point_count(path)
+        lines, points = _faceless(path)
+        if lines:
+            raise ShapeError(
+                f"{path.name}: has no faces: a wireframe of {_count(lines, 'line')} between "
+                f"{_count(points, 'point')}; sdfkit needs a triangle mesh (export the surface, not its edges)"
+            )
         if points:
             raise ShapeError(
-                f"{path.name}: has no faces: a point cloud of {points} points; sdfkit needs a triangle mesh "
-                "(reconstruct a surface from the points first)"
+                f"{path.name}: has no faces: a point cloud of {_count(points, 'point')}; sdfkit needs a triangle "
+                "mesh (reconstruct a surface from the points first)"
             )
         raise ShapeError(f"{path.name}: has no faces (an empty mesh); re-export it or remove it from the folder")
     return validate(Mesh(vertices, faces), path.name)
 
 
-def _point_count(path: Path) -> int:
-    """Vertices of a file read without faces (0 when it holds none or cannot be read)."""
+def _count(n: int, noun: str) -> str:
+    """``1 point``, ``8 points``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _faceless(path: Path) -> tuple[int, int]:
+    """Lines and vertices of a file read without faces ((0, 0) when it holds none or cannot be
+    read): a wireframe (OBJ ``l`` records, glTF lines) has lines, a point cloud none."""
     import trimesh
 
     try:
         loaded = trimesh.load(path, process=False)
-        return len(getattr(loaded, "vertices", []))
     except Exception:
-        return 0
+        return 0, 0
+    items = list(loaded.geometry.values()) if isinstance(loaded, trimesh.Scene) else [loaded]
+    lines = sum(len(getattr(item, "entities", ())) for item in items)
+    points = sum(len(getattr(item, "vertices", ())) for item in items)
+    if path.suffix.lower() == ".obj" and not lines:  # trimesh reads an OBJ's `l` records as bare points
+        with path.open("rb") as f:
+            lines = sum(1 for line in f if line.startswith(b"l "))
+    return lines, points
+
+
+def _check_gltf_sidecars(path: Path) -> None:
+    """A .gltf keeps its geometry in files beside it (``buffers[].uri``): name a missing one."""
+    import json
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not JSON: trimesh's own error says so
+    for buffer in document.get("buffers", []) if isinstance(document, dict) else []:
+        uri = buffer.get("uri", "") if isinstance(buffer, dict) else ""
+        if uri and not uri.startswith("data:") and "://" not in uri and not (path.parent / uri).is_file():
+            raise ShapeError(
+                f"{path.name}: its binary file {uri} is missing (a .gltf keeps its geometry there); copy it next to "
+                f"{path.name}, or export the scene as one .glb"
+            )
 
 
 def _check_stl(path: Path, size: int) -> None:

@@ -43,13 +43,15 @@ import numpy as np
 
 from sdfkit.geometry.basics import face_areas, face_normals
 
-METHOD = "parts-2"
+METHOD = "parts-3"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
 version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
 exact union, open parts by visibility (sdfkit 0.2); ``parts-2``: the same, and no point outside
 the outer surface's bounding box is inside (the winding-number estimate beside a hole's rim
 could say so), nor outside the closed union's box by its ray parity (which could, measured on
-cycloidal.ply); stores before parts-1 record none."""
+cycloidal.ply); ``parts-3``: closed parts found part by part (a part touching another along an
+edge stays closed; zero-area faces decide nothing), and a soup of loose triangles encloses
+nothing; stores before parts-1 record none."""
 
 __all__ = [
     "METHOD",
@@ -117,6 +119,9 @@ class OuterSurface:
     kept: np.ndarray
     solid_vertices: np.ndarray
     solid_faces: np.ndarray
+    soup: bool = False
+    """A triangle soup that encloses nothing: no closed part, and most of its open area in faces
+    that share no edge with any other (random triangles); every face of it is a sheet."""
 
     def cached(self, key: str, make):
         """What ``make()`` returns, computed once per surface: the ray-casting scenes and the
@@ -177,12 +182,14 @@ def outer_surface(
         open_vertices, open_faces, parent = _split_mixed(merged_vertices, open_faces, inside, split_levels)
         open_source = open_ids[parent]
     sheet = two_sided = np.zeros(0, dtype=bool)
+    soup = not len(solid_faces) and _is_soup(merged_vertices, merged[open_ids])
+    container = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
     if len(open_faces):
         open_faces, two_sided, visible = _visible(
             open_vertices, open_faces, solid_vertices, solid_faces, rays, min_escape, sheet_escape, rng, batch, extent
         )
         open_source = open_source[visible]
-        sheet = _sheet_parts(open_vertices, open_faces, two_sided)
+        sheet = _sheet_parts(open_vertices, open_faces, two_sided) | soup | container[open_source]
         two_sided &= ~sheet
         kept[index[open_source]] = True
     # closed-part faces enclosed by the open parts' outer surface are interior
@@ -213,10 +220,92 @@ def outer_surface(
         kept=kept,
         solid_vertices=solid_vertices,
         solid_faces=solid_faces,
+        soup=bool(soup),
     )
 
 
 _NONE = (np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+_SOUP_SHARE = 0.9
+"""A mesh without closed parts is a soup when this share of its face area lies in faces that
+share no edge with another face (after coincident vertices are merged)."""
+
+
+_LIP = 0.5
+"""An opening's rim is a lip when the faces along it are steeper than this to the opening (the
+length-weighted mean of |cos| between their normals and the opening's): a cup's rim, a drawer's
+front, a vase's neck (0), not a hole cut into a curved or flat wall (a ball's hole: 0.9)."""
+_OPEN_SKY = 0.3
+"""An opening leads outside when rays from it, on its outer side, reach infinity this often (a
+drawer half out of a cabinet: 0.49; an open cup: 1)."""
+
+
+def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, rng, extent: float) -> np.ndarray:
+    """(f,) bool: faces of open parts that are containers, whose inside is air.
+
+    A container is an open part (faces joined across edges that two of them share) whose only
+    boundary is one opening with a lip (see :data:`_LIP`) that leads outside (:data:`_OPEN_SKY`):
+    a cup, a bowl, a lidless box, a drawer, a vase. Its walls are sheets: they enclose nothing on
+    either side. A body with a hole cut into it (its rim runs along the wall that is missing), a
+    part with several openings (a tube), and an opening covered by another part (a lid) are not.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    out = np.zeros(len(faces), dtype=bool)
+    ids = np.nonzero(open_mask)[0]
+    if len(ids) < 2:
+        return out
+    part_faces = faces[ids]
+    edge_id, counts = _edges(part_faces)
+    n = len(part_faces)
+    owner = np.repeat(np.arange(n), 3)
+    shared = counts[edge_id.reshape(-1)] == 2
+    order = np.argsort(edge_id.reshape(-1)[shared], kind="stable")
+    pairs = owner[shared][order].reshape(-1, 2)
+    _, part = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)))
+    # boundary edges: (part, corner a, corner b, face) of edges one face alone has
+    rim = counts[edge_id] == 1  # (n, 3)
+    face_of, corner = np.nonzero(rim)
+    a, b = part_faces[face_of, corner], part_faces[face_of, (corner + 1) % 3]
+    normals = face_normals(vertices, part_faces)
+    scene = None
+    for p in np.unique(part[face_of]):
+        mine = part[face_of] == p
+        ea, eb, ef = a[mine], b[mine], face_of[mine]
+        used, local = np.unique(np.concatenate([ea, eb]), return_inverse=True)
+        m = len(ea)
+        loops, _ = connected_components(coo_matrix((np.ones(m), (local[:m], local[m:])), shape=(len(used),) * 2))
+        if loops != 1 or len(used) < 3:
+            continue
+        ring = vertices[used]
+        centre = ring.mean(axis=0)
+        axis = np.linalg.svd(ring - centre, full_matrices=False)[2][-1]  # the opening's normal
+        length = np.linalg.norm(vertices[ea] - vertices[eb], axis=1)
+        steep = np.sum(length * np.abs(normals[ef] @ axis)) / max(length.sum(), 1e-300)
+        if steep >= _LIP:
+            continue
+        # points across the opening, on both sides: does one side see the sky?
+        pick = ring[np.linspace(0, len(ring) - 1, min(len(ring), 48)).astype(int)]
+        fill = np.concatenate([centre[None], *(centre + t * (pick - centre) for t in (0.3, 0.6, 0.85))])
+        if scene is None:
+            scene = _scene(vertices, faces)
+        normal = np.broadcast_to(axis, fill.shape)
+        sky = _escape(scene, fill, normal, 1e-5 * extent, np.arange(len(fill)), 32, rng, 1 << 20).mean(axis=0)
+        if sky.max() >= _OPEN_SKY:
+            out[ids[part == p]] = True
+    return out
+
+
+def _is_soup(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether open faces are a soup of loose triangles (see :data:`_SOUP_SHARE`): they bound
+    nothing, whatever their orientation or the way they cross each other. A mesh exported as
+    separate triangles is not: its merged vertices join its faces again."""
+    if len(faces) < 2:
+        return False
+    edge_id, counts = _edges(faces)
+    loose = (counts[edge_id] == 1).all(axis=1)
+    area = face_areas(vertices, faces)
+    return bool(area[loose].sum() >= _SOUP_SHARE * max(area.sum(), 1e-300))
 
 
 def _sheet_parts(vertices, faces, two_sided) -> np.ndarray:

@@ -1,0 +1,181 @@
+"""Meshes built the way real files are, each with its inside known by construction.
+
+Containers are made of single-sided sheets (zero-thickness walls), as ShapeNet models bowls,
+mugs, drawers and vases: their inside is air, so every point off the walls is outside (a closed
+handle is the one solid part of a mug). Near-closed bodies are closed shapes with gaps or holes:
+their inside is solid. Each builder returns ``(vertices (v, 3) float64, faces (f, 3) int64,
+inside)`` where ``inside(points (n, 3)) -> (n,) bool`` is the truth.
+
+Used by tests/test_containers.py and benchmarks/sign_accuracy.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["CONTAINERS", "NEAR_CLOSED", "revolve", "construction"]
+
+Truth = Callable[[np.ndarray], np.ndarray]
+
+
+def revolve(profile, *, segments: int = 48, cap_bottom: bool = True):
+    """A surface of revolution about z: ``profile`` is (r, z) from the bottom up; with
+    ``cap_bottom`` the first ring is closed by a fan to the axis. The top stays open.
+    Returns vertices, faces (one connected sheet)."""
+    profile = np.asarray(profile, dtype=np.float64)
+    angle = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    rings = [np.stack([r * np.cos(angle), r * np.sin(angle), np.full(segments, z)], axis=1) for r, z in profile]
+    vertices = np.concatenate(rings)
+    faces = []
+    for k in range(len(profile) - 1):
+        a, b = k * segments, (k + 1) * segments
+        for j in range(segments):
+            j1 = (j + 1) % segments
+            faces += [[a + j, a + j1, b + j1], [a + j, b + j1, b + j]]
+    if cap_bottom:
+        centre = len(vertices)
+        vertices = np.concatenate([vertices, [[0.0, 0.0, profile[0, 1]]]])
+        faces += [[centre, (j + 1) % segments, j] for j in range(segments)]
+    return vertices, np.asarray(faces, dtype=np.int64)
+
+
+def _box_faces(low, high, *, drop=()):
+    """An axis-aligned box as one connected surface of 12 triangles, less the sides in ``drop``
+    (``"+x"``, ``"-z"``, ...)."""
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    corners = np.array([[(high if (k >> a) & 1 else low)[a] for a in range(3)] for k in range(8)])
+    sides = {
+        "-x": [0, 4, 6, 2],
+        "+x": [1, 3, 7, 5],
+        "-y": [0, 1, 5, 4],
+        "+y": [2, 6, 7, 3],
+        "-z": [0, 2, 3, 1],
+        "+z": [4, 5, 7, 6],
+    }
+    faces = []
+    for name, (a, b, c, d) in sides.items():
+        if name not in drop:
+            faces += [[a, b, c], [a, c, d]]
+    return corners, np.asarray(faces, dtype=np.int64)
+
+
+def _join(*meshes):
+    vertices, faces, base = [], [], 0
+    for v, f in meshes:
+        vertices.append(v)
+        faces.append(f + base)
+        base += len(v)
+    return np.concatenate(vertices), np.concatenate(faces)
+
+
+def _nothing(points):
+    return np.zeros(len(points), dtype=bool)
+
+
+def cup():
+    return (*revolve([(0.5, 0.0), (0.5, 0.5), (0.5, 1.0)]), _nothing)
+
+
+def bowl():
+    """A bowl with a flat bottom: a disc, then a wall flaring out."""
+    profile = [(0.3, 0.0), (0.45, 0.1), (0.58, 0.25), (0.68, 0.45)]
+    return (*revolve(profile), _nothing)
+
+
+def vase():
+    """A vase whose neck is a third of its width."""
+    profile = [(0.4, 0.0), (0.6, 0.3), (0.6, 0.8), (0.45, 1.05), (0.2, 1.2), (0.2, 1.5)]
+    return (*revolve(profile), _nothing)
+
+
+def lidless_box():
+    return (*_box_faces((0, 0, 0), (1, 1, 0.8), drop=("+z",)), _nothing)
+
+
+def drawer(length: float):
+    """A drawer open at one end, ``length`` times as long as it is wide."""
+    return (*_box_faces((0, 0, 0), (length, 1, 1), drop=("+x",)), _nothing)
+
+
+def cabinet_with_drawer():
+    """A cabinet open at the front and a drawer (open at the top) half out of it."""
+    cabinet = _box_faces((0, 0, 0), (1.2, 1.2, 1.2), drop=("+x",))
+    drawer_ = _box_faces((0.6, 0.1, 0.5), (1.7, 1.1, 1.0), drop=("+z",))
+    return (*_join(cabinet, drawer_), _nothing)
+
+
+def mug():
+    """A cup with a closed torus handle pushed into its wall: the handle alone is solid."""
+    import trimesh
+
+    body = revolve([(0.5, 0.0), (0.5, 0.5), (0.5, 1.0)])
+    handle = trimesh.creation.torus(major_radius=0.25, minor_radius=0.06, major_sections=32, minor_sections=12)
+    handle.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
+    handle.apply_translation([0.7, 0.0, 0.5])
+
+    def inside(points):
+        x, y, z = (points - [0.7, 0.0, 0.5]).T  # the torus lies in the x-z plane
+        ring = np.hypot(x, z) - 0.25
+        return np.hypot(ring, y) < 0.06 * np.cos(np.pi / 12)  # inside the faceted tube's inscribed circle
+
+    return (*_join(body, (handle.vertices, handle.faces)), inside)
+
+
+def gapped_sheet_box(gap: float = 0.01):
+    """A closed box of six separate sheets, each shrunk about its centre so that gaps of ``gap``
+    of the side run along every edge: solid."""
+    vertices, faces = [], []
+    v, f = _box_faces((0, 0, 0), (1, 1, 1))
+    for side in range(6):
+        tri = f[2 * side : 2 * side + 2]
+        corners = v[np.unique(tri)]
+        centre = corners.mean(axis=0)
+        local = {k: i for i, k in enumerate(np.unique(tri))}
+        vertices.append(centre + (1 - gap) * (corners - centre))
+        faces.append(np.vectorize(local.get)(tri) + 4 * side)
+    half = 0.5 * (1 - gap)
+
+    def inside(points):
+        return np.all(np.abs(points - 0.5) < half, axis=1)
+
+    return np.concatenate(vertices), np.concatenate(faces), inside
+
+
+def holed_ball(missing: float, holes: int = 1):
+    """An icosphere with ``missing`` of its area cut away in ``holes`` caps: solid."""
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    centres = trimesh.creation.icosphere(subdivisions=1).vertices[:: max(1, 42 // holes)][:holes]
+    normals = sphere.triangles_center / np.linalg.norm(sphere.triangles_center, axis=1, keepdims=True)
+    # a cap of area fraction m / holes has 1 - cos(angle) = 2 m / holes
+    cos = 1 - 2 * missing / holes
+    cut = np.zeros(len(sphere.faces), dtype=bool)
+    for c in centres:
+        cut |= normals @ (c / np.linalg.norm(c)) > cos
+    return sphere.vertices, sphere.faces[~cut], lambda points: np.linalg.norm(points, axis=1) < np.cos(np.pi / 40)
+
+
+CONTAINERS = {
+    "cup": cup,
+    "bowl": bowl,
+    "vase": vase,
+    "lidless box": lidless_box,
+    "drawer 3:1": lambda: drawer(3.0),
+    "drawer 5:1": lambda: drawer(5.0),
+    "cabinet, drawer half out": cabinet_with_drawer,
+    "mug": mug,
+}
+NEAR_CLOSED = {
+    "sheet box, 1% gaps": gapped_sheet_box,
+    "ball, 3% missing (4 holes)": lambda: holed_ball(0.03, holes=4),
+    "ball, 5% missing": lambda: holed_ball(0.05),
+}
+
+
+def construction(name: str):
+    """(vertices, faces, inside) of a named construction."""
+    table = {**CONTAINERS, **NEAR_CLOSED}
+    return table[name]()

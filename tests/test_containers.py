@@ -1,0 +1,75 @@
+"""Signs on what real files break: containers of single-sided sheets are air inside, near-closed
+bodies stay solid, closed parts that touch stay closed, loose-triangle soups enclose nothing.
+Truth by construction (sdfkit.geometry.constructions) or by an analytic inside test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from sdfkit.geometry.constructions import CONTAINERS, NEAR_CLOSED, construction
+from sdfkit.geometry.sign import outer_surface, signed_distance, unsigned_distance
+
+
+def _score(vertices, faces, inside, *, n=20_000, seed=0) -> float:
+    """Share of uniform points farther than 0.005 from every face whose sign is right."""
+    rng = np.random.default_rng(seed)
+    surface = outer_surface(vertices, faces, rng=rng)
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    pad = 0.1 * float((high - low).max())
+    points = rng.uniform(low - pad, high + pad, size=(n, 3))
+    values = signed_distance(surface, points, rng=rng)
+    far = unsigned_distance(vertices, faces, points) > 0.005
+    return float(((values < 0) == inside(points))[far].mean())
+
+
+@pytest.mark.parametrize("name", list(CONTAINERS))
+def test_containers_are_air_inside(name):
+    vertices, faces, inside = construction(name)
+    assert _score(vertices, faces, inside) >= 0.995
+
+
+@pytest.mark.parametrize("name", list(NEAR_CLOSED))
+def test_near_closed_bodies_stay_solid(name):
+    vertices, faces, inside = construction(name)
+    assert _score(vertices, faces, inside) >= 0.995
+
+
+def _in_box(points, low, high):
+    return np.all((points > low) & (points < high), axis=1)
+
+
+def test_closed_parts_that_touch_stay_closed():
+    a = trimesh.creation.box(bounds=[[0, 0, 0], [1, 1, 1]])
+    b = trimesh.creation.box(bounds=[[1, 0, 1], [2, 1, 2]])  # meets a along one edge
+    vertices, faces = np.concatenate([a.vertices, b.vertices]), np.concatenate([a.faces, b.faces + 8])
+    surface = outer_surface(vertices, faces, rng=np.random.default_rng(0))
+    assert surface.closed.all() and len(surface.solid_faces) > 0
+
+    def inside(p):
+        return _in_box(p, [0, 0, 0], [1, 1, 1]) | _in_box(p, [1, 0, 1], [2, 1, 2])
+
+    assert _score(vertices, faces, inside) >= 0.999
+    # a sliver face of zero area along an edge does not open the box
+    edge = a.edges_unique[0]
+    middle = a.vertices[edge].mean(axis=0)
+    sliver_vertices = np.concatenate([a.vertices, [middle]])
+    sliver_faces = np.concatenate([a.faces, [[edge[0], 8, edge[1]]]])
+    surface = outer_surface(sliver_vertices, sliver_faces, rng=np.random.default_rng(0))
+    assert surface.closed.all() and len(surface.solid_faces) == 12
+
+
+def test_a_soup_of_loose_triangles_has_no_inside():
+    rng = np.random.default_rng(3)
+    corners = rng.uniform(-1, 1, size=(100, 3, 3))
+    vertices, faces = corners.reshape(-1, 3), np.arange(300).reshape(-1, 3)
+    surface = outer_surface(vertices, faces, rng=rng)
+    assert surface.soup and surface.sheet.all()
+    points = rng.uniform(-1, 1, size=(5000, 3))
+    assert (signed_distance(surface, points, rng=rng) > 0).all()
+    # a closed mesh written as loose triangles (an STL) is no soup: its vertices merge
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    loose = ball.vertices[ball.faces].reshape(-1, 3)
+    surface = outer_surface(loose, np.arange(len(loose)).reshape(-1, 3), rng=rng)
+    assert not surface.soup and (signed_distance(surface, np.zeros((1, 3)), rng=rng) < 0).all()
