@@ -8,7 +8,12 @@ Inputs, written to a temporary folder as mesh files:
   brackets with narrow bores (clean, flipped, soup, holes);
 - built by hand: a seat with four legs and a back pushed into it, a cube with a rod through it,
   two overlapping spheres (each part closed, concatenated); a single open square; the chair with
-  one unused vertex far away.
+  one unused vertex far away;
+- constructions with their inside known (``sdfkit.geometry.constructions``): containers of
+  single-sided sheets (air inside), near-closed bodies (gapped sheet boxes, holed balls: solid),
+  panels over a floor, two boxes edge to edge, a soup of 100 loose triangles;
+- the real meshes of ``benchmarks/data/meshes``, scored against libigl's exact winding number
+  where ray parity agrees (``pip install libigl``; without it those rows are left out).
 
 Each mesh runs through ``process_mesh`` (K = 250,000 samples, S = 30,000 surface points, the
 store's exact values) in a subprocess that imports sdfkit from the checkout given, one thread.
@@ -94,7 +99,92 @@ def write_cases(folder: Path, quick: bool) -> dict:
     lines += [f"3 {a + 1} {b + 1} {c + 1}" for a, b, c in chair.faces]
     stray.write_text(head + "\n".join(lines) + "\n")
     cases["union-with-stray-vertex"] = (stray, built["seat-and-legs"], "unused-vertex")
+    _constructions(folder, cases)
+    _real_meshes(cases)
     return cases
+
+
+def _constructions(folder: Path, cases: dict) -> None:
+    """Containers, near-closed bodies, panels, touching parts and a soup, each with its inside by
+    construction (sdfkit.geometry.constructions, and the few here)."""
+    import trimesh
+
+    from sdfkit.geometry import constructions
+
+    built = folder / "built"
+    built.mkdir()
+    table = {name: ("container", f) for name, f in constructions.CONTAINERS.items()}
+    table |= {name: ("near-closed", f) for name, f in constructions.NEAR_CLOSED.items()}
+
+    def square(cx, cy, z, h):
+        v = np.array([[cx - h, cy - h, z], [cx + h, cy - h, z], [cx + h, cy + h, z], [cx - h, cy + h, z]])
+        return v, np.array([[0, 1, 2], [0, 2, 3]])
+
+    def panels():
+        parts = [square(0, 0, 0, 2), square(-1, 0, 0.3, 0.4), square(1, 0, 0.6, 0.4), square(0, 1, 0.2, 0.3)]
+        v, f = zip(*parts, strict=True)
+        offsets = np.cumsum([0] + [len(x) for x in v[:-1]])
+        return np.concatenate(v), np.concatenate([x + o for x, o in zip(f, offsets, strict=True)]), _nothing
+
+    def touching():
+        a = trimesh.creation.box(bounds=[[0, 0, 0], [1, 1, 1]])
+        b = trimesh.creation.box(bounds=[[1, 0, 1], [2, 1, 2]])
+        inside = lambda p: _in(p, [0, 0, 0], [1, 1, 1]) | _in(p, [1, 0, 1], [2, 1, 2])  # noqa: E731
+        return np.concatenate([a.vertices, b.vertices]), np.concatenate([a.faces, b.faces + 8]), inside
+
+    def soup():
+        corners = np.random.default_rng(3).uniform(-1, 1, size=(100, 3, 3))
+        return corners.reshape(-1, 3), np.arange(300).reshape(-1, 3), _nothing
+
+    table |= {"floor-and-panels": ("panel", panels), "boxes-edge-to-edge": ("touching", touching)}
+    table |= {"loose-soup": ("soup", soup)}
+    for name, (kind, make) in table.items():
+        vertices, faces, inside = make()
+        path = built / f"{name.replace(' ', '-').replace(':', '-').replace(',', '').replace('%', '')}.ply"
+        trimesh.Trimesh(vertices, faces, process=False).export(path)
+        cases[name] = (path, None, kind, _Truth(inside, vertices, faces))
+
+
+def _real_meshes(cases: dict) -> None:
+    """The real meshes of benchmarks/data/meshes, with libigl's exact winding number (> 1/2) as
+    the truth where ray parity (open3d, three rays) agrees; libigl is a benchmark dependency only
+    (pip install libigl), and without it these rows are left out."""
+    try:
+        import igl
+    except ImportError:
+        print("(libigl is not installed: pip install libigl for the real-mesh rows)", file=sys.stderr)
+        return
+    from sdfkit.geometry.mesh import load_mesh
+
+    for path in sorted((ROOT / "benchmarks" / "data" / "meshes").iterdir()):
+        if path.suffix.lower() not in (".obj", ".ply", ".stl", ".glb", ".off"):
+            continue
+        mesh = load_mesh(path)
+
+        def inside(points, v=mesh.vertices, f=mesh.faces):
+            from sdfkit.geometry.sign import _occupancy, _scene
+
+            winding = igl.winding_number(np.asarray(v, np.float64), np.asarray(f, np.int64), points) > 0.5
+            parity = _occupancy(_scene(v, f), points)
+            return np.where(winding == parity, winding, -1)
+
+        cases[f"real:{path.name}"] = (path, None, "real-mesh", _Truth(inside, mesh.vertices, mesh.faces))
+
+
+def _nothing(points):
+    return np.zeros(len(points), dtype=bool)
+
+
+def _in(points, low, high):
+    return np.all((points > np.asarray(low)) & (points < np.asarray(high)), axis=1)
+
+
+class _Truth:
+    """Inside or not (1, 0; -1 where unknown) at raw points, and the input faces, to score points
+    beyond 0.005 (normalized) of every face."""
+
+    def __init__(self, inside, vertices, faces):
+        self.inside, self.vertices, self.faces = inside, np.asarray(vertices), np.asarray(faces)
 
 
 def worker(root: str, listing: str, out: str) -> None:
@@ -129,7 +219,7 @@ def run(root: Path, cases: dict, folder: Path) -> dict:
     )
     results = json.loads((out / "results.json").read_text())
     scored = {}
-    for name, (_, solid, kind) in cases.items():
+    for name, (_, solid, kind, *rest) in cases.items():
         r = results[name]
         if "error" in r:
             scored[name] = {"kind": kind, "failure": r["error"]}
@@ -145,6 +235,17 @@ def run(root: Path, cases: dict, folder: Path) -> dict:
             row["accuracy"] = 100 * float(np.mean((values[far] < 0) == (truth[far] < 0)))
             row["error"] = float(np.median(np.abs(values[near] - truth[near])))
             row["on_surface"] = 100 * float(np.mean(_distance(solid.mesh(48), surface) * scale < 1e-4))
+        elif rest:  # truth by construction or by winding number, at raw coordinates
+            from sdfkit.geometry.sign import unsigned_distance
+
+            truth = rest[0]
+            offset, scale = z["norm_offset"].astype(np.float64), float(z["norm_scale"])
+            raw = z["sdf_points"].astype(np.float64) / scale - offset
+            pick = np.random.default_rng(0).choice(len(raw), size=min(len(raw), 50_000), replace=False)
+            raw, picked = raw[pick], values[pick]
+            inside = np.asarray(truth.inside(raw)).astype(np.int64)
+            far = (unsigned_distance(truth.vertices, truth.faces, raw) * scale > 0.005) & (inside >= 0)
+            row["accuracy"] = 100 * float(np.mean((picked[far] < 0) == (inside[far] == 1)))
         scored[name] = row
     return scored
 
@@ -188,8 +289,8 @@ def table(runs: dict) -> None:
             ok = [r for r in rows if "failure" not in r]
             failed = len(rows) - len(ok)
             acc = [r["accuracy"] for r in ok if "accuracy" in r]
-            err = [r["error"] for r in ok if "accuracy" in r]
-            surf = [r["on_surface"] for r in ok if "accuracy" in r]
+            err = [r["error"] for r in ok if "error" in r]
+            surf = [r["on_surface"] for r in ok if "on_surface" in r]
             neg = sum(r["negative"] for r in ok)
             secs = np.median([r["seconds"] for r in ok]) if ok else float("nan")
             a = f"{min(acc):.3f}" if acc else "-"
@@ -209,8 +310,21 @@ def table(runs: dict) -> None:
         print(
             f"\nmedian s per mesh: {a} {ta:.3f}, {b} {tb:.3f} (ratio of medians {ta / tb:.2f}; median per-mesh ratio {np.median(ratio):.2f})"
         )
+    detail = [c for c in runs[names[0]] if runs[names[0]][c]["kind"] in _DETAILED]
+    if detail:
+        print(f"\n{'case':<34}" + "".join(f"{n + ' %':>14}{'neg':>9}" for n in names))
+        for case in detail:
+            cells = ""
+            for n in names:
+                r = runs[n][case]
+                cells += f"{r.get('accuracy', float('nan')):>14.3f}{r.get('negative', -1):>9}"
+            print(f"{case:<34}{cells}")
     print("min % = worst shape's correct signs beyond 0.005; err = worst median |error| within 0.1;")
     print("surf % = worst share of surface samples within 1e-4 of the clean union mesh; neg = negative samples in all")
+
+
+_DETAILED = ("container", "near-closed", "panel", "touching", "soup", "real-mesh")
+"""Kinds whose cases the table also lists one by one."""
 
 
 def main():

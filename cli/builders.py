@@ -216,7 +216,7 @@ def render_command(
     "mesh_format",
     type=click.Choice(MESH_FORMATS),
     default="same",
-    help="File format of the meshes (same: the input's; .glb and .gltf scenes become .obj).",
+    help="File format of the meshes (same: the input's; .stl, .glb and .gltf become .obj, which shares vertices).",
 )
 @click.option(
     "--name", default=None, help="File name of every output in its folder (e.g. isosurf.off), not the input's."
@@ -320,13 +320,24 @@ def watertight_command(
         bad = [r["id"] for r in rows if r["ok"] and not all(r[c] for c in CHECKS)]
         if bad:
             click.echo(f"  not watertight by both checks: {', '.join(bad[:5])}")
+        single = [
+            r["id"]
+            for r in rows
+            if r["ok"] and r["trimesh_watertight"] and not r["o3d_edge_manifold"] and r["output"].endswith(".obj")
+        ]
+        if single:
+            click.echo(
+                f"  open3d reads OBJ coordinates in single precision: {len(single)} closed by trimesh "
+                f"are not as open3d reads them (far from the origin?: {', '.join(single[:3])}); "
+                "--format ply or --normalized deepsdf keeps them closed for open3d too"
+            )
     renamed = [r for r in rows if r["ok"] and Path(r["input"]).suffix.lower() != Path(r["output"]).suffix.lower()]
     if renamed:
         kinds = sorted({Path(r["input"]).suffix.lower() for r in renamed})
         click.echo(
             f"  {len(renamed)} mesh{'es' if len(renamed) != 1 else ''} written as {Path(renamed[0]['output']).suffix} "
             f"from {', '.join(kinds)} "
-            "(a scene format holds no single watertight mesh; --format picks another)"
+            "(STL cannot share vertices and a scene holds no single mesh; --format picks another)"
         )
     click.echo(f"  meshes in {output}; report in {store} and {jsonl} (size on disk counts both)")
     if strict and (summary.failures or numbers["watertight_both"] < numbers["ok"]):

@@ -73,3 +73,31 @@ def test_a_soup_of_loose_triangles_has_no_inside():
     loose = ball.vertices[ball.faces].reshape(-1, 3)
     surface = outer_surface(loose, np.arange(len(loose)).reshape(-1, 3), rng=rng)
     assert not surface.soup and (signed_distance(surface, np.zeros((1, 3)), rng=rng) < 0).all()
+
+
+def test_watertight_makes_walls_of_a_container_and_files_open3d_reads_closed(tmp_path):
+    """The lidless box comes out as an open box with walls (plates a cell thick), not a block; an
+    STL input is written as OBJ, which shares vertices, and open3d reads it back closed."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    vertices, faces, _ = construction("lidless box")
+    trimesh.Trimesh(vertices, faces, process=False).export(folder / "box.stl")
+    out = tmp_path / "wt"
+    run = subprocess.run(
+        [sys.executable, "-m", "cli.main", "watertight", folder, "-o", out, "--resolution", "48", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1 mesh written as .obj from .stl" in run.stdout
+    mesh = trimesh.load(out / "box.obj")
+    assert mesh.is_watertight and mesh.volume < 0.2 * 0.8  # walls, not the 0.8 block
+    row = json.loads((tmp_path / "wt.report.jsonl").read_text().splitlines()[0])
+    assert all(row[k] for k in ("trimesh_watertight", "o3d_edge_manifold", "o3d_vertex_manifold", "o3d_orientable"))

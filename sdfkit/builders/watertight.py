@@ -225,7 +225,9 @@ def _suffix(job_path: str, config: WatertightConfig) -> str:
     if config.format != "same":
         return f".{config.format}"
     suffix = Path(job_path).suffix.lower()
-    return suffix if suffix in (".obj", ".ply", ".off", ".stl") else ".obj"
+    # STL cannot share vertices (open3d reads every triangle apart: no closed mesh), and a glTF
+    # scene holds no single mesh: both become OBJ unless --format asks otherwise
+    return suffix if suffix in (".obj", ".ply", ".off") else ".obj"
 
 
 def output_path(
@@ -241,24 +243,23 @@ def output_path(
 
 
 def mesh_checks(path: str | Path) -> dict:
-    """trimesh's and open3d's verdicts on a mesh file as read back (STL's vertices merged: the
-    format cannot share them). Returns the :data:`CHECKS` as bools, and vertices, faces,
-    components and volume of what was read."""
+    """trimesh's and open3d's verdicts on a mesh file as each reads it back (trimesh's default
+    load, which merges an STL's vertices; open3d's reader, which does not: an STL written by
+    anyone fails open3d's checks, as a user of open3d would find). Returns the :data:`CHECKS` as
+    bools, and vertices, faces, components and volume of what trimesh read."""
     import open3d as o3d
     import trimesh
 
-    mesh = trimesh.load(path, force="mesh", process=False)
-    if str(path).lower().endswith(".stl"):
-        mesh.merge_vertices()
+    mesh = trimesh.load(path, force="mesh")
     vertices, faces = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
-    o3d_mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces))
+    read = o3d.io.read_triangle_mesh(str(path))
     components, _ = _components(faces, len(vertices)) if len(faces) else (0, None)
     return {
         "trimesh_watertight": bool(mesh.is_watertight),
         "trimesh_winding": bool(mesh.is_winding_consistent),
-        "o3d_edge_manifold": bool(o3d_mesh.is_edge_manifold(allow_boundary_edges=False)),
-        "o3d_vertex_manifold": bool(o3d_mesh.is_vertex_manifold()),
-        "o3d_orientable": bool(o3d_mesh.is_orientable()),
+        "o3d_edge_manifold": bool(read.is_edge_manifold(allow_boundary_edges=False)),
+        "o3d_vertex_manifold": bool(read.is_vertex_manifold()),
+        "o3d_orientable": bool(read.is_orientable()),
         "vertices": len(vertices),
         "faces": len(faces),
         "components": int(components),
@@ -282,7 +283,11 @@ def _write(vertices, faces, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial_path = path.with_name(f".{path.name}.partial{path.suffix}")
-    trimesh.Trimesh(vertices, faces, process=False).export(partial_path)
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    # the blocks' border vertices come twice, at the very same coordinates: one vertex each in the
+    # file, or a reader that does not merge (open3d) finds the mesh cut along every block border
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)
+    mesh.export(partial_path)
     os.replace(partial_path, path)
 
 

@@ -185,11 +185,11 @@ def outer_surface(
     soup = not len(solid_faces) and _is_soup(merged_vertices, merged[open_ids])
     container = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
     if len(open_faces):
-        open_faces, two_sided, visible = _visible(
+        open_faces, two_sided, visible, worst = _visible(
             open_vertices, open_faces, solid_vertices, solid_faces, rays, min_escape, sheet_escape, rng, batch, extent
         )
         open_source = open_source[visible]
-        sheet = _sheet_parts(open_vertices, open_faces, two_sided) | soup | container[open_source]
+        sheet = _sheet_parts(open_vertices, open_faces, two_sided, worst) | soup | container[open_source]
         two_sided &= ~sheet
         kept[index[open_source]] = True
     # closed-part faces enclosed by the open parts' outer surface are interior
@@ -308,21 +308,59 @@ def _is_soup(vertices: np.ndarray, faces: np.ndarray) -> bool:
     return bool(area[loose].sum() >= _SOUP_SHARE * max(area.sum(), 1e-300))
 
 
-def _sheet_parts(vertices, faces, two_sided) -> np.ndarray:
-    """(f,) bool: faces of the connected parts (sharing vertices) more than half of whose area
-    sees the outside from both sides."""
+def _sheet_parts(vertices, faces, two_sided, worst) -> np.ndarray:
+    """(f,) bool: faces of the connected parts (sharing vertices) that enclose nothing: more than
+    half of whose area sees the outside from both sides, or flat parts (panels) whose back sees
+    the outside at all (:data:`_PANEL_ESCAPE`): a panel over a floor sees the sky only sideways
+    from below, a side of a box of separate sheets only through the gaps between them.
+
+    worst : (f,) the share of rays that escape from each face's worse side
+    """
+    if len(faces) == 0:
+        return np.zeros(len(faces), dtype=bool)
+    part, parts = _vertex_parts(vertices, faces)
+    area = face_areas(vertices, faces)
+    total = np.maximum(np.bincount(part, weights=area, minlength=parts), 1e-300)
+    share = np.bincount(part, weights=area * two_sided, minlength=parts) / total
+    back = np.bincount(part, weights=area * worst, minlength=parts) / total
+    return ((share > 0.5) | (_flat_parts(vertices, faces, part, parts) & (back >= _PANEL_ESCAPE)))[part]
+
+
+def _vertex_parts(vertices, faces) -> tuple[np.ndarray, int]:
+    """(f,) the connected part (faces sharing vertices) of each face, and how many there are."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    if len(faces) == 0 or not two_sided.any():
-        return np.zeros(len(faces), dtype=bool)
     n = len(faces)
     graph = coo_matrix((np.ones(3 * n), (np.repeat(np.arange(n), 3), faces.reshape(-1))), shape=(n, len(vertices)))
     incidence = graph.tocsr()
-    _, part = connected_components(incidence @ incidence.T, directed=False)
-    area = face_areas(vertices, faces)
-    share = np.bincount(part, weights=area * two_sided) / np.maximum(np.bincount(part, weights=area), 1e-300)
-    return (share > 0.5)[part]
+    parts, part = connected_components(incidence @ incidence.T, directed=False)
+    return part, parts
+
+
+_PANEL_ESCAPE = 0.05
+"""A flat part is a panel, enclosing nothing, when its worse side sees the outside this often
+(area-weighted): a panel 0.5 over a floor eight times its size, about 0.2; a side of a closed box
+of separate sheets with 1% gaps, under 0.01."""
+
+
+def _flat_parts(vertices, faces, part, parts: int) -> np.ndarray:
+    """(parts,) bool: parts whose faces all lie in one plane (normals within about a degree)."""
+    normal = face_normals(vertices, faces, unit=False)
+    area2 = np.linalg.norm(normal, axis=1)
+    unit = normal / np.maximum(area2, 1e-300)[:, None]
+    # the part's normal up to sign: the dominant direction of its faces' normals, area-weighted
+    mean = np.zeros((parts, 3))
+    reference = unit[np.unique(part, return_index=True)[1]]
+    sign = np.sign(np.einsum("ij,ij->i", unit, reference[part]))
+    np.add.at(mean, part, unit * (sign * area2)[:, None])
+    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-300)
+    aligned = np.abs(np.einsum("ij,ij->i", unit, mean[part])) > _FLAT_COS
+    return np.bincount(part, weights=~aligned, minlength=parts) == 0
+
+
+_FLAT_COS = 0.9998
+"""Faces whose normals are within about a degree of their part's are in its plane."""
 
 
 def _closed_parts(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -493,7 +531,10 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     escape = _escape(scene, centroid, normal, eps, np.arange(len(faces)), first, rng, batch)
     if first < rays:
         best, worst = escape.max(axis=1), escape.min(axis=1)
-        unsure = np.nonzero(valid & ((best < 0.5) | (worst > 0)))[0]
+        # flat parts too: whether a panel's back sees a little of the sky decides it (_sheet_parts)
+        part, parts = _vertex_parts(vertices, faces)
+        flat = _flat_parts(vertices, faces, part, parts)[part]
+        unsure = np.nonzero(valid & ((best < 0.5) | (worst > 0) | flat))[0]
         if len(unsure):
             escape[unsure] = _escape(scene, centroid, normal, eps, unsure, rays, rng, batch)
     best, worst = escape.max(axis=1), escape.min(axis=1)
@@ -502,7 +543,7 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     vote = np.where(valid, length, 0.0) * (escape[:, 0] - escape[:, 1])  # twice the area x the front's lead
     flip = _outward_flips(faces, vote)
     oriented[flip] = oriented[flip][:, ::-1]
-    return oriented[keep], (worst >= sheet_escape)[keep], keep
+    return oriented[keep], (worst >= sheet_escape)[keep], keep, worst[keep]
 
 
 def _outward_flips(faces: np.ndarray, vote: np.ndarray) -> np.ndarray:
