@@ -77,6 +77,15 @@ def test_a_store_of_another_kind_is_refused_and_kept_byte_for_byte(made, tmp_pat
     assert not Path(str(victim) + ".partial").exists()
 
 
+@pytest.mark.parametrize("existing", ["mnist", "renders", "watertight"])
+def test_voxelize_refuses_a_store_of_another_kind_and_keeps_it(made, tmp_path, existing):
+    victim = tmp_path / "victim.zarr"
+    shutil.copytree(made[existing], victim)
+    before = _digest(victim)
+    assert_user_error(sdfkit("voxelize", victim, "--resolution", "32", check=False), "voxelize needs")
+    assert _digest(victim) == before
+
+
 def test_other_variants_recipes_and_a_store_as_mesh_folder_are_refused(made, tmp_path):
     digits = tmp_path / "digits.zarr"
     shutil.copytree(made["mnist"], digits)

@@ -135,10 +135,9 @@ def gapped_sheet_box(gap: float = 0.01):
         local = {k: i for i, k in enumerate(np.unique(tri))}
         vertices.append(centre + (1 - gap) * (corners - centre))
         faces.append(np.vectorize(local.get)(tri) + 4 * side)
-    half = 0.5 * (1 - gap)
 
-    def inside(points):
-        return np.all(np.abs(points - 0.5) < half, axis=1)
+    def inside(points):  # the sheets stay in the box's faces: inside is the unit cube
+        return np.all((points > 0) & (points < 1), axis=1)
 
     return np.concatenate(vertices), np.concatenate(faces), inside
 
