@@ -185,11 +185,11 @@ def outer_surface(
     soup = not len(solid_faces) and _is_soup(merged_vertices, merged[open_ids])
     container = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
     if len(open_faces):
-        open_faces, two_sided, visible, worst = _visible(
+        open_faces, two_sided, visible, escape = _visible(
             open_vertices, open_faces, solid_vertices, solid_faces, rays, min_escape, sheet_escape, rng, batch, extent
         )
         open_source = open_source[visible]
-        sheet = _sheet_parts(open_vertices, open_faces, two_sided, worst) | soup | container[open_source]
+        sheet = _sheet_parts(open_vertices, open_faces, two_sided, escape) | soup | container[open_source]
         two_sided &= ~sheet
         kept[index[open_source]] = True
     # closed-part faces enclosed by the open parts' outer surface are interior
@@ -308,14 +308,17 @@ def _is_soup(vertices: np.ndarray, faces: np.ndarray) -> bool:
     return bool(area[loose].sum() >= _SOUP_SHARE * max(area.sum(), 1e-300))
 
 
-def _sheet_parts(vertices, faces, two_sided, worst) -> np.ndarray:
+def _sheet_parts(vertices, faces, two_sided, escape) -> np.ndarray:
     """(f,) bool: faces of the connected parts (sharing vertices) that enclose nothing: more than
-    half of whose area sees the outside from both sides, or flat parts (panels) whose back sees
-    the outside at all (:data:`_PANEL_ESCAPE`): a panel over a floor sees the sky only sideways
-    from below, a side of a box of separate sheets only through the gaps between them.
+    half of whose area sees the outside from both sides, or flat parts (panels) whose front faces
+    the outside (:data:`_PANEL_FRONT`) and whose back sees it at all (:data:`_PANEL_ESCAPE`): a
+    panel over a floor sees the sky only sideways from below, a side of a box of separate sheets
+    only through the gaps between them, and a sheet inside a body seen through a hole in it sees
+    little sky from either side.
 
-    worst : (f,) the share of rays that escape from each face's worse side
+    escape : (f, 2) the share of rays that escape from each side of each face
     """
+    worst, best = escape.min(axis=1), escape.max(axis=1)
     if len(faces) == 0:
         return np.zeros(len(faces), dtype=bool)
     part, parts = _vertex_parts(vertices, faces)
@@ -323,7 +326,9 @@ def _sheet_parts(vertices, faces, two_sided, worst) -> np.ndarray:
     total = np.maximum(np.bincount(part, weights=area, minlength=parts), 1e-300)
     share = np.bincount(part, weights=area * two_sided, minlength=parts) / total
     back = np.bincount(part, weights=area * worst, minlength=parts) / total
-    return ((share > 0.5) | (_flat_parts(vertices, faces, part, parts) & (back >= _PANEL_ESCAPE)))[part]
+    front = np.bincount(part, weights=area * best, minlength=parts) / total
+    panel = _flat_parts(vertices, faces, part, parts) & (back >= _PANEL_ESCAPE) & (front >= _PANEL_FRONT)
+    return ((share > 0.5) | panel)[part]
 
 
 def _vertex_parts(vertices, faces) -> tuple[np.ndarray, int]:
@@ -342,6 +347,11 @@ _PANEL_ESCAPE = 0.05
 """A flat part is a panel, enclosing nothing, when its worse side sees the outside this often
 (area-weighted): a panel 0.5 over a floor eight times its size, about 0.2; a side of a closed box
 of separate sheets with 1% gaps, under 0.01."""
+
+
+_PANEL_FRONT = 0.5
+"""...and whose better side sees the outside at least this often (area-weighted): a panel's top
+sees the sky above it (about 0.9 over a floor), a sheet inside a body only what its holes show."""
 
 
 def _flat_parts(vertices, faces, part, parts: int) -> np.ndarray:
@@ -543,7 +553,7 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     vote = np.where(valid, length, 0.0) * (escape[:, 0] - escape[:, 1])  # twice the area x the front's lead
     flip = _outward_flips(faces, vote)
     oriented[flip] = oriented[flip][:, ::-1]
-    return oriented[keep], (worst >= sheet_escape)[keep], keep, worst[keep]
+    return oriented[keep], (worst >= sheet_escape)[keep], keep, escape[keep]
 
 
 def _outward_flips(faces: np.ndarray, vote: np.ndarray) -> np.ndarray:
