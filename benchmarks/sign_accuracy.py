@@ -106,7 +106,7 @@ def write_cases(folder: Path, quick: bool) -> dict:
 
 def _constructions(folder: Path, cases: dict) -> None:
     """Containers, near-closed bodies, panels, touching parts and a soup, each with its inside by
-    construction (sdfkit.geometry.constructions, and the few here)."""
+    construction (sdfkit.geometry.constructions)."""
     import trimesh
 
     from sdfkit.geometry import constructions
@@ -115,29 +115,8 @@ def _constructions(folder: Path, cases: dict) -> None:
     built.mkdir()
     table = {name: ("container", f) for name, f in constructions.CONTAINERS.items()}
     table |= {name: ("near-closed", f) for name, f in constructions.NEAR_CLOSED.items()}
-
-    def square(cx, cy, z, h):
-        v = np.array([[cx - h, cy - h, z], [cx + h, cy - h, z], [cx + h, cy + h, z], [cx - h, cy + h, z]])
-        return v, np.array([[0, 1, 2], [0, 2, 3]])
-
-    def panels():
-        parts = [square(0, 0, 0, 2), square(-1, 0, 0.3, 0.4), square(1, 0, 0.6, 0.4), square(0, 1, 0.2, 0.3)]
-        v, f = zip(*parts, strict=True)
-        offsets = np.cumsum([0] + [len(x) for x in v[:-1]])
-        return np.concatenate(v), np.concatenate([x + o for x, o in zip(f, offsets, strict=True)]), _nothing
-
-    def touching():
-        a = trimesh.creation.box(bounds=[[0, 0, 0], [1, 1, 1]])
-        b = trimesh.creation.box(bounds=[[1, 0, 1], [2, 1, 2]])
-        inside = lambda p: _in(p, [0, 0, 0], [1, 1, 1]) | _in(p, [1, 0, 1], [2, 1, 2])  # noqa: E731
-        return np.concatenate([a.vertices, b.vertices]), np.concatenate([a.faces, b.faces + 8]), inside
-
-    def soup():
-        corners = np.random.default_rng(3).uniform(-1, 1, size=(100, 3, 3))
-        return corners.reshape(-1, 3), np.arange(300).reshape(-1, 3), _nothing
-
-    table |= {"floor-and-panels": ("panel", panels), "boxes-edge-to-edge": ("touching", touching)}
-    table |= {"loose-soup": ("soup", soup)}
+    kinds = {"floor and panels": "panel", "holed ball, sheet inside": "inner-sheet", "boxes edge to edge": "touching"}
+    table |= {name: (kinds.get(name, "loose-soup"), f) for name, f in constructions.OTHERS.items()}
     for name, (kind, make) in table.items():
         vertices, faces, inside = make()
         path = built / f"{name.replace(' ', '-').replace(':', '-').replace(',', '').replace('%', '')}.ply"
@@ -169,14 +148,6 @@ def _real_meshes(cases: dict) -> None:
             return np.where(winding == parity, winding, -1)
 
         cases[f"real:{path.name}"] = (path, None, "real-mesh", _Truth(inside, mesh.vertices, mesh.faces))
-
-
-def _nothing(points):
-    return np.zeros(len(points), dtype=bool)
-
-
-def _in(points, low, high):
-    return np.all((points > np.asarray(low)) & (points < np.asarray(high)), axis=1)
 
 
 class _Truth:
@@ -323,7 +294,7 @@ def table(runs: dict) -> None:
     print("surf % = worst share of surface samples within 1e-4 of the clean union mesh; neg = negative samples in all")
 
 
-_DETAILED = ("container", "near-closed", "panel", "touching", "soup", "real-mesh")
+_DETAILED = ("container", "near-closed", "panel", "inner-sheet", "touching", "loose-soup", "real-mesh")
 """Kinds whose cases the table also lists one by one."""
 
 

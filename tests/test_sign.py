@@ -255,8 +255,9 @@ def test_inside_is_the_sign_of_the_signed_distance(reference, defect):
 
 def test_nothing_outside_the_bounding_box_is_inside():
     """An open cup (a box without its top): points above its open top, outside the box of the
-    surface, are outside by both queries; points in the cup's hollow below the rim still follow
-    the winding number (inside: the cup is nearly closed there)."""
+    surface, are outside by both queries; so are points deep in its hollow: it is a container of
+    single-sided sheets, air inside (before parts-3 they followed the winding number and were
+    called inside)."""
     from sdfkit.geometry.sign import inside
 
     cup = trimesh.creation.box((1.0, 1.0, 1.0))
@@ -267,7 +268,7 @@ def test_nothing_outside_the_bounding_box_is_inside():
     assert not inside(outer, above).any()
     assert (signed_distance(outer, above) > 0).all()
     deep = np.column_stack([rng.uniform(-0.3, 0.3, (500, 2)), rng.uniform(-0.45, -0.3, 500)])
-    assert inside(outer, deep).all()
+    assert not inside(outer, deep).any() and (signed_distance(outer, deep) > 0).all()
 
 
 def test_a_queried_surface_still_pickles():

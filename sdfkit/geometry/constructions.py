@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["CONTAINERS", "NEAR_CLOSED", "revolve", "construction"]
+__all__ = ["CONTAINERS", "NEAR_CLOSED", "OTHERS", "revolve", "construction"]
 
 Truth = Callable[[np.ndarray], np.ndarray]
 
@@ -157,6 +157,42 @@ def holed_ball(missing: float, holes: int = 1):
     return sphere.vertices, sphere.faces[~cut], lambda points: np.linalg.norm(points, axis=1) < np.cos(np.pi / 40)
 
 
+def _square(cx, cy, z, half):
+    vertices = np.array([[cx - half, cy - half, z], [cx + half, cy - half, z], [cx + half, cy + half, z],
+                         [cx - half, cy + half, z]])  # fmt: skip
+    return vertices, np.array([[0, 1, 2], [0, 2, 3]])
+
+
+def floor_and_panels():
+    """A floor and three panels floating over it, all single sheets: nothing is inside."""
+    return (*_join(_square(0, 0, 0, 2), _square(-1, 0, 0.3, 0.4), _square(1, 0, 0.6, 0.4), _square(0, 1, 0.2, 0.3)),
+            _nothing)  # fmt: skip
+
+
+def holed_ball_with_inner_sheet():
+    """A ball with 3% of its area missing in one hole, and a flat sheet inside it that the hole
+    shows: the sheet is inside the body, no panel."""
+    vertices, faces, inside = holed_ball(0.03)
+    return (*_join((vertices, faces), _square(0.0, 0.0, 0.2, 0.5)), inside)
+
+
+def boxes_edge_to_edge():
+    """Two closed boxes that share one edge: both stay closed."""
+    a = _box_faces((0, 0, 0), (1, 1, 1))
+    b = _box_faces((1, 0, 1), (2, 1, 2))
+
+    def inside(points):
+        return np.all((points > 0) & (points < 1), axis=1) | np.all((points > [1, 0, 1]) & (points < [2, 1, 2]), axis=1)
+
+    return (*_join(a, b), inside)
+
+
+def loose_soup(count: int = 100, seed: int = 3):
+    """``count`` random triangles sharing nothing: they enclose nothing."""
+    corners = np.random.default_rng(seed).uniform(-1, 1, size=(count, 3, 3))
+    return corners.reshape(-1, 3), np.arange(3 * count).reshape(-1, 3), _nothing
+
+
 CONTAINERS = {
     "cup": cup,
     "bowl": bowl,
@@ -174,7 +210,16 @@ NEAR_CLOSED = {
 }
 
 
+OTHERS = {
+    "floor and panels": floor_and_panels,
+    "holed ball, sheet inside": holed_ball_with_inner_sheet,
+    "boxes edge to edge": boxes_edge_to_edge,
+    "loose soup": loose_soup,
+}
+"""Panels, a sheet that is no panel, touching closed parts, a soup."""
+
+
 def construction(name: str):
     """(vertices, faces, inside) of a named construction."""
-    table = {**CONTAINERS, **NEAR_CLOSED}
+    table = {**CONTAINERS, **NEAR_CLOSED, **OTHERS}
     return table[name]()

@@ -231,9 +231,13 @@ share no edge with another face (after coincident vertices are merged)."""
 
 
 _LIP = 0.5
-"""An opening's rim is a lip when the faces along it are steeper than this to the opening (the
-length-weighted mean of |cos| between their normals and the opening's): a cup's rim, a drawer's
-front, a vase's neck (0), not a hole cut into a curved or flat wall (a ball's hole: 0.9)."""
+"""A face along an opening is steep to it when the |cos| between its normal and the opening's is
+below this: the wall at a cup's rim, a drawer's front, a vase's neck (0), a flared bowl's (0.45);
+not the wall a hole is cut into (a ball's 5% cap: 0.9; the other half of a box's side that lost
+one triangle: 1)."""
+_LIP_SHARE = 0.9
+"""An opening's rim is a lip when this share of its length runs along steep faces (a box's side
+that lost one triangle: 0.59; a lidless box, a cup: 1)."""
 _OPEN_SKY = 0.3
 """An opening leads outside when rays from it, on its outer side, reach infinity this often (a
 drawer half out of a cabinet: 0.49; an open cup: 1)."""
@@ -243,7 +247,8 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
     """(f,) bool: faces of open parts that are containers, whose inside is air.
 
     A container is an open part (faces joined across edges that two of them share) whose only
-    boundary is one opening with a lip (see :data:`_LIP`) that leads outside (:data:`_OPEN_SKY`):
+    boundary is one opening with a lip (:data:`_LIP`, :data:`_LIP_SHARE`) that leads outside
+    (:data:`_OPEN_SKY`):
     a cup, a bowl, a lidless box, a drawer, a vase. Its walls are sheets: they enclose nothing on
     either side. A body with a hole cut into it (its rim runs along the wall that is missing), a
     part with several openings (a tube), and an opening covered by another part (a lid) are not.
@@ -281,8 +286,8 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
         centre = ring.mean(axis=0)
         axis = np.linalg.svd(ring - centre, full_matrices=False)[2][-1]  # the opening's normal
         length = np.linalg.norm(vertices[ea] - vertices[eb], axis=1)
-        steep = np.sum(length * np.abs(normals[ef] @ axis)) / max(length.sum(), 1e-300)
-        if steep >= _LIP:
+        steep = np.sum(length * (np.abs(normals[ef] @ axis) < _LIP)) / max(length.sum(), 1e-300)
+        if steep < _LIP_SHARE:
             continue
         # points across the opening, on both sides: does one side see the sky?
         pick = ring[np.linspace(0, len(ring) - 1, min(len(ring), 48)).astype(int)]
