@@ -255,7 +255,7 @@ def _fractions(text: str | None) -> tuple[float, ...] | None:
     default=",".join(DEFAULT_CATEGORIES),
     show_default=True,
     help=f"Comma-separated categories, in turn (of: {', '.join(name for name, _ in CATEGORIES.values())}; "
-    "bracket: CAD blocks with narrow bores).",
+    "bracket: CAD blocks with narrow bores; container: cups, bowls, vases, drawers of single-sided sheets, air inside).",
 )
 def make_shapes_command(out_dir, count, seed, defects, categories):
     """Generate a ShapeNetCore-v2-style tree of procedural shapes with ShapeNet's usual defects.
@@ -267,6 +267,7 @@ def make_shapes_command(out_dir, count, seed, defects, categories):
     Example:
       sdfkit make-shapes shapes/ --n 48
       sdfkit make-shapes parts/ --n 8 --categories bracket --defects clean,flipped
+      sdfkit make-shapes containers/ --n 8 --categories container --defects clean,soup
     """
     from sdfkit.errors import InputError
     from sdfkit.geometry.shapes import make_shapes

@@ -107,3 +107,28 @@ def test_watertight_makes_walls_of_a_container_and_files_open3d_reads_closed(tmp
     assert mesh.is_watertight and mesh.volume < 0.2 * 0.8  # walls, not the 0.8 block
     row = json.loads((tmp_path / "wt.report.jsonl").read_text().splitlines()[0])
     assert all(row[k] for k in ("trimesh_watertight", "o3d_edge_manifold", "o3d_vertex_manifold", "o3d_orientable"))
+
+
+def test_make_shapes_makes_containers_with_their_truth(tmp_path):
+    """make-shapes' container category: each shape's manifest rebuilds its truth (air inside, the
+    mug's handle solid), and the signs follow it on the mesh as written, with the defects a
+    container takes."""
+    from sdfkit.geometry.mesh import load_mesh
+    from sdfkit.geometry.shapes import Container, make_shapes, solid_from_json
+
+    manifest = make_shapes(
+        tmp_path, 8, seed=2, categories=("container",), defects=("clean", "flipped", "soup", "holes")
+    )
+    kinds = set()
+    for shape_id, info in manifest.items():
+        assert info["synset"] == "99000002" and info["defect"] in ("clean", "flipped", "soup"), shape_id
+        truth = solid_from_json(info["parts"], info.get("holes"), info.get("sheets"))
+        assert isinstance(truth, Container)
+        kinds.add(truth.construction)
+        mesh = load_mesh(tmp_path / info["synset"] / shape_id / "models" / "model_normalized.obj")
+
+        def inside(points, truth=truth):
+            return truth.sdf(points) < 0
+
+        assert _score(mesh.vertices, mesh.faces, inside, n=8000) >= 0.995, shape_id
+    assert len(kinds) >= 4

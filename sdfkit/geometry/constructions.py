@@ -106,21 +106,21 @@ def cabinet_with_drawer():
     return (*_join(cabinet, drawer_), _nothing)
 
 
-def mug():
-    """A cup with a closed torus handle pushed into its wall: the handle alone is solid."""
-    import trimesh
+def mug_parts(detail: int = 32):
+    """A cup's sheets and a closed torus handle pushed into its wall: (vertices, faces) and the
+    handle (a :class:`sdfkit.geometry.shapes.Primitive`, whose exact SDF is known)."""
+    from sdfkit.geometry.shapes import _rot, torus
 
     body = revolve([(0.5, 0.0), (0.5, 0.5), (0.5, 1.0)])
-    handle = trimesh.creation.torus(major_radius=0.25, minor_radius=0.06, major_sections=32, minor_sections=12)
-    handle.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
-    handle.apply_translation([0.7, 0.0, 0.5])
+    return body, torus(0.25, 0.06, at=(0.7, 0.0, 0.5), rotation=_rot([1, 0, 0], np.pi / 2))
 
-    def inside(points):
-        x, y, z = (points - [0.7, 0.0, 0.5]).T  # the torus lies in the x-z plane
-        ring = np.hypot(x, z) - 0.25
-        return np.hypot(ring, y) < 0.06 * np.cos(np.pi / 12)  # inside the faceted tube's inscribed circle
 
-    return (*_join(body, (handle.vertices, handle.faces)), inside)
+def mug():
+    """A cup with a closed torus handle pushed into its wall: the handle alone is solid."""
+    body, handle = mug_parts()
+    tube = handle.mesh(32)
+    # inside the faceted tube: the torus's inside less a margin for the facets
+    return (*_join(body, (tube.vertices, tube.faces)), lambda points: handle.sdf(points) < -0.003)
 
 
 def gapped_sheet_box(gap: float = 0.01):

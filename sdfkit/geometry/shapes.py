@@ -34,6 +34,8 @@ __all__ = [
     "solid_from_json",
     "bracket",
     "DEFAULT_CATEGORIES",
+    "Container",
+    "CONTAINER_DEFECTS",
 ]
 
 
@@ -237,14 +239,69 @@ def bracket(rng: np.random.Generator) -> Solid:
     return Solid(parts, tuple(holes))
 
 
+@dataclass(frozen=True)
+class Container:
+    """A container of single-sided sheets (a cup, a bowl, a vase, a lidless box, a drawer, a
+    cabinet with a drawer half out, a mug): its walls enclose nothing, so its inside is air, and
+    only its closed ``parts`` (a mug's handle) are solid. The same interface as :class:`Solid`."""
+
+    construction: str
+    """Which of :data:`sdfkit.geometry.constructions.CONTAINERS`."""
+    vertices: np.ndarray
+    """(v, 3) the sheets' vertices."""
+    faces: np.ndarray
+    """(f, 3) the sheets' faces."""
+    parts: tuple[Primitive, ...] = ()
+    holes: tuple[Primitive, ...] = ()
+
+    def sdf(self, points: np.ndarray) -> np.ndarray:
+        """Distance (n,) to the sheets, positive everywhere; negative inside the closed parts."""
+        from sdfkit.geometry.sign import unsigned_distance
+
+        value = unsigned_distance(self.vertices, self.faces, np.asarray(points, dtype=np.float64))
+        if self.parts:
+            value = np.minimum(value, np.min([p.sdf(points) for p in self.parts], axis=0))
+        return value
+
+    def normalized(self, centre: np.ndarray, factor: float) -> Container:
+        parts = tuple(p.normalized(centre, factor) for p in self.parts)
+        return Container(self.construction, (self.vertices - centre) * factor, self.faces, parts)
+
+    def mesh(self, detail: int = 48) -> trimesh.Trimesh:
+        sheets = trimesh.Trimesh(self.vertices, self.faces, process=False)
+        return trimesh.util.concatenate([sheets, *[p.mesh(detail) for p in self.parts]])
+
+
+def container(rng: np.random.Generator) -> Container:
+    """One of the containers of :mod:`sdfkit.geometry.constructions`, scaled and turned about z at
+    random (a mug's handle becomes a torus primitive: its exact SDF is kept)."""
+    from sdfkit.geometry import constructions
+
+    names = [n for n in constructions.CONTAINERS if n != "mug"] + ["mug"]
+    name = names[int(rng.integers(len(names)))]
+    scale, turn = rng.uniform(0.7, 1.3), _rot([0, 0, 1], rng.uniform(0, 2 * np.pi))
+    if name == "mug":
+        (vertices, faces), handle = constructions.mug_parts()
+        parts = (Primitive("torus", handle.size, _place(rotation=turn) @ handle.transform),)
+        return Container(name, vertices @ turn.T, faces, parts).normalized(np.zeros(3), scale)
+    vertices, faces, _ = constructions.CONTAINERS[name]()
+    return Container(name, vertices @ turn.T, faces).normalized(np.zeros(3), scale)
+
+
 CATEGORIES = {
     "03001627": ("chair", chair),
     "04379243": ("table", table),
     "02691156": ("airplane", airplane),
     "99000001": ("bracket", bracket),
+    "99000002": ("container", container),
 }
-"""Synset -> (name, generator). The first three are ShapeNet's; ``99000001`` is no ShapeNet
-synset: CAD parts with narrow bores, made only when asked for (``categories=``)."""
+"""Synset -> (name, generator). The first three are ShapeNet's; ``99000001`` and ``99000002`` are
+no ShapeNet synsets: CAD parts with narrow bores, and containers of single-sided sheets (air
+inside), made only when asked for (``categories=``)."""
+
+CONTAINER_DEFECTS = ("clean", "flipped", "duplicated", "soup")
+"""The defects a container takes; the others (holes, interior parts, double walls, overlap) need
+a solid's inside, and a container given one of them is made clean (its manifest says so)."""
 
 DEFAULT_CATEGORIES = ("chair", "table", "airplane")
 
@@ -386,8 +443,12 @@ def holes_to_json(solid: Solid) -> list[dict]:
     return _primitives_to_json(solid.holes)
 
 
-def solid_from_json(parts: list[dict], holes: list[dict] | None = None) -> Solid:
-    """A solid from a manifest entry's ``parts`` (and ``holes``, when it has any)."""
+def solid_from_json(parts: list[dict], holes: list[dict] | None = None, sheets: dict | None = None):
+    """A solid from a manifest entry's ``parts`` (and ``holes``, when it has any); a
+    :class:`Container` when the entry has ``sheets`` (``{"construction", "vertices", "faces"}``)."""
+    if sheets is not None:
+        vertices, faces = np.asarray(sheets["vertices"], dtype=np.float64), np.asarray(sheets["faces"], dtype=np.int64)
+        return Container(sheets["construction"], vertices, faces, _primitives_from_json(parts))
     return Solid(_primitives_from_json(parts), _primitives_from_json(holes or []))
 
 
@@ -434,6 +495,8 @@ def make_shapes(
         defect = defects[(i // len(synsets)) % len(defects)]
         rng = np.random.default_rng([seed, i])
         solid = generator(rng)
+        if isinstance(solid, Container) and defect not in CONTAINER_DEFECTS:
+            defect = "clean"
         clean = solid.mesh(detail)
         mesh = damage(clean, defect, solid=solid, rng=rng, detail=detail)
         low, high = clean.bounds
@@ -455,6 +518,12 @@ def make_shapes(
         }
         if solid.holes:
             manifest[shape_id]["holes"] = holes_to_json(solid)
+        if isinstance(solid, Container):  # pass this entry's "sheets" to solid_from_json
+            manifest[shape_id]["sheets"] = {
+                "construction": solid.construction,
+                "vertices": solid.vertices.tolist(),
+                "faces": solid.faces.tolist(),
+            }
         if progress:
             progress(i + 1, count)
     (out / "splits").mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,10 @@ faces hidden inside. The outer surface is decided per kind of part (see docs/sha
 measured accuracy of each):
 
 1. **Parts.** Coincident vertices are merged and duplicate faces dropped; the faces are split
-   into edge-connected components. A component whose every edge joins exactly two faces and whose
-   faces can be oriented consistently is **closed**: it is oriented (by propagation over its
-   edges, then outwards by the sign of its volume), so flipped faces, soups and duplicated
+   into parts, joined across edges that exactly two faces share. A part whose own faces pair up
+   along each of its edges (whatever other parts meet there; faces of zero area count for
+   nothing) and can be oriented consistently is **closed**: it is oriented (by propagation over
+   its edges, then outwards by the sign of its volume), so flipped faces, soups and duplicated
    reversed faces of a closed part cost nothing. Everything else is **open**.
 2. **Closed parts: exact.** Their union is computed by an exact boolean (manifold3d): the
    surface of a chair whose closed legs pass into its closed seat is the union's surface, buried
@@ -25,7 +26,10 @@ measured accuracy of each):
    vote decides, so one face fooled in a crease beside a hole follows its neighbours).
    Open faces inside the closed union are dropped exactly (its parity), faces partly inside are
    split until each piece is decided. Closed-part faces enclosed by the open parts' outer surface
-   (its winding number) are dropped the same way.
+   (its winding number) are dropped the same way. Open parts that enclose nothing are **sheets**:
+   those seen from outside on both sides, flat panels whose front faces the outside and whose
+   back sees it too (over a floor), **containers** (one opening with a lip, leading outside: a
+   cup, a drawer, a vase; their inside is air) and **soups** of loose triangles.
 4. **Distance** is the exact distance to the resulting outer surface (open3d closest points).
 5. **Sign.** Inside the closed union is inside. Elsewhere, when the closest point lies on an open
    face: the angle-weighted pseudonormal at the closest point (Baerentzen and Aanaes); outside when
