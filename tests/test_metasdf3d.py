@@ -217,6 +217,12 @@ def test_reconstruct_returns_meshes_in_the_input_coordinates(store, tmp_path):
     normalized = (np.asarray(mesh.vertices) - centre) / radius
     assert np.abs(normalized).max() <= 1.0 + 1e-6  # inside the grid's box
     assert np.abs(normalized).max() > 0.05  # and not collapsed onto a point: in the cloud's scale
+    # a write failure is one line naming the file (a file where the output's folder should be)
+    (tmp_path / "blocker").write_text("a file")
+    blocked = sdfkit(
+        "reconstruct", run, "--points", tmp_path / "cloud.npy", "-o", tmp_path / "blocker" / "mesh.ply", check=False
+    )
+    assert_user_error(blocked, "blocker")
     # a dense run from SDF samples with their normalization, and DeepSDF's pos/neg files
     dense = tmp_path / "dense"
     sdfkit("train", store, "--model", "metasdf", "--context", "dense", "-o", dense, "--steps", "2")
