@@ -5,9 +5,10 @@
   ``for ... in loader`` loop must run at least once (a loader that yields nothing is a broken
   example).
 - Every ``sdfkit`` command line of a bash block is parsed by the command line itself: the
-  command, its options, their values and choices, the required arguments. Running them all
-  would download MNIST and train for hours; the quick start's commands run for real in
-  ``scripts/setup.sh``'s demo, which CI runs first.
+  command, its options, their values and choices, the required arguments; and those that read a
+  store the docs folder has (``info``, ``show``, ``validate``, ``export``, ``voxelize``) run for
+  real. Running the rest would download MNIST, mesh ShapeNet and train for hours; the quick
+  start's commands run for real in ``scripts/setup.sh``'s demo, which CI runs first.
 - Every ``python benchmarks/...`` line names a script that is there, with options it takes.
 """
 
@@ -17,6 +18,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -91,16 +93,40 @@ def test_every_benchmark_line_of_the_docs_names_a_script_and_its_options(where, 
 
 @pytest.fixture(scope="module")
 def docs_folder(tmp_path_factory) -> Path:
-    """Small stores under the names the docs use: mnist.zarr; chairs.zarr (with OccNet's
-    samples), and shapes.zarr and all.zarr as links to it."""
+    """Small stores under the names the docs use: mnist.zarr; chairs.zarr (with OccNet's,
+    IF-Net's and NDF's samples), and shapes.zarr and all.zarr as links to it."""
     folder = tmp_path_factory.mktemp("docs")
     sdfkit("prepare-mnist", "-o", folder / "mnist.zarr", "--limit", "40", "--val-size", "8")
     make_shapes(folder / "tree", 4, defects=("clean",))
-    small = ["--samples", "40000", "--surface-samples", "4000", "--recipe", "occnet", "--workers", "1"]
+    small = ["--samples", "40000", "--surface-samples", "4000", "--workers", "1"]
+    small += ["--recipe", "occnet", "--recipe", "ifnet", "--recipe", "ndf"]
     sdfkit("prepare-shapenet", folder / "tree", "-o", folder / "chairs.zarr", *small)
     for name in ("shapes.zarr", "all.zarr"):
         (folder / name).symlink_to(folder / "chairs.zarr")
     return folder
+
+
+RUNNABLE = ("info", "show", "validate", "export", "voxelize")
+"""Commands of the docs that run for real here: they read a store the docs folder has."""
+STORES = ("mnist.zarr", "shapes.zarr", "all.zarr", "chairs.zarr")
+
+
+@pytest.mark.parametrize(
+    "where,words",
+    [b for b in BASH if b[1][0] == "sdfkit" and b[1][1] in RUNNABLE and b[1][2] in STORES],
+    ids=lambda v: str(v)[:60],
+)
+def test_every_docs_line_that_reads_a_small_store_runs(docs_folder, tmp_path, where, words):
+    """Each in a folder of its own, the stores linked in (what they write lands there)."""
+    for name in STORES:
+        (tmp_path / name).symlink_to(docs_folder / name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "cli.main", *words[1:]], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, f"{where}: {' '.join(words)}\n{run.stderr[-2000:]}"
+    if "-o" in words:
+        assert (tmp_path / words[words.index("-o") + 1]).exists(), f"{where}: wrote nothing"
 
 
 PYTHON = _blocks("python")
