@@ -187,7 +187,9 @@ def outer_surface(
         open_source = open_ids[parent]
     sheet = two_sided = np.zeros(0, dtype=bool)
     soup = not len(solid_faces) and _is_soup(merged_vertices, merged[open_ids])
-    container = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
+    container = np.zeros(len(merged), dtype=bool)
+    if not soup:  # loose triangles bound nothing, containers included
+        container = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
     if len(open_faces):
         open_faces, two_sided, visible, escape = _visible(
             open_vertices, open_faces, solid_vertices, solid_faces, rays, min_escape, sheet_escape, rng, batch, extent
@@ -272,36 +274,58 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
     order = np.argsort(edge_id.reshape(-1)[shared], kind="stable")
     pairs = owner[shared][order].reshape(-1, 2)
     _, part = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)))
-    # boundary edges: (part, corner a, corner b, face) of edges one face alone has
-    rim = counts[edge_id] == 1  # (n, 3)
-    face_of, corner = np.nonzero(rim)
+    # boundary edges (corner a to corner b of face f) that one face alone has, and their part;
+    # every test below is vectorized over parts: a soup of many loose patches must not loop
+    face_of, corner = np.nonzero(counts[edge_id] == 1)
+    if len(face_of) == 0:
+        return out
     a, b = part_faces[face_of, corner], part_faces[face_of, (corner + 1) % 3]
+    owner = part[face_of]
+    parts = part.max() + 1
+    # openings per part: the rim edges' connected loops
+    _, loop = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(vertices),) * 2))
+    pairs = np.unique(np.stack([owner, loop[a]], axis=1), axis=0)
+    loops = np.bincount(pairs[:, 0], minlength=parts)
+    # the opening's plane: the least-spread direction of its rim's corners, per part
+    corners = np.concatenate([vertices[a], vertices[b]])
+    who = np.concatenate([owner, owner])
+    weight = np.bincount(who, minlength=parts).astype(np.float64)
+    centre = np.stack([np.bincount(who, corners[:, k], minlength=parts) for k in range(3)], axis=1)
+    centre /= np.maximum(weight, 1)[:, None]
+    offset = corners - centre[who]
+    scatter = np.zeros((parts, 3, 3))
+    np.add.at(scatter, who, offset[:, :, None] * offset[:, None, :])
+    axis = np.linalg.eigh(scatter)[1][:, :, 0]  # the smallest eigenvalue's vector
+    # the lip: the share of the rim's length along faces steep to the opening
+    length = np.linalg.norm(vertices[a] - vertices[b], axis=1)
     normals = face_normals(vertices, part_faces)
-    scene = None
-    for p in np.unique(part[face_of]):
-        mine = part[face_of] == p
-        ea, eb, ef = a[mine], b[mine], face_of[mine]
-        used, local = np.unique(np.concatenate([ea, eb]), return_inverse=True)
-        m = len(ea)
-        loops, _ = connected_components(coo_matrix((np.ones(m), (local[:m], local[m:])), shape=(len(used),) * 2))
-        if loops != 1 or len(used) < 3:
-            continue
-        ring = vertices[used]
-        centre = ring.mean(axis=0)
-        axis = np.linalg.svd(ring - centre, full_matrices=False)[2][-1]  # the opening's normal
-        length = np.linalg.norm(vertices[ea] - vertices[eb], axis=1)
-        steep = np.sum(length * (np.abs(normals[ef] @ axis) < _LIP)) / max(length.sum(), 1e-300)
-        if steep < _LIP_SHARE:
-            continue
-        # points across the opening, on both sides: does one side see the sky?
+    steep_edge = np.abs(np.einsum("ij,ij->i", normals[face_of], axis[owner])) < _LIP
+    steep = np.bincount(owner, length * steep_edge, minlength=parts) / np.maximum(
+        np.bincount(owner, length, minlength=parts), 1e-300
+    )
+    candidates = np.nonzero((loops == 1) & (steep >= _LIP_SHARE) & (weight >= 6))[0]
+    if len(candidates) == 0:
+        return out
+    # points across each candidate's opening, on both sides: does one side see the sky?
+    fills, normals_fill, owners = [], [], []
+    order = np.argsort(who, kind="stable")
+    first = np.searchsorted(who[order], candidates)
+    last = np.searchsorted(who[order], candidates, side="right")
+    for p, i, j in zip(candidates, first, last, strict=True):
+        ring = np.unique(corners[order[i:j]], axis=0)
         pick = ring[np.linspace(0, len(ring) - 1, min(len(ring), 48)).astype(int)]
-        fill = np.concatenate([centre[None], *(centre + t * (pick - centre) for t in (0.3, 0.6, 0.85))])
-        if scene is None:
-            scene = _scene(vertices, faces)
-        normal = np.broadcast_to(axis, fill.shape)
-        sky = _escape(scene, fill, normal, 1e-5 * extent, np.arange(len(fill)), 32, rng, 1 << 20).mean(axis=0)
-        if sky.max() >= _OPEN_SKY:
-            out[ids[part == p]] = True
+        fill = np.concatenate([centre[p][None], *(centre[p] + t * (pick - centre[p]) for t in (0.3, 0.6, 0.85))])
+        fills.append(fill)
+        normals_fill.append(np.broadcast_to(axis[p], fill.shape))
+        owners.append(np.full(len(fill), p))
+    fill, owners = np.concatenate(fills), np.concatenate(owners)
+    escape = _escape(_scene(vertices, faces), fill, np.concatenate(normals_fill), 1e-5 * extent,
+                     np.arange(len(fill)), 32, rng, 1 << 20)  # fmt: skip
+    sky = np.stack([np.bincount(owners, escape[:, k], minlength=parts) for k in range(2)], axis=1)
+    sky /= np.maximum(np.bincount(owners, minlength=parts), 1)[:, None]
+    container = np.zeros(parts, dtype=bool)
+    container[candidates] = sky[candidates].max(axis=1) >= _OPEN_SKY
+    out[ids] = container[part]
     return out
 
 
