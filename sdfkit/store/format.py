@@ -277,6 +277,7 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
+            missing = _missing_arrays(group, specs) if same else []
             if info.get("initialized") is False and same:
                 overwrite = True  # this very command's creation, killed half way: no row was finished
             elif not overwrite and found["kind"] != kind:
@@ -287,9 +288,9 @@ def prepare_store(
                     f"({'; '.join(_differences(found['parameters'] or {}, wanted['parameters'])[:3])}); pass "
                     "--overwrite to replace it, or choose another -o path"
                 )
-            elif same and (missing := _missing_arrays(group, specs)) and not _finished_rows(group):
+            elif missing and not _finished_rows(group):
                 overwrite = True  # arrays half made by this very command, and no row finished: make it again
-            elif not overwrite and same and missing:
+            elif missing and not overwrite:
                 raise FormatError(
                     f"{url}: a {kind} store without the arrays {', '.join(missing[:3])} (damaged, or made by "
                     "another sdfkit); check it with: sdfkit validate, or pass --overwrite to make it again"
