@@ -10,6 +10,7 @@ import numpy as np
 
 from cli.options import (
     CONTEXT,
+    LazyChoice,
     _default_workers,
     _human_bytes,
     _print_summary,
@@ -22,11 +23,16 @@ from cli.options import (
     synsets_option,
     workers_option,
 )
-from sdfkit.builders.export import FORMATS
 from sdfkit.builders.voxels import RESOLUTIONS
 from sdfkit.builders.watertight import FORMATS as MESH_FORMATS
 from sdfkit.builders.watertight import FRAMES
 from sdfkit.errors import SdfkitError
+
+
+def _export_formats():
+    from sdfkit.builders.export import formats
+
+    return list(formats())
 
 
 @click.command("export", context_settings=CONTEXT)
@@ -35,38 +41,46 @@ from sdfkit.errors import SdfkitError
     "--to",
     "to",
     required=True,
-    type=click.Choice(FORMATS),
+    type=LazyChoice(_export_formats, "export format"),
     help="deepsdf: DeepSDF's data folder; occnet, ifnet, ndf: those projects' data folders (a store made with "
-    "that --recipe); npz: a file per shape.",
+    "that --recipe; a recipe plug-in brings its own); npz: a file per shape.",
 )
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder to write (new or empty).")
 @click.option("--split", default=None, help="Only this split (train, val, test, ...)  [default: all]")
 @click.option("--ids", multiple=True, help="Only these shape ids (comma-separated or repeated).")
 @click.option("--dataset", default="ShapeNetV2", help="deepsdf: the dataset name in its paths and split files.")
+@click.option(
+    "--relative-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="ndf: split.npz's entries are paths relative to this folder (run NDF from it).  [default: the current folder]",
+)
 @overwrite_option("Replace the output folder if it is not empty.")
-def export_command(store, to, output, split, ids, dataset, overwrite):
+def export_command(store, to, output, split, ids, dataset, relative_to, overwrite):
     """Write a store in the layout another project reads; values unchanged in meaning.
 
-      \b
-      deepsdf: SdfSamples/<dataset>/<synset>/<id>.npz (float32 pos: sdf > 0, neg: sdf <= 0; rows
-        x, y, z, sdf, normalized frame), SurfaceSamples/.../<id>.ply (mesh coordinates),
-        NormalizationParameters/.../<id>.npz (offset (3,), scale (1,)), splits/<split>.json.
-      occnet: <synset>/<id>/points.npz (points, bit-packed occupancies, loc, scale),
-        <synset>/<id>/pointcloud.npz (points, normals), <synset>/<split>.lst, metadata.yaml.
-        From the store's occnet recipe (prepare-shapenet --recipe occnet): 100,000 uniform points in
-      OccNet's frame (bounding box centred, longest side 1, padded cube of side 1.1).
+    \b
+    deepsdf: SdfSamples/<dataset>/<synset>/<id>.npz (float32 pos: sdf > 0, neg: sdf <= 0; rows
+      x, y, z, sdf, normalized frame), SurfaceSamples/.../<id>.ply (mesh coordinates),
+      NormalizationParameters/.../<id>.npz (offset (3,), scale (1,)), splits/<split>.json.
+    occnet: <synset>/<id>/points.npz (points, bit-packed occupancies, loc, scale float64),
+      <synset>/<id>/pointcloud.npz (points, normals), model.binvox (32^3), <synset>/<split>.lst,
+      metadata.yaml. From the store's occnet recipe (prepare-shapenet --recipe occnet): 100,000
+      uniform points in OccNet's frame (bounding box centred, longest side 1, cube of side 1.1).
     ifnet: <synset>/<id>/boundary_{0.1,0.01}_samples.npz (points, occupancies, grid_coords),
-      voxelized_point_cloud_128res_{300,3000}points.npz, split.npz (--recipe ifnet).
+      voxelized_point_cloud_128res_{300,3000}points.npz, voxelization_{32,128}.npy, split.npz
+      (--recipe ifnet).
     ndf: <synset>/<id>/boundary_{0.08,0.02,0.003}_samples.npz (points, df, grid_coords),
-      voxelized_point_cloud_256res_10000points.npz, split.npz (--recipe ndf).
-      npz: <id>.npz with every array of the shape's row (any kind of store).
-      Shapes that failed in the store are skipped. The folder appears only once complete.
+      voxelized_point_cloud_256res_10000points.npz, split.npz with paths relative to
+      --relative-to (--recipe ndf).
+    npz: <id>.npz with every array of the shape's row (any kind of store).
+    Shapes that failed in the store are skipped. The folder appears only once complete.
 
-      \b
-      Examples:
-        sdfkit export shapes.zarr --to deepsdf -o data/ --split train
-        sdfkit export occ.zarr --to occnet -o occnet-data/   # occ.zarr made with --recipe occnet
-        sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
+    \b
+    Examples:
+      sdfkit export shapes.zarr --to deepsdf -o data/ --split train
+      sdfkit export occ.zarr --to occnet -o occnet-data/   # occ.zarr made with --recipe occnet
+      sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
     """
     from sdfkit.builders.export import export_store
 
@@ -78,6 +92,7 @@ def export_command(store, to, output, split, ids, dataset, overwrite):
         split=split,
         ids=wanted,
         dataset=dataset,
+        relative_to=relative_to,
         overwrite=overwrite,
         progress=_progress_bar("export"),
     )
@@ -454,6 +469,11 @@ def info_command(store, as_json):
         cells = "".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True))
         click.echo(f"  {cells}{_human_bytes(a['stored_bytes']):>10}")
     click.echo(f"\n  total stored: {_human_bytes(report['stored_bytes'])}")
+    if report.get("outer"):
+        click.echo(f"\n  outer surfaces of the {sum(c['ok'] for c in report['splits'].values())} ok shapes:")
+        for name, found in report["outer"].items():
+            first = f" (first: {', '.join(found['ids'][:5])})" if found["count"] else ""
+            click.echo(f"    {name:<22}{found['count']:>7}{first}")
     if report["failures"]:
         click.echo(f"\n  {report['failed']} failed shapes (first {len(report['failures'])}):")
         for f in report["failures"]:

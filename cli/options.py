@@ -12,6 +12,29 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_con
 _open_bars: list = []  # progress bars still drawing: an error must not land on their line
 
 
+class LazyChoice(click.ParamType):
+    """A choice among names known only when the command runs (the registry's recipes and
+    exporters, plug-ins included): a broken plug-in is then a one-line error, not a failed import."""
+
+    def __init__(self, names, what: str):
+        self.names, self.what = names, what
+        self.name = what
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(self.names()) + "]"
+
+    def convert(self, value, param, ctx):
+        names = list(self.names())
+        if value not in names:
+            self.fail(f"{value!r} is not a known {self.what}; choose from {', '.join(names)}", param, ctx)
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n) for n in self.names() if n.startswith(incomplete)]
+
+
 def workers_option(f):
     return click.option(
         "--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]"

@@ -8,6 +8,7 @@ import click
 
 from cli.options import (
     CONTEXT,
+    LazyChoice,
     _default_workers,
     _print_summary,
     _progress_bar,
@@ -20,9 +21,14 @@ from cli.options import (
 )
 from sdfkit.errors import SdfkitError
 from sdfkit.geometry.shapes import CATEGORIES, DEFAULT_CATEGORIES, DEFECTS
-from sdfkit.recipes import RECIPES
 from sdfkit.sources.mnist import VARIANTS
 from sdfkit.sources.shapenet import SHARD_SIZE as SHAPENET_SHARD_SIZE
+
+
+def _recipe_names():
+    from sdfkit.recipes import recipes
+
+    return list(recipes())
 
 
 @click.command("prepare-mnist", context_settings=CONTEXT)
@@ -145,7 +151,7 @@ def prepare_mnist_command(
     "--recipe",
     "recipes",
     multiple=True,
-    type=click.Choice(list(RECIPES)),
+    type=LazyChoice(_recipe_names, "recipe"),
     default=("deepsdf",),
     help="What to sample per shape; repeatable (deepsdf is always included; see docs/shapenet.md).",
 )

@@ -32,7 +32,7 @@ from sdfkit.errors import InputError
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING
 
 __all__ = [
-    "SAMPLE_SETS",
+    "sample_set_arrays",
     "StoreShapes",
     "SampleWindows",
     "DeepSDFSamples",
@@ -45,19 +45,35 @@ __all__ = [
     "balanced_pick",
 ]
 
-SAMPLE_SETS: dict[str, tuple[str, ...]] = {
-    "sdf": ("sdf/points", "sdf/values"),
-    "sdf_test": ("sdf_test/points", "sdf_test/values"),
-    "surface": ("surface/points", "surface/normals"),
-    "occnet": ("occnet/points", "occnet/occupancies"),
-    "occnet_surface": ("occnet/surface_points", "occnet/surface_normals"),
-    "ifnet_0.1": ("ifnet/boundary_0.1/points", "ifnet/boundary_0.1/occupancies"),
-    "ifnet_0.01": ("ifnet/boundary_0.01/points", "ifnet/boundary_0.01/occupancies"),
-    "ndf_0.08": ("ndf/boundary_0.08/points", "ndf/boundary_0.08/df"),
-    "ndf_0.02": ("ndf/boundary_0.02/points", "ndf/boundary_0.02/df"),
-    "ndf_0.003": ("ndf/boundary_0.003/points", "ndf/boundary_0.003/df"),
-}
-"""Sample set -> the arrays read together, window by window (same rows, same window)."""
+
+def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str]:
+    """The arrays of ``sample_set`` in a store (its ``specs`` attribute names them; a store made
+    before it did: the registry's recipes) and the recipe that makes them: (arrays, recipe).
+    The arrays are empty when the store does not hold the set."""
+    from sdfkit.recipes import sample_sets
+
+    known = sample_sets()
+    recorded = info.get("specs")
+    if recorded is not None:
+        names = tuple(name for name, spec in recorded.items() if spec.get("sample_set") == sample_set)
+        recipe = next((recorded[n].get("recipe", "") for n in names), known.get(sample_set, ("", ()))[0])
+        if names or sample_set in known:
+            return names, recipe
+    elif sample_set in known:
+        recipe, names = known[sample_set]
+        return (names if all(n in info.get("arrays", []) for n in names) else ()), recipe
+    choices = sorted({*known, *(spec.get("sample_set") for spec in (recorded or {}).values())} - {"", None})
+    raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(choices)}")
+
+
+def _sample_set(store: str, sample_set: str) -> tuple[tuple[str, ...], str]:
+    """(arrays, recipe) of a sample set of ``store``; a one-line error when it has none."""
+    from sdfkit.store.format import open_store
+
+    names, recipe = sample_set_arrays(dict(open_store(str(store)).attrs["sdfkit"]), sample_set)
+    if not names:
+        raise InputError(f"{store}: has no {sample_set} samples; make the store with --recipe {recipe}")
+    return names, recipe
 
 
 class StoreShapes(torch.utils.data.Dataset):
@@ -213,7 +229,8 @@ class StoreShapes(torch.utils.data.Dataset):
 class SampleWindows(StoreShapes):
     """One item per shape: a random window of ``window`` samples of a sample set, as tensors.
 
-    sample_set : a key of :data:`SAMPLE_SETS` (its arrays must be in the store: the recipe made them)
+    sample_set : a sample set of the store (``sdf``, ``surface``, ``sdf_test``, ``occnet``,
+        ``ifnet_0.01``, ...: the ``sample_set`` of its arrays' specs; the recipe made them)
     extra : arrays read whole per item (e.g. ``"norm/offset"``)
     seed : with :meth:`set_epoch`, windows are a function of (seed, epoch, row)
     The other arguments: :class:`StoreShapes`.
@@ -225,10 +242,7 @@ class SampleWindows(StoreShapes):
     def __init__(
         self, store: str, sample_set: str = "sdf", *, window: int = 16384, extra: Sequence[str] = (), **kwargs
     ):
-        if sample_set not in SAMPLE_SETS:
-            raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(SAMPLE_SETS)}")
-        self.names = SAMPLE_SETS[sample_set]
-        recipe = {"sdf_test": "deepsdf-test"}.get(sample_set, sample_set.split("_")[0])
+        self.names, recipe = _sample_set(store, sample_set)
         super().__init__(store, self.names, recipe=recipe, **kwargs)
         missing = [n for n in extra if n not in self.group]
         if missing:
@@ -394,7 +408,7 @@ class OccupancyPoints(SampleWindows):
         if not (sample_set == "occnet" or sample_set.startswith("ifnet")):
             raise InputError(f"OccupancyPoints reads 'occnet', 'ifnet_0.1' or 'ifnet_0.01', not {sample_set!r}")
         super().__init__(store, sample_set, window=points, **kwargs)
-        self.surface = SAMPLE_SETS["occnet_surface"][0] if sample_set == "occnet" else "ifnet/pointcloud_3000"
+        self.surface = "occnet/surface_points" if sample_set == "occnet" else "ifnet/pointcloud_3000"
         if self.surface not in self.group:
             raise InputError(f"{self.url}: has no {self.surface} for the inputs")
         self.surface_length = int(self.array(self.surface).shape[1])
@@ -488,7 +502,7 @@ class MetaSDFTasks(StoreShapes):
         elif kind == "shapenet":
             if sample_set not in ("sdf", "sdf_test"):
                 raise InputError(f"MetaSDFTasks reads 'sdf' or 'sdf_test', not {sample_set!r}")
-            names = (*SAMPLE_SETS[sample_set], "surface/points")
+            names = (*_sample_set(store, sample_set)[0], "surface/points")
         else:
             raise InputError(f"{store}: a {kind!r} store; MetaSDFTasks reads an 'mnist' or a 'shapenet' store")
         recipe = "deepsdf-test" if sample_set == "sdf_test" else None

@@ -7,6 +7,7 @@ shapes, ray-sphere intersections, and distances to the mesh computed by trimesh.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -180,13 +181,16 @@ def test_export_bad_input_and_nothing_half_written(built, tmp_path, monkeypatch)
 
     calls = []
 
-    def failing(shape, tmp, dataset):
+    def failing(shape, tmp, context):
         calls.append(shape["id"])
         if len(calls) == 3:
             raise OSError("disk full")
         return 0
 
-    monkeypatch.setattr(export, "_write_deepsdf", failing)
+    table = export.formats()
+    recipe, exporter = table["deepsdf"]
+    failing_deepsdf = dataclasses.replace(exporter, write_shape=failing)
+    monkeypatch.setattr(export, "formats", lambda: {**table, "deepsdf": (recipe, failing_deepsdf)})
     with pytest.raises(OSError):
         export_store(str(store), "deepsdf", tmp_path / "half")
     assert not (tmp_path / "half").exists()

@@ -132,3 +132,36 @@ def test_make_shapes_makes_containers_with_their_truth(tmp_path):
 
         assert _score(mesh.vertices, mesh.faces, inside, n=8000) >= 0.995, shape_id
     assert len(kinds) >= 4
+
+
+def test_the_store_and_info_say_which_meshes_are_soups_and_containers(tmp_path):
+    """prepare-shapenet records what each outer surface is made of (outer/*), and `sdfkit info`
+    lists the soups and the shapes with containers; a soup gets no negative sample."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import zarr
+    from test_cli import sdfkit
+
+    from sdfkit.geometry.constructions import cup
+
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "meshes" / "soup.stl", folder / "soup.stl")
+    vertices, faces, _ = cup()
+    trimesh.Trimesh(vertices, faces, process=False).export(folder / "cup.obj")
+    trimesh.creation.box().export(folder / "box.obj")
+    store = tmp_path / "s.zarr"
+    sdfkit("prepare-shapenet", folder, "-o", store, "--samples", "4000", "--surface-samples", "500", "--workers", "1")
+    group = zarr.open_group(str(store), mode="r")
+    row = {str(i): k for k, i in enumerate(group["meta/id"][:])}
+    assert list(group["outer/soup"][:][[row["soup"], row["cup"], row["box"]]]) == [1, 0, 0]
+    assert list(group["outer/containers"][:][[row["soup"], row["cup"], row["box"]]]) == [0, 1, 0]
+    assert group["outer/closed_share"][row["box"]] == 1 and group["outer/sheet_share"][row["cup"]] == 1
+    assert (group["sdf/values"][row["soup"]] > 0).all()
+    report = json.loads(sdfkit("info", store, "--json").stdout)["outer"]
+    assert report["soups"] == {"count": 1, "ids": ["soup"]}
+    assert report["with containers"] == {"count": 1, "ids": ["cup"]}
+    text = sdfkit("info", store).stdout
+    assert "soups                       1 (first: soup)" in text

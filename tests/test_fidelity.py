@@ -321,7 +321,7 @@ def test_3d_eval_on_the_test_recipe_with_the_reference_context(shapes3d, tmp_pat
         "--samples", "test", "--context", "reference", "--test-steps", "2",
     )  # fmt: skip
     report = json.loads(out.stdout)
-    from sdfkit.recipes.deepsdf import TEST_SAMPLES
+    from sdfkit.recipes.deepsdf_test import TEST_SAMPLES
 
     assert report["context_points"] == TEST_SAMPLES and report["samples_per_iteration"] == 8000
 

@@ -12,13 +12,13 @@ from sdfkit.errors import ShapeError
 from sdfkit.geometry.mesh import Mesh, SurfaceSampler, load_mesh, normalization, sample_surface
 from sdfkit.geometry.sign import outer_surface
 from sdfkit.recipes.deepsdf import (
-    TEST_VARIANCES,
     VARIANCES,
     SignedMesh,
     near_surface_points,
     sample_mesh,
     signed_queries,
 )
+from sdfkit.recipes.deepsdf_test import TEST_VARIANCES
 
 MESHES = Path(__file__).parent / "data" / "meshes"
 
@@ -228,7 +228,7 @@ def test_deepsdf_test_recipe_has_deepsdf_test_variances_and_count():
     the origin follows the chi distribution of each half."""
     from scipy.stats import chi2
 
-    from sdfkit.recipes.deepsdf import TEST_SAMPLES, TEST_VARIANCES
+    from sdfkit.recipes.deepsdf_test import TEST_SAMPLES, TEST_VARIANCES
 
     assert TEST_SAMPLES == 250_000 and TEST_VARIANCES == (0.05, 0.0005)
     points = near_surface_points(np.zeros((1, 3)), TEST_SAMPLES, rng=np.random.default_rng(0), variances=TEST_VARIANCES)

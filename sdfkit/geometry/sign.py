@@ -126,6 +126,8 @@ class OuterSurface:
     soup: bool = False
     """A triangle soup that encloses nothing: no closed part, and most of its open area in faces
     that share no edge with any other (random triangles); every face of it is a sheet."""
+    containers: int = 0
+    """How many open parts are containers (a cup, a drawer): their walls are sheets."""
 
     def cached(self, key: str, make):
         """What ``make()`` returns, computed once per surface: the ray-casting scenes and the
@@ -187,9 +189,9 @@ def outer_surface(
         open_source = open_ids[parent]
     sheet = two_sided = np.zeros(0, dtype=bool)
     soup = not len(solid_faces) and _is_soup(merged_vertices, merged[open_ids])
-    container = np.zeros(len(merged), dtype=bool)
+    container, containers = np.zeros(len(merged), dtype=bool), 0
     if not soup:  # loose triangles bound nothing, containers included
-        container = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
+        container, containers = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
     if len(open_faces):
         open_faces, two_sided, visible, escape = _visible(
             open_vertices, open_faces, solid_vertices, solid_faces, rays, min_escape, sheet_escape, rng, batch, extent
@@ -227,6 +229,7 @@ def outer_surface(
         solid_vertices=solid_vertices,
         solid_faces=solid_faces,
         soup=bool(soup),
+        containers=containers,
     )
 
 
@@ -249,8 +252,8 @@ _OPEN_SKY = 0.3
 drawer half out of a cabinet: 0.49; an open cup: 1)."""
 
 
-def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, rng, extent: float) -> np.ndarray:
-    """(f,) bool: faces of open parts that are containers, whose inside is air.
+def _containers(vertices, faces, open_mask, rng, extent: float) -> tuple[np.ndarray, int]:
+    """(f,) bool: faces of open parts that are containers, whose inside is air; and their count.
 
     A container is an open part (faces joined across edges that two of them share) whose only
     boundary is one opening with a lip (:data:`_LIP`, :data:`_LIP_SHARE`) that leads outside
@@ -265,7 +268,7 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
     out = np.zeros(len(faces), dtype=bool)
     ids = np.nonzero(open_mask)[0]
     if len(ids) < 2:
-        return out
+        return out, 0
     part_faces = faces[ids]
     edge_id, counts = _edges(part_faces)
     n = len(part_faces)
@@ -278,7 +281,7 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
     # every test below is vectorized over parts: a soup of many loose patches must not loop
     face_of, corner = np.nonzero(counts[edge_id] == 1)
     if len(face_of) == 0:
-        return out
+        return out, 0
     a, b = part_faces[face_of, corner], part_faces[face_of, (corner + 1) % 3]
     owner = part[face_of]
     parts = part.max() + 1
@@ -305,7 +308,7 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
     )
     candidates = np.nonzero((loops == 1) & (steep >= _LIP_SHARE) & (weight >= 6))[0]
     if len(candidates) == 0:
-        return out
+        return out, 0
     # points across each candidate's opening, on both sides: does one side see the sky?
     fills, normals_fill, owners = [], [], []
     order = np.argsort(who, kind="stable")
@@ -326,7 +329,7 @@ def _containers(vertices: np.ndarray, faces: np.ndarray, open_mask: np.ndarray, 
     container = np.zeros(parts, dtype=bool)
     container[candidates] = sky[candidates].max(axis=1) >= _OPEN_SKY
     out[ids] = container[part]
-    return out
+    return out, int(container.sum())
 
 
 def _is_soup(vertices: np.ndarray, faces: np.ndarray) -> bool:

@@ -236,6 +236,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
     if state == "created":
         old = [a for a in info["arrays"] if a.startswith(f"{prefix}/")]
         info["arrays"] = [a for a in info["arrays"] if a not in old]
+        info["specs"] = {k: v for k, v in info.get("specs", {}).items() if k not in old}
         info[prefix] = {**layer.parameters, "initialized": False, "complete": False}
         group.attrs["sdfkit"] = info  # first: a kill from here on leaves a layer to make again
         for name in old:
@@ -280,6 +281,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
         "failed": int((status == STATUS_FAILED).sum()),
     }
     info["arrays"] = [*info["arrays"], *[s.name for s in (*columns, *layer.specs) if s.name not in info["arrays"]]]
+    info["specs"] = {**info.get("specs", {}), **{s.name: s.describe() for s in (*columns, *layer.specs)}}
     group.attrs["sdfkit"] = info
     partial.clear(url, prefix)
     return _layer_summary(group, layer, url, state, start, computed)

@@ -12,16 +12,18 @@ from functools import cached_property
 import numpy as np
 
 from sdfkit.errors import ShapeError
-from sdfkit.geometry.basics import face_normals
+from sdfkit.geometry.basics import face_areas, face_normals
 from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact, normalization
 from sdfkit.geometry.sign import OuterSurface, inside, outer_surface, signed_distance
+from sdfkit.recipes.base import ExportContext, Exporter, Recipe, nan_spec, shape_file
+from sdfkit.store.format import ArraySpec
 
 __all__ = [
+    "RECIPE",
     "MeshSamples",
     "SignedMesh",
     "signed_mesh",
     "sample_mesh",
-    "sample_test",
     "signed_queries",
     "near_surface_points",
 ]
@@ -47,13 +49,6 @@ class MeshSamples:
     sdf_values: np.ndarray
     surface_points: np.ndarray
     surface_normals: np.ndarray
-
-
-TEST_VARIANCES = (0.05, 0.0005)
-"""DeepSDF's test data (``PreprocessMesh -t``: variance 0.05, the second one variance / 100)."""
-TEST_SAMPLES = 250_000
-"""DeepSDF's test data: 250,000 samples per shape (47/50 near the surface, as in training: its
-``num_samp_near_surf`` is computed from the fixed 47/50 whatever the test ratio it sets)."""
 
 
 def near_surface_points(
@@ -172,14 +167,6 @@ def sample_mesh(
     )
 
 
-def sample_test(signed: SignedMesh, *, count: int = TEST_SAMPLES, rng: np.random.Generator):
-    """DeepSDF's test recipe (``deepsdf-test``): ``count`` query points with the wider variance
-    0.05 (half of the near ones) and 0.0005, their signed distances. Returns points (count, 3) and
-    values (count,) float32, normalized frame, shuffled."""
-    queries, values = signed_queries(signed, count, rng=rng, variances=TEST_VARIANCES)
-    return queries.astype(np.float32), values.astype(np.float32)
-
-
 def signed_queries(
     signed: SignedMesh, count: int, *, rng: np.random.Generator, variances: tuple[float, float] = VARIANCES
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -195,3 +182,113 @@ def signed_queries(
     values = signed.sdf(points, batch=max(count, 1))
     order = rng.permutation(count)
     return np.take(points, order, axis=0), values[order]
+
+
+def write_ply_points(path, points: np.ndarray) -> None:
+    """A point cloud as ASCII PLY, the way DeepSDF's preprocessing writes SurfaceSamples: float
+    x, y, z per vertex and an empty face element. ``%.9g`` keeps float32 values exact."""
+    points = np.asarray(points, dtype=np.float32)
+    header = (
+        "ply\nformat ascii 1.0\n"
+        f"element vertex {len(points)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "element face 0\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    with open(path, "w") as f:
+        f.write(header)
+        np.savetxt(f, points, fmt="%.9g")
+
+
+def _write_deepsdf(shape: dict, tmp, context: ExportContext) -> int:
+    category, shape_id, dataset = shape["category"], shape["id"], context.dataset
+    points, values = shape["sdf/points"], shape["sdf/values"]
+    rows = np.concatenate([points, values[:, None]], axis=1).astype(np.float32)
+    positive = values > 0
+    np.savez(
+        shape_file(tmp, "SdfSamples", dataset, category, f"{shape_id}.npz"), pos=rows[positive], neg=rows[~positive]
+    )
+    offset = np.asarray(shape["norm/offset"], dtype=np.float64)
+    scale = float(shape["norm/scale"])
+    raw = shape["surface/points"].astype(np.float64) / scale - offset
+    write_ply_points(shape_file(tmp, "SurfaceSamples", dataset, category, f"{shape_id}.ply"), raw)
+    np.savez(
+        shape_file(tmp, "NormalizationParameters", dataset, category, f"{shape_id}.npz"),
+        offset=offset.astype(np.float32),  # DeepSDF's files hold float32
+        scale=np.array([scale], dtype=np.float32),
+    )
+    return 3
+
+
+def _write_deepsdf_splits(tmp, listing: dict, context: ExportContext) -> int:
+    import json
+
+    (tmp / "splits").mkdir(exist_ok=True)
+    for split, categories in listing.items():
+        (tmp / "splits" / f"{split}.json").write_text(json.dumps({context.dataset: categories}, indent=1))
+    return len(listing)
+
+
+def outer_summary(signed: SignedMesh) -> dict:
+    """What the outer surface of a shape is made of (the ``outer/*`` arrays): whether it is a
+    soup of loose triangles that encloses nothing, how many containers it has, and the shares of
+    its area on closed parts and on sheets."""
+    outer = signed.outer
+    area = face_areas(outer.vertices, outer.faces)
+    total = max(float(area.sum()), 1e-300)
+    return {
+        "outer/soup": np.uint8(outer.soup),
+        "outer/containers": np.int32(outer.containers),
+        "outer/closed_share": np.float32(area[outer.closed].sum() / total),
+        "outer/sheet_share": np.float32(area[outer.sheet].sum() / total),
+    }
+
+
+def _specs(parameters) -> list[ArraySpec]:
+    k, s = parameters["samples"], parameters["surface_samples"]
+    variances = {"variances": list(VARIANCES), "near_share": 47 / 50, "uniform_box": [-1.0, 1.0]}
+    return [
+        # float64: a mesh placed far from the origin must come back where it was
+        nan_spec("norm/offset", (3,), "float64", role="offset"),
+        nan_spec("norm/scale", (), "float64", role="scale"),
+        nan_spec("sdf/points", (k, 3), role="points", parameters=variances),
+        nan_spec("sdf/values", (k,), role="sdf", points="sdf/points"),
+        nan_spec("surface/points", (s, 3), role="surface"),
+        nan_spec("surface/normals", (s, 3), role="normals", points="surface/points"),
+        ArraySpec("outer/soup", (), "uint8", 0),
+        ArraySpec("outer/containers", (), "int32", -1),
+        nan_spec("outer/closed_share", ()),
+        nan_spec("outer/sheet_share", ()),
+    ]
+
+
+def _sample(mesh, signed: SignedMesh, *, rng: np.random.Generator, parameters) -> dict:
+    result = sample_mesh(signed, samples=parameters["samples"], surface_samples=parameters["surface_samples"], rng=rng)
+    return {
+        "norm/offset": result.offset,
+        "norm/scale": result.scale,
+        "sdf/points": result.sdf_points,
+        "sdf/values": result.sdf_values,
+        "surface/points": result.surface_points,
+        "surface/normals": result.surface_normals,
+        **outer_summary(signed),
+    }
+
+
+RECIPE = Recipe(
+    name="deepsdf",
+    stream=1,
+    description="DeepSDF's training samples: sdf/points, sdf/values (K per shape), surface/points, surface/normals; "
+    "always made (every store's normalization and outer/* summary)",
+    specs=_specs,
+    sample=_sample,
+    sample_sets={"sdf": ("sdf/points", "sdf/values"), "surface": ("surface/points", "surface/normals")},
+    exporters=(
+        Exporter(
+            "deepsdf",
+            "DeepSDF's data folder: SdfSamples/<dataset>/<class>/<id>.npz (pos, neg), SurfaceSamples (PLY), "
+            "NormalizationParameters, splits/<split>.json",
+            _write_deepsdf,
+            _write_deepsdf_splits,
+        ),
+    ),
+)

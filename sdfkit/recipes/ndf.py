@@ -10,18 +10,28 @@ time (``max_dist``), not in the data: the stored distances are not clamped.
 
 Unlike the other recipes NDF needs no inside: the mesh is used as given, interior parts, sheets
 and holes included, which is what NDF is for.
+
+Export (``sdfkit export --to ndf``): ``<synset>/<id>/boundary_<sigma>_samples.npz`` (points,
+grid_coords, df), ``voxelized_point_cloud_256res_10000points.npz`` and ``split.npz``. NDF opens
+each split entry as it is (not under a data folder), so entries are paths relative to the folder
+``export`` ran from (``--relative-to``), like NDF's own ``datasets/shapenet/data/<synset>/<id>``
+relative to its repository: run NDF from that folder, and the export may move with it.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact
 from sdfkit.geometry.sign import unsigned_distance
+from sdfkit.recipes.base import ExportContext, Exporter, Recipe, nan_spec, shape_folder
 from sdfkit.recipes.deepsdf import SignedMesh
+from sdfkit.recipes.ifnet import write_boundary, write_point_cloud, write_split
 from sdfkit.recipes.occnet import occnet_frame
 
-__all__ = ["SIGMAS", "SAMPLES", "POINT_CLOUD", "RESOLUTION", "sample_ndf"]
+__all__ = ["RECIPE", "SIGMAS", "SAMPLES", "POINT_CLOUD", "RESOLUTION", "sample_ndf"]
 
 SIGMAS = (0.08, 0.02, 0.003)
 SAMPLES = 100_000
@@ -49,3 +59,52 @@ def sample_ndf(mesh: Mesh, signed: SignedMesh, *, rng: np.random.Generator) -> d
         out[f"ndf/boundary_{sigma}/df"] = np.take(d.astype(np.float32), order)
     out["ndf/pointcloud"] = sampler.sample(POINT_CLOUD, rng=rng)[0].astype(np.float32)
     return out
+
+
+def _specs(parameters) -> list:
+    frame = {"frame": "ndf"}
+    specs = [nan_spec("ndf/loc", (3,), "float64", role="loc"), nan_spec("ndf/scale", (), "float64", role="scale")]
+    for sigma in SIGMAS:
+        points = f"ndf/boundary_{sigma}/points"
+        specs += [
+            nan_spec(points, (SAMPLES, 3), role="points", parameters={"sigma": sigma}, **frame),
+            nan_spec(f"ndf/boundary_{sigma}/df", (SAMPLES,), role="udf", points=points, **frame),
+        ]
+    specs.append(nan_spec("ndf/pointcloud", (POINT_CLOUD, 3), role="", **frame))  # on the mesh, not the outer surface
+    return specs
+
+
+def _write_shape(shape: dict, tmp, context: ExportContext) -> int:
+    folder = shape_folder(tmp, shape)
+    count = write_boundary(shape, folder, "ndf", SIGMAS, "df", np.float64)
+    write_point_cloud(folder, shape["ndf/pointcloud"], RESOLUTION)
+    return count + 1
+
+
+def _write_index(tmp, listing: dict, context: ExportContext) -> int:
+    root = os.path.relpath(context.out.resolve(), context.relative_to.resolve())
+    return write_split(tmp, listing, root)
+
+
+def _sample(mesh, signed: SignedMesh, *, rng: np.random.Generator, parameters) -> dict:
+    return sample_ndf(mesh, signed, rng=rng)
+
+
+RECIPE = Recipe(
+    name="ndf",
+    stream=5,
+    description="NDF's unsigned distances to every face (sigma 0.08, 0.02, 0.003, 100,000 each) and a 10,000-point "
+    "cloud (ndf/*)",
+    specs=_specs,
+    sample=_sample,
+    sample_sets={f"ndf_{sigma}": (f"ndf/boundary_{sigma}/points", f"ndf/boundary_{sigma}/df") for sigma in SIGMAS},
+    exporters=(
+        Exporter(
+            "ndf",
+            "NDF's data folder: <synset>/<id>/boundary_<sigma>_samples.npz, voxelized_point_cloud_256res_10000points.npz, "
+            "split.npz (entries relative to --relative-to, default the current folder)",
+            _write_shape,
+            _write_index,
+        ),
+    ),
+)

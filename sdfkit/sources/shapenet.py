@@ -63,15 +63,15 @@ class ShapenetConfig:
     synsets: tuple[str, ...] | None = None
     """Only these categories (synsets, or first-level folders of a plain tree)."""
     recipes: tuple[str, ...] = ("deepsdf",)
-    """What to sample per shape (:data:`sdfkit.recipes.RECIPES`); ``deepsdf`` is always included."""
+    """What to sample per shape (:func:`sdfkit.recipes.recipes`); ``deepsdf`` is always included."""
 
     def __post_init__(self):
-        from sdfkit.recipes import RECIPES
+        from sdfkit.recipes import recipe, recipes
 
-        unknown = [r for r in self.recipes if r not in RECIPES]
-        if unknown:
-            raise InputError(f"unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
-        object.__setattr__(self, "recipes", tuple(dict.fromkeys(("deepsdf", *self.recipes))))
+        for name in self.recipes:
+            recipe(name)  # a one-line error for an unknown one
+        wanted = {"deepsdf", *self.recipes}
+        object.__setattr__(self, "recipes", tuple(r for r in recipes() if r in wanted))  # the registry's order
         if self.samples < 1 or self.surface_samples < 1:
             raise InputError("--samples and --surface-samples must be positive")
         if self.rays < 4:
@@ -305,98 +305,29 @@ def plan_shapenet(
 
 
 def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
-    """The data arrays of a ``shapenet`` store (besides ``meta/*``)."""
-    nan = float("nan")
-    k, s = config.samples, config.surface_samples
-    return [
-        # float64: a mesh placed far from the origin must come back where it was
-        ArraySpec("norm/offset", (3,), "float64", nan),
-        ArraySpec("norm/scale", (), "float64", nan),
-        ArraySpec("sdf/points", (k, 3), "float32", nan),
-        ArraySpec("sdf/values", (k,), "float32", nan),
-        ArraySpec("surface/points", (s, 3), "float32", nan),
-        ArraySpec("surface/normals", (s, 3), "float32", nan),
-        *recipe_specs(config.recipes),
-    ]
+    """The data arrays of a ``shapenet`` store (besides ``meta/*``): every recipe's, in the
+    registry's order."""
+    from sdfkit.recipes import specs_for
 
-
-def recipe_specs(recipes) -> list[ArraySpec]:
-    """The arrays the recipes beyond ``deepsdf`` add."""
-    from sdfkit.recipes.deepsdf import TEST_SAMPLES
-
-    nan = float("nan")
-    specs = []
-    if "deepsdf-test" in recipes:
-        specs += [
-            ArraySpec("sdf_test/points", (TEST_SAMPLES, 3), "float32", nan),
-            ArraySpec("sdf_test/values", (TEST_SAMPLES,), "float32", nan),
-        ]
-    if "occnet" in recipes:
-        from sdfkit.recipes.occnet import POINTS, SURFACE_POINTS
-
-        specs += [
-            ArraySpec("occnet/points", (POINTS, 3), "float32", nan),
-            ArraySpec("occnet/occupancies", (POINTS,), "uint8", 0),
-            ArraySpec("occnet/surface_points", (SURFACE_POINTS, 3), "float32", nan),
-            ArraySpec("occnet/surface_normals", (SURFACE_POINTS, 3), "float32", nan),
-            ArraySpec("occnet/loc", (3,), "float64", nan),
-            ArraySpec("occnet/scale", (), "float64", nan),
-        ]
-    if "ifnet" in recipes:
-        from sdfkit.recipes import ifnet
-
-        specs += [ArraySpec("ifnet/loc", (3,), "float64", nan), ArraySpec("ifnet/scale", (), "float64", nan)]
-        for sigma in ifnet.SIGMAS:
-            specs += [
-                ArraySpec(f"ifnet/boundary_{sigma}/points", (ifnet.SAMPLES, 3), "float32", nan),
-                ArraySpec(f"ifnet/boundary_{sigma}/occupancies", (ifnet.SAMPLES,), "uint8", 0),
-            ]
-        specs += [ArraySpec(f"ifnet/pointcloud_{n}", (n, 3), "float32", nan) for n in ifnet.POINT_CLOUDS]
-    if "ndf" in recipes:
-        from sdfkit.recipes import ndf
-
-        specs += [ArraySpec("ndf/loc", (3,), "float64", nan), ArraySpec("ndf/scale", (), "float64", nan)]
-        for sigma in ndf.SIGMAS:
-            specs += [
-                ArraySpec(f"ndf/boundary_{sigma}/points", (ndf.SAMPLES, 3), "float32", nan),
-                ArraySpec(f"ndf/boundary_{sigma}/df", (ndf.SAMPLES,), "float32", nan),
-            ]
-        specs.append(ArraySpec("ndf/pointcloud", (ndf.POINT_CLOUD, 3), "float32", nan))
-    return specs
+    return specs_for(config.recipes, asdict(config))
 
 
 def process_mesh(
-    job: MeshJob, *, samples: int, surface_samples: int, seed: int, rays: int, recipes=("deepsdf",)
+    job: MeshJob, *, samples: int, surface_samples: int, seed: int, rays: int, recipes=("deepsdf",), parameters=None
 ) -> dict:
-    """Load one mesh and compute every array of its row."""
-    from sdfkit.recipes.deepsdf import sample_mesh, sample_test, signed_mesh
+    """Load one mesh and compute every array of its row: the outer surface once, from the shape's
+    stream 0 (as voxelize finds it again), then each recipe from its own stream. ``parameters``:
+    the run's others (:class:`ShapenetConfig`), for recipes that read them."""
+    from sdfkit.recipes import recipe
+    from sdfkit.recipes.deepsdf import signed_mesh
 
     mesh = load_mesh(job.path)
-    # the outer surface from the shape's stream 0 (as voxelize finds it again), samples from stream 1
     signed = signed_mesh(mesh, rays=rays, rng=shape_rng(seed, job.id))
-    result = sample_mesh(signed, samples=samples, surface_samples=surface_samples, rng=shape_rng(seed, job.id, 1))
-    out = {
-        "norm/offset": result.offset,
-        "norm/scale": result.scale,
-        "sdf/points": result.sdf_points,
-        "sdf/values": result.sdf_values,
-        "surface/points": result.surface_points,
-        "surface/normals": result.surface_normals,
-    }
-    if "deepsdf-test" in recipes:  # stream 2: the test samples never change the training ones
-        out["sdf_test/points"], out["sdf_test/values"] = sample_test(signed, rng=shape_rng(seed, job.id, 2))
-    if "occnet" in recipes:
-        from sdfkit.recipes.occnet import sample_occnet
-
-        out.update(sample_occnet(signed, rng=shape_rng(seed, job.id, 3)))
-    if "ifnet" in recipes:
-        from sdfkit.recipes.ifnet import sample_ifnet
-
-        out.update(sample_ifnet(signed, rng=shape_rng(seed, job.id, 4)))
-    if "ndf" in recipes:
-        from sdfkit.recipes.ndf import sample_ndf
-
-        out.update(sample_ndf(mesh, signed, rng=shape_rng(seed, job.id, 5)))
+    parameters = {**(parameters or {}), "samples": samples, "surface_samples": surface_samples}
+    out = {}
+    for name in recipes:
+        item = recipe(name)
+        out.update(item.sample(mesh, signed, rng=shape_rng(seed, job.id, item.stream), parameters=parameters))
     return out
 
 
@@ -408,6 +339,7 @@ def processor(config: ShapenetConfig) -> Callable[[MeshJob], dict]:
         seed=config.seed,
         rays=config.rays,
         recipes=config.recipes,
+        parameters=asdict(config),
     )
 
 
@@ -424,7 +356,7 @@ def parameters(config: ShapenetConfig) -> dict:
 def prepare_shapenet(
     root: str | Path,
     out: str,
-    config: ShapenetConfig = ShapenetConfig(),  # noqa: B008 - frozen, never mutated
+    config: ShapenetConfig | None = None,
     *,
     split_files: Sequence[str | Path] = (),
     workers: int = 1,
@@ -442,6 +374,7 @@ def prepare_shapenet(
     """
     from sdfkit.pipeline import Plan, build_store
 
+    config = config or ShapenetConfig()
     metas, jobs, source = plan_shapenet(root, config, split_files, split_fractions=split_fractions)
     plan = Plan(
         kind="shapenet",

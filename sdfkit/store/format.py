@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,56 @@ class ArraySpec:
     """numpy dtype string, or ``"str"`` for variable-length UTF-8."""
     fill_value: Any = 0
     """Value of rows that were not written (failed shapes keep it)."""
+    recipe: str = ""
+    """The recipe that writes it (``sdfkit.recipes``); "" for a store's own arrays."""
+    role: str = ""
+    """What its values are, so that checks and loaders need nothing from the code that wrote
+    them: ``points``, ``sdf`` (signed distance, negative inside), ``occupancy`` (1 inside),
+    ``udf`` (unsigned distance), ``normals`` (unit, outward), ``surface`` (points on the outer
+    surface), ``loc``/``scale`` (a frame's), or "" (anything else)."""
+    points: str = ""
+    """For values at points (``sdf``, ``occupancy``, ``udf``, ``normals``): the points' array."""
+    frame: str = ""
+    """The frame of points and distances: "" for the store's normalized frame, else the prefix
+    ``P`` of the arrays ``P/loc`` and ``P/scale`` with raw = point * scale + loc (a distance
+    times scale is raw), and normalized = (raw + norm/offset) * norm/scale."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """What the recipe drew them with (a sigma, a count), as recorded in the store."""
+    sample_set: str = ""
+    """The name ``sdfkit.torch`` reads it by, with the other arrays of that sample set (the
+    same rows and windows): ``sdf``, ``ifnet_0.01``, ..."""
+
+    def describe(self) -> dict:
+        """This spec as the store records it in its ``specs`` attribute (JSON)."""
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "fill_value": None
+            if isinstance(self.fill_value, float) and self.fill_value != self.fill_value
+            else self.fill_value,
+            "recipe": self.recipe,
+            "role": self.role,
+            "points": self.points,
+            "frame": self.frame,
+            "parameters": dict(self.parameters),
+            "sample_set": self.sample_set,
+        }
+
+    @classmethod
+    def from_description(cls, name: str, described: Mapping[str, Any]) -> ArraySpec:
+        fill = described.get("fill_value")
+        return cls(
+            name,
+            tuple(described.get("shape", ())),
+            described.get("dtype", ""),
+            float("nan") if fill is None else fill,
+            described.get("recipe", ""),
+            described.get("role", ""),
+            described.get("points", ""),
+            described.get("frame", ""),
+            dict(described.get("parameters", {})),
+            described.get("sample_set", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -185,6 +235,7 @@ def create_store(
         "parameters": dict(parameters),
         "shard_size": shard_size,
         "arrays": [s.name for s in (*META_SPECS, *specs)],
+        "specs": {s.name: s.describe() for s in specs},
         "initialized": False,
         "complete": False,
     }
@@ -290,6 +341,12 @@ def prepare_store(
                 )
             elif missing and not _finished_rows(group):
                 overwrite = True  # arrays half made by this very command, and no row finished: make it again
+            elif missing and not overwrite and not set(missing) & set(info.get("arrays", [])):
+                raise ParameterMismatchError(
+                    f"{url}: a {kind} store made by another sdfkit version, without the arrays "
+                    f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} that this one writes; pass --overwrite "
+                    "to make it again, or choose another -o path"
+                )
             elif missing and not overwrite:
                 raise FormatError(
                     f"{url}: a {kind} store without the arrays {', '.join(missing[:3])} (damaged, or made by "

@@ -68,6 +68,7 @@ def store_report(url, *, max_failures: int = 10) -> dict:
         ids, errors = group["meta/id"][:], group["meta/error"][:]
         failures = [{"index": int(i), "id": str(ids[i]), "error": str(errors[i])} for i in failed[:max_failures]]
     total = None if local is None else sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+    outer = _outer(group, status)
     return {
         "kind": info.get("kind"),
         "format_version": info.get("format_version"),
@@ -82,4 +83,22 @@ def store_report(url, *, max_failures: int = 10) -> dict:
         "failures": failures,
         "arrays": arrays,
         "stored_bytes": total,
+        **({"outer": outer} if outer else {}),
     }
+
+
+def _outer(group, status: np.ndarray, listed: int = 10) -> dict:
+    """What the ok shapes' outer surfaces are made of (the ``outer/*`` arrays of a shapenet
+    store): soups (loose triangles that enclose nothing: no negative sample), shapes with
+    containers, and shapes with sheets (open parts that enclose nothing), with the first ids."""
+    if "outer/soup" not in group:
+        return {}
+    ok = status == STATUS_OK
+    ids = as_str(group["meta/id"][:])
+    flags = {
+        "soups": (group["outer/soup"][:] == 1) & ok,
+        "with containers": (group["outer/containers"][:] > 0) & ok,
+        "with sheets": (group["outer/sheet_share"][:] > 0) & ok,
+        "without closed parts": (group["outer/closed_share"][:] == 0) & ok,
+    }
+    return {name: {"count": int(mask.sum()), "ids": ids[mask][:listed].tolist()} for name, mask in flags.items()}

@@ -4,9 +4,13 @@ Structure (attributes, arrays, shapes, dtypes, layout), metadata (unique ids, st
 columns that agree, no pending shape in a complete store), values (finite where ok, fill values
 where failed) and geometry:
 
-- ``shapenet``: the SDF is 1-Lipschitz and zero on the surface, so no sample's |SDF| may exceed its
-  distance to the nearest surface sample; and it may not fall far short of it either (a store
-  with scaled, shifted or shuffled values does); normals are unit vectors.
+- ``shapenet``: what each array holds comes from the store's own ``specs`` attribute (role, points,
+  frame: see :class:`~sdfkit.store.format.ArraySpec`), so every recipe's arrays are checked with
+  nothing from the code that wrote them. Signed distances (role ``sdf``) are 1-Lipschitz and zero
+  on the surface, so no sample's |SDF| may exceed its distance to the nearest surface sample, and
+  it may not fall far short of it either (a store with scaled, shifted or shuffled values does);
+  occupancies (``occupancy``) agree with nearby signed samples; unsigned distances (``udf``) are
+  non-negative and 1-Lipschitz; normals are unit vectors; voxel grids hold 0 and 1.
 - ``mnist``: the surface points lie within one grid cell of the zero level of the bilinear SDF.
 - ``renders``: silhouettes agree with depth, poses are rigid, intrinsics are pixel matrices.
 - voxel grids (``sdfkit voxelize``): occupancy is 0/1 and agrees with the voxel SDF's sign.
@@ -23,7 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.errors import FormatError
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, as_str, open_store, read_status, shard_ranges
+from sdfkit.store.format import (
+    STATUS_FAILED,
+    STATUS_OK,
+    ArraySpec,
+    as_str,
+    open_store,
+    read_status,
+    shard_ranges,
+)
 
 __all__ = ["Check", "ValidationReport", "validate_store"]
 
@@ -121,8 +133,7 @@ def _structure(group, info, report: ValidationReport) -> list[str]:
         return []
     c = report.check("arrays")
     expected = {**_META, **_ARRAYS[kind]}
-    if kind == "shapenet":  # what the store's recipes add
-        expected |= {spec.name: spec.dtype for spec in _recipe_specs(info.get("parameters", {}))}
+    expected |= {name: spec.dtype for name, spec in specs_of(info).items() if name not in expected}
     listed = list(info.get("arrays", []))
     n = group["meta/id"].shape[0] if "meta/id" in group else None
     size = info.get("shard_size")
@@ -157,8 +168,6 @@ def _shapes(group, info, kind, report: ValidationReport) -> None:
         k, s = p.get("samples"), p.get("surface_samples")
         wanted = {"sdf/points": (k, 3), "sdf/values": (k,), "surface/points": (s, 3), "surface/normals": (s, 3)}
         wanted |= {"norm/offset": (3,), "norm/scale": ()}
-        for spec in _recipe_specs(p):
-            wanted[spec.name] = spec.shape
     elif kind == "mnist":
         r, s = p.get("resolution"), p.get("surface_points")
         wanted = {"sdf/grid": (r, r), "surface/points": (s, 2), "surface/normals": (s, 2)}
@@ -171,6 +180,9 @@ def _shapes(group, info, kind, report: ValidationReport) -> None:
     if voxels:
         r = voxels.get("resolution")
         wanted |= {"voxels/occupancy": (r, r, r), "voxels/sdf": (r, r, r)}
+    for name, spec in specs_of(info).items():
+        if tuple(spec.shape) != tuple(wanted.setdefault(name, spec.shape)):
+            c.fail(f"the specs attribute gives {name} the shape {tuple(spec.shape)}, the parameters {wanted[name]}")
     for name, shape in wanted.items():
         if name in group:
             c.checked += 1
@@ -228,82 +240,112 @@ def _values(name: str, block: np.ndarray, ok: np.ndarray, failed: np.ndarray, st
         c.fail(f"{name} of {ids[start + row]} (failed) holds values instead of the fill value NaN")
 
 
-def _recipe_specs(parameters: dict):
-    from sdfkit.sources.shapenet import recipe_specs
+_BASE_SPECS = {
+    "sdf/points": ArraySpec("sdf/points", (), "float32", role="points"),
+    "sdf/values": ArraySpec("sdf/values", (), "float32", role="sdf", points="sdf/points"),
+    "surface/points": ArraySpec("surface/points", (), "float32", role="surface"),
+    "surface/normals": ArraySpec("surface/normals", (), "float32", role="normals", points="surface/points"),
+}
+"""What the arrays of a ``shapenet`` store made before stores recorded their specs hold (sdfkit
+0.3 and older; their recipes' arrays are checked for presence and values only)."""
 
-    return recipe_specs(parameters.get("recipes") or ())
+
+def specs_of(info: dict) -> dict[str, ArraySpec]:
+    """name -> spec of the store's arrays, from its ``specs`` attribute."""
+    recorded = info.get("specs")
+    if recorded is None:
+        if info.get("kind") != "shapenet":
+            return {}
+        return {name: spec for name, spec in _BASE_SPECS.items() if name in info.get("arrays", [])}
+    return {name: ArraySpec.from_description(name, d) for name, d in recorded.items()}
 
 
-def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
+def _to_normalized(rows: dict, row: int, frame: str) -> tuple[float, np.ndarray]:
+    """(scale, shift) with normalized = points * scale + shift for points of ``frame`` (an
+    :class:`ArraySpec`'s): raw = p * frame/scale + frame/loc; normalized = (raw + norm/offset) *
+    norm/scale. A distance times ``scale`` is normalized."""
+    if not frame:
+        return 1.0, np.zeros(3)
+    norm_scale = float(rows["norm/scale"][row])
+    scale = float(rows[f"{frame}/scale"][row])
+    shift = (np.asarray(rows[f"{frame}/loc"][row], dtype=np.float64) + rows["norm/offset"][row]) * norm_scale
+    return scale * norm_scale, shift
+
+
+def _points(rows: dict, row: int, spec: ArraySpec) -> np.ndarray:
+    scale, shift = _to_normalized(rows, row, spec.frame)
+    return rows[spec.points][row].astype(np.float64) * scale + shift
+
+
+def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report, specs: dict) -> None:
     from scipy.spatial import cKDTree
 
     c = report.check("surface vs SDF samples")
     n = report.check("unit normals")
+    here = {name: spec for name, spec in specs.items() if name in rows and (not spec.points or spec.points in rows)}
     for row in np.nonzero(ok)[0]:
         surface = rows["surface/points"][row].astype(np.float64)
-        normals = rows["surface/normals"][row].astype(np.float64)
-        if not (np.isfinite(surface).all() and np.isfinite(normals).all()):
+        if not np.isfinite(surface).all():
             continue  # reported by the values check
         tree = cKDTree(surface)
         spacing = np.median(tree.query(surface, k=2)[0][:, 1])
-        n.checked += 1
-        for prefix in ("sdf", "sdf_test"):  # every recipe's signed samples
-            if f"{prefix}/points" not in rows:
-                continue
-            points = rows[f"{prefix}/points"][row].astype(np.float64)
-            values = np.abs(rows[f"{prefix}/values"][row].astype(np.float64))
-            if not (np.isfinite(points).all() and np.isfinite(values).all()):
-                continue
-            nearest, _ = tree.query(points)
-            c.checked += 1
-            over = values > nearest + 1e-4
-            if over.mean() > 1e-3:
-                c.fail(
-                    f"{ids[start + row]}: {over.mean():.1%} of its {prefix} samples have |SDF| above their "
-                    "distance to the surface samples (an SDF is zero on the surface and 1-Lipschitz)"
-                )
-            short = np.percentile(nearest - values, 95)
-            if short > 3 * spacing + 1e-3:
-                c.fail(
-                    f"{ids[start + row]}: |SDF| of its {prefix} samples falls {short:.4f} short of the distance "
-                    f"to the surface samples (95th percentile; the samples are {spacing:.4f} apart)"
-                )
-        length = np.linalg.norm(normals, axis=1)
-        if np.abs(length - 1).max() > 1e-3:
-            n.fail(f"{ids[start + row]}: surface normals are not unit vectors (length {length.min():.3f})")
-        for points_name, occupancy_name, scale_name in _OCCUPANCIES:
-            if points_name in rows:
-                _occupancy_vs_samples(rows, row, ids[start + row], report, points_name, occupancy_name, scale_name)
-        if "ndf/scale" in rows:
-            _unsigned_vs_surface(rows, row, ids[start + row], report, tree)
+        shape_id = ids[start + row]
+        for name, spec in here.items():
+            values = rows[name][row]
+            if not (np.isfinite(values).all() and (not spec.points or np.isfinite(rows[spec.points][row]).all())):
+                continue  # reported by the values check
+            if spec.role == "sdf":
+                c.checked += 1
+                _sdf_vs_surface(name, _points(rows, row, spec), values, spec, rows, row, shape_id, tree, spacing, c)
+            elif spec.role == "normals":
+                n.checked += 1
+                length = np.linalg.norm(values.astype(np.float64), axis=1)
+                if np.abs(length - 1).max() > 1e-3:
+                    n.fail(f"{shape_id}: {name} are not unit vectors (length {length.min():.3f})")
+            elif spec.role == "occupancy":
+                _occupancy_vs_samples(rows, row, shape_id, report, name, _points(rows, row, spec))
+            elif spec.role == "udf":
+                _unsigned_vs_surface(rows, row, shape_id, report, tree, name, spec)
+            elif spec.role == "voxels":
+                v = report.check("voxels")
+                v.checked += 1
+                if not np.isin(values, (0, 1)).all():
+                    v.fail(f"{shape_id}: {name} holds values other than 0 and 1")
 
 
-_OCCUPANCIES = (
-    ("occnet/points", "occnet/occupancies", "occnet/scale"),
-    ("ifnet/boundary_0.1/points", "ifnet/boundary_0.1/occupancies", "ifnet/scale"),
-    ("ifnet/boundary_0.01/points", "ifnet/boundary_0.01/occupancies", "ifnet/scale"),
-)
+def _sdf_vs_surface(name, points, values, spec, rows, row, shape_id, tree, spacing, c) -> None:
+    scale, _ = _to_normalized(rows, row, spec.frame)
+    values = np.abs(values.astype(np.float64)) * scale
+    nearest, _ = tree.query(points)
+    over = values > nearest + 1e-4
+    if over.mean() > 1e-3:
+        c.fail(
+            f"{shape_id}: {over.mean():.1%} of its {name} have |SDF| above their distance to the surface samples "
+            "(an SDF is zero on the surface and 1-Lipschitz)"
+        )
+    short = np.percentile(nearest - values, 95)
+    if short > 3 * spacing + 1e-3:
+        c.fail(
+            f"{shape_id}: {name} falls {short:.4f} short of the distance to the surface samples (95th percentile; "
+            f"the samples are {spacing:.4f} apart)"
+        )
 
 
-def _unsigned_vs_surface(rows: dict, row: int, shape_id: str, report, tree) -> None:
-    """ndf: distances are >= 0 and never above the distance to a surface sample (the outer
+def _unsigned_vs_surface(rows: dict, row: int, shape_id: str, report, tree, name: str, spec: ArraySpec) -> None:
+    """Unsigned distances are >= 0 and never above the distance to a surface sample (the outer
     surface is part of the mesh the distance is to, and a distance is 1-Lipschitz)."""
     c = report.check("unsigned distances")
-    to_normalized = float(rows["ndf/scale"][row]) * float(rows["norm/scale"][row])
-    for name in [n for n in rows if n.startswith("ndf/boundary_") and n.endswith("/df")]:
-        df = rows[name][row].astype(np.float64)
-        points = rows[name.removesuffix("/df") + "/points"][row].astype(np.float64) * to_normalized
-        if not (np.isfinite(df).all() and np.isfinite(points).all()):
-            continue
-        c.checked += 1
-        nearest, _ = tree.query(points)
-        if (df < 0).any():
-            c.fail(f"{shape_id}: {name} has negative distances")
-        elif (df * to_normalized > nearest + 1e-4).mean() > 1e-3:
-            c.fail(f"{shape_id}: {name} exceeds the distance to the surface samples (a distance is 1-Lipschitz)")
+    scale, _ = _to_normalized(rows, row, spec.frame)
+    df = rows[name][row].astype(np.float64)
+    c.checked += 1
+    nearest, _ = tree.query(_points(rows, row, spec))
+    if (df < 0).any():
+        c.fail(f"{shape_id}: {name} has negative distances")
+    elif (df * scale > nearest + 1e-4).mean() > 1e-3:
+        c.fail(f"{shape_id}: {name} exceeds the distance to the surface samples (a distance is 1-Lipschitz)")
 
 
-def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, points_name, occupancy_name, scale_name) -> None:
+def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, occupancy_name: str, points) -> None:
     """Occupancy is 0/1, and where a DeepSDF sample's |SDF| exceeds its distance to an occupancy
     point (the SDF is 1-Lipschitz, so its sign holds there) they agree, as often as the SDF
     samples agree with each other by the same test.
@@ -316,8 +358,6 @@ def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, points_na
 
     c = report.check("occupancy vs SDF samples")
     occupancy = rows[occupancy_name][row]
-    to_normalized = float(rows[scale_name][row]) * float(rows["norm/scale"][row])
-    points = rows[points_name][row].astype(np.float64) * to_normalized
     samples, values = rows["sdf/points"][row].astype(np.float64), rows["sdf/values"][row].astype(np.float64)
     if not (np.isfinite(points).all() and np.isfinite(samples).all()):
         return
@@ -337,7 +377,7 @@ def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, points_na
     rate = disagree.sum() / max(certain.sum(), 1)
     if rate > 0.01 + 2 * own:
         c.fail(
-            f"{shape_id}: {int(disagree.sum())} {points_name} disagree with the sign of a nearby SDF sample"
+            f"{shape_id}: {int(disagree.sum())} {occupancy_name} points disagree with the sign of a nearby SDF sample"
             f" ({rate:.1%}; the SDF samples disagree with each other at {own:.1%})"
         )
 
@@ -406,7 +446,6 @@ def _geometry_watertight(rows: dict, ok: np.ndarray, start: int, ids, report) ->
 
 
 _GEOMETRY: dict[str, Callable] = {
-    "shapenet": _geometry_shapenet,
     "mnist": _geometry_mnist,
     "renders": _geometry_renders,
     "watertight": _geometry_watertight,
@@ -443,7 +482,9 @@ def validate_store(url: str, *, progress: Callable[[int, int], None] | None = No
         for name, block in rows.items():
             if not name.startswith("voxels/"):
                 _values(name, block, ok, failed, start, ids, report)
-        if report.kind in _GEOMETRY:
+        if report.kind == "shapenet":
+            _geometry_shapenet(rows, ok, start, ids, report, specs_of(info))
+        elif report.kind in _GEOMETRY:
             _GEOMETRY[report.kind](rows, ok, start, ids, report)
         if voxel_status is not None and "voxels/occupancy" in rows:
             _geometry_voxels(rows, ok & (voxel_status[start:stop] == STATUS_OK), start, ids, report)
