@@ -55,8 +55,14 @@ def _export_formats():
     default=None,
     help="ndf: split.npz's entries are paths relative to this folder (run NDF from it).  [default: the current folder]",
 )
+@click.option(
+    "--meshes",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="hunyuan3d (renders its condition views): the folder the store's meshes are in now, if they moved.",
+)
 @overwrite_option("Replace the output folder if it is not empty.")
-def export_command(store, to, output, split, ids, dataset, relative_to, overwrite):
+def export_command(store, to, output, split, ids, dataset, relative_to, meshes, overwrite):
     """Write a store in the layout another project reads; values unchanged in meaning.
 
     \b
@@ -93,6 +99,7 @@ def export_command(store, to, output, split, ids, dataset, relative_to, overwrit
         ids=wanted,
         dataset=dataset,
         relative_to=relative_to,
+        meshes_root=meshes,
         overwrite=overwrite,
         progress=_progress_bar("export"),
     )

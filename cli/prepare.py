@@ -162,6 +162,14 @@ def prepare_mnist_command(
     default=30_000,
     help="S: outer-surface samples per shape, with normals.",
 )
+@click.option(
+    "--sharp-angle",
+    type=click.FloatRange(0, 180, min_open=True, max_open=True),
+    default=15.0,
+    show_default=True,
+    help="vecset: an edge of the outer surface is sharp where its faces meet at more than this many degrees "
+    "(Dora: 15; Hunyuan3D-2.1's vertex test: about 20).",
+)
 @workers_option
 @scheduler_option
 @click.option("--seed", type=int, default=0, help="Seed of all sampling.")
@@ -187,6 +195,7 @@ def prepare_shapenet_command(
     recipes,
     samples,
     surface_samples,
+    sharp_angle,
     workers,
     scheduler,
     seed,
@@ -210,6 +219,7 @@ def prepare_shapenet_command(
       sdfkit prepare-shapenet meshes/ -o s3://bucket/meshes.zarr --scheduler tcp://10.0.0.5:8786
       sdfkit prepare-shapenet shapes/ --split shapes/splits/test.json --recipe deepsdf-test -o test.zarr
       sdfkit prepare-shapenet my-meshes/ --split-fractions 0.8,0.1,0.1 -o mine.zarr
+      sdfkit prepare-shapenet objects/ --recipe vecset -o vecset.zarr   # Hunyuan3D-2.1 / Dora data
     """
     from sdfkit.sources import shapenet
 
@@ -219,6 +229,7 @@ def prepare_shapenet_command(
         seed=seed,
         synsets=parse_synsets(synsets),
         recipes=tuple(recipes),
+        sharp_angle=sharp_angle,
     )
     summary = shapenet.prepare_shapenet(
         root,

@@ -6,8 +6,8 @@ under ``$SDFKIT_PROJECTS`` and ``/work/.mirror`` as ``<owner>+<name>/repo`` (a b
 how to get it (``git clone https://github.com/<owner>/<name> $SDFKIT_PROJECTS/<name>``).
 
 Their code runs in a subprocess, after :data:`SHIMS`: modules that need compiled extensions
-(CUDA, Cython) become empty modules, torchvision (compiled, not installed here) gives its
-``transforms.Compose`` (apply in turn) alone, and the aliases that their pinned numpy (1.15) and
+(CUDA, Cython) become empty modules, torchvision (compiled for its own torch build) gives the
+four transforms they use (Compose, ToTensor, Resize, Normalize, written here with torch), and the aliases that their pinned numpy (1.15) and
 PyYAML (3.13) had and today's lack come back. Nothing else of theirs changes.
 """
 
@@ -63,19 +63,41 @@ class _Stub(types.ModuleType):
 
 
 sys.meta_path.insert(0, _Stubs(STUBS))
-if "torchvision" in STUBS:  # not installed here (its ops are compiled); the one class they use
-    import torchvision.transforms
+if "torchvision" in STUBS:  # its wheels' compiled ops need their own torch build: the transforms they use
+    import torch
+    import torchvision.transforms as transforms
 
     class Compose:
-        def __init__(self, transforms):
-            self.transforms = transforms
+        def __init__(self, steps):
+            self.steps = steps
 
         def __call__(self, value):
-            for transform in self.transforms:
-                value = transform(value)
+            for step in self.steps:
+                value = step(value)
             return value
 
-    torchvision.transforms.Compose = Compose
+    class ToTensor:  # HWC uint8 -> CHW float in [0, 1]
+        def __call__(self, image):
+            return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+
+    class Resize:  # the shorter side to `size`, bilinear with antialiasing
+        def __init__(self, size):
+            self.size = size
+
+        def __call__(self, image):
+            h, w = image.shape[-2:]
+            scale = self.size / min(h, w)
+            shape = (round(h * scale), round(w * scale))
+            return torch.nn.functional.interpolate(image[None], shape, mode="bilinear", antialias=True)[0]
+
+    class Normalize:
+        def __init__(self, mean, std):
+            self.mean, self.std = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
+
+        def __call__(self, image):
+            return (image - self.mean) / self.std
+
+    transforms.Compose, transforms.ToTensor, transforms.Resize, transforms.Normalize = Compose, ToTensor, Resize, Normalize
 '''
 
 
@@ -88,16 +110,40 @@ def project(repository: str, paths: list[str], dest: Path) -> Path:
         for candidate in (Path(root) / f"{owner}+{name}" / "repo", Path(root) / f"{owner}+{name}", Path(root) / name):
             git_dir = candidate if (candidate / "HEAD").is_file() else candidate / ".git"
             if (git_dir / "HEAD").is_file():
-                dest.mkdir(parents=True, exist_ok=True)
-                archive = subprocess.run(
-                    ["git", f"--git-dir={git_dir}", "archive", "HEAD", *paths], capture_output=True, check=True
-                )
-                subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+                _extract(git_dir, paths, dest)
                 return dest
     pytest.skip(
         f"{repository}'s code is not here: git clone https://github.com/{repository} "
         f"$SDFKIT_PROJECTS/{name} to read the export with it"
     )
+
+
+def _extract(git_dir: Path, paths: list[str], dest: Path) -> None:
+    """The files under ``paths`` at HEAD, into ``dest``; blobs the snapshot lacks (its largest
+    files) are left out."""
+    listed = subprocess.run(
+        ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", "HEAD", "--", *paths], capture_output=True, check=True
+    ).stdout.split(b"\0")
+    entries = [line.split(b"\t", 1) for line in listed if line]
+    blobs = [(meta.split()[2], path.decode()) for meta, path in entries if meta.split()[1] == b"blob"]
+    batch = subprocess.run(
+        ["git", f"--git-dir={git_dir}", "cat-file", "--batch"],
+        input=b"".join(sha + b"\n" for sha, _ in blobs),
+        capture_output=True,
+        check=True,
+    ).stdout
+    at = 0
+    for _, path in blobs:
+        header_end = batch.index(b"\n", at)
+        header = batch[at:header_end].split()
+        at = header_end + 1
+        if header[-1] == b"missing":
+            continue
+        size = int(header[2])
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(batch[at : at + size])
+        at += size + 1
 
 
 def run_their_code(code: str, *, path: Path, cwd: Path, stubs: list[str], timeout: float = 600) -> dict:

@@ -88,13 +88,16 @@ def export_store(
     ids: Sequence[str] | None = None,
     dataset: str = "ShapeNetV2",
     relative_to: str | Path | None = None,
+    meshes_root: str | Path | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """Write the shapes of a complete store in another project's layout (see the module doc).
 
     relative_to : the folder that paths inside index files are relative to (NDF's split entries;
-        default the current folder)."""
+        default the current folder).
+    meshes_root : where the store's meshes are now, for exporters that render (default: the
+        source folder the store records)."""
     from sdfkit.store.dataset import open_dataset
 
     start = time.perf_counter()
@@ -127,10 +130,17 @@ def export_store(
     rows = rows[ok]
     if len(rows) == 0:
         raise InputError(f"{url}: no exportable shape (every selected shape failed or none is selected)")
+    meshes = {}
+    if exporter.needs_meshes:
+        from sdfkit.sources.shapenet import mesh_paths
+
+        chosen = [everything.ids[k] for k in rows]
+        meshes = dict(zip(chosen, mesh_paths(everything.attrs, chosen, url, meshes_root), strict=True))
     out = Path(out)
     tmp = _prepare_out(out, overwrite)
     arrays = [a for a in everything.arrays if not a.startswith("voxels/") or a in everything.group]
-    context = ExportContext(out, dataset, relative_to or Path.cwd(), {"arrays": arrays})
+    seed = int(everything.parameters.get("seed", 0))
+    context = ExportContext(out, dataset, relative_to or Path.cwd(), {"arrays": arrays}, meshes, seed)
     files = 0
     listing: dict[str, dict[str, list[str]]] = {}
     try:

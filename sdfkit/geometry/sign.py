@@ -901,3 +901,42 @@ def _rim_structure(surface: OuterSurface):
 
 
 _OPEN_REST = (np.zeros(0, dtype=bool),) * 4 + _NONE
+
+
+def sharp_edges(surface: OuterSurface, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of the outer surface where its two faces meet at more than ``angle`` degrees
+    (the angle between their outward normals; 0 on a flat stretch, 90 at a cube's edge):
+    endpoints ``a``, ``b`` (m, 3) and the unit mean normal of the two faces (m, 3).
+
+    Coincident vertices are merged first (faces split where parts meet share no vertex ids).
+    Edges on an open part's boundary (one face) or shared by more than two faces, and edges of
+    zero-area faces, are none. Where a sheet meets a face (sheets face either way) the angle is
+    taken between the lines of the normals, so a flat sheet has no sharp edge whichever way its
+    faces were turned."""
+    vertices, faces, index = _merge(surface.vertices, surface.faces)
+    if len(faces) == 0:
+        empty = np.zeros((0, 3))
+        return empty, empty, empty
+    normals = face_normals(vertices, faces)
+    sheet = surface.sheet[index]
+    edge_id, counts = _edges(faces)
+    owner = np.repeat(np.arange(len(faces)), 3)
+    corner = np.tile(np.arange(3), len(faces))
+    flat_id = edge_id.reshape(-1)
+    shared = counts[flat_id] == 2
+    order = np.argsort(flat_id[shared], kind="stable")
+    pairs = owner[shared][order].reshape(-1, 2)
+    corners = corner[shared][order].reshape(-1, 2)[:, 0]
+    first, second = normals[pairs[:, 0]], normals[pairs[:, 1]]
+    valid = (np.linalg.norm(first, axis=1) > 0.5) & (np.linalg.norm(second, axis=1) > 0.5)
+    cos = np.einsum("ij,ij->i", first, second)
+    either_sheet = sheet[pairs[:, 0]] | sheet[pairs[:, 1]]
+    side = np.where(either_sheet & (cos < 0), -1.0, 1.0)
+    cos = cos * side
+    keep = valid & (cos < np.cos(np.radians(angle)))
+    f = pairs[keep, 0]
+    a = vertices[faces[f, corners[keep]]]
+    b = vertices[faces[f, (corners[keep] + 1) % 3]]
+    mean = first[keep] + side[keep, None] * second[keep]
+    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+    return a, b, mean

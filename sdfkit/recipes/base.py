@@ -56,7 +56,11 @@ class ExportContext:
     relative_to: Path = Path(".")
     """The folder that paths written into index files are relative to (NDF's split entries)."""
     options: Mapping[str, Any] = field(default_factory=dict)
-    """Options of the exporter (``--option key=value``; e.g. ``dtype=float16``)."""
+    """What the generic exporters need besides (``npz``: the arrays to write)."""
+    meshes: Mapping[str, str] = field(default_factory=dict)
+    """Shape id -> its mesh file, for exporters that render (``needs_meshes``)."""
+    seed: int = 0
+    """The store's seed: what an exporter draws is a function of it and the shape's id."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class Exporter:
     category -> ids, in export order; returns the number of files written."""
     kinds: tuple[str, ...] = ("shapenet",)
     """Store kinds it reads."""
+    needs_meshes: bool = False
+    """Whether it reads the shapes' meshes too (``ExportContext.meshes``: from the store's source
+    tree, or ``--meshes`` where it moved)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class Recipe:
         return [replace(s, recipe=self.name, sample_set=member.get(s.name, "")) for s in self.specs(parameters)]
 
 
-_BUILTIN = ("deepsdf", "deepsdf_test", "occnet", "ifnet", "ndf")
+_BUILTIN = ("deepsdf", "deepsdf_test", "occnet", "ifnet", "ndf", "vecset")
 """The modules of sdfkit's own recipes, in the order their arrays are laid out."""
 
 

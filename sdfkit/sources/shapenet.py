@@ -64,6 +64,9 @@ class ShapenetConfig:
     """Only these categories (synsets, or first-level folders of a plain tree)."""
     recipes: tuple[str, ...] = ("deepsdf",)
     """What to sample per shape (:func:`sdfkit.recipes.recipes`); ``deepsdf`` is always included."""
+    sharp_angle: float = 15.0
+    """``vecset``: an edge of the outer surface is sharp where its faces meet at more than this
+    many degrees."""
 
     def __post_init__(self):
         from sdfkit.recipes import recipe, recipes
@@ -76,6 +79,8 @@ class ShapenetConfig:
             raise InputError("--samples and --surface-samples must be positive")
         if self.rays < 4:
             raise InputError("--rays must be at least 4")
+        if not 0 < self.sharp_angle < 180:
+            raise InputError(f"--sharp-angle {self.sharp_angle}: give an angle between 0 and 180 degrees")
 
 
 @dataclass(frozen=True)
@@ -347,6 +352,8 @@ def parameters(config: ShapenetConfig) -> dict:
     from sdfkit.geometry.sign import METHOD
 
     out = asdict(config)
+    if "vecset" not in config.recipes:
+        del out["sharp_angle"]  # recorded only where it matters: other stores keep their parameters
     out["method"] = METHOD
     out["synsets"] = list(config.synsets) if config.synsets else None
     out["recipes"] = list(config.recipes)
