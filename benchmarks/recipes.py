@@ -37,6 +37,7 @@ SETS = {
     "deepsdf + occnet": ("deepsdf", "occnet"),
     "deepsdf + ifnet": ("deepsdf", "ifnet"),
     "deepsdf + ndf": ("deepsdf", "ndf"),
+    "deepsdf + vecset": ("deepsdf", "vecset"),
     "deepsdf + occnet + ifnet + ndf": ("deepsdf", "occnet", "ifnet", "ndf"),
     "all five": ("deepsdf", "deepsdf-test", "occnet", "ifnet", "ndf"),
 }

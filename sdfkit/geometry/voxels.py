@@ -89,13 +89,29 @@ def solid_voxels(
     resolution: int,
     low: float = -0.5,
     high: float = 0.5,
+    *,
+    closed: bool = False,
 ) -> np.ndarray:
     """(R, R, R) bool: cells the surface touches or whose centre is inside (``inside(points (n,
     3)) -> (n,) bool``, asked only about the untouched cells), as binvox and IF-Net's
-    ``VoxelGrid.from_mesh`` fill a mesh."""
+    ``VoxelGrid.from_mesh`` fill a mesh.
+
+    closed : the surface bounds what ``inside`` says is inside (it is made of closed parts): two
+        untouched cells that share a face are then on the same side (the box they make holds no
+        surface), so each region of untouched cells is asked about once, at one of its cells."""
+    from scipy.ndimage import label
+
     grid = surface_voxels(vertices, faces, resolution, low, high)
     axis = cell_centres(resolution, low, high)
     flat = grid.reshape(-1)
+    if closed:
+        regions, count = label(~grid)  # 6-connected regions of untouched cells
+        flat_regions = regions.reshape(-1)
+        order = np.argsort(flat_regions, kind="stable")
+        first = order[np.searchsorted(flat_regions[order], np.arange(1, count + 1))]
+        i, j, k = np.unravel_index(first, grid.shape)
+        filled = np.concatenate([[False], inside(np.stack([axis[i], axis[j], axis[k]], axis=1))])
+        return grid | filled[regions]
     rest = np.nonzero(~flat)[0]
     i, j, k = np.unravel_index(rest, grid.shape)
     flat[rest] = inside(np.stack([axis[i], axis[j], axis[k]], axis=1))

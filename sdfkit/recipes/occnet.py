@@ -70,7 +70,11 @@ def frame_voxels(signed: SignedMesh, resolution: int, to_normalized: float) -> n
     normalized frame (OccNet's, IF-Net's)."""
     outer = signed.outer
     return solid_voxels(
-        outer.vertices / to_normalized, outer.faces, lambda p: signed.inside(p * to_normalized), resolution
+        outer.vertices / to_normalized,
+        outer.faces,
+        lambda p: signed.inside(p * to_normalized),
+        resolution,
+        closed=bool(outer.closed.all()),
     )
 
 
