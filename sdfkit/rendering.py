@@ -20,7 +20,7 @@ import numpy as np
 from sdfkit.errors import InputError
 from sdfkit.geometry.basics import shape_rng
 
-__all__ = ["INSTALL", "check_renderer", "render_normals", "condition_cameras", "render_condition_views"]
+__all__ = ["INSTALL", "check_renderer", "look_at", "render_normals", "condition_cameras", "render_condition_views"]
 
 
 class _NormalShaders:
@@ -183,12 +183,14 @@ def condition_cameras(count: int, rng: np.random.Generator) -> list[dict]:
     return views
 
 
-def _track_to(eye: np.ndarray) -> np.ndarray:
-    """Camera-to-world pose of a camera at ``eye`` looking at the origin with its up axis as near
-    world +z as it goes (Blender's TRACK_TO constraint, -z tracking, y up)."""
-    back = eye / np.linalg.norm(eye)
-    up = np.array([0.0, 0.0, 1.0]) if abs(back[2]) < 0.999 else np.array([0.0, 1.0, 0.0])
-    right = np.cross(up, back)
+def look_at(eye: np.ndarray, *, up: int = 1, pole: float = 0.99) -> np.ndarray:
+    """Camera-to-world pose (4, 4) of a camera at ``eye`` looking at the origin (down its -z),
+    its y axis as near world axis ``up`` as it goes (looking within ``pole`` of that axis: as near z,
+    or y for ``up=2``).
+    ``up=2`` is Blender's TRACK_TO constraint (-z tracking, y up) in its z-up world."""
+    back = eye / np.linalg.norm(eye)  # the camera looks down -z: z points back, away from the shape
+    axis = np.eye(3)[up] if abs(back[up]) < pole else np.eye(3)[2 if up == 1 else 1]
+    right = np.cross(axis, back)
     right /= np.linalg.norm(right)
     pose = np.eye(4)
     pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(back, right), back, eye
@@ -223,7 +225,7 @@ def render_condition_views(mesh_path: str, folder: Path, *, seed: int, key: str)
             for v in views
         ]
     )  # fmt: skip
-    poses = np.stack([_track_to(eye) for eye in eyes])
+    poses = np.stack([look_at(eye, up=2, pole=0.999) for eye in eyes])
     distance = np.array([v["distance"] for v in views])
     images = render_normals(
         vertices, mesh.faces, poses, np.array([v["fov"] for v in views]), CONDITION_SIZE,

@@ -244,3 +244,28 @@ def test_recipe_voxels_agree_with_the_shapes_truth(tmp_path, recipe):
         truth = solid_from_json(info["parts"], info.get("holes")).sdf(centres * scale + loc) / scale
         far = np.abs(truth) > np.sqrt(3) / 2 / 32
         assert (grid.reshape(-1)[far] == (truth[far] < 0)).mean() >= 0.999, shape_id
+
+
+def test_a_store_made_before_stores_recorded_their_specs_still_validates_and_loads(tmp_path):
+    """Without the `specs` attribute (sdfkit 0.3 and older): validate checks the base arrays'
+    geometry from what the format says they hold, and the loader finds the sample sets by the
+    registry's names."""
+    from test_cli import sdfkit
+
+    from sdfkit.store.validate import validate_store
+
+    store = tmp_path / "s.zarr"
+    sdfkit("prepare-shapenet", MESHES / "multibody.stl", "-o", store, "--samples", "3000", "--surface-samples", "300",
+           "--recipe", "occnet", "--workers", "1")  # fmt: skip
+    group = zarr.open_group(str(store), mode="r+")
+    info = dict(group.attrs["sdfkit"])
+    del info["specs"]
+    group.attrs["sdfkit"] = info
+    report = validate_store(str(store))
+    assert report.ok and report.check("surface vs SDF samples").checked == 1
+    from sdfkit.torch import SampleWindows
+
+    assert SampleWindows(str(store), "occnet", window=100)[0]["occnet/points"].shape == (100, 3)
+    group["sdf/values"][0] = group["sdf/values"][0] * 3
+    report = validate_store(str(store))
+    assert not report.ok and report.check("surface vs SDF samples").violations == 1

@@ -27,7 +27,7 @@ import numpy as np
 
 from sdfkit.errors import InputError, ShapeError
 from sdfkit.geometry.basics import shape_rng
-from sdfkit.rendering import _NormalShaders, _renderer, check_renderer, render_normals  # noqa: F401 - re-exported
+from sdfkit.rendering import _NormalShaders, _renderer, check_renderer, look_at, render_normals  # noqa: F401 - re-exported
 from sdfkit.store.format import ArraySpec, ShapeMeta, local_path
 
 __all__ = [
@@ -97,17 +97,6 @@ def intrinsics(size: int, yfov: float) -> np.ndarray:
     """Pixel intrinsics (3, 3) float64 of a square image (see the module doc for conventions)."""
     f = (size / 2.0) / np.tan(yfov / 2.0)
     return np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]])
-
-
-def look_at(eye: np.ndarray) -> np.ndarray:
-    """Camera-to-world pose (4, 4) of a camera at ``eye`` looking at the origin, +y up."""
-    back = eye / np.linalg.norm(eye)  # the camera looks down -z: z points back, away from the shape
-    up = np.array([0.0, 1.0, 0.0]) if abs(back[1]) < 0.99 else np.array([0.0, 0.0, 1.0])
-    right = np.cross(up, back)
-    right /= np.linalg.norm(right)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(back, right), back, eye
-    return pose
 
 
 def camera_poses(config: RenderConfig, shape_id: str) -> np.ndarray:
