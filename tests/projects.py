@@ -1,7 +1,7 @@
 """The projects' own code, to read sdfkit's exports as the projects read them.
 
 Their code is not sdfkit's to commit: it comes from snapshots of their repositories, looked for
-under ``$SDFKIT_PROJECTS`` and ``/work/.mirror`` as ``<owner>+<name>/repo`` (a bare snapshot) or
+under ``$SDFKIT_PROJECTS`` (else ``/work/.mirror``) as ``<owner>+<name>/repo`` (a bare snapshot) or
 ``<owner>+<name>`` / ``<name>`` (a clone). A test whose project is not there is skipped, saying
 how to get it (``git clone https://github.com/<owner>/<name> $SDFKIT_PROJECTS/<name>``).
 
@@ -101,17 +101,35 @@ if "torchvision" in STUBS:  # its wheels' compiled ops need their own torch buil
 '''
 
 
-def project(repository: str, paths: list[str], dest: Path) -> Path:
-    """``paths`` of the snapshot of ``repository`` ("owner/name") extracted into ``dest``; skips
-    the test when no snapshot is found."""
+def snapshot(repository: str) -> Path | None:
+    """The git folder of a snapshot of ``repository`` ("owner/name"), or None."""
     owner, name = repository.split("/")
-    roots = [os.environ.get("SDFKIT_PROJECTS"), "/work/.mirror"]
-    for root in filter(None, roots):
+    roots = [os.environ["SDFKIT_PROJECTS"]] if os.environ.get("SDFKIT_PROJECTS") else ["/work/.mirror"]
+    for root in roots:
         for candidate in (Path(root) / f"{owner}+{name}" / "repo", Path(root) / f"{owner}+{name}", Path(root) / name):
             git_dir = candidate if (candidate / "HEAD").is_file() else candidate / ".git"
             if (git_dir / "HEAD").is_file():
-                _extract(git_dir, paths, dest)
-                return dest
+                return git_dir
+    return None
+
+
+def needs(repository: str):
+    """Skip the test (before its fixtures are made) when there is no snapshot of ``repository``."""
+    name = repository.split("/")[1]
+    return pytest.mark.skipif(
+        snapshot(repository) is None,
+        reason=f"{repository}'s code is not here: git clone https://github.com/{repository} $SDFKIT_PROJECTS/{name}",
+    )
+
+
+def project(repository: str, paths: list[str], dest: Path) -> Path:
+    """``paths`` of the snapshot of ``repository`` extracted into ``dest``; skips the test when
+    no snapshot is found."""
+    git_dir = snapshot(repository)
+    if git_dir is not None:
+        _extract(git_dir, paths, dest)
+        return dest
+    name = repository.split("/")[1]
     pytest.skip(
         f"{repository}'s code is not here: git clone https://github.com/{repository} "
         f"$SDFKIT_PROJECTS/{name} to read the export with it"
