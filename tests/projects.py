@@ -113,13 +113,18 @@ def snapshot(repository: str) -> Path | None:
     return None
 
 
-def needs(repository: str):
-    """Skip the test (before its fixtures are made) when there is no snapshot of ``repository``."""
+def needs(repository: str, modules: tuple[str, ...] = ()):
+    """Skip the test (before its fixtures are made) when there is no snapshot of ``repository``
+    or a module its code imports is missing (``pip install -e .[projects]``)."""
+    import importlib.util
+
     name = repository.split("/")[1]
-    return pytest.mark.skipif(
-        snapshot(repository) is None,
-        reason=f"{repository}'s code is not here: git clone https://github.com/{repository} $SDFKIT_PROJECTS/{name}",
-    )
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if snapshot(repository) is None:
+        reason = f"{repository}'s code is not here: git clone https://github.com/{repository} $SDFKIT_PROJECTS/{name}"
+    else:
+        reason = f"{repository}'s code imports {', '.join(missing)}: pip install -e .[projects]"
+    return pytest.mark.skipif(snapshot(repository) is None or bool(missing), reason=reason)
 
 
 def project(repository: str, paths: list[str], dest: Path) -> Path:

@@ -105,7 +105,7 @@ def store(tmp_path_factory):
 HUNYUAN = "Tencent-Hunyuan/Hunyuan3D-2.1"
 
 
-@needs("Tencent-Hunyuan/Hunyuan3D-2.1")
+@needs("Tencent-Hunyuan/Hunyuan3D-2.1", ("yaml", "cv2", "pytorch_lightning"))
 def test_hunyuan3d_export_has_the_keys_dtypes_and_frame_of_their_own_trainset(store, tmp_path):
     """Key by key against hy3dshape/tools/mini_trainset's surface.npz, and the sdf.npz keys their
     watertight_and_sample.py writes (its sdf files are not in the snapshot); points in [0, 1]^3
@@ -141,7 +141,7 @@ def test_hunyuan3d_export_has_the_keys_dtypes_and_frame_of_their_own_trainset(st
         assert image.mode == "RGBA" and image.size == (512, 512)
 
 
-@needs("Tencent-Hunyuan/Hunyuan3D-2.1")
+@needs("Tencent-Hunyuan/Hunyuan3D-2.1", ("yaml", "cv2", "pytorch_lightning"))
 def test_hunyuan3d_reads_its_export_with_its_own_data_module(store, tmp_path):
     """hy3dshape.data.dit_asl.AlignedShapeLatentModule with the dataset params of their
     mini-overfitting config (pc_size 81920, sharp-edge labels, normals, image_size 518), train and
@@ -187,7 +187,7 @@ def test_hunyuan3d_reads_its_export_with_its_own_data_module(store, tmp_path):
         assert -0.01 < got["low"] and got["high"] < 1.0 and abs(got["normal"] - 1) < 1e-3, got
 
 
-@needs("Seed3D/Dora")
+@needs("Seed3D/Dora", ("yaml", "pytorch_lightning", "omegaconf", "jaxtyping", "typeguard"))
 def test_dora_reads_its_export_with_its_own_dataset(store, tmp_path):
     """craftsman.data.objaverse.ObjaverseDataModule with the data section of Dora-VAE-train.yaml
     (tsdf supervision, n_supervision 21384/10000/10000, random rotations), three epochs of train
