@@ -86,6 +86,8 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
     Examples:
       sdfkit export shapes.zarr --to deepsdf -o data/ --split train
       sdfkit export occ.zarr --to occnet -o occnet-data/   # occ.zarr made with --recipe occnet
+      sdfkit export vecset.zarr --to hunyuan3d -o hy3d-data/   # vecset.zarr made with --recipe vecset
+      sdfkit export vecset.zarr --to dora -o data/mine --relative-to .
       sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
     """
     from sdfkit.builders.export import export_store

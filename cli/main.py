@@ -22,6 +22,12 @@ from sdfkit.errors import SdfkitError, describe_os_error
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        import logging
+
+        # zarr writes through an asyncio loop of its own: when one write fails (a full disk), the
+        # writes running beside it fail too and asyncio logs each with a traceback; the failure
+        # itself reaches the user as the one line below
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         try:
             return super().invoke(ctx)
         except SdfkitError as exc:

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -361,8 +362,12 @@ def train(
             _save(checkpoint, model, optimizer, step, states, config)
 
     start, last, stopped, loss_value = time.perf_counter(), time.perf_counter(), "done", math.nan
+    interrupted, previous = _catch_interrupt(dist_info)
     try:
         while step < config.steps:
+            if interrupted.is_set():
+                stopped = "interrupted"
+                break
             index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
             batch = shapes.batch(index, config, generator, device)
             # the epoch (fractional) each task is drawn in: DeepSDF's regularizer ramps up with it
@@ -397,6 +402,8 @@ def train(
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         save()
         if metrics is not None:
             metrics.close()
@@ -481,6 +488,26 @@ def _distributed(device: torch.device) -> tuple[_Dist, torch.device]:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     return _Dist(dist.get_rank(), dist.get_world_size()), device
+
+
+def _catch_interrupt(dist_info: _Dist):
+    """Ctrl-C (SIGINT) in a single-process run sets a flag that the loop reads between steps, so
+    the step under way ends and the checkpoint is saved; an exception thrown into whatever ran (a
+    read of the store on zarr's I/O thread, torch) could leave it waiting. A second Ctrl-C stops at
+    once. Returns the flag and the handler to put back (None where none was installed: under
+    torchrun every process gets the signal, and the exception path keeps them together)."""
+    import threading
+
+    interrupted = threading.Event()
+    if dist_info.world > 1 or threading.current_thread() is not threading.main_thread():
+        return interrupted, None
+
+    def on_interrupt(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    return interrupted, signal.signal(signal.SIGINT, on_interrupt)
 
 
 def _agree(flag: bool, dist_info: _Dist) -> bool:
