@@ -47,7 +47,7 @@ import numpy as np
 
 from sdfkit.geometry.basics import face_areas, face_normals
 
-METHOD = "parts-3"
+METHOD = "parts-4"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
 version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
 exact union, open parts by visibility (sdfkit 0.2); ``parts-2``: the same, and no point outside
@@ -55,7 +55,9 @@ the outer surface's bounding box is inside (the winding-number estimate beside a
 could say so), nor outside the closed union's box by its ray parity (which could, measured on
 cycloidal.ply); ``parts-3``: closed parts found part by part (a part touching another along an
 edge stays closed; zero-area faces decide nothing), and a soup of loose triangles encloses
-nothing; stores before parts-1 record none."""
+nothing; ``parts-4``: sheets (a container's walls) do not make the closed parts they surround
+interior (a mug's handle reaching into the cup stays outer surface); stores before parts-1 record
+none."""
 
 __all__ = [
     "METHOD",
@@ -200,11 +202,13 @@ def outer_surface(
         sheet = _sheet_parts(open_vertices, open_faces, two_sided, escape) | soup | container[open_source]
         two_sided &= ~sheet
         kept[index[open_source]] = True
-    # closed-part faces enclosed by the open parts' outer surface are interior
-    if len(open_faces) and len(solid_faces):
-        no = np.zeros(len(open_faces), bool)
-        open_part = OuterSurface(open_vertices, open_faces, sheet, two_sided, no, kept, *_NONE)
-        open_scene = _scene(open_vertices, open_faces)
+    # closed-part faces enclosed by the open parts' outer surface are interior; sheets (a lone
+    # wing, a container's walls) enclose nothing, so only the other open faces count
+    enclosing = ~sheet if len(open_faces) else np.zeros(0, dtype=bool)
+    if enclosing.any() and len(solid_faces):
+        no = np.zeros(int(enclosing.sum()), bool)
+        open_part = OuterSurface(open_vertices, open_faces[enclosing], no, two_sided[enclosing], no, kept, *_NONE)
+        open_scene = _scene(open_vertices, open_faces[enclosing])
 
         def inside(points):  # enclosed by the open parts: a point that sees the sky is not
             enclosed = np.zeros(len(points), dtype=bool)
