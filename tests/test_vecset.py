@@ -250,3 +250,17 @@ def test_vecset_export_needs_the_recipe_and_the_meshes(store, tmp_path):
     moved = sdfkit("export", out, "--to", "hunyuan3d", "-o", tmp_path / "h", "--meshes", tmp_path, check=False)
     assert_user_error(moved, "--meshes")
     assert not (tmp_path / "h").exists()
+
+
+def test_a_fin_folded_back_on_itself_has_a_sharp_edge_with_a_unit_normal():
+    """Two faces meeting at almost 180 degrees (a fin of zero thickness, as chair_model.obj has)
+    have no mean normal: the edge takes one face's, a unit vector, not a zero one."""
+    from sdfkit.geometry.sign import OuterSurface, sharp_edges
+
+    vertices = np.array([[0.0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.5, 1, 1e-4]])
+    faces = np.array([[0, 1, 2], [1, 0, 3]])
+    no, empty = np.zeros(2, bool), np.zeros((0, 3))
+    surface = OuterSurface(vertices, faces, no, no, no, np.ones(2, bool), empty, empty.astype(np.int64))
+    a, b, normal = sharp_edges(surface, SHARP_ANGLE)
+    assert len(a) == 1 and {tuple(a[0]), tuple(b[0])} == {(0.0, 0.0, 0.0), (1.0, 0.0, 0.0)}
+    np.testing.assert_allclose(np.linalg.norm(normal, axis=1), 1.0)

@@ -942,5 +942,7 @@ def sharp_edges(surface: OuterSurface, angle: float) -> tuple[np.ndarray, np.nda
     a = vertices[faces[f, corners[keep]]]
     b = vertices[faces[f, (corners[keep] + 1) % 3]]
     mean = first[keep] + side[keep, None] * second[keep]
-    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+    length = np.linalg.norm(mean, axis=1, keepdims=True)
+    # faces folded back onto each other (a fin of zero thickness) have no mean: one face's normal
+    mean = np.where(length > 1e-6, mean / np.maximum(length, 1e-300), first[keep])
     return a, b, mean

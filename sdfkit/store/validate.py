@@ -274,8 +274,19 @@ def _to_normalized(rows: dict, row: int, frame: str) -> tuple[float, np.ndarray]
 
 
 def _points(rows: dict, row: int, spec: ArraySpec) -> np.ndarray:
+    """The points the values of ``spec`` are at, in the normalized frame."""
     scale, shift = _to_normalized(rows, row, spec.frame)
     return rows[spec.points][row].astype(np.float64) * scale + shift
+
+
+_EXTRA_SURFACE = 10_000
+"""Points taken from each recipe's own surface samples for the checks (every k-th)."""
+
+
+def _points_of(rows: dict, row: int, spec: ArraySpec) -> np.ndarray:
+    """The points of a points-like array itself (role ``surface``), in the normalized frame."""
+    scale, shift = _to_normalized(rows, row, spec.frame)
+    return rows[spec.name][row].astype(np.float64) * scale + shift
 
 
 def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report, specs: dict) -> None:
@@ -284,12 +295,19 @@ def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report, spec
     c = report.check("surface vs SDF samples")
     n = report.check("unit normals")
     here = {name: spec for name, spec in specs.items() if name in rows and (not spec.points or spec.points in rows)}
+    on_surface = [name for name, spec in here.items() if spec.role == "surface"]
     for row in np.nonzero(ok)[0]:
-        surface = rows["surface/points"][row].astype(np.float64)
+        base = rows["surface/points"][row].astype(np.float64)
+        # every recipe's samples of the outer surface (normalized frame): a recipe that samples
+        # its sharp edges densely has its own near points checked against those, not only
+        # against area-weighted samples that may miss a thin edge
+        extra = [_points_of(rows, row, here[name]) for name in on_surface]
+        extra = [p[:: max(1, len(p) // _EXTRA_SURFACE)] for p in extra]  # enough to check against
+        surface = np.concatenate([base, *extra])
         if not np.isfinite(surface).all():
             continue  # reported by the values check
         tree = cKDTree(surface)
-        spacing = np.median(tree.query(surface, k=2)[0][:, 1])
+        spacing = np.median(cKDTree(base).query(base, k=2)[0][:, 1])
         shape_id = ids[start + row]
         for name, spec in here.items():
             values = rows[name][row]
