@@ -59,10 +59,24 @@ def _export_formats():
     "--meshes",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="hunyuan3d (renders its condition views): the folder the store's meshes are in now, if they moved.",
+    help="hunyuan3d, trellis (read the meshes): the folder the store's meshes are in now, if they moved.",
+)
+@click.option(
+    "--views",
+    type=click.IntRange(min=0),
+    default=150,
+    show_default=True,
+    help="trellis: views rendered per object (TRELLIS' render.py: 150); 0 writes voxels and metadata alone.",
+)
+@click.option(
+    "--aesthetic-score",
+    type=float,
+    default=None,
+    help="trellis: the aesthetic_score written for every object (TRELLIS' configs drop objects under 4.5; sdfkit "
+    "scores nothing).  [default: empty]",
 )
 @overwrite_option("Replace the output folder if it is not empty.")
-def export_command(store, to, output, split, ids, dataset, relative_to, meshes, overwrite):
+def export_command(store, to, output, split, ids, dataset, relative_to, meshes, views, aesthetic_score, overwrite):
     """Write a store in the layout another project reads; values unchanged in meaning.
 
     \b
@@ -79,6 +93,13 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
     ndf: <synset>/<id>/boundary_{0.08,0.02,0.003}_samples.npz (points, df, grid_coords),
       voxelized_point_cloud_256res_10000points.npz, split.npz with paths relative to
       --relative-to (--recipe ndf).
+    hunyuan3d: preprocessed/<uid>/geo_data/<uid>_{surface,sdf}.npz (float16, labels positive
+      inside), render_cond/ (24 views), <split>/ links and <split>.json (--recipe vecset).
+    dora: <uid>.npz (fps_coarse_surface, fps_sharp_surface, sharp_near_surface, rand_points;
+      its (-1, 1) frame, sdf positive inside), <split>.json (--recipe vecset).
+    trellis: metadata.csv, voxels/<sha256>.ply (64^3 surface voxels in [-0.5, 0.5]^3, z up),
+      renders/<sha256>/ (--views views, transforms.json, mesh.ply); objects keyed by the sha256
+      of their files, the same bytes under two ids written once (duplicates.csv).
     npz: <id>.npz with every array of the shape's row (any kind of store).
     Shapes that failed in the store are skipped. The folder appears only once complete.
 
@@ -88,6 +109,7 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
       sdfkit export occ.zarr --to occnet -o occnet-data/   # occ.zarr made with --recipe occnet
       sdfkit export vecset.zarr --to hunyuan3d -o hy3d-data/   # vecset.zarr made with --recipe vecset
       sdfkit export vecset.zarr --to dora -o data/mine --relative-to .
+      sdfkit export shapes.zarr --to trellis -o trellis-data/ --aesthetic-score 5
       sdfkit export mnist.zarr --to npz -o digits/ --ids train-00000,train-00001
     """
     from sdfkit.builders.export import export_store
@@ -102,6 +124,7 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
         dataset=dataset,
         relative_to=relative_to,
         meshes_root=meshes,
+        options={"views": views, "aesthetic_score": aesthetic_score},
         overwrite=overwrite,
         progress=_progress_bar("export"),
     )

@@ -20,7 +20,17 @@ import numpy as np
 from sdfkit.errors import InputError
 from sdfkit.geometry.basics import shape_rng
 
-__all__ = ["INSTALL", "check_renderer", "look_at", "render_normals", "condition_cameras", "render_condition_views"]
+__all__ = [
+    "INSTALL",
+    "check_renderer",
+    "look_at",
+    "render_normals",
+    "blender_frame",
+    "condition_cameras",
+    "trellis_cameras",
+    "render_blender_views",
+    "render_condition_views",
+]
 
 
 class _NormalShaders:
@@ -197,27 +207,53 @@ def look_at(eye: np.ndarray, *, up: int = 1, pole: float = 0.99) -> np.ndarray:
     return pose
 
 
-def render_condition_views(mesh_path: str, folder: Path, *, seed: int, key: str) -> None:
-    """``folder/000.png`` ... ``023.png`` (512 x 512 RGBA: grey Lambertian shading, alpha the
-    silhouette), ``transforms.json`` and ``mesh.ply``, in the layout and camera convention of
-    TRELLIS' and Hunyuan3D-2.1's ``render.py`` (geometry mode): the mesh turned into Blender's
-    z-up world as its importer turns a y-up file ((x, y, z) -> (x, -z, y)), scaled so its
-    bounding box's longest side is 1 and centred (``scale``, ``offset`` in transforms.json);
-    cameras from :func:`condition_cameras` (seeded by ``seed`` and ``key``), poses camera-to-world
-    in Blender's camera convention (looking down -z, y up); ``mesh.ply`` the normalized mesh back
-    in y-up axes, as Blender's PLY export with up y and forward -z writes it."""
+def blender_frame(vertices: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """A y-up mesh's vertices in the world of TRELLIS' and Hunyuan3D-2.1's Blender scripts: turned
+    z-up as Blender's importers turn a y-up file ((x, y, z) -> (x, -z, y)), scaled so its bounding
+    box's longest side is 1 and centred (``normalize_scene``): (vertices, scale, offset), with
+    world = turned * scale + offset."""
+    turned = np.asarray(vertices, dtype=np.float64)[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0])
+    low, high = turned.min(axis=0), turned.max(axis=0)
+    scale = 1.0 / max(float((high - low).max()), 1e-300)
+    offset = -(low + high) / 2 * scale
+    return turned * scale + offset, scale, offset
+
+
+def trellis_cameras(count: int, rng: np.random.Generator) -> list[dict]:
+    """The views of TRELLIS' ``dataset_toolkits/render.py``: yaw and pitch from a Hammersley
+    sequence on the sphere with a random offset, at distance 2 with a 40 degree field of view."""
+    offset = rng.random(2)
+    views = []
+    for i in range(count):
+        u = i / count + offset[0] / count
+        v = _radical_inverse(_PRIMES[0], i) + offset[1]
+        u = 2 * u if u < 0.25 else 2 / 3 * u + 1 / 3
+        views.append(
+            {"yaw": float(v * 2 * np.pi), "pitch": float(np.arccos(1 - 2 * u) - np.pi / 2), "distance": 2.0,
+             "fov": float(np.deg2rad(40.0))}
+        )  # fmt: skip
+    return views
+
+
+def render_blender_views(
+    mesh_path: str, folder: Path, views: list[dict], *, size: int = CONDITION_SIZE, extra: bool = False
+) -> None:
+    """``folder/000.png`` ... (``size`` square RGBA: grey Lambertian shading, alpha the
+    silhouette), ``transforms.json`` and ``mesh.ply`` as the Blender scripts of TRELLIS and
+    Hunyuan3D-2.1 write them (geometry mode): the mesh in :func:`blender_frame` (``scale``,
+    ``offset`` in transforms.json), a camera per view at its yaw, pitch and distance looking at
+    the origin, poses camera-to-world in Blender's camera convention (looking down -z, y up, the
+    TRACK_TO constraint); ``mesh.ply`` the normalized mesh in Blender's z-up world, as
+    ``bpy.ops.export_mesh.ply`` writes it by default (forward y, up z: no turn). ``extra`` adds
+    ``proj_type``, ``azimuth``, ``elevation`` and ``cam_dis`` to each frame (Hunyuan3D-2.1's
+    condition views)."""
     import trimesh
     from PIL import Image
 
     from sdfkit.geometry.mesh import compact, load_mesh
 
     mesh = compact(load_mesh(mesh_path))
-    vertices = mesh.vertices[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0])  # y-up file -> Blender z-up
-    low, high = vertices.min(axis=0), vertices.max(axis=0)
-    scale = 1.0 / float((high - low).max())
-    offset = -(low + high) / 2 * scale
-    vertices = vertices * scale + offset
-    views = condition_cameras(CONDITION_VIEWS, shape_rng(seed, key, 200))
+    vertices, scale, offset = blender_frame(mesh.vertices)
     eyes = np.array(
         [
             [v["distance"] * np.cos(v["yaw"]) * np.cos(v["pitch"]), v["distance"] * np.sin(v["yaw"]) * np.cos(v["pitch"]),
@@ -228,7 +264,7 @@ def render_condition_views(mesh_path: str, folder: Path, *, seed: int, key: str)
     poses = np.stack([look_at(eye, up=2, pole=0.999) for eye in eyes])
     distance = np.array([v["distance"] for v in views])
     images = render_normals(
-        vertices, mesh.faces, poses, np.array([v["fov"] for v in views]), CONDITION_SIZE,
+        vertices, mesh.faces, poses, np.array([v["fov"] for v in views]), size,
         np.maximum(distance - 0.9, 1e-3), distance + 0.9,
     )  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
@@ -240,18 +276,17 @@ def render_condition_views(mesh_path: str, folder: Path, *, seed: int, key: str)
         grey = np.round((0.25 + 0.75 * lambert[i]) * 255).astype(np.uint8)
         rgba = np.stack([grey, grey, grey, np.where(hit[i], 255, 0).astype(np.uint8)], axis=-1)
         Image.fromarray(rgba, "RGBA").save(folder / f"{i:03d}.png")
-        frames.append(
-            {
-                "file_path": f"{i:03d}.png",
-                "camera_angle_x": view["fov"],
-                "proj_type": 0,
-                "azimuth": view["yaw"],
-                "elevation": view["pitch"],
-                "cam_dis": view["distance"],
-                "transform_matrix": poses[i].tolist(),
-            }
-        )
+        frame = {"file_path": f"{i:03d}.png", "camera_angle_x": view["fov"]}
+        if extra:
+            frame |= {"proj_type": 0, "azimuth": view["yaw"], "elevation": view["pitch"], "cam_dis": view["distance"]}
+        frames.append(frame | {"transform_matrix": poses[i].tolist()})
     info = {"aabb": [[-0.5] * 3, [0.5] * 3], "scale": scale, "offset": offset.tolist(), "frames": frames}
     (folder / "transforms.json").write_text(json.dumps(info, indent=4))
-    back = vertices[:, [0, 2, 1]] * np.array([1.0, 1.0, -1.0])  # z-up -> y-up: (x, y, z) -> (x, z, -y)
-    trimesh.Trimesh(back, mesh.faces, process=False).export(folder / "mesh.ply")
+    trimesh.Trimesh(vertices, mesh.faces, process=False).export(folder / "mesh.ply")
+
+
+def render_condition_views(mesh_path: str, folder: Path, *, seed: int, key: str) -> None:
+    """The 24 condition views of TRELLIS' and Hunyuan3D-2.1's ``render_cond`` (512 x 512,
+    :func:`condition_cameras`, seeded by ``seed`` and ``key``) by :func:`render_blender_views`."""
+    views = condition_cameras(CONDITION_VIEWS, shape_rng(seed, key, 200))
+    render_blender_views(mesh_path, folder, views, extra=True)

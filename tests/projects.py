@@ -127,12 +127,12 @@ def needs(repository: str, modules: tuple[str, ...] = ()):
     return pytest.mark.skipif(snapshot(repository) is None or bool(missing), reason=reason)
 
 
-def project(repository: str, paths: list[str], dest: Path) -> Path:
-    """``paths`` of the snapshot of ``repository`` extracted into ``dest``; skips the test when
-    no snapshot is found."""
+def project(repository: str, paths: list[str], dest: Path, commit: str = "HEAD") -> Path:
+    """``paths`` of the snapshot of ``repository`` (at ``commit``: a project's pin of another)
+    extracted into ``dest``; skips the test when no snapshot is found."""
     git_dir = snapshot(repository)
     if git_dir is not None:
-        _extract(git_dir, paths, dest)
+        _extract(git_dir, paths, dest, commit)
         return dest
     name = repository.split("/")[1]
     pytest.skip(
@@ -141,11 +141,11 @@ def project(repository: str, paths: list[str], dest: Path) -> Path:
     )
 
 
-def _extract(git_dir: Path, paths: list[str], dest: Path) -> None:
-    """The files under ``paths`` at HEAD, into ``dest``; blobs the snapshot lacks (its largest
-    files) are left out."""
+def _extract(git_dir: Path, paths: list[str], dest: Path, commit: str = "HEAD") -> None:
+    """The files under ``paths`` at ``commit``, into ``dest``; blobs the snapshot lacks (its
+    largest files) are left out."""
     listed = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", "HEAD", "--", *paths], capture_output=True, check=True
+        ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", commit, "--", *paths], capture_output=True, check=True
     ).stdout.split(b"\0")
     entries = [line.split(b"\t", 1) for line in listed if line]
     blobs = [(meta.split()[2], path.decode()) for meta, path in entries if meta.split()[1] == b"blob"]

@@ -3,7 +3,8 @@
 Each recipe brings the exporters of its arrays (:mod:`sdfkit.recipes`): ``deepsdf`` (DeepSDF's data
 folder), ``occnet`` (Occupancy Networks'), ``ifnet`` and ``ndf`` (IF-Net's, NDF's), and those of
 recipe plug-ins. ``npz``, here: one ``<id>.npz`` per shape with every array of the store's row,
-for anything else.
+for anything else; ``trellis`` (:mod:`sdfkit.builders.trellis`): TRELLIS' voxels and renders, from
+the store's meshes.
 
 The output is built in a hidden sibling folder and renamed into place at the end, so a folder
 named OUT_DIR is always a whole export. Shapes that failed in the store are not exported.
@@ -37,7 +38,10 @@ NPZ = Exporter(
 
 def formats() -> dict[str, tuple[str | None, Exporter]]:
     """``--to`` name -> (the recipe whose arrays it needs, or None; the exporter)."""
-    return {**{name: (item.name, exporter) for name, (item, exporter) in exporters().items()}, "npz": (None, NPZ)}
+    from sdfkit.builders.trellis import TRELLIS
+
+    recipes = {name: (item.name, exporter) for name, (item, exporter) in exporters().items()}
+    return {**recipes, "npz": (None, NPZ), "trellis": (None, TRELLIS)}
 
 
 @dataclass
@@ -89,6 +93,7 @@ def export_store(
     dataset: str = "ShapeNetV2",
     relative_to: str | Path | None = None,
     meshes_root: str | Path | None = None,
+    options: dict | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
@@ -97,7 +102,8 @@ def export_store(
     relative_to : the folder that paths inside index files are relative to (NDF's split entries;
         default the current folder).
     meshes_root : where the store's meshes are now, for exporters that render (default: the
-        source folder the store records)."""
+        source folder the store records).
+    options : what an exporter reads besides (``trellis``: ``views``, ``aesthetic_score``)."""
     from sdfkit.store.dataset import open_dataset
 
     start = time.perf_counter()
@@ -140,7 +146,9 @@ def export_store(
     tmp = _prepare_out(out, overwrite)
     arrays = [a for a in everything.arrays if not a.startswith("voxels/") or a in everything.group]
     seed = int(everything.parameters.get("seed", 0))
-    context = ExportContext(out, dataset, relative_to or Path.cwd(), {"arrays": arrays}, meshes, seed)
+    context = ExportContext(
+        out, dataset, relative_to or Path.cwd(), {**(options or {}), "arrays": arrays}, meshes, seed
+    )
     files = 0
     listing: dict[str, dict[str, list[str]]] = {}
     try:

