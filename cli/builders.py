@@ -101,7 +101,8 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
       renders/<sha256>/ (--views views, transforms.json, mesh.ply); objects keyed by the sha256
       of their files, the same bytes under two ids written once (duplicates.csv).
     npz: <id>.npz with every array of the shape's row (any kind of store).
-    Shapes that failed in the store are skipped. The folder appears only once complete.
+    Shapes that failed or were skipped in the store are left out. The folder appears only once
+    complete.
 
     \b
     Examples:
@@ -132,7 +133,10 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
         f"export: wrote {summary.shapes} shapes as {to} to {summary.out} in {summary.seconds:.1f} s ({summary.files} files)"
     )
     if summary.skipped:
-        click.echo(f"  skipped {len(summary.skipped)} shapes that failed in the store (first: {summary.skipped[0]})")
+        click.echo(
+            f"  left out {len(summary.skipped)} shapes that failed or were skipped in the store (first: "
+            f"{summary.skipped[0]})"
+        )
 
 
 @click.command("voxelize", context_settings=CONTEXT)
@@ -487,9 +491,11 @@ def info_command(store, as_json):
             f"missing    {len(missing)} ids of the split files are not in the source (first: {', '.join(missing[:5])})"
         )
     click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in report["parameters"].items()))
-    click.echo(f"\n  {'split':<8}{'ok':>8}{'failed':>8}{'pending':>9}")
+    click.echo(f"\n  {'split':<8}{'ok':>8}{'failed':>8}{'pending':>9}{'skipped':>9}")
     for split, counts in report["splits"].items():
-        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{counts['pending']:>9}")
+        click.echo(
+            f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{counts['pending']:>9}{counts.get('skipped', 0):>9}"
+        )
     rows = [
         (a["name"], str(tuple(a["shape"])), a["dtype"], str(tuple(a["chunks"])), str(tuple(a["shards"])))
         for a in report["arrays"]
@@ -510,6 +516,10 @@ def info_command(store, as_json):
         click.echo(f"\n  {report['failed']} failed shapes (first {len(report['failures'])}):")
         for f in report["failures"]:
             click.echo(f"    [{f['index']}] {f['id']}: {f['error']}")
+    if report.get("skips"):
+        click.echo(f"\n  {report['skipped']} shapes skipped on purpose (first {len(report['skips'])}):")
+        for f in report["skips"]:
+            click.echo(f"    [{f['index']}] {f['id']}: {f['reason'].removeprefix('skipped: ')}")
 
 
 @click.command("show", context_settings=CONTEXT)

@@ -129,14 +129,20 @@ def _print_summary(command: str, summary) -> None:
             f"  the source has {summary.appended} new shapes: added after the store's existing rows, which were "
             "left as they were"
         )
-    click.echo(f"  {'split':<8}{'ok':>8}{'failed':>8}")
+    skipped = any(counts.get("skipped") for counts in summary.per_split.values())
+    click.echo(f"  {'split':<8}{'ok':>8}{'failed':>8}" + (f"{'skipped':>9}" if skipped else ""))
     for split, counts in summary.per_split.items():
-        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}")
+        extra = f"{counts.get('skipped', 0):>9}" if skipped else ""
+        click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{extra}")
     click.echo(f"  size on disk: {_human_bytes(summary.bytes)}")
     if summary.failures:
         click.echo(f"  {len(summary.failures)} failed shapes, first reasons:")
         for shape_id, error in summary.failures[:5]:
             click.echo(f"    {shape_id}: {error}")
+    if summary.skipped:
+        click.echo(f"  {len(summary.skipped)} shapes skipped on purpose, first reasons:")
+        for shape_id, reason in summary.skipped[:5]:
+            click.echo(f"    {shape_id}: {reason.removeprefix('skipped: ')}")
     if summary.missing:
         first = ", ".join(summary.missing[:5])
         click.echo(

@@ -185,6 +185,40 @@ def prepare_mnist_command(
     metavar="TRAIN,[VAL,]TEST",
     help="Without split files: deal the shapes out to train/val/test at random (seeded by --seed), e.g. 0.8,0.1,0.1.",
 )
+@click.option(
+    "--licence",
+    "licences",
+    default=None,
+    metavar="LICENCES",
+    help="Only objects under these licences, comma-separated (Objaverse's annotations, a metadata.csv's "
+    "license column), e.g. cc-by,cc0; the others are recorded as skipped with their licence.  [default: all]",
+)
+@click.option(
+    "--dedup",
+    is_flag=True,
+    help="Keep one object of each group of duplicates: the same bytes (sha256), or the same shape (its print, "
+    "docs/objaverse.md); the others are recorded as skipped, naming the one kept.",
+)
+@click.option(
+    "--max-faces",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Objects with more faces are recorded as failed, not computed.  [default: no limit]",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help='A mesh taking longer fails ("over the time limit"); its worker is stopped and replaced.  [default: none]',
+)
+@click.option(
+    "--memory-limit",
+    default=None,
+    metavar="SIZE",
+    help="A worker whose resident memory grows past this while computing a mesh is stopped and replaced, the mesh "
+    'failed ("over the memory limit"), e.g. 4G or 512M.  [default: none]',
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero if any mesh failed.")
 @overwrite_option()
 def prepare_shapenet_command(
@@ -201,13 +235,19 @@ def prepare_shapenet_command(
     seed,
     shard_size,
     split_fractions,
+    licences,
+    dedup,
+    max_faces,
+    time_limit,
+    memory_limit,
     strict,
     overwrite,
 ):
     """Turn meshes into near-surface SDF samples and outer-surface samples with normals.
 
-    ROOT is a ShapeNetCore v1 or v2 tree (detected) or any folder of mesh files (obj, off, ply,
-    stl, glb). Signs are right on holes, interior sheets, double walls, flipped winding and
+    ROOT is a ShapeNetCore v1 or v2 tree, ModelNet, Objaverse 1.0's cache (glbs/<000-xxx>/<uid>.glb),
+    a folder with a metadata.csv of Objaverse-XL or TRELLIS (sha256, local_path), all detected,
+    or any folder of mesh files (obj, off, ply, stl, glb, gltf). Signs are right on holes, interior sheets, double walls, flipped winding and
     triangle soups. A mesh that cannot be used is recorded as failed and the run goes on; running
     the same command again continues an unfinished store.
 
@@ -220,7 +260,9 @@ def prepare_shapenet_command(
       sdfkit prepare-shapenet shapes/ --split shapes/splits/test.json --recipe deepsdf-test -o test.zarr
       sdfkit prepare-shapenet my-meshes/ --split-fractions 0.8,0.1,0.1 -o mine.zarr
       sdfkit prepare-shapenet objects/ --recipe vecset -o vecset.zarr   # Hunyuan3D-2.1 / Dora data
+      sdfkit prepare-shapenet ~/.objaverse/hf-objaverse-v1 --licence cc-by,cc0 --dedup --max-faces 2000000 -o obj.zarr
     """
+    from sdfkit.pipeline.runners import Limits
     from sdfkit.sources import shapenet
 
     config = shapenet.ShapenetConfig(
@@ -230,6 +272,9 @@ def prepare_shapenet_command(
         synsets=parse_synsets(synsets),
         recipes=tuple(recipes),
         sharp_angle=sharp_angle,
+        licences=tuple(licences.split(",")) if licences is not None else None,
+        dedup=dedup,
+        max_faces=max_faces,
     )
     summary = shapenet.prepare_shapenet(
         root,
@@ -241,11 +286,24 @@ def prepare_shapenet_command(
         overwrite=overwrite,
         shard_size=shard_size,
         split_fractions=_fractions(split_fractions),
+        limits=Limits(time_limit, _size(memory_limit)) if time_limit or memory_limit else None,
         progress=_progress_bar("prepare-shapenet"),
     )
     _print_summary("prepare-shapenet", summary)
     if strict and summary.failures:
         raise SdfkitError(f"{len(summary.failures)} meshes failed (--strict); see: sdfkit info {output}")
+
+
+def _size(text: str | None) -> int | None:
+    """``4G``, ``512M``, ``1.5GB``, ``800000000`` -> bytes."""
+    if not text:
+        return None
+    import re
+
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)i?b?\s*", text.lower())
+    if match is None or match.group(1).count(".") > 1:
+        raise SdfkitError(f"--memory-limit {text}: give a size such as 4G, 512M or 800000000 (bytes)")
+    return int(float(match.group(1)) * 1024 ** "bkmgt".index(match.group(2) or "b"))
 
 
 def _fractions(text: str | None) -> tuple[float, ...] | None:

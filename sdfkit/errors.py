@@ -18,6 +18,7 @@ __all__ = [
     "ParameterMismatchError",
     "StoreLockedError",
     "ShapeError",
+    "Skipped",
     "describe_os_error",
 ]
 
@@ -57,6 +58,11 @@ class StoreLockedError(StoreError):
 class ShapeError(SdfkitError):
     """One shape cannot be processed (empty, degenerate, non-finite). Recorded per shape in the
     store's ``meta/error``; it never stops a run."""
+
+
+class Skipped(SdfkitError):
+    """A shape left out on purpose (its licence, a duplicate): recorded with status skipped and
+    the reason in ``meta/error``, not as a failure."""
 
 
 _HINTS = {

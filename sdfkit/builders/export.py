@@ -7,7 +7,8 @@ for anything else; ``trellis`` (:mod:`sdfkit.builders.trellis`): TRELLIS' voxels
 the store's meshes.
 
 The output is built in a hidden sibling folder and renamed into place at the end, so a folder
-named OUT_DIR is always a whole export. Shapes that failed in the store are not exported.
+named OUT_DIR is always a whole export. Shapes that failed or were skipped in the store are not
+exported.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class ExportSummary:
     shapes: int
     seconds: float
     skipped: list = field(default_factory=list)
-    """ids of shapes not exported because they failed in the store."""
+    """ids of shapes not exported because they failed or were skipped in the store."""
     files: int = 0
 
 

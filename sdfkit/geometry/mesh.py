@@ -15,7 +15,17 @@ import numpy as np
 from sdfkit.errors import ShapeError
 from sdfkit.geometry.basics import deepsdf_normalization, face_areas
 
-__all__ = ["MESH_SUFFIXES", "Mesh", "load_mesh", "compact", "normalization", "sample_surface", "SurfaceSampler"]
+__all__ = [
+    "MESH_SUFFIXES",
+    "Mesh",
+    "MeshFile",
+    "load_mesh",
+    "read_mesh",
+    "compact",
+    "normalization",
+    "sample_surface",
+    "SurfaceSampler",
+]
 
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 
@@ -31,12 +41,32 @@ class Mesh:
 _FORMATS = {".obj": "OBJ", ".off": "OFF", ".ply": "PLY", ".stl": "STL", ".glb": "glTF", ".gltf": "glTF"}
 
 
+@dataclass(frozen=True)
+class MeshFile:
+    """What reading a file found besides its triangles (:func:`read_mesh`)."""
+
+    meshes: int
+    """Triangle meshes placed in the scene: a mesh instanced by three nodes counts three."""
+    points: int
+    """Points of point-cloud primitives, skipped."""
+    line_points: int
+    """Vertices of line primitives (segments, polylines), skipped."""
+    units: str
+    """The scene's units where the file says them (glTF: metres), else ``""``."""
+
+
 def load_mesh(path: str | Path) -> Mesh:
-    """Load a mesh file; a multi-part file or scene becomes one mesh (transforms applied).
+    """Load a mesh file; a multi-part file or scene becomes one mesh (node transforms applied,
+    instances expanded; points, lines and textures left out).
 
     Raises :class:`ShapeError` with a one-line message (the file, what is wrong, what to do) for
     an empty, truncated or unreadable file, a point cloud, and a non-finite or degenerate mesh.
     """
+    return read_mesh(path)[0]
+
+
+def read_mesh(path: str | Path) -> tuple[Mesh, MeshFile]:
+    """:func:`load_mesh`, and what the file held besides its triangles (:class:`MeshFile`)."""
     import trimesh
 
     path = Path(path)
@@ -52,7 +82,10 @@ def load_mesh(path: str | Path) -> Mesh:
     if path.suffix.lower() == ".gltf":
         _check_gltf_sidecars(path)
     try:
-        loaded = trimesh.load(path, force="mesh", process=False)
+        scene = trimesh.load_scene(path, process=False)
+        placed = scene.dump()  # every node's geometry with the node's world transform
+        triangles = [item for item in placed if isinstance(item, trimesh.Trimesh)]
+        loaded = trimesh.util.concatenate(triangles)  # what trimesh.load(force="mesh") returns
     except Exception as exc:  # trimesh raises many types for broken files
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise ShapeError(
@@ -78,7 +111,13 @@ def load_mesh(path: str | Path) -> Mesh:
                 "mesh (reconstruct a surface from the points first)"
             )
         raise ShapeError(f"{path.name}: has no faces (an empty mesh); re-export it or remove it from the folder")
-    return validate(Mesh(vertices, faces), path.name)
+    found = MeshFile(
+        meshes=len(triangles),
+        points=sum(len(item.vertices) for item in placed if isinstance(item, trimesh.PointCloud)),
+        line_points=sum(len(item.vertices) for item in placed if isinstance(item, trimesh.path.Path3D)),
+        units=str(scene.units or ("meters" if path.suffix.lower() in (".glb", ".gltf") else "")),
+    )
+    return validate(Mesh(vertices, faces), path.name), found
 
 
 def _count(n: int, noun: str) -> str:

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from sdfkit.pipeline.runners import ShardTask, connect, run_tasks
+from sdfkit.pipeline.runners import Limits, ShardTask, connect, run_tasks
 from sdfkit.store import partial
 from sdfkit.store.format import (
     STATUS_FAILED,
     STATUS_OK,
+    STATUS_SKIPPED,
     ArraySpec,
     ShapeMeta,
     local_path,
@@ -54,6 +55,12 @@ class Plan:
     parameters: dict
     source: dict
     shard_size: int
+    limits: Limits | None = None
+    """Caps per shape (seconds, worker memory) where shapes run in worker processes."""
+    finish: Callable[[Any], None] | None = None
+    """Called with the store's group once every shard is written, before the store is flagged
+    complete (a run that stops in it does it again): a pass over the whole store, such as marking
+    near-duplicates skipped. It must give the same result when run twice."""
 
 
 @dataclass
@@ -66,7 +73,8 @@ class RunSummary:
     computed: int
     """Shapes computed by this run."""
     per_split: dict = field(default_factory=dict)
-    """split -> {"ok": n, "failed": n} over the whole store."""
+    """split -> {"ok": n, "failed": n} over the whole store, and "skipped": n where shapes were
+    skipped on purpose."""
     failures: list = field(default_factory=list)
     """(id, error) of failed shapes, over the whole store."""
     bytes: int | None = None
@@ -74,6 +82,8 @@ class RunSummary:
     """Shapes the split files list that are not in the source (ids)."""
     appended: int = 0
     """Shapes this run added to an existing store."""
+    skipped: list = field(default_factory=list)
+    """(id, reason) of shapes skipped on purpose (a licence, a duplicate), over the whole store."""
 
 
 def _size_on_disk(url: str) -> int | None:
@@ -130,7 +140,9 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
     done = total - sum(ranges[k][1] - ranges[k][0] for k in todo) + (partial.count_rows(url, "meta") if todo else 0)
     if progress and todo:
         progress(done, total)
-    tasks = [ShardTask(url, k, jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs) for k in todo]
+    tasks = [
+        ShardTask(url, k, jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs, limits=plan.limits) for k in todo
+    ]
     computed = 0
     ticks = 0
     base = done
@@ -142,23 +154,33 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
             progress(min(total, base + max(ticks, computed)), total)
 
     for report in run_tasks(tasks, workers=workers, isolate=isolate, client=client, on_shape=on_shape):
-        computed += report.done + report.failed
+        computed += report.done + report.failed + report.skipped
         if progress:
             progress(min(total, base + max(ticks, computed)), total)
 
+    if plan.finish is not None and state != "complete":
+        plan.finish(group)
     status = read_status(group)
     splits = group["meta/split"][:]
     per_split: dict[str, Counter] = {}
+    names = {STATUS_OK: "ok", STATUS_SKIPPED: "skipped"}
     for split, code in zip(splits, status, strict=True):
-        per_split.setdefault(str(split), Counter())["ok" if code == STATUS_OK else "failed"] += 1
+        per_split.setdefault(str(split), Counter())[names.get(int(code), "failed")] += 1
     failed = status == STATUS_FAILED
-    failures = []
-    if failed.any():
+    failures, skips = [], []
+    if failed.any() or (status == STATUS_SKIPPED).any():
         ids, errors = group["meta/id"][:], group["meta/error"][:]
         failures = [(str(ids[i]), str(errors[i])) for i in failed.nonzero()[0]]
-    summary = {split: {"ok": c["ok"], "failed": c["failed"]} for split, c in sorted(per_split.items())}
+        skips = [(str(ids[i]), str(errors[i])) for i in (status == STATUS_SKIPPED).nonzero()[0]]
+    summary = {
+        split: {"ok": c["ok"], "failed": c["failed"], **({"skipped": c["skipped"]} if c["skipped"] else {})}
+        for split, c in sorted(per_split.items())
+    }
     if state != "complete":
-        mark_complete(group, {"per_split": summary, "failed": int(failed.sum())})
+        skipped = int((status == STATUS_SKIPPED).sum())
+        mark_complete(
+            group, {"per_split": summary, "failed": int(failed.sum()), **({"skipped": skipped} if skipped else {})}
+        )
         partial.clear(url)  # leftovers of shards written just before a kill
     appended = 0
     if state == "appended":
@@ -172,6 +194,7 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
         computed=computed,
         per_split=summary,
         failures=failures,
+        skipped=skips,
         bytes=_size_on_disk(url),
     )
 
@@ -267,7 +290,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
             progress(min(n, base + max(ticks, computed)), n)
 
     for report in run_tasks(tasks, workers=workers, isolate=True, on_shape=on_shape):
-        computed += report.done + report.failed
+        computed += report.done + report.failed + report.skipped
         if progress:
             progress(min(n, base + max(ticks, computed)), n)
     status = read_status(group, prefix)

@@ -8,6 +8,11 @@ down one worker process, not the run: the shards that were in flight run again o
 and the one that crashes again runs shape by shape, each in a fresh process, so that only the
 shape that crashes is marked failed.
 
+:class:`Limits` cap each shape's seconds and its worker's resident memory: a watchdog thread in
+the worker records the shape as failed ("over the time limit", "over the memory limit") among the
+rows a killed run keeps (:mod:`sdfkit.store.partial`) and ends the worker process; the pool is
+replaced and the shard runs on without computing that shape again.
+
 Worker processes start from a fork server (a process that has run nothing but imports), never
 as forks of the process that runs the tasks: manifold3d and open3d run TBB thread pools, and a
 process forked from one that has used them can wait forever on a pool thread that fork did not
@@ -28,12 +33,26 @@ from typing import Any
 import numpy as np
 import zarr
 
+from sdfkit.errors import Skipped
 from sdfkit.store import partial
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, ArraySpec, as_str, write_shard
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ArraySpec, as_str, write_shard
 
-__all__ = ["ShardReport", "ShardTask", "connect", "run_shard", "run_tasks", "default_workers"]
+__all__ = ["Limits", "ShardReport", "ShardTask", "connect", "run_shard", "run_tasks", "default_workers"]
 
 CRASH_MESSAGE = "the worker process crashed on this shape (a native library failed); it was skipped"
+SKIPPED = "skipped: "
+"""How the error of a shape skipped on purpose begins (:class:`~sdfkit.errors.Skipped`): its row
+gets status skipped, not failed."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps per shape in worker processes (``prepare-shapenet --time-limit``, ``--memory-limit``)."""
+
+    seconds: float | None = None
+    """Wall-clock seconds one shape may take."""
+    memory: int | None = None
+    """Bytes of resident memory the worker process may hold while computing a shape."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,8 @@ class ShardTask:
     """Where the shard's status and error columns are: ``<prefix>/status``, ``<prefix>/error``."""
     progress: Any = None
     """A queue (``put(1)`` per shape computed) for progress finer than a shard, or None."""
+    limits: Limits | None = None
+    """Caps per shape, enforced where the shard runs in a worker process (not in the parent)."""
 
 
 @dataclass
@@ -58,6 +79,8 @@ class ShardReport:
     failed: int
     errors: list[tuple[str, str]] = field(default_factory=list)
     """(shape id, message) of the failures."""
+    skipped: int = 0
+    """Shapes skipped on purpose (their reasons are not in ``errors``)."""
 
 
 def default_workers() -> int:
@@ -83,12 +106,88 @@ def _open(url: str) -> zarr.Group:
     return group
 
 
-def _compute(task: ShardTask, row: int):
+def _compute(task: ShardTask, row: int, shape_id: str | None = None):
     """(result dict, None) or (None, one-line error) for one shape."""
+    guard = _Guard(task, row, shape_id) if _guarded(task) else None
     try:
+        if guard is not None:
+            guard.start()
         return task.process(task.jobs[row]), None
+    except Skipped as exc:
+        return None, SKIPPED + _one_line(exc)
     except Exception as exc:  # one bad shape never stops a run
         return None, _one_line(exc)
+    finally:
+        if guard is not None:
+            guard.stop()
+
+
+def _guarded(task: ShardTask) -> bool:
+    """Whether ``task``'s limits apply here: it has some, and this is a worker process (a watchdog
+    ends the process it runs in; the parent of a run is not one to end)."""
+    import multiprocessing
+
+    limits = task.limits
+    return limits is not None and (limits.seconds or limits.memory) and multiprocessing.parent_process() is not None
+
+
+def resident_memory() -> int:
+    """This process's resident memory in bytes (Linux: /proc/self/statm; elsewhere its peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _gigabytes(size: float) -> str:
+    return f"{size / 2**30:.3g} GB"
+
+
+class _Guard:
+    """A watchdog for one shape in a worker process: past the time limit, or with the process's
+    resident memory over the memory limit, it saves the shape as failed among the rows a killed
+    run keeps and ends the process at once (native code cannot be interrupted otherwise)."""
+
+    INTERVAL = 0.05
+
+    def __init__(self, task: ShardTask, row: int, shape_id: str | None):
+        import threading
+
+        self.task, self.row, self.id = task, row, shape_id
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self.began = time.monotonic()
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _reason(self) -> str | None:
+        limits = self.task.limits
+        if limits.seconds and time.monotonic() - self.began > limits.seconds:
+            return f"over the time limit ({limits.seconds:g} s per shape): its worker was stopped and replaced"
+        if limits.memory and resident_memory() > limits.memory:
+            return (
+                f"over the memory limit ({_gigabytes(limits.memory)} per worker): its worker was stopped and replaced"
+            )
+        return None
+
+    def _watch(self) -> None:
+        while not self.done.wait(self.INTERVAL):
+            reason = self._reason()
+            if reason is None:
+                continue
+            shape_id = self.id if self.id is not None else str(getattr(self.task.jobs[self.row], "id", self.row))
+            try:
+                _keep(self.task, self.row, shape_id, (None, reason))
+            finally:
+                os._exit(70)
 
 
 def _write(task: ShardTask, outcomes: Sequence[tuple[dict | None, str | None]]) -> ShardReport:
@@ -110,10 +209,14 @@ def _write(task: ShardTask, outcomes: Sequence[tuple[dict | None, str | None]]) 
         if error is None:
             report.done += 1
             continue
-        status[row] = STATUS_FAILED
         errors[row] = error
         for spec in task.specs:  # no half-filled rows
             blocks[spec.name][row] = spec.fill_value
+        if error.startswith(SKIPPED):
+            status[row] = STATUS_SKIPPED
+            report.skipped += 1
+            continue
+        status[row] = STATUS_FAILED
         report.failed += 1
         report.errors.append((str(getattr(task.jobs[row], "id", row)), error))
     write_shard(_open(task.url), task.shard, blocks, status, errors, task.prefix)
@@ -138,7 +241,7 @@ def _kept(task: ShardTask) -> tuple[list, list[str]]:
     for row, code in enumerate(status):
         if code == STATUS_OK:
             kept.append(({s.name: group[s.name][start + row] for s in task.specs}, None))
-        elif code == STATUS_FAILED:
+        elif code in (STATUS_FAILED, STATUS_SKIPPED):
             kept.append((None, str(errors[row])))
         else:
             kept.append(saved.get(start + row))
@@ -159,7 +262,7 @@ def run_shard(task: ShardTask) -> ShardReport:
     kept, ids = _kept(task)
     outcomes, unreported, last = [], 0, time.monotonic()
     for row, k in enumerate(kept):
-        outcomes.append(k if k is not None else _keep(task, row, ids[row], _compute(task, row)))
+        outcomes.append(k if k is not None else _keep(task, row, ids[row], _compute(task, row, ids[row])))
         unreported += k is None
         # a few reports a second: one per shape would cost an IPC round trip per 2D digit
         if task.progress is not None and unreported and time.monotonic() - last > 0.2:
@@ -174,9 +277,14 @@ def run_shard(task: ShardTask) -> ShardReport:
 
 def _without_kept(report: ShardReport, task: ShardTask, kept: list) -> ShardReport:
     """The report counts only the rows this run computed."""
-    old = {str(getattr(task.jobs[row], "id", row)) for row, k in enumerate(kept) if k is not None and k[1] is not None}
+    old = {
+        str(getattr(task.jobs[row], "id", row))
+        for row, k in enumerate(kept)
+        if k is not None and k[1] is not None and not k[1].startswith(SKIPPED)
+    }
     report.done -= sum(1 for k in kept if k is not None and k[1] is None)
     report.failed -= len(old)
+    report.skipped -= sum(1 for k in kept if k is not None and k[1] is not None and k[1].startswith(SKIPPED))
     report.errors = [e for e in report.errors if e[0] not in old]
     return report
 
@@ -198,12 +306,15 @@ def _pool(workers: int, task: ShardTask) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_context(task))
 
 
-def _compute_in_fresh_process(task: ShardTask, row: int):
+def _compute_in_fresh_process(task: ShardTask, row: int, shape_id: str):
     with _pool(1, task) as pool:
         try:
-            return pool.submit(_compute, task, row).result()
+            return pool.submit(_compute, task, row, shape_id).result()
         except BrokenProcessPool:
-            return None, CRASH_MESSAGE
+            # a watchdog that stopped the process kept the reason among the finished rows
+            start = task.shard * _open(task.url).attrs["sdfkit"]["shard_size"]
+            saved = partial.load_rows(task.url, task.prefix, task.shard, {start + row: shape_id}).get(start + row)
+            return saved if saved is not None else (None, CRASH_MESSAGE)
 
 
 def _run_isolated(task: ShardTask) -> ShardReport:
@@ -215,7 +326,7 @@ def _run_isolated(task: ShardTask) -> ShardReport:
             pass
     kept, ids = _kept(task)
     outcomes = [
-        k if k is not None else _keep(task, row, ids[row], _compute_in_fresh_process(task, row))
+        k if k is not None else _keep(task, row, ids[row], _compute_in_fresh_process(task, row, ids[row]))
         for row, k in enumerate(kept)
     ]
     report = _write(task, outcomes)

@@ -6,6 +6,9 @@ Layouts, detected automatically under ROOT:
 - ShapeNetCore v1: ``<synset>/<id>/model.obj``
 - ModelNet10/40: ``<class>/<train|test>/<name>.off``; the id is the file's name (ModelNet's names
   carry their class), the category the class, the split its folder unless split files say otherwise
+- Objaverse 1.0's cache (``glbs/<000-xxx>/<uid>.glb``, with its annotations' licences and names)
+  and a ``metadata.csv`` of Objaverse-XL or TRELLIS (``sha256``, ``local_path``): see
+  :mod:`sdfkit.sources.objects`; the id is the uid or the sha256
 - a plain folder: every mesh file (obj, off, ply, stl, glb, gltf) beneath ROOT; the id is its path
   relative to ROOT without the suffix, the category its first folder ("" at the top).
 
@@ -22,20 +25,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from sdfkit.errors import InputError
+from sdfkit.errors import InputError, ShapeError, Skipped
 from sdfkit.geometry.basics import shape_rng
-from sdfkit.geometry.mesh import MESH_SUFFIXES, load_mesh
+from sdfkit.geometry.mesh import MESH_SUFFIXES, read_mesh
+from sdfkit.sources.objects import NOT_DOWNLOADED, ObjectNote, file_sha256, find_listing, find_objaverse
 from sdfkit.store.format import ArraySpec, ShapeMeta
 
 __all__ = [
     "ShapenetConfig",
     "MeshJob",
     "find_meshes",
+    "find_objects",
     "read_split_files",
     "split_by_fractions",
     "plan_shapenet",
@@ -67,6 +73,14 @@ class ShapenetConfig:
     sharp_angle: float = 15.0
     """``vecset``: an edge of the outer surface is sharp where its faces meet at more than this
     many degrees."""
+    licences: tuple[str, ...] | None = None
+    """Only objects under these licences (:func:`sdfkit.sources.objects.normalize_licence`'s
+    spelling); the others are skipped, saying their licence."""
+    dedup: bool = False
+    """Keep one object of each group of duplicates (the same bytes, or the same shape by its print:
+    :mod:`sdfkit.sources.ledger`); the others are skipped, naming the one kept."""
+    max_faces: int | None = None
+    """Objects with more faces fail ("over --max-faces") instead of being computed."""
 
     def __post_init__(self):
         from sdfkit.recipes import recipe, recipes
@@ -81,12 +95,25 @@ class ShapenetConfig:
             raise InputError("--rays must be at least 4")
         if not 0 < self.sharp_angle < 180:
             raise InputError(f"--sharp-angle {self.sharp_angle}: give an angle between 0 and 180 degrees")
+        if self.licences is not None:
+            from sdfkit.sources.objects import normalize_licence
+
+            wanted = tuple(sorted({normalize_licence(x) for x in self.licences if str(x).strip()}))
+            if not wanted:
+                raise InputError("--licence: name at least one licence, e.g. cc-by,cc0")
+            object.__setattr__(self, "licences", wanted)
+        if self.max_faces is not None and self.max_faces < 1:
+            raise InputError("--max-faces must be positive")
 
 
 @dataclass(frozen=True)
 class MeshJob:
     id: str
     path: str
+    note: ObjectNote = ObjectNote()
+    """What the collection says of the object (licence, name, listed sha256)."""
+    skip: str = ""
+    """Why the object is skipped (a licence, a duplicate), or ``""``."""
 
 
 def _is_synset(name: str) -> bool:
@@ -94,7 +121,16 @@ def _is_synset(name: str) -> bool:
 
 
 def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
-    """The layout of ``root`` and its meshes as (category, id, path), sorted.
+    """The layout of ``root`` and its meshes as (category, id, path), sorted (see
+    :func:`find_objects`)."""
+    layout, found, _ = find_objects(root)
+    return layout, found
+
+
+def find_objects(root: str | Path) -> tuple[str, list[tuple[str, str, Path]], dict[str, ObjectNote]]:
+    """The layout of ``root``, its meshes as (category, id, path), sorted, and what its collection
+    says of them (id -> :class:`~sdfkit.sources.objects.ObjectNote`; empty but for Objaverse's
+    cache and a ``metadata.csv``).
 
     ``root`` may be a single mesh file (layout ``"file"``). Symbolic links to folders are
     followed, each real folder once: a link to a folder outside the tree brings its meshes, a link
@@ -104,7 +140,7 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
     if root.is_file():
         if root.suffix.lower() not in MESH_SUFFIXES:
             raise InputError(f"{root}: not a mesh file ({', '.join(MESH_SUFFIXES)}); give a mesh or a folder of meshes")
-        return "file", [("", root.stem, root)]
+        return "file", [("", root.stem, root)], {}
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder; give the ShapeNet root, a folder of meshes or a mesh file")
     synsets = sorted(p for p in root.iterdir() if p.is_dir() and _is_synset(p.name))
@@ -116,7 +152,11 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
             (s.name, m.name, m / relative) for s in synsets for m in sorted(s.iterdir()) if (m / relative).is_file()
         ]
         if found:
-            return layout, found
+            return layout, found, {}
+    for layout, find in (("objaverse", find_objaverse), ("metadata", find_listing)):
+        listed = find(root)
+        if listed is not None:
+            return layout, *listed
     modelnet = [
         (c.name, m.stem, m)
         for c in sorted(p for p in root.iterdir() if p.is_dir())
@@ -125,7 +165,7 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
         for m in sorted((c / split).glob("*.off"))
     ]
     if modelnet:
-        return "modelnet", modelnet
+        return "modelnet", modelnet, {}
     found = []
     for path in _walk(root):
         if path.suffix.lower() in MESH_SUFFIXES:
@@ -148,7 +188,7 @@ def find_meshes(root: str | Path) -> tuple[str, list[tuple[str, str, Path]]]:
             f"{root}: {names} would both be shape {shape_id!r} ({len(twins)} such ids); keep one file per shape "
             "(move or rename the others)"
         )
-    return "folder", found
+    return "folder", found, {}
 
 
 def _walk(root: Path) -> list[Path]:
@@ -245,7 +285,7 @@ def plan_shapenet(
     """
     if split_fractions and split_files:
         raise InputError("--split and --split-fractions both say which split a shape is in; give one of them")
-    layout, meshes = find_meshes(root)
+    layout, meshes, notes = find_objects(root)
     if config.synsets:
         wanted = set(config.synsets)
         meshes = [m for m in meshes if m[0] in wanted]
@@ -269,9 +309,8 @@ def plan_shapenet(
             split = dealt[shape_id]
         else:
             split = path.parent.name if layout == "modelnet" else "train"  # ModelNet: its folders
-        stat = path.stat()
-        metas.append(ShapeMeta(shape_id, category, -1, split, f"{stat.st_size}:{stat.st_mtime_ns}"))
-        jobs.append(MeshJob(shape_id, str(path)))
+        metas.append(ShapeMeta(shape_id, category, -1, split, _file_fingerprint(path)))
+        jobs.append(MeshJob(shape_id, str(path), notes.get(shape_id, ObjectNote())))
     if splits is not None:
         missing = [k for k in splits if k not in listed and (by_id or not config.synsets or k[0] in config.synsets)]
         if not metas:
@@ -294,8 +333,8 @@ def plan_shapenet(
     # the source id: every mesh's name, size and modification time (an edited mesh changes it)
     digest = hashlib.sha256(f"{list(split_fractions or [])}\n".encode() if dealt else b"")
     for category, shape_id, path in meshes:
-        stat = path.stat()
-        digest.update(f"{category}/{shape_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{category}/{shape_id}:{_file_fingerprint(path)}\n".encode())
+    jobs = _skips(jobs, config)
     source = {
         "name": "shapenet",
         "layout": layout,
@@ -309,30 +348,105 @@ def plan_shapenet(
     return metas, jobs, source
 
 
+def _file_fingerprint(path: Path) -> str:
+    """A file's size and modification time (``missing`` for a listed object not on disk)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _skips(jobs: list[MeshJob], config: ShapenetConfig) -> list[MeshJob]:
+    """The jobs with the reasons to skip some: a licence not in ``config.licences``; with
+    ``config.dedup``, the same bytes as an earlier object (the first in store order is kept)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    out = list(jobs)
+    if config.licences is not None:
+        wanted = ",".join(config.licences)
+        for k, job in enumerate(out):
+            if job.note.licence not in config.licences:
+                said = f"licence {job.note.licence}" if job.note.licence else "no licence recorded"
+                out[k] = replace(job, skip=f"{said} (--licence {wanted})")
+    if config.dedup:
+        todo = [k for k, job in enumerate(out) if not job.skip]
+
+        def digest(job: MeshJob) -> str:
+            if job.note.sha256:
+                return job.note.sha256
+            try:
+                return file_sha256(job.path)
+            except OSError:
+                return f"unreadable:{job.path}"  # fails when computed, saying why
+
+        with ThreadPoolExecutor(8) as pool:  # hashing reads files: threads overlap the waits
+            digests = list(pool.map(digest, [out[k] for k in todo]))
+        first: dict[str, str] = {}
+        for k, sha in zip(todo, digests, strict=True):
+            kept = first.setdefault(sha, out[k].id)
+            if kept != out[k].id:
+                out[k] = replace(out[k], skip=f"duplicate of {kept} (the same bytes, sha256 {sha[:12]}...)")
+    return out
+
+
 def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
     """The data arrays of a ``shapenet`` store (besides ``meta/*``): every recipe's, in the
     registry's order."""
     from sdfkit.recipes import specs_for
+    from sdfkit.sources.ledger import LEDGER_SPECS
 
-    return specs_for(config.recipes, asdict(config))
+    return [*specs_for(config.recipes, asdict(config)), *LEDGER_SPECS]
+
+
+def _warm() -> None:
+    import manifold3d  # noqa: F401
+    import trimesh  # noqa: F401
+
+    from sdfkit.geometry.sign import _o3d
+
+    _o3d()
 
 
 def process_mesh(
     job: MeshJob, *, samples: int, surface_samples: int, seed: int, rays: int, recipes=("deepsdf",), parameters=None
 ) -> dict:
     """Load one mesh and compute every array of its row: the outer surface once, from the shape's
-    stream 0 (as voxelize finds it again), then each recipe from its own stream. ``parameters``:
-    the run's others (:class:`ShapenetConfig`), for recipes that read them."""
+    stream 0 (as voxelize finds it again), then each recipe from its own stream, and its ledger
+    (:mod:`sdfkit.sources.ledger`). ``parameters``: the run's others (:class:`ShapenetConfig`),
+    for recipes that read them and ``max_faces``."""
     from sdfkit.recipes import recipe
     from sdfkit.recipes.deepsdf import signed_mesh
+    from sdfkit.sources.ledger import PeakMemory, ledger_row
 
-    mesh = load_mesh(job.path)
-    signed = signed_mesh(mesh, rays=rays, rng=shape_rng(seed, job.id))
+    if job.skip:
+        raise Skipped(job.skip)
+    if job.path.endswith(NOT_DOWNLOADED):
+        raise ShapeError(f"{job.id}: not downloaded (metadata.csv gives no local_path); download it, then run again")
     parameters = {**(parameters or {}), "samples": samples, "surface_samples": surface_samples}
-    out = {}
-    for name in recipes:
-        item = recipe(name)
-        out.update(item.sample(mesh, signed, rng=shape_rng(seed, job.id, item.stream), parameters=parameters))
+    _warm()  # a worker's first object does not pay the libraries' imports in its seconds and memory
+    start = time.perf_counter()
+    with PeakMemory() as peak:
+        mesh, found = read_mesh(job.path)
+        limit = parameters.get("max_faces")
+        if limit is not None and len(mesh.faces) > limit:
+            raise ShapeError(f"{Path(job.path).name}: {len(mesh.faces):,} faces, over --max-faces {limit:,}")
+        sha = file_sha256(job.path)
+        if job.note.sha256 and sha != job.note.sha256:
+            raise ShapeError(
+                f"{Path(job.path).name}: its bytes' sha256 is {sha[:12]}..., not the {job.note.sha256[:12]}... "
+                "metadata.csv lists: a different file; download it again"
+            )
+        signed = signed_mesh(mesh, rays=rays, rng=shape_rng(seed, job.id))
+        out = {}
+        for name in recipes:
+            item = recipe(name)
+            out.update(item.sample(mesh, signed, rng=shape_rng(seed, job.id, item.stream), parameters=parameters))
+    out.update(
+        ledger_row(mesh, found, signed, sha256=sha, licence=job.note.licence, name=job.note.name,
+                   seconds=time.perf_counter() - start, memory=peak.bytes)
+    )  # fmt: skip
     return out
 
 
@@ -355,6 +469,11 @@ def parameters(config: ShapenetConfig) -> dict:
     if "vecset" not in config.recipes:
         del out["sharp_angle"]  # recorded only where it matters: other stores keep their parameters
     out["method"] = METHOD
+    for key, default in (("licences", None), ("dedup", False), ("max_faces", None)):
+        if out[key] == default:
+            del out[key]  # recorded where given: other stores keep their parameters
+    if config.licences is not None:
+        out["licences"] = list(config.licences)
     out["synsets"] = list(config.synsets) if config.synsets else None
     out["recipes"] = list(config.recipes)
     return out
@@ -371,13 +490,15 @@ def prepare_shapenet(
     overwrite: bool = False,
     shard_size: int = SHARD_SIZE,
     split_fractions: Sequence[float] | None = None,
+    limits=None,
     progress: Callable[[int, int], None] | None = None,
 ):
     """Build (or resume) a ``shapenet`` store; returns a :class:`~sdfkit.pipeline.RunSummary`.
 
     Meshes run in worker processes (``workers``), or on a Dask cluster (``scheduler`` address),
     so that a native crash on one mesh fails that mesh alone. ``split_fractions``: see
-    :func:`plan_shapenet`.
+    :func:`plan_shapenet`. ``limits``: :class:`sdfkit.pipeline.runners.Limits` per mesh (time,
+    worker memory); a mesh over one fails saying so, its worker replaced.
     """
     from sdfkit.pipeline import Plan, build_store
 
@@ -392,10 +513,47 @@ def prepare_shapenet(
         parameters=parameters(config),
         source=source,
         shard_size=shard_size,
+        finish=mark_near_duplicates if config.dedup else None,
+        limits=limits,
     )
     return build_store(
         plan, out, workers=workers, scheduler=scheduler, isolate=True, overwrite=overwrite, progress=progress
     )
+
+
+NEAR_DUPLICATE = "near-duplicate of "
+
+
+def mark_near_duplicates(group) -> int:
+    """``--dedup``'s pass over a finished store: of each group of near-duplicates among the ok
+    shapes (:func:`sdfkit.sources.ledger.near_duplicates` on ``ledger/print``), every shape but
+    the first in store order becomes skipped, its error naming the one kept and their distance.
+    Shapes an earlier pass marked take part again, so a second pass changes nothing. Returns the
+    number marked."""
+    import numpy as np
+
+    from sdfkit.pipeline.runners import SKIPPED
+    from sdfkit.sources.ledger import near_duplicates
+    from sdfkit.store.format import STATUS_OK, STATUS_SKIPPED, as_str, read_status
+
+    status = read_status(group)
+    errors = as_str(group["meta/error"][:])
+    earlier = (status == STATUS_SKIPPED) & np.char.startswith(errors.astype(str), SKIPPED + NEAR_DUPLICATE)
+    candidates = np.nonzero((status == STATUS_OK) | earlier)[0]
+    prints = group["ledger/print"][:]
+    found = near_duplicates(prints, candidates)
+    ids = as_str(group["meta/id"][:])
+    new_status, new_errors = status.copy(), errors.astype(object).copy()
+    for row in candidates:
+        new_status[row], new_errors[row] = STATUS_OK, ""
+    for row, (kept, distance) in found.items():
+        new_status[row] = STATUS_SKIPPED
+        new_errors[row] = f"{SKIPPED}{NEAR_DUPLICATE}{ids[kept]} (shape prints {distance:.4f} apart)"
+    changed = np.nonzero((new_status != status) | (new_errors != errors.astype(object)))[0]
+    if len(changed):  # one writer: this process, after every shard is written
+        group["meta/error"][:] = np.asarray(new_errors, dtype=object)
+        group["meta/status"][:] = new_status
+    return len(found)
 
 
 def mesh_paths(info: dict, ids: Sequence[str], url: str, root: str | Path | None = None) -> list[str]:

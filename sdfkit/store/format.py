@@ -34,6 +34,7 @@ __all__ = [
     "STATUS_PENDING",
     "STATUS_OK",
     "STATUS_FAILED",
+    "STATUS_SKIPPED",
     "ArraySpec",
     "ShapeMeta",
     "create_store",
@@ -57,7 +58,9 @@ DIRECT_ROW_BYTES = 1 << 20
 WINDOW_SAMPLES = 16_384
 """Sample arrays longer than twice this are chunked by this many samples inside each row's shard,
 so reading a window of a row (sdfkit.torch) decodes the chunks it spans, not the whole row."""
-STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
+STATUS_PENDING, STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = 0, 1, 2, 3
+"""``meta/status``: pending, ok, failed (``meta/error`` says why), skipped on purpose (a licence
+filter, a duplicate: ``meta/error`` says why, ``skipped: ...``)."""
 SPLITS = ("train", "val", "test")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.errors import FormatError
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, as_str, local_path, open_store, read_status
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, as_str, local_path, open_store, read_status
 
 __all__ = ["store_report"]
 
@@ -44,6 +44,8 @@ def store_report(url, *, max_failures: int = 10) -> dict:
     for split in sorted(set(splits)):
         codes = Counter(status[splits == split].tolist())
         per_split[split] = {"ok": codes[STATUS_OK], "failed": codes[STATUS_FAILED], "pending": codes[0]}
+        if codes[STATUS_SKIPPED]:
+            per_split[split]["skipped"] = codes[STATUS_SKIPPED]
     arrays = []
     for name in info.get("arrays", []):
         if name not in group:
@@ -67,6 +69,11 @@ def store_report(url, *, max_failures: int = 10) -> dict:
     if len(failed):
         ids, errors = group["meta/id"][:], group["meta/error"][:]
         failures = [{"index": int(i), "id": str(ids[i]), "error": str(errors[i])} for i in failed[:max_failures]]
+    skipped = np.nonzero(status == STATUS_SKIPPED)[0]
+    skips = []
+    if len(skipped):
+        ids, errors = group["meta/id"][:], group["meta/error"][:]
+        skips = [{"index": int(i), "id": str(ids[i]), "reason": str(errors[i])} for i in skipped[:max_failures]]
     total = None if local is None else sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
     outer = _outer(group, status)
     return {
@@ -81,6 +88,8 @@ def store_report(url, *, max_failures: int = 10) -> dict:
         "splits": per_split,
         "failed": int(len(failed)),
         "failures": failures,
+        "skipped": int(len(skipped)),
+        "skips": skips,
         "arrays": arrays,
         "stored_bytes": total,
         **({"outer": outer} if outer else {}),

@@ -30,6 +30,7 @@ from sdfkit.errors import FormatError
 from sdfkit.store.format import (
     STATUS_FAILED,
     STATUS_OK,
+    STATUS_SKIPPED,
     ArraySpec,
     as_str,
     open_store,
@@ -204,16 +205,16 @@ def _metadata(group, info, report: ValidationReport) -> np.ndarray:
         c.fail(f"{int((ids == '').sum())} empty ids")
     if (splits == "").any():
         c.fail(f"{int((splits == '').sum())} shapes without a split")
-    bad = ~np.isin(status, (0, STATUS_OK, STATUS_FAILED))
+    bad = ~np.isin(status, (0, STATUS_OK, STATUS_FAILED, STATUS_SKIPPED))
     if bad.any():
-        c.fail(f"status {int(status[bad][0])} of {ids[bad][0]} is not 0, 1 or 2", int(bad.sum()))
+        c.fail(f"status {int(status[bad][0])} of {ids[bad][0]} is not 0, 1, 2 or 3", int(bad.sum()))
     pending = status == 0
     report.pending, report.complete = int(pending.sum()), bool(info.get("complete"))
     if info.get("complete") and pending.any():
         c.fail(f"the store says it is complete but {ids[pending][0]} is pending", int(pending.sum()))
-    silent = (status == STATUS_FAILED) & (errors == "")
+    silent = np.isin(status, (STATUS_FAILED, STATUS_SKIPPED)) & (errors == "")
     if silent.any():
-        c.fail(f"{ids[silent][0]} failed without an error message", int(silent.sum()))
+        c.fail(f"{ids[silent][0]} failed or was skipped without a reason", int(silent.sum()))
     noisy = (status == STATUS_OK) & (errors != "")
     if noisy.any():
         c.fail(f"{ids[noisy][0]} is ok but has an error message", int(noisy.sum()))
@@ -222,7 +223,9 @@ def _metadata(group, info, report: ValidationReport) -> np.ndarray:
         for split, counts in summary.items():
             here = splits == split
             found = {"ok": int((status[here] == STATUS_OK).sum()), "failed": int((status[here] == STATUS_FAILED).sum())}
-            if found != {"ok": counts.get("ok"), "failed": counts.get("failed")}:
+            found |= {"skipped": int((status[here] == STATUS_SKIPPED).sum())}
+            said = {"ok": counts.get("ok"), "failed": counts.get("failed"), "skipped": counts.get("skipped", 0)}
+            if found != said:
                 c.fail(f"the summary of split {split} says {counts}, the status column {found}")
     return status
 
@@ -294,7 +297,11 @@ def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report, spec
 
     c = report.check("surface vs SDF samples")
     n = report.check("unit normals")
-    here = {name: spec for name, spec in specs.items() if name in rows and (not spec.points or spec.points in rows)}
+    here = {
+        name: spec
+        for name, spec in specs.items()
+        if spec.role and name in rows and (not spec.points or spec.points in rows)
+    }
     on_surface = [name for name, spec in here.items() if spec.role == "surface"]
     for row in np.nonzero(ok)[0]:
         base = rows["surface/points"][row].astype(np.float64)

@@ -1,0 +1,150 @@
+"""The quality ledger of a ``shapenet`` store: per object, what its file held, what it cost, and
+a shape print that finds near-duplicates (``ledger/*`` arrays; ``sdfkit report`` reads them).
+
+- ``ledger/sha256``: the sha256 of the file's bytes (Objaverse-XL's and TRELLIS' object id);
+  ``ledger/licence``, ``ledger/name``: what the collection says (``sdfkit.sources.objects``).
+- ``ledger/faces``, ``ledger/vertices``: of the mesh as read (scene flattened);
+  ``ledger/meshes``: triangle meshes placed (an instanced mesh counts once per node);
+  ``ledger/points``, ``ledger/line_points``: vertices of the point and line primitives skipped; ``ledger/units``: the
+  file's units where it says them (glTF: meters); ``ledger/extent``: the longest side of the
+  bounding box in those units.
+- ``ledger/watertight``: 1 where trimesh calls the mesh watertight (every edge shared by two
+  faces once coincident vertices are merged, winding consistent).
+- ``ledger/seconds``: the whole per-object step (read, outer surface, every recipe);
+  ``ledger/peak_memory``: the most the process's resident memory rose above where it was when
+  the object started, sampled every 20 ms (bytes).
+- ``ledger/print`` (512,) float32: the unsigned distance from the outer surface at the centres of
+  an 8^3 grid over [-1, 1]^3 of the normalized frame. It does not change when a file is
+  re-exported, re-triangulated, its vertices reordered, moved or scaled; two objects whose prints
+  are within :data:`NEAR` (root mean square) are near-duplicates (``--dedup``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from sdfkit.pipeline.runners import resident_memory
+from sdfkit.store.format import ArraySpec
+
+__all__ = ["LEDGER_SPECS", "PRINT_GRID", "NEAR", "PeakMemory", "shape_print", "ledger_row", "near_duplicates"]
+
+PRINT_GRID = 8
+NEAR = 0.004
+"""Root-mean-square distance between shape prints (normalized frame, unit ball) under which two
+objects are near-duplicates: measured in benchmarks/dedup.py."""
+
+LEDGER_SPECS = (
+    ArraySpec("ledger/sha256", (), "str", ""),
+    ArraySpec("ledger/licence", (), "str", ""),
+    ArraySpec("ledger/name", (), "str", ""),
+    ArraySpec("ledger/faces", (), "int64", -1),
+    ArraySpec("ledger/vertices", (), "int64", -1),
+    ArraySpec("ledger/meshes", (), "int64", -1),
+    ArraySpec("ledger/points", (), "int64", -1),
+    ArraySpec("ledger/line_points", (), "int64", -1),
+    ArraySpec("ledger/units", (), "str", ""),
+    ArraySpec("ledger/extent", (), "float64", float("nan")),
+    ArraySpec("ledger/watertight", (), "uint8", 255),
+    ArraySpec("ledger/seconds", (), "float32", float("nan")),
+    ArraySpec("ledger/peak_memory", (), "int64", -1),
+    ArraySpec("ledger/print", (PRINT_GRID**3,), "float32", float("nan")),
+)
+
+
+class PeakMemory:
+    """``with PeakMemory() as peak: ...``; then ``peak.bytes``: the most resident memory rose
+    above its level at the start, sampled every ``interval`` seconds by a thread."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.bytes = 0
+        self._stop = threading.Event()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.bytes = max(self.bytes, resident_memory() - self._start)
+
+    def __enter__(self) -> PeakMemory:
+        self._start = resident_memory()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bytes = max(self.bytes, resident_memory() - self._start)
+        self._stop.set()
+        self._thread.join()
+
+
+def _print_points() -> np.ndarray:
+    centres = (np.arange(PRINT_GRID) + 0.5) / PRINT_GRID * 2.0 - 1.0
+    return np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def shape_print(signed) -> np.ndarray:
+    """(512,) float32: :data:`LEDGER_SPECS`' ``ledger/print`` of a :class:`~sdfkit.recipes.deepsdf.SignedMesh`."""
+    from sdfkit.geometry.sign import unsigned_distance
+
+    outer = signed.outer
+    return unsigned_distance(outer.vertices, outer.faces, _print_points()).astype(np.float32)
+
+
+def ledger_row(mesh, found, signed, *, sha256: str, licence: str, name: str, seconds: float, memory: int) -> dict:
+    """The ``ledger/*`` values of one object."""
+    import trimesh
+
+    used = mesh.vertices[np.unique(mesh.faces)]
+    return {
+        "ledger/sha256": sha256,
+        "ledger/licence": licence,
+        "ledger/name": name,
+        "ledger/faces": np.int64(len(mesh.faces)),
+        "ledger/vertices": np.int64(len(mesh.vertices)),
+        "ledger/meshes": np.int64(found.meshes),
+        "ledger/points": np.int64(found.points),
+        "ledger/line_points": np.int64(found.line_points),
+        "ledger/units": found.units,
+        "ledger/extent": np.float64(np.ptp(used, axis=0).max()),
+        "ledger/watertight": np.uint8(trimesh.Trimesh(mesh.vertices, mesh.faces, process=True).is_watertight),
+        "ledger/seconds": np.float32(seconds),
+        "ledger/peak_memory": np.int64(memory),
+        "ledger/print": shape_print(signed),
+    }
+
+
+def near_duplicates(prints: np.ndarray, candidates: np.ndarray, *, near: float = NEAR) -> dict[int, tuple[int, float]]:
+    """Groups of near-duplicates among the rows ``candidates`` (indices into ``prints``, (n, 512)):
+    row -> (the group's first row, their distance) for every row but the first (in order) of each
+    group. A group is a connected set of pairs within ``near`` (root mean square of the prints'
+    difference). Pairs are found in a 16-dimensional random projection with a k-d tree (a pair
+    within ``near`` lies within ``2 near`` there but for a vanishing share) and checked on the
+    whole prints."""
+    from scipy.spatial import cKDTree
+
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if len(candidates) < 2:
+        return {}
+    values = prints[candidates].astype(np.float64) / np.sqrt(prints.shape[1])  # RMS = Euclidean here
+    projection = np.random.default_rng(0).normal(size=(values.shape[1], 16)) / np.sqrt(16)
+    pairs = cKDTree(values @ projection).query_pairs(2.0 * near, output_type="ndarray")
+    parent = np.arange(len(candidates))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in pairs:
+        if np.linalg.norm(values[a] - values[b]) <= near:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)  # the group's root is its first row
+    out = {}
+    for k in range(len(candidates)):
+        first = root(k)
+        if first != k:
+            out[int(candidates[k])] = (int(candidates[first]), float(np.linalg.norm(values[k] - values[first])))
+    return out
