@@ -522,6 +522,46 @@ def info_command(store, as_json):
             click.echo(f"    [{f['index']}] {f['id']}: {f['reason'].removeprefix('skipped: ')}")
 
 
+@click.command("report", context_settings=CONTEXT)
+@click.argument("store")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder for the report.")
+@click.option(
+    "--thumbnails",
+    type=click.IntRange(min=0),
+    default=24,
+    show_default=True,
+    help="Objects drawn on the page: those whose signs rest most on the rules for open surfaces.",
+)
+@click.option("--meshes", default=None, help="The folder the store's meshes are in now, if they moved.")
+def report_command(store, output, thumbnails, meshes):
+    """Write a prepare-shapenet store's quality ledger: ledger.csv, ledger.parquet and report.html.
+
+    One row per object, whatever its status: what its file held (faces, meshes placed, points and
+    lines left out, units, watertight), its content id and licence, what its outer surface is made
+    of, seconds and peak memory, and for a failure its class and message. The page shows counts,
+    failure classes, skip reasons, distributions and thumbnails rendered by sdfkit.
+
+    \b
+    Example:
+      sdfkit report objaverse.zarr -o objaverse-report/
+    """
+    from sdfkit.builders.quality import write_quality_report
+
+    summary = write_quality_report(store, output, thumbnails=thumbnails, meshes_root=meshes)
+    counts = summary.counts
+    click.echo(
+        f"report: {summary.objects} objects ({counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped, {counts['pending']} pending) -> {summary.out}/report.html, ledger.csv, ledger.parquet in "
+        f"{summary.seconds:.2f} s, {summary.thumbnails} thumbnails in {summary.thumbnail_seconds:.1f} s"
+    )
+    for name, count in sorted(summary.failure_classes.items(), key=lambda item: -item[1]):
+        click.echo(f"  failed, {name}: {count}")
+    for name, count in sorted(summary.skip_classes.items(), key=lambda item: -item[1]):
+        click.echo(f"  skipped, {name}: {count}")
+    if summary.note:
+        click.echo(f"  no thumbnails: {summary.note}")
+
+
 @click.command("show", context_settings=CONTEXT)
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--index", "-k", type=int, default=0, help="Row of the shape in the store.")

@@ -189,6 +189,22 @@ def test_metadata_csv_keys_objects_by_sha256_and_keeps_every_row(shapes, tmp_pat
     assert got[rows[1]["sha256"]]["status"] == 1
     assert got["f" * 64]["status"] == 2 and "not the ffffffffffff... metadata.csv lists" in got["f" * 64]["error"]
     assert got["e" * 64]["status"] == 2 and "not downloaded" in got["e" * 64]["error"]
+    # the ledger as a table and a page: every object, its class of failure
+    report = sdfkit("report", store, "-o", tmp_path / "report", "--thumbnails", "2")
+    assert "4 objects (2 ok, 2 failed, 0 skipped, 0 pending)" in report.stdout and "2 thumbnails" in report.stdout
+    assert "failed, not downloaded: 1" in report.stdout and "failed, not the listed file: 1" in report.stdout
+    with open(tmp_path / "report" / "ledger.csv", newline="") as f:
+        table = {row["id"]: row for row in csv.DictReader(f)}
+    assert sorted(table) == sorted(got)
+    assert {table[i]["status"] for i in got} == {"ok", "failed"} and table["e" * 64]["failure_class"] == "not downloaded"
+    assert table[rows[0]["sha256"]]["ledger_sha256"] == rows[0]["sha256"]
+    assert int(table[rows[0]["sha256"]]["ledger_faces"]) == len(trimesh.load(meshes[0], process=False).faces)
+    import pyarrow.parquet as pq
+
+    parquet = pq.read_table(tmp_path / "report" / "ledger.parquet").to_pydict()
+    assert parquet["id"] == list(table) and parquet["status"] == [table[i]["status"] for i in table]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "4 objects: 2 ok, 2 failed" in page and page.count("data:image/png;base64,") == 2
 
 
 def _near_copies(source, folder):

@@ -25,31 +25,20 @@ are listed in ``duplicates.csv`` (``file_identifier``, ``sha256``, ``kept``: the
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from sdfkit.recipes.base import ExportContext, Exporter
+from sdfkit.sources.objects import file_sha256
 
-__all__ = ["TRELLIS", "RESOLUTION", "VIEWS", "file_sha256", "trellis_voxels", "write_points_ply", "read_points_ply"]
+__all__ = ["TRELLIS", "RESOLUTION", "VIEWS", "trellis_voxels", "write_points_ply", "read_points_ply"]
 
 RESOLUTION = 64
 """Cells per side of TRELLIS' sparse structure."""
 VIEWS = 150
 """Views per object in TRELLIS' ``render.py`` (``--num_views``)."""
-
-
-@lru_cache(maxsize=4096)
-def file_sha256(path: str) -> str:
-    """The sha256 of a file's bytes, hex (TRELLIS' and Objaverse-XL's object id)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def trellis_voxels(vertices: np.ndarray, faces: np.ndarray, resolution: int = RESOLUTION) -> np.ndarray:
