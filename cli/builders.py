@@ -530,7 +530,7 @@ def info_command(store, as_json):
     type=click.IntRange(min=0),
     default=24,
     show_default=True,
-    help="Objects drawn on the page: those whose signs rest most on the rules for open surfaces.",
+    help="Objects drawn on the page: those whose signs are most in doubt.",
 )
 @click.option("--meshes", default=None, help="The folder the store's meshes are in now, if they moved.")
 def report_command(store, output, thumbnails, meshes):
@@ -538,7 +538,8 @@ def report_command(store, output, thumbnails, meshes):
 
     One row per object, whatever its status: what its file held (faces, meshes placed, points and
     lines left out, units, watertight), its content id and licence, what its outer surface is made
-    of, seconds and peak memory, and for a failure its class and message. The page shows counts,
+    of, which sign rules decided its samples and the share unsure, seconds and peak memory, and
+    for a failure its class and message. The page shows counts,
     failure classes, skip reasons, distributions and thumbnails rendered by sdfkit.
 
     \b

@@ -206,6 +206,12 @@ def prepare_mnist_command(
     help="Objects with more faces are recorded as failed, not computed.  [default: no limit]",
 )
 @click.option(
+    "--confidence",
+    is_flag=True,
+    help="Also store, per SDF sample, the rule that signed it and how sure it is (sdf/rule, sdf/confidence: "
+    "uint8), so that unsure samples can be dropped (docs/objaverse.md).",
+)
+@click.option(
     "--time-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -238,6 +244,7 @@ def prepare_shapenet_command(
     licences,
     dedup,
     max_faces,
+    confidence,
     time_limit,
     memory_limit,
     strict,
@@ -275,6 +282,7 @@ def prepare_shapenet_command(
         licences=tuple(licences.split(",")) if licences is not None else None,
         dedup=dedup,
         max_faces=max_faces,
+        confidence=confidence,
     )
     summary = shapenet.prepare_shapenet(
         root,

@@ -196,7 +196,9 @@ def test_metadata_csv_keys_objects_by_sha256_and_keeps_every_row(shapes, tmp_pat
     with open(tmp_path / "report" / "ledger.csv", newline="") as f:
         table = {row["id"]: row for row in csv.DictReader(f)}
     assert sorted(table) == sorted(got)
-    assert {table[i]["status"] for i in got} == {"ok", "failed"} and table["e" * 64]["failure_class"] == "not downloaded"
+    assert {table[i]["status"] for i in got} == {"ok", "failed"} and table["e" * 64][
+        "failure_class"
+    ] == "not downloaded"
     assert table[rows[0]["sha256"]]["ledger_sha256"] == rows[0]["sha256"]
     assert int(table[rows[0]["sha256"]]["ledger_faces"]) == len(trimesh.load(meshes[0], process=False).faces)
     import pyarrow.parquet as pq

@@ -1,11 +1,12 @@
 """``sdfkit report``: a shapenet store's quality ledger as a table (CSV, Parquet) and one HTML
 page: counts by status, failure classes, skip reasons, distributions, and thumbnails of the
-objects whose signs rest most on the rules for open surfaces.
+objects whose signs are most in doubt (:func:`risk`).
 
 The table has one row per object (every input, whatever its status): ``meta/*`` (id, category,
 split, status, error) with the failure class (:func:`failure_class`), the ``ledger/*`` columns
-but the shape print (:mod:`sdfkit.sources.ledger`), and the ``outer/*`` summary of the outer
-surface. Stores made before the ledger give the columns they have.
+but the shape print (:mod:`sdfkit.sources.ledger`), the ``outer/*`` summary of the outer
+surface, the share of the SDF samples each sign rule decided (``signed_by_<rule>``) and the share
+unsure (``sdf_unsure_share``). Stores made before the ledger give the columns they have.
 """
 
 from __future__ import annotations
@@ -81,11 +82,16 @@ def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
         "error": errors,
     }
     for name in info.get("arrays", []):
-        if not (name.startswith("ledger/") or name.startswith("outer/")) or name == "ledger/print":
-            continue
-        if name not in group:
+        wanted = name.startswith(("ledger/", "outer/")) or name in ("sdf/unsure_share", "sdf/rule_share")
+        if not wanted or name == "ledger/print" or name not in group:
             continue
         values = group[name][:]
+        if name == "sdf/rule_share":  # one column per rule
+            from sdfkit.geometry.sign import RULES
+
+            for k, rule in enumerate(RULES):
+                columns[f"signed_by_{rule}"] = values[:, k]
+            continue
         columns[name.replace("/", "_")] = as_str(values).astype(str) if values.dtype.kind in "OTU" else values
     return columns, info
 
@@ -101,6 +107,7 @@ def _histograms(columns: dict, ok: np.ndarray) -> bytes:
         ("ledger_peak_memory", "peak memory (MB)", False),
         ("ledger_extent", "longest side (file units)", True),
         ("outer_closed_share", "outer surface on closed parts", False),
+        ("sdf_unsure_share", "share of samples unsure", False),
         ("outer_sheet_share", "outer surface on sheets", False),
     ]
     panels = [p for p in panels if p[0] in columns]
@@ -125,9 +132,11 @@ def _histograms(columns: dict, ok: np.ndarray) -> bytes:
 
 
 def risk(columns: dict) -> np.ndarray:
-    """How much an ok object's signs rest on the rules for open surfaces, higher first: a triangle
-    soup (nothing enclosed) 3, containers 1, the outer surface's share not on closed parts, and
-    0.5 when trimesh does not call the mesh watertight. NaN where the store lacks the columns."""
+    """How much an ok object's signs are in doubt, higher first: the share of its SDF samples
+    whose sign is unsure (``sdf/unsure_share``: low confidence away from the surface), plus, to
+    order objects alike in that, a hundredth of: a triangle soup (nothing enclosed) 3, containers
+    1, the outer surface's share not on closed parts, 0.5 when trimesh does not call the mesh
+    watertight. NaN where the store lacks the columns (made before the ledger)."""
     n = len(columns["id"])
     if "outer_soup" not in columns:
         return np.full(n, np.nan)
@@ -135,11 +144,15 @@ def risk(columns: dict) -> np.ndarray:
     score = score + (1.0 - np.nan_to_num(columns["outer_closed_share"].astype(np.float64), nan=1.0))
     if "ledger_watertight" in columns:
         score = score + 0.5 * (columns["ledger_watertight"] == 0)
+    if "sdf_unsure_share" in columns:
+        score = np.nan_to_num(columns["sdf_unsure_share"].astype(np.float64), nan=0.0) + score / 100
     return score
 
 
 def _why(columns: dict, k: int) -> str:
     parts = []
+    if "sdf_unsure_share" in columns:
+        parts.append(f"unsure {100 * float(columns['sdf_unsure_share'][k]):.2f}%")
     if columns.get("outer_soup") is not None and columns["outer_soup"][k] == 1:
         parts.append("soup")
     if columns.get("outer_containers") is not None and columns["outer_containers"][k] > 0:
@@ -277,8 +290,9 @@ pending. The table: <a href="ledger.csv">ledger.csv</a>, <a href="ledger.parquet
 <h2>Failures by class</h2>{_table_html(failure_rows, ["class", "objects", "first", "its message"]) if failure_rows else "<p>none</p>"}
 <h2>Skipped on purpose</h2>{_table_html(skip_rows, ["reason", "objects", "first", "its reason"]) if skip_rows else "<p>none</p>"}
 <h2>Distributions (ok objects)</h2>{image(distributions)}
-<h2>The {len(shown)} objects whose signs rest most on the rules for open surfaces</h2>
-<p>Ranked by: a triangle soup 3, containers 1, the outer surface's share not on closed parts, 0.5 when not
+<h2>The {len(shown)} objects whose signs are most in doubt</h2>
+<p>Ranked by the share of their SDF samples whose sign is unsure (confidence below a quarter, away from the
+surface), then by: a triangle soup 3, containers 1, the outer surface's share not on closed parts, 0.5 when not
 watertight (trimesh).</p>
 {image(worst) if worst else f"<p>no thumbnails: {html.escape(note)}</p>"}
 {_table_html(worst_rows, ["id", "score", "why"]) if worst_rows else ""}

@@ -14,7 +14,15 @@ import numpy as np
 from sdfkit.errors import ShapeError
 from sdfkit.geometry.basics import face_areas, face_normals
 from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact, normalization
-from sdfkit.geometry.sign import OuterSurface, inside, outer_surface, signed_distance
+from sdfkit.geometry.sign import (
+    RULES,
+    SURE_DISTANCE,
+    OuterSurface,
+    inside,
+    outer_surface,
+    sign_confidence,
+    signed_distance,
+)
 from sdfkit.recipes.base import ExportContext, Exporter, Recipe, nan_spec, shape_file
 from sdfkit.store.format import ArraySpec
 
@@ -41,6 +49,8 @@ class MeshSamples:
     sdf_points : (K, 3) float32, normalized frame, shuffled
     sdf_values : (K,) float32, signed distance, negative inside
     surface_points, surface_normals : (S, 3) float32 on the outer surface, unit outward normals
+    sdf_rule, sdf_confidence : (K,) uint8 or None -- the rule that signed each SDF sample and how
+        sure it is (:func:`sdfkit.geometry.sign.sign_confidence`), where asked for
     """
 
     offset: np.ndarray
@@ -49,6 +59,8 @@ class MeshSamples:
     sdf_values: np.ndarray
     surface_points: np.ndarray
     surface_normals: np.ndarray
+    sdf_rule: np.ndarray | None = None
+    sdf_confidence: np.ndarray | None = None
 
 
 def near_surface_points(
@@ -112,15 +124,23 @@ class SignedMesh:
         :meth:`sdf` (cheaper: no distances when the mesh is made of closed parts only)."""
         return inside(self.outer, points)
 
-    def sdf(self, points: np.ndarray, *, batch: int = 1 << 19) -> np.ndarray:
+    def sdf(self, points: np.ndarray, *, batch: int = 1 << 19, confidence: bool = False):
         """Signed distances (n,) float64 at ``points`` (n, 3) of the normalized frame, negative
-        inside; ``batch`` points at a time (bounded memory for large grids)."""
+        inside; ``batch`` points at a time (bounded memory for large grids). With ``confidence``,
+        also the rule that signed each point and how sure it is, (n,) uint8 each
+        (:func:`sdfkit.geometry.sign.sign_confidence`)."""
         points = np.asarray(points, dtype=np.float64)
-        if len(points) <= batch:
-            return signed_distance(self.outer, points)
-        return np.concatenate(
-            [signed_distance(self.outer, points[s : s + batch]) for s in range(0, len(points), batch)]
-        )
+        if not confidence:
+            if len(points) <= batch:
+                return signed_distance(self.outer, points)
+            return np.concatenate(
+                [signed_distance(self.outer, points[s : s + batch]) for s in range(0, len(points), batch)]
+            )
+        parts = [
+            signed_distance(self.outer, points[s : s + batch], return_rule=True) for s in range(0, len(points), batch)
+        ]
+        values, rule, margin = (np.concatenate(p) for p in zip(*parts, strict=True))
+        return values, rule, sign_confidence(values, rule, margin)
 
 
 def signed_mesh(mesh: Mesh, *, rays: int = 32, rng: np.random.Generator) -> SignedMesh:
@@ -145,10 +165,12 @@ def sample_mesh(
     surface_samples: int = 30_000,
     rays: int = 32,
     rng: np.random.Generator,
+    confidence: bool = False,
 ) -> MeshSamples:
     """Sample SDF and surface points of a mesh (DeepSDF's recipe, sdfkit's signs).
 
     mesh : a mesh (normalized and signed here, with ``rng`` first) or a :class:`SignedMesh`
+    confidence : also each SDF sample's rule and confidence (``sdf_rule``, ``sdf_confidence``)
     Raises :class:`ShapeError` when no face is visible from outside.
     """
     signed = mesh if isinstance(mesh, SignedMesh) else signed_mesh(mesh, rays=rays, rng=rng)
@@ -156,7 +178,7 @@ def sample_mesh(
     points, face = signed.sampler.sample(surface_samples, rng=rng)
     normals = np.take(signed.normals, face, axis=0)
     # the SDF queries perturb fresh surface points, independent of the stored ones
-    queries, values = signed_queries(signed, samples, rng=rng)
+    queries, values, *sure = signed_queries(signed, samples, rng=rng, confidence=confidence)
     return MeshSamples(
         offset=np.asarray(offset, dtype=np.float64),
         scale=np.float64(scale),
@@ -164,14 +186,22 @@ def sample_mesh(
         sdf_values=values.astype(np.float32),
         surface_points=points.astype(np.float32),
         surface_normals=normals.astype(np.float32),
+        sdf_rule=sure[0] if sure else None,
+        sdf_confidence=sure[1] if sure else None,
     )
 
 
 def signed_queries(
-    signed: SignedMesh, count: int, *, rng: np.random.Generator, variances: tuple[float, float] = VARIANCES
-) -> tuple[np.ndarray, np.ndarray]:
+    signed: SignedMesh,
+    count: int,
+    *,
+    rng: np.random.Generator,
+    variances: tuple[float, float] = VARIANCES,
+    confidence: bool = False,
+) -> tuple:
     """DeepSDF's ``count`` query points (:func:`near_surface_points`' law, on fresh surface
-    points) and their signed distances, both (count, 3) / (count,) float64, shuffled.
+    points) and their signed distances, both (count, 3) / (count,) float64, shuffled; with
+    ``confidence``, also each point's rule and confidence (:meth:`SignedMesh.sdf`).
 
     The distances are computed in the order of the surface faces the points come from (points
     close together in space together: the closest-point and ray queries run faster) and shuffled
@@ -179,8 +209,11 @@ def signed_queries(
     """
     base, _ = signed.sampler.sample(_near_count(count), rng=rng, grouped=True)
     points = _perturbed(base, count, rng=rng, variances=variances)
-    values = signed.sdf(points, batch=max(count, 1))
+    values = signed.sdf(points, batch=max(count, 1), confidence=confidence)
     order = rng.permutation(count)
+    if confidence:
+        values, rule, sure = values
+        return np.take(points, order, axis=0), values[order], rule[order], sure[order]
     return np.take(points, order, axis=0), values[order]
 
 
@@ -258,12 +291,48 @@ def _specs(parameters) -> list[ArraySpec]:
         ArraySpec("outer/containers", (), "int32", -1),
         nan_spec("outer/closed_share", ()),
         nan_spec("outer/sheet_share", ()),
-    ]
+        nan_spec("sdf/rule_share", (len(RULES),)),
+        nan_spec("sdf/unsure_share", ()),
+    ] + (
+        [
+            ArraySpec("sdf/rule", (k,), "uint8", 255, points="sdf/points"),
+            ArraySpec("sdf/confidence", (k,), "uint8", 0, points="sdf/points"),
+        ]
+        if parameters.get("confidence")
+        else []
+    )
+
+
+UNSURE = 64
+"""``sdf/unsure_share``: samples with a confidence below this (a quarter of the scale) count as unsure."""
+
+
+def sign_summary(values: np.ndarray, rule: np.ndarray, confidence: np.ndarray) -> dict:
+    """``sdf/rule_share`` (the share of the samples each rule signed, in the order of
+    :data:`sdfkit.geometry.sign.RULES`) and ``sdf/unsure_share`` (the share of the samples
+    farther than ``SURE_DISTANCE`` from the outer surface whose confidence is below
+    :data:`UNSURE`: unsure for their sign, not for being near the surface)."""
+    far = np.abs(values) > SURE_DISTANCE
+    return {
+        "sdf/rule_share": (np.bincount(rule, minlength=len(RULES)) / max(len(rule), 1)).astype(np.float32),
+        "sdf/unsure_share": np.float32(np.mean(confidence[far] < UNSURE) if far.any() else 0.0),
+    }
 
 
 def _sample(mesh, signed: SignedMesh, *, rng: np.random.Generator, parameters) -> dict:
-    result = sample_mesh(signed, samples=parameters["samples"], surface_samples=parameters["surface_samples"], rng=rng)
+    result = sample_mesh(
+        signed,
+        samples=parameters["samples"],
+        surface_samples=parameters["surface_samples"],
+        rng=rng,
+        confidence=True,  # the rules cost no draw: the same samples and values either way
+    )
+    sure = {}
+    if parameters.get("confidence"):
+        sure = {"sdf/rule": result.sdf_rule, "sdf/confidence": result.sdf_confidence}
     return {
+        **sure,
+        **sign_summary(result.sdf_values, result.sdf_rule, result.sdf_confidence),
         "norm/offset": result.offset,
         "norm/scale": result.scale,
         "sdf/points": result.sdf_points,

@@ -81,6 +81,8 @@ class ShapenetConfig:
     :mod:`sdfkit.sources.ledger`); the others are skipped, naming the one kept."""
     max_faces: int | None = None
     """Objects with more faces fail ("over --max-faces") instead of being computed."""
+    confidence: bool = False
+    """Store each SDF sample's rule and confidence (``sdf/rule``, ``sdf/confidence``)."""
 
     def __post_init__(self):
         from sdfkit.recipes import recipe, recipes
@@ -469,7 +471,7 @@ def parameters(config: ShapenetConfig) -> dict:
     if "vecset" not in config.recipes:
         del out["sharp_angle"]  # recorded only where it matters: other stores keep their parameters
     out["method"] = METHOD
-    for key, default in (("licences", None), ("dedup", False), ("max_faces", None)):
+    for key, default in (("licences", None), ("dedup", False), ("max_faces", None), ("confidence", False)):
         if out[key] == default:
             del out[key]  # recorded where given: other stores keep their parameters
     if config.licences is not None:
