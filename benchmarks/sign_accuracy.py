@@ -43,8 +43,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_cases(folder: Path, quick: bool) -> dict:
-    """Mesh files and their exact solids: {name: (path, solid or None, kind)}."""
+def write_cases(folder: Path, quick: bool, seed: int = 7) -> dict:
+    """Mesh files and their exact solids: {name: (path, solid or None, kind)}; ``seed``: the
+    make-shapes meshes' and brackets'."""
     import trimesh
 
     from sdfkit.geometry import shapes
@@ -52,13 +53,13 @@ def write_cases(folder: Path, quick: bool) -> dict:
     cases = {}
     n = 18 if quick else 48
     tree = folder / "shapes"
-    manifest = shapes.make_shapes(tree, n, seed=7)
+    manifest = shapes.make_shapes(tree, n, seed=seed)
     for sid, info in manifest.items():
         solid = shapes.solid_from_json(info["parts"], info.get("holes"))
         cases[sid] = (tree / info["synset"] / sid / "models" / "model_normalized.obj", solid, info["defect"])
     brackets = folder / "brackets"
     defects = ("clean", "flipped", "soup", "holes")
-    manifest = shapes.make_shapes(brackets, 4 if quick else 8, seed=7, categories=("bracket",), defects=defects)
+    manifest = shapes.make_shapes(brackets, 4 if quick else 8, seed=seed, categories=("bracket",), defects=defects)
     for sid, info in manifest.items():
         solid = shapes.solid_from_json(info["parts"], info.get("holes"))
         cases[sid] = (

@@ -94,19 +94,20 @@ def test_every_benchmark_line_of_the_docs_names_a_script_and_its_options(where, 
 @pytest.fixture(scope="module")
 def docs_folder(tmp_path_factory) -> Path:
     """Small stores under the names the docs use: mnist.zarr; chairs.zarr (with OccNet's,
-    IF-Net's and NDF's samples), and shapes.zarr and all.zarr as links to it."""
+    IF-Net's and NDF's samples and the per-sample confidence), and shapes.zarr and all.zarr as
+    links to it."""
     folder = tmp_path_factory.mktemp("docs")
     sdfkit("prepare-mnist", "-o", folder / "mnist.zarr", "--limit", "40", "--val-size", "8")
     make_shapes(folder / "tree", 4, defects=("clean",))
     small = ["--samples", "40000", "--surface-samples", "4000", "--workers", "1"]
-    small += ["--recipe", "occnet", "--recipe", "ifnet", "--recipe", "ndf"]
+    small += ["--recipe", "occnet", "--recipe", "ifnet", "--recipe", "ndf", "--confidence"]
     sdfkit("prepare-shapenet", folder / "tree", "-o", folder / "chairs.zarr", *small)
     for name in ("shapes.zarr", "all.zarr"):
         (folder / name).symlink_to(folder / "chairs.zarr")
     return folder
 
 
-RUNNABLE = ("info", "show", "validate", "export", "voxelize")
+RUNNABLE = ("info", "show", "validate", "export", "voxelize", "report")
 """Commands of the docs that run for real here: they read a store the docs folder has."""
 STORES = ("mnist.zarr", "shapes.zarr", "all.zarr", "chairs.zarr")
 

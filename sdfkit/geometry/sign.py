@@ -133,6 +133,10 @@ class OuterSurface:
     that share no edge with any other (random triangles); every face of it is a sheet."""
     containers: int = 0
     """How many open parts are containers (a cup, a drawer): their walls are sheets."""
+    lead: np.ndarray | None = None
+    """(f,) float: how much more of the sky a face's outward side sees than its inward side (the
+    visibility rays' shares, -1 to 1; 1 for the closed union's faces): low or negative where the
+    face's orientation came from its patch's vote against its own (a crease beside a hole)."""
 
     def cached(self, key: str, make):
         """What ``make()`` returns, computed once per surface: the ray-casting scenes and the
@@ -193,12 +197,13 @@ def outer_surface(
         open_vertices, open_faces, parent = _split_mixed(merged_vertices, open_faces, inside, split_levels)
         open_source = open_ids[parent]
     sheet = two_sided = np.zeros(0, dtype=bool)
+    lead = np.zeros(0)
     soup = not len(solid_faces) and _is_soup(merged_vertices, merged[open_ids])
     container, containers = np.zeros(len(merged), dtype=bool), 0
     if not soup:  # loose triangles bound nothing, containers included
         container, containers = _containers(merged_vertices, merged, closed_faces < 0, rng, extent)
     if len(open_faces):
-        open_faces, two_sided, visible, escape = _visible(
+        open_faces, two_sided, visible, escape, lead = _visible(
             open_vertices, open_faces, solid_vertices, solid_faces, rays, min_escape, sheet_escape, rng, batch, extent
         )
         open_source = open_source[visible]
@@ -237,6 +242,7 @@ def outer_surface(
         solid_faces=solid_faces,
         soup=bool(soup),
         containers=containers,
+        lead=np.concatenate([np.ones(n_closed), lead]),
     )
 
 
@@ -596,7 +602,8 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     vote = np.where(valid, length, 0.0) * (escape[:, 0] - escape[:, 1])  # twice the area x the front's lead
     flip = _outward_flips(faces, vote)
     oriented[flip] = oriented[flip][:, ::-1]
-    return oriented[keep], (worst >= sheet_escape)[keep], keep, escape[keep]
+    lead = np.where(flip, -1.0, 1.0) * (escape[:, 0] - escape[:, 1])  # the outward side's lead
+    return oriented[keep], (worst >= sheet_escape)[keep], keep, escape[keep], lead[keep]
 
 
 def _outward_flips(faces: np.ndarray, vote: np.ndarray) -> np.ndarray:
@@ -778,18 +785,19 @@ with an open face closest, the side of the closest open face (its pseudonormal),
 encloses nothing: outside), the winding number of the open part."""
 
 
-SURE_DISTANCE = 0.005
-"""Distance (normalized frame) from the outer surface beyond which a sample's distance does not
-lower its confidence (:func:`sign_confidence`)."""
+SURE_DISTANCE = 0.0005
+"""Distance (normalized frame: the unit ball) from the outer surface within which a sample's
+confidence falls with its distance (:func:`sign_confidence`): that near, a tessellated surface
+and the one it stands for may put it on either side."""
 
 
 def sign_confidence(values: np.ndarray, rule: np.ndarray, margin: np.ndarray) -> np.ndarray:
     """How sure a sample's sign is, (n,) uint8 from 0 (least) to 255: 255 times the smaller of
     the rule's score (the side of an open face: its margin, the cosine to the pseudonormal; the
     winding number: half its margin ``2 |w - 1/2|``, so below every other rule; the others 1)
-    and ``|distance| / SURE_DISTANCE`` (a sample nearer the surface than its tessellation's error
-    may be on either side). Measured in benchmarks/sign_confidence.py: the lowest 5% hold most of
-    the wrong signs."""
+    and ``|distance| / SURE_DISTANCE`` (a sample that near the surface may be on either side of
+    the surface the mesh stands for). Measured in benchmarks/sign_confidence.py: the lowest 5%
+    hold most of the wrong signs."""
     score = np.where(rule == RULE_WINDING, 0.5 * margin, np.where(rule == RULE_SIDE, margin, 1.0))
     score = np.minimum(score, np.abs(values) / SURE_DISTANCE)
     return np.round(255 * np.clip(score, 0.0, 1.0)).astype(np.uint8)
@@ -808,8 +816,9 @@ def signed_distance(
     with ``return_face``, also the index (n,) of the surface face each point is closest to; with
     ``return_rule``, also the rule (n,) uint8 that signed each point (:data:`RULE_CLOSED` ...) and
     its margin (n,) float64 in [0, 1] (1 sure): the cosine between the point's offset from the
-    closest point and the pseudonormal there (the side rule), ``2 |w - 1/2|`` (the winding number
-    ``w``), 1 for the others."""
+    closest point and the pseudonormal there, or less where that face's orientation is in doubt
+    (the side rule: :data:`_SURE_LEAD`), ``2 |w - 1/2|`` (the winding number ``w``), 1 for the
+    others."""
     points = np.asarray(points, dtype=np.float64)
     closest, face, uv = _closest(surface, points)
     distance = np.linalg.norm(points - closest, axis=1)
@@ -911,6 +920,8 @@ def _open_side(surface, points, closest, face, uv, which, tolerance, rng):
     rule = np.full(len(idx), RULE_SIDE, dtype=np.uint8)
     length = np.linalg.norm(offset, axis=1) * np.linalg.norm(normal, axis=1)
     margin = np.clip(np.abs(along) / np.maximum(length, 1e-300), 0.0, 1.0)
+    if surface.lead is not None:  # a face oriented against its own look (its patch outvoted it)
+        margin = np.minimum(margin, np.clip(surface.lead[face] / _SURE_LEAD, 0.0, 1.0))
     # a sheet encloses nothing on either side
     sheet = surface.sheet[face]
     inside[sheet] = False
@@ -940,6 +951,13 @@ def _open_side(surface, points, closest, face, uv, which, tolerance, rng):
     return inside, rule, margin
 
 
+_SURE_LEAD = 0.25
+"""A face whose outward side sees this much more of the sky than its inward side is sure of its
+orientation (the side rule's margin, :func:`signed_distance`). Measured on the sign benchmark's
+meshes: sides signed wrong on make-shapes meshes with several defects lie at faces leading by
+0.06 to 0.16, right ones mostly by 0.5 or more; 0.25 (chosen there among 0.25, 0.35 and 0.5) puts
+the most wrong signs among the least sure (benchmarks/sign_confidence.py, which also runs meshes
+of another seed)."""
 _RECOUNT = 0.15
 """Winding estimates this close to 1/2 are counted again with more rays (:func:`_open_side`)."""
 
