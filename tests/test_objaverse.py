@@ -328,3 +328,80 @@ def test_time_and_memory_limits_fail_one_shape_and_replace_its_worker(tmp_path):
     assert str(group["meta/error"][1]).startswith("over the memory limit (1 GB per worker)")
     assert str(group["meta/error"][3]).startswith("over the time limit (3 s per shape)")
     np.testing.assert_array_equal(group["value"][:, 0], [1, np.nan, 3, np.nan, 5, 6])
+
+
+def _status_chunks(fs, url: str) -> int:
+    try:
+        return len(fs.ls(url.removeprefix("s3://") + "/meta/status/c", refresh=True))
+    except FileNotFoundError:
+        return 0
+
+
+def test_a_mixed_collection_on_a_dask_cluster_on_s3_killed_and_resumed(shapes, tmp_path, s3_server):
+    """GLB scenes with their parts as moved nodes, byte copies, near copies, broken files and one
+    over --max-faces, on a Dask LocalCluster writing to S3 (moto): every file a row with a status,
+    the copies skipped naming their originals, and a run killed midway then resumed on a new
+    cluster equal to one run straight through."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import s3fs
+    from conftest import ROOT
+    from distributed import LocalCluster
+
+    base, meshes = shapes
+    root = tmp_path / "collection"
+    root.mkdir()
+    for k, mesh in enumerate(meshes):
+        scene = trimesh.Scene()
+        loaded = trimesh.load(mesh, process=False, force="mesh")
+        for j, part in enumerate(loaded.split(only_watertight=False)):
+            transform = np.diag([0.01, 0.01, 0.01, 1.0])
+            transform[:3, 3] = [0.1 * j, 0.0, 0.0]
+            scene.add_geometry(trimesh.Trimesh((part.vertices - [0.1 * j, 0, 0]) * 100, part.faces), transform=transform)
+        scene.export(root / f"scene{k}.glb")
+    shutil.copy(root / "scene0.glb", root / "z-copy.glb")
+    loaded = trimesh.load(meshes[1], process=False, force="mesh")
+    trimesh.Trimesh(*trimesh.remesh.subdivide(loaded.vertices, loaded.faces), process=False).export(root / "z-near.obj")
+    (root / "z-empty.glb").write_bytes(b"")
+    (root / "z-cut.glb").write_bytes((root / "scene2.glb").read_bytes()[:500])
+    trimesh.creation.icosphere(subdivisions=7).export(root / "z-huge.glb")  # 327,680 faces
+    args = ["prepare-shapenet", root, "--samples", "3000", "--surface-samples", "300", "--dedup", "--max-faces",
+            "100000", "--shard-size", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    fs = s3fs.S3FileSystem()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        sdfkit(*args, "-o", "s3://sdfkit-test/full.zarr", "--scheduler", cluster.scheduler_address)
+        run = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args), "-o", "s3://sdfkit-test/cut.zarr",
+                                "--scheduler", cluster.scheduler_address], env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while _status_chunks(fs, "s3://sdfkit-test/cut.zarr") < 3:
+            assert time.monotonic() < deadline and run.poll() is None, "the run wrote no third shard in time"
+            time.sleep(0.05)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        assert _status_chunks(fs, "s3://sdfkit-test/cut.zarr") < 9  # stopped midway
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        sdfkit(*args, "-o", "s3://sdfkit-test/cut.zarr", "--scheduler", cluster.scheduler_address)
+    full, cut = (zarr.open_group(f"s3://sdfkit-test/{n}.zarr", mode="r") for n in ("full", "cut"))
+    ids = [str(i) for i in full["meta/id"][:]]
+    assert sorted(ids) == sorted(p.stem for p in root.iterdir())
+    status = dict(zip(ids, full["meta/status"][:].tolist(), strict=True))
+    errors = dict(zip(ids, [str(e) for e in full["meta/error"][:]], strict=True))
+    assert status == {"scene0": 1, "scene1": 1, "scene2": 1, "scene3": 1, "z-copy": 3, "z-near": 3, "z-empty": 2,
+                      "z-cut": 2, "z-huge": 2}  # fmt: skip
+    assert errors["z-copy"].startswith("skipped: duplicate of scene0") and "near-duplicate of scene1" in errors["z-near"]
+    assert "over --max-faces 100,000" in errors["z-huge"]
+    measured = {"ledger/seconds", "ledger/peak_memory"}  # clocks, not results
+    for name in full.attrs["sdfkit"]["arrays"]:
+        if name in measured:
+            continue
+        a, b = full[name][:], cut[name][:]
+        if a.dtype.kind in "OTU":
+            assert [str(x) for x in a.ravel()] == [str(x) for x in b.ravel()], name
+        else:
+            assert np.array_equal(a, b, equal_nan=True), name
