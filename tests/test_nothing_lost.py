@@ -211,8 +211,9 @@ def test_a_full_disk_gets_one_line_and_nothing_that_looks_finished(made, run_fol
         assert "disk is full" in line, (name, line)
         for leftover in full.iterdir():  # nothing that looks finished
             if leftover.suffix == ".zarr" and (leftover / "zarr.json").exists():
-                info = json.loads((leftover / "zarr.json").read_text())["attributes"]["sdfkit"]
-                assert not info["complete"], name
+                # a bare group (the disk filled before its attributes) or a store flagged unfinished
+                info = json.loads((leftover / "zarr.json").read_text()).get("attributes", {}).get("sdfkit", {})
+                assert not info.get("complete"), name
             assert not leftover.name.startswith(".export.partial"), name
         for leftover in full.iterdir():
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
@@ -295,7 +296,8 @@ def test_a_killed_run_recomputes_none_of_the_shapes_it_finished(tmp_path):
     assert f"{6 - finished} shapes computed" in run.stdout, run.stdout
     assert not Path(str(out) + ".partial").exists()
     a, b = zarr.open_group(str(reference), mode="r"), zarr.open_group(str(out), mode="r")
-    names = [k for k, v in a.members(max_depth=None) if isinstance(v, zarr.Array)]
+    measured = ("ledger/seconds", "ledger/peak_memory")  # clocks, not results
+    names = [k for k, v in a.members(max_depth=None) if isinstance(v, zarr.Array) and k not in measured]
     assert names
     for name in names:
         np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)

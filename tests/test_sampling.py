@@ -195,10 +195,13 @@ def test_unused_vertices_change_nothing(tmp_path):
         )
 
     plain = run("plain.ply")
+    # what the ledger says of the file itself: its bytes, its vertices, the clock
+    about_the_file = ("ledger/sha256", "ledger/vertices", "ledger/seconds", "ledger/peak_memory")
     for name in ("far.ply", "nan.ply"):
         other = run(name)
         for key, value in plain.items():
-            assert np.array_equal(np.asarray(other[key]), np.asarray(value)), (name, key)
+            if key not in about_the_file:
+                assert np.array_equal(np.asarray(other[key]), np.asarray(value)), (name, key)
 
 
 def test_a_mesh_far_from_the_origin_maps_back_exactly(tmp_path):
