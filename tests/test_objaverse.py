@@ -361,7 +361,9 @@ def test_a_mixed_collection_on_a_dask_cluster_on_s3_killed_and_resumed(shapes, t
         for j, part in enumerate(loaded.split(only_watertight=False)):
             transform = np.diag([0.01, 0.01, 0.01, 1.0])
             transform[:3, 3] = [0.1 * j, 0.0, 0.0]
-            scene.add_geometry(trimesh.Trimesh((part.vertices - [0.1 * j, 0, 0]) * 100, part.faces), transform=transform)
+            scene.add_geometry(
+                trimesh.Trimesh((part.vertices - [0.1 * j, 0, 0]) * 100, part.faces), transform=transform
+            )
         scene.export(root / f"scene{k}.glb")
     shutil.copy(root / "scene0.glb", root / "z-copy.glb")
     loaded = trimesh.load(meshes[1], process=False, force="mesh")
@@ -394,7 +396,9 @@ def test_a_mixed_collection_on_a_dask_cluster_on_s3_killed_and_resumed(shapes, t
     errors = dict(zip(ids, [str(e) for e in full["meta/error"][:]], strict=True))
     assert status == {"scene0": 1, "scene1": 1, "scene2": 1, "scene3": 1, "z-copy": 3, "z-near": 3, "z-empty": 2,
                       "z-cut": 2, "z-huge": 2}  # fmt: skip
-    assert errors["z-copy"].startswith("skipped: duplicate of scene0") and "near-duplicate of scene1" in errors["z-near"]
+    assert (
+        errors["z-copy"].startswith("skipped: duplicate of scene0") and "near-duplicate of scene1" in errors["z-near"]
+    )
     assert "over --max-faces 100,000" in errors["z-huge"]
     measured = {"ledger/seconds", "ledger/peak_memory"}  # clocks, not results
     for name in full.attrs["sdfkit"]["arrays"]:
