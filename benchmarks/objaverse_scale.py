@@ -2,14 +2,16 @@
 on 127.0.0.1): every input accounted for, duplicates found, huge scenes capped, a run killed
 midway and resumed to the same store, and the throughput of two workers against one.
 
-The collection, a folder of files (the meshes are read from local disk; the store is on S3):
+The collection, a folder of files uploaded to S3 (the workers read the meshes from there and write
+the store there):
 
 - make-shapes meshes (every category and defect) written as GLB scenes: each part its own node,
   moved into place by its node's transform and scaled from centimetres (x 0.01), a third of them
   with one part instanced by a second node;
 - the real meshes of benchmarks/data/meshes;
-- exact duplicates (the same bytes under another row) and near-duplicates (re-exported: vertices
-  reordered, triangles split in four, moved and scaled), about 5% each;
+- exact duplicates (the same bytes under another name) and near-duplicates (a scene flattened and
+  re-exported as OBJ: vertices reordered, triangles split in four, or moved and scaled), about 5%
+  each;
 - broken files (empty, cut short, not a mesh), about 1%;
 - a few huge scenes (spheres of 5.2 and 1.3 million faces), over ``--max-faces``.
 
@@ -97,9 +99,9 @@ def build(folder: Path, objects: int, huge: int, seed: int = 0) -> dict:
         pick = int(rng.integers(len(sources)))
         shutil.copy(folder / f"scene{pick:05d}.glb", folder / f"copy{k:05d}.glb")
         planted["duplicate"].append((f"copy{k:05d}", f"scene{pick:05d}"))
-    for k in range(n_near):  # the same shape re-exported: other bytes, other format
+    for k in range(n_near):  # the same scene re-exported as one mesh: other bytes, other format
         pick = int(rng.integers(len(sources)))
-        _near_copy(sources[pick], folder / f"near{k:05d}.obj", rng, k % 3)
+        _near_copy(folder / f"scene{pick:05d}.glb", folder / f"near{k:05d}.obj", rng, k % 3)
         planted["near"].append((f"near{k:05d}", f"scene{pick:05d}"))
     for k in range(n_broken):
         out = folder / f"broken{k:05d}.glb"
@@ -173,20 +175,24 @@ def main() -> None:
         start = time.perf_counter()
         planted = build(folder, args.objects, args.huge)
         listed = sum(len(v) for v in planted.values())
-        print(f"collection: {listed} files, built in {time.perf_counter() - start:.0f} s")
+        s3 = boto3.client("s3")
+        for path in sorted(folder.iterdir()):
+            s3.upload_file(str(path), "scale", f"collection/{path.name}")
+        print(f"collection: {listed} files, built and uploaded to S3 in {time.perf_counter() - start:.0f} s")
+        source = "s3://scale/collection"
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                           memory_limit="6GB") as cluster:  # fmt: skip
             address = cluster.scheduler_address
             # uninterrupted
             start = time.perf_counter()
             full = _cli(
-                ["prepare-shapenet", folder, "-o", "s3://scale/full.zarr", "--scheduler", address, *common], env
+                ["prepare-shapenet", source, "-o", "s3://scale/full.zarr", "--scheduler", address, *common], env
             )
             seconds = time.perf_counter() - start
             assert full.returncode == 0, full.stderr[-2000:]
             print(f"uninterrupted run, 2 Dask workers, store on S3: {seconds:.0f} s")
             # killed once a third of the shards are written, then resumed
-            proc = subprocess.Popen([sys.executable, "-m", "cli.main", "prepare-shapenet", folder, "-o",
+            proc = subprocess.Popen([sys.executable, "-m", "cli.main", "prepare-shapenet", source, "-o",
                                      "s3://scale/killed.zarr", "--scheduler", address, *map(str, common)], cwd=ROOT,
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     start_new_session=True)  # fmt: skip
@@ -209,7 +215,7 @@ def main() -> None:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                           memory_limit="6GB") as cluster:  # fmt: skip
             start = time.perf_counter()
-            resumed = _cli(["prepare-shapenet", folder, "-o", "s3://scale/killed.zarr", "--scheduler",
+            resumed = _cli(["prepare-shapenet", source, "-o", "s3://scale/killed.zarr", "--scheduler",
                             cluster.scheduler_address, *common], env)  # fmt: skip
             assert resumed.returncode == 0, resumed.stderr[-2000:]
             print(f"resumed on a new cluster: {time.perf_counter() - start:.0f} s")

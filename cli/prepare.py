@@ -138,7 +138,7 @@ def prepare_mnist_command(
 
 
 @click.command("prepare-shapenet", context_settings=CONTEXT)
-@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("root")  # a folder, a mesh file, or an fsspec URL (s3://bucket/objects): not a Path
 @click.option(
     "-o",
     "--output",
@@ -254,7 +254,8 @@ def prepare_shapenet_command(
 
     ROOT is a ShapeNetCore v1 or v2 tree, ModelNet, Objaverse 1.0's cache (glbs/<000-xxx>/<uid>.glb),
     a folder with a metadata.csv of Objaverse-XL or TRELLIS (sha256, local_path), all detected,
-    or any folder of mesh files (obj, off, ply, stl, glb, gltf). Signs are right on holes, interior sheets, double walls, flipped winding and
+    or any folder of mesh files (obj, off, ply, stl, glb, gltf); on disk, or in object storage
+    (s3://bucket/objects: each worker reads the meshes from there). Signs are right on holes, interior sheets, double walls, flipped winding and
     triangle soups. A mesh that cannot be used is recorded as failed and the run goes on; running
     the same command again continues an unfinished store.
 
@@ -268,6 +269,7 @@ def prepare_shapenet_command(
       sdfkit prepare-shapenet my-meshes/ --split-fractions 0.8,0.1,0.1 -o mine.zarr
       sdfkit prepare-shapenet objects/ --recipe vecset -o vecset.zarr   # Hunyuan3D-2.1 / Dora data
       sdfkit prepare-shapenet ~/.objaverse/hf-objaverse-v1 --licence cc-by,cc0 --dedup --max-faces 2000000 -o obj.zarr
+      sdfkit prepare-shapenet s3://bucket/objects -o s3://bucket/objects.zarr --scheduler tcp://10.0.0.5:8786
     """
     from sdfkit.pipeline.runners import Limits
     from sdfkit.sources import shapenet

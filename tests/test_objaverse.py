@@ -409,3 +409,38 @@ def test_a_mixed_collection_on_a_dask_cluster_on_s3_killed_and_resumed(shapes, t
             assert [str(x) for x in a.ravel()] == [str(x) for x in b.ravel()], name
         else:
             assert np.array_equal(a, b, equal_nan=True), name
+
+
+def test_meshes_read_from_object_storage_give_the_store_a_local_folder_gives(shapes, tmp_path, s3_server):
+    """A plain folder (OBJ, GLB, and a glTF whose buffer is a file beside it) and a
+    metadata.csv folder, each on S3 (moto) and on disk: the same stores, and the S3 one exports
+    TRELLIS' voxels from the meshes where they are."""
+    import boto3
+
+    base, meshes = shapes
+    local = tmp_path / "objects"
+    (local / "sub").mkdir(parents=True)
+    shutil.copy(meshes[0], local / "a.obj")
+    trimesh.load(meshes[1], process=False, force="mesh").export(local / "sub" / "b.glb")
+    trimesh.creation.box().export(local / "c.gltf")  # writes c.gltf and its buffer beside it
+    assert len(list(local.iterdir())) >= 3
+    s3 = boto3.client("s3")
+    for path in local.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), "sdfkit-test", f"objects/{path.relative_to(local)}")
+    args = ["--samples", "2000", "--surface-samples", "300", "--workers", "1"]
+    sdfkit("prepare-shapenet", local, "-o", tmp_path / "local.zarr", *args)
+    sdfkit("prepare-shapenet", "s3://sdfkit-test/objects", "-o", tmp_path / "remote.zarr", *args)
+    a, b = (zarr.open_group(str(tmp_path / n), mode="r") for n in ("local.zarr", "remote.zarr"))
+    assert [str(i) for i in b["meta/id"][:]] == ["a", "c", "sub/b"] and (b["meta/status"][:] == 1).all()
+    for name in a.attrs["sdfkit"]["arrays"]:
+        if name in ("ledger/seconds", "ledger/peak_memory", "meta/fingerprint"):  # clocks, and the files' dates
+            continue
+        x, y = a[name][:], b[name][:]
+        same = [str(v) for v in x.ravel()] == [str(v) for v in y.ravel()] if x.dtype.kind in "OTU" else np.array_equal(x, y, equal_nan=True)
+        assert same, name
+    assert b.attrs["sdfkit"]["source"]["path"] == "s3://sdfkit-test/objects"
+    sdfkit("export", tmp_path / "remote.zarr", "--to", "trellis", "-o", tmp_path / "trellis", "--views", "0")
+    with open(tmp_path / "trellis" / "metadata.csv", newline="") as f:
+        listed = {row["file_identifier"]: row["sha256"] for row in csv.DictReader(f)}
+    assert listed["sub/b"] == hashlib.sha256((local / "sub" / "b.glb").read_bytes()).hexdigest()

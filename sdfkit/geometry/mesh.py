@@ -7,6 +7,8 @@ so that the sign computation sees the mesh as it is. What cannot work at all is 
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ __all__ = [
     "MeshFile",
     "load_mesh",
     "read_mesh",
+    "local_copy",
+    "is_url",
     "compact",
     "normalization",
     "sample_surface",
@@ -55,6 +59,51 @@ class MeshFile:
     """The scene's units where the file says them (glTF: metres), else ``""``."""
 
 
+def is_url(path) -> bool:
+    """Whether ``path`` names a file in object storage (``s3://``, ``gs://``, any fsspec URL)."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+@contextmanager
+def local_copy(path):
+    """The file at ``path`` on this machine for the duration: itself where it is local, else a
+    copy (fsspec) under its own name in a temporary folder, with the files a ``.gltf`` names
+    beside it (its buffers and images)."""
+    if not is_url(path):
+        yield Path(str(path).removeprefix("file://"))
+        return
+    import fsspec
+
+    url = str(path)
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    folder, _, _ = url.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="sdfkit-mesh-") as tmp:
+        local = Path(tmp) / name
+        try:
+            with fsspec.open(url, "rb") as f:
+                local.write_bytes(f.read())
+        except FileNotFoundError:
+            raise ShapeError(f"{name}: not in object storage ({url}); check that it exists") from None
+        except OSError as exc:
+            raise ShapeError(f"{name}: cannot read it from object storage ({' '.join(str(exc).split())[:120]})") from None
+        if local.suffix.lower() == ".gltf":
+            import json
+
+            try:
+                document = json.loads(local.read_text())
+            except ValueError:
+                document = {}
+            for item in [*document.get("buffers", []), *document.get("images", [])]:
+                uri = item.get("uri", "") if isinstance(item, dict) else ""
+                if uri and not uri.startswith("data:") and "/" not in uri.strip("./"):
+                    try:
+                        with fsspec.open(f"{folder}/{uri}", "rb") as f:
+                            (Path(tmp) / uri).write_bytes(f.read())
+                    except OSError:
+                        pass  # named as missing when the file is read
+        yield local
+
+
 def load_mesh(path: str | Path) -> Mesh:
     """Load a mesh file; a multi-part file or scene becomes one mesh (node transforms applied,
     instances expanded; points, lines and textures left out).
@@ -66,7 +115,11 @@ def load_mesh(path: str | Path) -> Mesh:
 
 
 def read_mesh(path: str | Path) -> tuple[Mesh, MeshFile]:
-    """:func:`load_mesh`, and what the file held besides its triangles (:class:`MeshFile`)."""
+    """:func:`load_mesh`, and what the file held besides its triangles (:class:`MeshFile`).
+    ``path`` may be an fsspec URL (:func:`local_copy`)."""
+    if is_url(path):
+        with local_copy(path) as local:
+            return read_mesh(local)
     import trimesh
 
     path = Path(path)

@@ -30,7 +30,16 @@ from pathlib import Path
 
 from sdfkit.errors import InputError
 
-__all__ = ["ObjectNote", "file_sha256", "normalize_licence", "find_objaverse", "find_listing", "NOT_DOWNLOADED"]
+__all__ = [
+    "ObjectNote",
+    "RemotePath",
+    "as_root",
+    "file_sha256",
+    "normalize_licence",
+    "find_objaverse",
+    "find_listing",
+    "NOT_DOWNLOADED",
+]
 
 NOT_DOWNLOADED = ".not-downloaded"
 """The suffix of the path given to a listed object whose file is not on disk."""
@@ -49,14 +58,122 @@ class ObjectNote:
     """Where the object came from (Objaverse-XL's ``file_identifier``, Objaverse's uid)."""
 
 
-@lru_cache(maxsize=65536)
-def file_sha256(path: str) -> str:
-    """The sha256 of a file's bytes, hex: Objaverse-XL's and TRELLIS' object id."""
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes, hex: Objaverse-XL's and TRELLIS' object id. ``path`` may
+    be an fsspec URL. Remembered per file as long as its size and modification time stay."""
+    text = str(path)
+    if "://" in text:
+        return _sha256(text, 0, 0)
+    stat = Path(text).stat()
+    return _sha256(text, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=4096)
+def _sha256(path: str, size: int, mtime: int) -> str:
+    import fsspec
+
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with fsspec.open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Stat:
+    st_size: int
+    st_mtime_ns: int
+
+
+class RemotePath:
+    """A file or folder in object storage (``s3://bucket/objects``), with the few
+    :class:`pathlib.Path` methods the sources use (``/``, ``name``, ``stem``, ``suffix``,
+    ``is_file``, ``is_dir``, ``iterdir``, ``glob``, ``open``, ``stat``, ``relative_to``,
+    ``resolve``), through fsspec."""
+
+    def __init__(self, url: str, fs=None):
+        import fsspec
+
+        self.url = str(url).rstrip("/")
+        self.fs = fs if fs is not None else fsspec.core.url_to_fs(self.url)[0]
+        self.protocol = self.url.split("://", 1)[0]
+
+    def _key(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def __truediv__(self, other) -> RemotePath:
+        return RemotePath(f"{self.url}/{str(other).strip('/')}", self.fs)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"RemotePath({self.url!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemotePath) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    def __lt__(self, other) -> bool:
+        return self.url < str(other)
+
+    @property
+    def name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
+
+    def is_file(self) -> bool:
+        return self.fs.isfile(self._key())
+
+    def is_dir(self) -> bool:
+        return self.fs.isdir(self._key())
+
+    def iterdir(self):
+        return [RemotePath(f"{self.protocol}://{p}", self.fs) for p in sorted(self.fs.ls(self._key(), detail=False))]
+
+    def glob(self, pattern: str):
+        return [RemotePath(f"{self.protocol}://{p}", self.fs) for p in sorted(self.fs.glob(f"{self._key()}/{pattern}"))]
+
+    def files(self) -> list[RemotePath]:
+        """Every file beneath this folder, sorted."""
+        return [RemotePath(f"{self.protocol}://{p}", self.fs) for p in sorted(self.fs.find(self._key()))]
+
+    def open(self, mode: str = "r", newline=None, encoding=None):
+        if "b" in mode:
+            return self.fs.open(self._key(), mode)
+        import io
+
+        return io.TextIOWrapper(self.fs.open(self._key(), "rb"), encoding=encoding or "utf-8", newline=newline)
+
+    def stat(self) -> _Stat:
+        info = self.fs.info(self._key())
+        stamp = info.get("LastModified") or info.get("mtime") or info.get("ETag") or 0
+        if hasattr(stamp, "timestamp"):
+            stamp = int(stamp.timestamp() * 1e9)
+        elif not isinstance(stamp, int | float):
+            stamp = int(hashlib.sha256(str(stamp).encode()).hexdigest()[:15], 16)
+        return _Stat(int(info.get("size") or 0), int(stamp))
+
+    def relative_to(self, other) -> Path:
+        return Path(self.url.removeprefix(str(other).rstrip("/") + "/"))
+
+    def resolve(self) -> RemotePath:
+        return self
+
+
+def as_root(path) -> Path | RemotePath:
+    """A source's root as the sources walk it: a :class:`RemotePath` for an fsspec URL."""
+    text = str(path)
+    return RemotePath(text) if "://" in text and not text.startswith("file://") else Path(text.removeprefix("file://"))
 
 
 _CC = {"by", "by-sa", "by-nc", "by-nc-sa", "by-nd", "by-nc-nd"}
@@ -103,7 +220,7 @@ def find_objaverse(root: Path) -> tuple[list[tuple[str, str, Path]], dict[str, O
         if not annotations.is_file():
             continue
         try:
-            with gzip.open(annotations, "rt", encoding="utf-8") as f:
+            with annotations.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
                 data = json.load(f)
         except (OSError, ValueError) as exc:
             raise InputError(

@@ -33,8 +33,16 @@ from pathlib import Path
 
 from sdfkit.errors import InputError, ShapeError, Skipped
 from sdfkit.geometry.basics import shape_rng
-from sdfkit.geometry.mesh import MESH_SUFFIXES, read_mesh
-from sdfkit.sources.objects import NOT_DOWNLOADED, ObjectNote, file_sha256, find_listing, find_objaverse
+from sdfkit.geometry.mesh import MESH_SUFFIXES, local_copy, read_mesh
+from sdfkit.sources.objects import (
+    NOT_DOWNLOADED,
+    ObjectNote,
+    RemotePath,
+    as_root,
+    file_sha256,
+    find_listing,
+    find_objaverse,
+)
 from sdfkit.store.format import ArraySpec, ShapeMeta
 
 __all__ = [
@@ -134,11 +142,12 @@ def find_objects(root: str | Path) -> tuple[str, list[tuple[str, str, Path]], di
     says of them (id -> :class:`~sdfkit.sources.objects.ObjectNote`; empty but for Objaverse's
     cache and a ``metadata.csv``).
 
-    ``root`` may be a single mesh file (layout ``"file"``). Symbolic links to folders are
-    followed, each real folder once: a link to a folder outside the tree brings its meshes, a link
-    to a folder of the tree (or back up it) adds nothing.
+    ``root`` may be a single mesh file (layout ``"file"``), and an fsspec URL
+    (``s3://bucket/objects``: the paths are then :class:`~sdfkit.sources.objects.RemotePath`).
+    Symbolic links to folders are followed, each real folder once: a link to a folder outside the
+    tree brings its meshes, a link to a folder of the tree (or back up it) adds nothing.
     """
-    root = Path(root)
+    root = as_root(root)
     if root.is_file():
         if root.suffix.lower() not in MESH_SUFFIXES:
             raise InputError(f"{root}: not a mesh file ({', '.join(MESH_SUFFIXES)}); give a mesh or a folder of meshes")
@@ -169,7 +178,7 @@ def find_objects(root: str | Path) -> tuple[str, list[tuple[str, str, Path]], di
     if modelnet:
         return "modelnet", modelnet, {}
     found = []
-    for path in _walk(root):
+    for path in root.files() if isinstance(root, RemotePath) else _walk(root):
         if path.suffix.lower() in MESH_SUFFIXES:
             rel = path.relative_to(root)
             category = rel.parts[0] if len(rel.parts) > 1 else ""
@@ -340,7 +349,7 @@ def plan_shapenet(
     source = {
         "name": "shapenet",
         "layout": layout,
-        "path": str(Path(root).resolve()),
+        "path": str(as_root(root).resolve()),
         "split_files": [str(Path(f).resolve()) for f in split_files],
         **({"split_fractions": [float(f) for f in split_fractions], "split_seed": config.seed} if dealt else {}),
         "missing_from_root": len(missing),
@@ -350,11 +359,11 @@ def plan_shapenet(
     return metas, jobs, source
 
 
-def _file_fingerprint(path: Path) -> str:
+def _file_fingerprint(path) -> str:
     """A file's size and modification time (``missing`` for a listed object not on disk)."""
     try:
         stat = path.stat()
-    except OSError:
+    except (OSError, FileNotFoundError):
         return "missing"
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -430,11 +439,12 @@ def process_mesh(
     _warm()  # a worker's first object does not pay the libraries' imports in its seconds and memory
     start = time.perf_counter()
     with PeakMemory() as peak:
-        mesh, found = read_mesh(job.path)
+        with local_copy(job.path) as local:  # a file in object storage is fetched once
+            mesh, found = read_mesh(local)
+            sha = file_sha256(local)
         limit = parameters.get("max_faces")
         if limit is not None and len(mesh.faces) > limit:
             raise ShapeError(f"{Path(job.path).name}: {len(mesh.faces):,} faces, over --max-faces {limit:,}")
-        sha = file_sha256(job.path)
         if job.note.sha256 and sha != job.note.sha256:
             raise ShapeError(
                 f"{Path(job.path).name}: its bytes' sha256 is {sha[:12]}..., not the {job.note.sha256[:12]}... "
@@ -568,7 +578,7 @@ def mesh_paths(info: dict, ids: Sequence[str], url: str, root: str | Path | None
     if info.get("kind") != "shapenet":
         raise InputError(f"{url}: a {info.get('kind')!r} store has no meshes; give a prepare-shapenet store")
     source = info.get("source", {})
-    root = Path(root if root is not None else source.get("path", ""))
+    root = as_root(root if root is not None else source.get("path", ""))
     if not root.is_dir():
         raise InputError(
             f"{url}: its meshes were in {root}, which is not there; pass --meshes with the folder they are in now"
