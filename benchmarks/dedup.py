@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdfkit.geometry.basics import shape_rng  # noqa: E402
+from sdfkit.geometry.basics import face_areas, shape_rng  # noqa: E402
 from sdfkit.geometry.mesh import Mesh, load_mesh  # noqa: E402
 from sdfkit.geometry.shapes import make_shapes  # noqa: E402
 from sdfkit.recipes.deepsdf import signed_mesh  # noqa: E402
-from sdfkit.sources.ledger import NEAR, near_duplicates, shape_print  # noqa: E402
+from sdfkit.sources.ledger import NEAR, NEAR_AREA, near_duplicates, shape_print, surface_moments  # noqa: E402
 from sdfkit.sources.shapenet import find_meshes  # noqa: E402
 
 
@@ -64,9 +64,15 @@ def variants(path: Path, folder: Path) -> dict[str, Path]:
     return written
 
 
-def fingerprint(path: Path, key: str) -> np.ndarray:
+def fingerprint(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The shape print, and the outer surface's area and principal moments (normalized frame),
+    as the ledger has them."""
     mesh = load_mesh(path)
-    return shape_print(signed_mesh(Mesh(mesh.vertices, mesh.faces), rng=shape_rng(0, key)))
+    signed = signed_mesh(Mesh(mesh.vertices, mesh.faces), rng=shape_rng(0, key))
+    outer = signed.outer
+    return shape_print(signed), np.array(
+        [face_areas(outer.vertices, outer.faces).sum(), *surface_moments(outer.vertices, outer.faces)]
+    )
 
 
 def main() -> None:
@@ -83,25 +89,30 @@ def main() -> None:
             folder.mkdir()
             for name, file in variants(path, folder).items():
                 copies.setdefault(name, []).append(fingerprint(file, shape_id))
-    originals = np.array(originals)
+    prints, areas = np.array([p for p, _ in originals]), np.array([a for _, a in originals])
     rms = lambda a, b: np.sqrt(np.mean((a - b) ** 2, axis=-1))  # noqa: E731
-    print(f"{len(originals)} make-shapes meshes; threshold NEAR = {NEAR}")
-    print(f"{'near-duplicate':<26}{'median':>9}{'max':>9}{'found':>9}")
-    for name, prints in copies.items():
-        d = rms(originals, np.array(prints))
-        print(f"{name:<26}{np.median(d):>9.5f}{d.max():>9.5f}{np.mean(d <= NEAR):>9.1%}")
-    pair = rms(originals[:, None], originals[None])
-    distinct = pair[np.triu_indices(len(originals), 1)]
-    print(f"{'distinct objects':<26}{np.median(distinct):>9.5f}{'min':>5} {distinct.min():.5f}")
-    everything = np.concatenate([originals, *[np.array(p) for p in copies.values()]])
-    owner = np.tile(np.arange(len(originals)), 1 + len(copies))
-    found = near_duplicates(everything, np.arange(len(everything)))
+    relative = lambda a, b: (np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))).max(axis=-1)  # noqa: E731
+    print(f"{len(prints)} make-shapes meshes; thresholds: prints NEAR = {NEAR}, areas NEAR_AREA = {NEAR_AREA}")
+    print(f"{'near-duplicate':<26}{'print median':>13}{'max':>9}{'measures max':>14}{'found':>8}")
+    for name, found in copies.items():
+        p, a = np.array([x for x, _ in found]), np.array([y for _, y in found])
+        d, r = rms(prints, p), relative(areas, a)
+        hit = (d <= NEAR) & (r <= NEAR_AREA)
+        print(f"{name:<26}{np.median(d):>13.5f}{d.max():>9.5f}{r.max():>14.5f}{np.mean(hit):>8.1%}")
+    pair = rms(prints[:, None], prints[None])[np.triu_indices(len(prints), 1)]
+    area = relative(areas[:, None], areas[None])[np.triu_indices(len(prints), 1)]
+    print(f"{'distinct objects':<26}{np.median(pair):>13.5f}{'min':>5} {pair.min():.5f}, measures apart at least "
+          f"{area.min():.4f}; pairs within both thresholds: {int(((pair <= NEAR) & (area <= NEAR_AREA)).sum())}")  # fmt: skip
+    every_print = np.concatenate([prints, *[np.array([x for x, _ in f]) for f in copies.values()]])
+    every_area = np.concatenate([areas, *[np.array([y for _, y in f]) for f in copies.values()]])
+    owner = np.tile(np.arange(len(prints)), 1 + len(copies))
+    found = near_duplicates(every_print, np.arange(len(every_print)), measures=every_area)
     wrong = sum(owner[row] != owner[kept] for row, (kept, _) in found.items())
-    expected = len(everything) - len(originals)
+    expected = len(every_print) - len(prints)
     right = sum(owner[row] == owner[kept] for row, (kept, _) in found.items())
     print(
-        f"grouping all {len(everything)} prints: {right} of {expected} copies found ({right / expected:.1%}), "
-        f"{wrong} put with another object ({wrong / len(everything):.2%})"
+        f"grouping all {len(every_print)} objects: {right} of {expected} copies found ({right / expected:.1%}), "
+        f"{wrong} put with another object ({wrong / len(every_print):.2%})"
     )
 
 

@@ -437,10 +437,40 @@ def test_meshes_read_from_object_storage_give_the_store_a_local_folder_gives(sha
         if name in ("ledger/seconds", "ledger/peak_memory", "meta/fingerprint"):  # clocks, and the files' dates
             continue
         x, y = a[name][:], b[name][:]
-        same = [str(v) for v in x.ravel()] == [str(v) for v in y.ravel()] if x.dtype.kind in "OTU" else np.array_equal(x, y, equal_nan=True)
+        same = (
+            [str(v) for v in x.ravel()] == [str(v) for v in y.ravel()]
+            if x.dtype.kind in "OTU"
+            else np.array_equal(x, y, equal_nan=True)
+        )
         assert same, name
     assert b.attrs["sdfkit"]["source"]["path"] == "s3://sdfkit-test/objects"
     sdfkit("export", tmp_path / "remote.zarr", "--to", "trellis", "-o", tmp_path / "trellis", "--views", "0")
     with open(tmp_path / "trellis" / "metadata.csv", newline="") as f:
         listed = {row["file_identifier"]: row["sha256"] for row in csv.DictReader(f)}
     assert listed["sub/b"] == hashlib.sha256((local / "sub" / "b.glb").read_bytes()).hexdigest()
+
+
+def test_near_duplicates_need_close_prints_and_areas_and_never_chain():
+    """Prints by hand: b is 0.003 from a, c 0.003 from b and 0.006 from a (no chain through b),
+    d has a's print but 1% more area (a small object far from the rest of its scene looks like
+    any other such by its print alone), e is a's copy."""
+    from sdfkit.sources.ledger import near_duplicates
+
+    base = np.random.default_rng(0).random(512)
+    step = 0.003 * np.ones(512)  # root mean square 0.003
+    prints = np.stack([base, base + step, base + 2 * step, base, base + 1e-5])
+    areas = np.array([2.0, 2.0, 2.0, 2.02, 2.0])
+    found = near_duplicates(prints, np.arange(5), measures=areas[:, None])
+    assert {row: kept for row, (kept, _) in found.items()} == {1: 0, 4: 0}
+    assert found[1][1] == pytest.approx(0.003)
+    assert {row: kept for row, (kept, _) in near_duplicates(prints, np.arange(5)).items()} == {1: 0, 3: 0, 4: 0}
+
+
+def test_surface_moments_against_dense_samples():
+    from sdfkit.sources.ledger import surface_moments
+
+    box = trimesh.creation.box(extents=[2.0, 1.0, 0.5])
+    box.apply_transform(trimesh.transformations.rotation_matrix(0.7, [1, 2, 3]))
+    samples = box.sample(400_000, seed=0)  # area-weighted
+    brute = np.sort(np.linalg.eigvalsh(np.cov(samples.T)))[::-1]
+    np.testing.assert_allclose(surface_moments(box.vertices, box.faces), brute, rtol=0.01)

@@ -85,7 +85,9 @@ def local_copy(path):
         except FileNotFoundError:
             raise ShapeError(f"{name}: not in object storage ({url}); check that it exists") from None
         except OSError as exc:
-            raise ShapeError(f"{name}: cannot read it from object storage ({' '.join(str(exc).split())[:120]})") from None
+            raise ShapeError(
+                f"{name}: cannot read it from object storage ({' '.join(str(exc).split())[:120]})"
+            ) from None
         if local.suffix.lower() == ".gltf":
             import json
 

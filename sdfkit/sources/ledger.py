@@ -15,8 +15,11 @@ a shape print that finds near-duplicates (``ledger/*`` arrays; ``sdfkit report``
   the object started, sampled every 20 ms (bytes).
 - ``ledger/print`` (512,) float32: the unsigned distance from the outer surface at the centres of
   an 8^3 grid over [-1, 1]^3 of the normalized frame. It does not change when a file is
-  re-exported, re-triangulated, its vertices reordered, moved or scaled; two objects whose prints
-  are within :data:`NEAR` (root mean square) are near-duplicates (``--dedup``).
+  re-exported, re-triangulated, its vertices reordered, moved or scaled. ``ledger/area``,
+  ``ledger/moments``: the outer surface's area and principal second moments in the normalized
+  frame (:func:`surface_moments`). Two objects whose prints are within :data:`NEAR` (root mean
+  square) and whose area and moments are each within :data:`NEAR_AREA` are near-duplicates
+  (``--dedup``).
 """
 
 from __future__ import annotations
@@ -25,15 +28,31 @@ import threading
 
 import numpy as np
 
+from sdfkit.geometry.basics import face_areas
 from sdfkit.pipeline.runners import resident_memory
 from sdfkit.store.format import ArraySpec
 
-__all__ = ["LEDGER_SPECS", "PRINT_GRID", "NEAR", "PeakMemory", "shape_print", "ledger_row", "near_duplicates"]
+__all__ = [
+    "LEDGER_SPECS",
+    "PRINT_GRID",
+    "NEAR",
+    "NEAR_AREA",
+    "PeakMemory",
+    "shape_print",
+    "surface_moments",
+    "ledger_row",
+    "near_duplicates",
+]
 
 PRINT_GRID = 8
 NEAR = 0.004
 """Root-mean-square distance between shape prints (normalized frame, unit ball) under which two
-objects are near-duplicates: measured in benchmarks/dedup.py."""
+objects may be near-duplicates: measured in benchmarks/dedup.py."""
+NEAR_AREA = 0.002
+"""...and the relative difference of their outer surfaces' areas and principal moments
+(normalized frame) under which they are: re-exported copies differ by 1e-4 at most; objects small
+in their scene (a part placed far from the rest) have prints alike whatever their shape, not these
+alike."""
 
 LEDGER_SPECS = (
     ArraySpec("ledger/sha256", (), "str", ""),
@@ -50,6 +69,8 @@ LEDGER_SPECS = (
     ArraySpec("ledger/seconds", (), "float32", float("nan")),
     ArraySpec("ledger/peak_memory", (), "int64", -1),
     ArraySpec("ledger/print", (PRINT_GRID**3,), "float32", float("nan")),
+    ArraySpec("ledger/area", (), "float64", float("nan")),
+    ArraySpec("ledger/moments", (3,), "float64", float("nan")),
 )
 
 
@@ -111,40 +132,72 @@ def ledger_row(mesh, found, signed, *, sha256: str, licence: str, name: str, sec
         "ledger/seconds": np.float32(seconds),
         "ledger/peak_memory": np.int64(memory),
         "ledger/print": shape_print(signed),
+        "ledger/area": np.float64(face_areas(signed.outer.vertices, signed.outer.faces).sum()),
+        "ledger/moments": surface_moments(signed.outer.vertices, signed.outer.faces),
     }
 
 
-def near_duplicates(prints: np.ndarray, candidates: np.ndarray, *, near: float = NEAR) -> dict[int, tuple[int, float]]:
-    """Groups of near-duplicates among the rows ``candidates`` (indices into ``prints``, (n, 512)):
-    row -> (the group's first row, their distance) for every row but the first (in order) of each
-    group. A group is a connected set of pairs within ``near`` (root mean square of the prints'
-    difference). Pairs are found in a 16-dimensional random projection with a k-d tree (a pair
-    within ``near`` lies within ``2 near`` there but for a vanishing share) and checked on the
-    whole prints."""
+def surface_moments(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(3,) float64: the principal second moments of a surface's area about its area centroid,
+    largest first (exact: over a triangle abc of area A, the integral of x x^T is
+    A / 12 (a a^T + b b^T + c c^T + s s^T) with s = a + b + c), divided by the area."""
+    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
+    area = face_areas(vertices, faces)
+    total = max(float(area.sum()), 1e-300)
+    s = tri.sum(axis=1)
+    centroid = (area[:, None] * s / 3.0).sum(axis=0) / total
+    second = np.einsum("f,fki,fkj->ij", area, tri, tri) + np.einsum("f,fi,fj->ij", area, s, s)
+    covariance = second / (12.0 * total) - np.outer(centroid, centroid)
+    return np.sort(np.linalg.eigvalsh(covariance))[::-1].copy()
+
+
+def near_duplicates(
+    prints: np.ndarray,
+    candidates: np.ndarray,
+    *,
+    measures: np.ndarray | None = None,
+    near: float = NEAR,
+    near_area: float = NEAR_AREA,
+) -> dict[int, tuple[int, float]]:
+    """Groups of near-duplicates among the rows ``candidates`` (indices into ``prints``, (n, 512),
+    and ``measures``, (n, k): the outer surface's area and principal moments): row -> (the row it
+    duplicates, their print distance) for every row but the first of its group. Two rows match
+    when their prints are within ``near`` (root mean square of the difference) and each of their
+    measures within ``near_area`` of the other's (relative). Rows are taken in order; each joins the first earlier group whose first row it
+    matches itself, so a chain of small steps never joins two objects that do not match. Pairs are
+    found in a 16-dimensional random projection with a k-d tree (a pair within ``near`` lies
+    within ``2 near`` there but for a vanishing share) and checked on the whole prints."""
     from scipy.spatial import cKDTree
 
     candidates = np.asarray(candidates, dtype=np.int64)
     if len(candidates) < 2:
         return {}
     values = prints[candidates].astype(np.float64) / np.sqrt(prints.shape[1])  # RMS = Euclidean here
+    sizes = None if measures is None else np.asarray(measures, dtype=np.float64).reshape(len(prints), -1)[candidates]
     projection = np.random.default_rng(0).normal(size=(values.shape[1], 16)) / np.sqrt(16)
     pairs = cKDTree(values @ projection).query_pairs(2.0 * near, output_type="ndarray")
-    parent = np.arange(len(candidates))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    earlier: dict[int, list[int]] = {}
     for a, b in pairs:
-        if np.linalg.norm(values[a] - values[b]) <= near:
-            ra, rb = root(a), root(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)  # the group's root is its first row
+        earlier.setdefault(int(max(a, b)), []).append(int(min(a, b)))
+
+    def distance(a: int, b: int) -> float:
+        return float(np.linalg.norm(values[a] - values[b]))
+
+    def match(a: int, b: int) -> bool:
+        if distance(a, b) > near:
+            return False
+        if sizes is None:
+            return True
+        return bool(np.all(np.abs(sizes[a] - sizes[b]) <= near_area * np.maximum(np.abs(sizes[a]), np.abs(sizes[b]))))
+
+    first = np.arange(len(candidates))  # each row's group: the index of the group's first row
     out = {}
-    for k in range(len(candidates)):
-        first = root(k)
-        if first != k:
-            out[int(candidates[k])] = (int(candidates[first]), float(np.linalg.norm(values[k] - values[first])))
+    for k in sorted(earlier):
+        roots = sorted({int(first[j]) for j in earlier[k] if first[j] == j})
+        roots += sorted({int(first[j]) for j in earlier[k]} - set(roots))
+        for r in roots:
+            if r < k and first[r] == r and match(k, r):
+                first[k] = r
+                out[int(candidates[k])] = (int(candidates[r]), distance(k, r))
+                break
     return out

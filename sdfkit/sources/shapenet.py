@@ -553,7 +553,8 @@ def mark_near_duplicates(group) -> int:
     earlier = (status == STATUS_SKIPPED) & np.char.startswith(errors.astype(str), SKIPPED + NEAR_DUPLICATE)
     candidates = np.nonzero((status == STATUS_OK) | earlier)[0]
     prints = group["ledger/print"][:]
-    found = near_duplicates(prints, candidates)
+    measures = np.concatenate([group["ledger/area"][:][:, None], group["ledger/moments"][:]], axis=1)
+    found = near_duplicates(prints, candidates, measures=measures)
     ids = as_str(group["meta/id"][:])
     new_status, new_errors = status.copy(), errors.astype(object).copy()
     for row in candidates:
