@@ -92,7 +92,13 @@ def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
             for k, rule in enumerate(RULES):
                 columns[f"signed_by_{rule}"] = values[:, k]
             continue
-        columns[name.replace("/", "_")] = as_str(values).astype(str) if values.dtype.kind in "OTU" else values
+        if values.dtype.kind in "OTU":
+            columns[name.replace("/", "_")] = as_str(values).astype(str)
+        elif values.ndim == 1:
+            columns[name.replace("/", "_")] = values
+        else:  # a few values per object (ledger/moments): a column each
+            for k in range(values.reshape(len(values), -1).shape[1]):
+                columns[f"{name.replace('/', '_')}_{k}"] = values.reshape(len(values), -1)[:, k]
     return columns, info
 
 
