@@ -10,16 +10,21 @@ Inputs, written to a temporary folder as mesh files:
   two overlapping spheres (each part closed, concatenated); a single open square; the chair with
   one unused vertex far away;
 - constructions with their inside known (``sdfkit.geometry.constructions``): containers of
-  single-sided sheets (air inside), near-closed bodies (gapped sheet boxes, holed balls: solid),
-  panels over a floor, two boxes edge to edge, a soup of 100 loose triangles;
-- the real meshes of ``benchmarks/data/meshes``, scored against libigl's exact winding number
-  where ray parity agrees (``pip install libigl``; without it those rows are left out).
+  single-sided sheets (air inside: cups, drawers, a lidless box of five separate sheets, a lamp
+  shade and a pipe open at both ends), near-closed bodies (gapped sheet boxes, holed balls:
+  solid), panels over a floor, closed boxes touching along an edge, a face or part of one, a
+  bored block with one sliver face, an open spout pushed into a ball, a soup of 100 loose
+  triangles, and the real soup.stl of tests/data/meshes;
+- the real meshes of ``benchmarks/data/meshes`` and teapot.stl and suzanne.ply of
+  tests/data/meshes, scored against libigl's exact winding number where ray parity agrees
+  (``pip install libigl``; without it those rows are left out).
 
 Each mesh runs through ``process_mesh`` (K = 250,000 samples, S = 30,000 surface points, the
 store's exact values) in a subprocess that imports sdfkit from the checkout given, one thread.
 Scores: correct signs for samples farther than 0.005 from the true surface, median |error| within
 0.1 of it, surface samples within 1e-4 of the clean mesh (the union of the parts' meshes: the
-outer surface as tessellated), negative samples (a sheet has none).
+outer surface as tessellated), negative samples (a sheet has none); for the constructions and
+real meshes, surface samples that are not buried (the truth says outside on one side of them).
 
     python benchmarks/sign_accuracy.py                       # this checkout
     git worktree add /tmp/before HEAD~1
@@ -111,22 +116,36 @@ def _constructions(folder: Path, cases: dict) -> None:
     import trimesh
 
     from sdfkit.geometry import constructions
+    from sdfkit.geometry.mesh import load_mesh
 
     built = folder / "built"
     built.mkdir()
     table = {name: ("container", f) for name, f in constructions.CONTAINERS.items()}
     table |= {name: ("near-closed", f) for name, f in constructions.NEAR_CLOSED.items()}
-    kinds = {"floor and panels": "panel", "holed ball, sheet inside": "inner-sheet", "boxes edge to edge": "touching"}
+    kinds = {
+        "floor and panels": "panel",
+        "holed ball, sheet inside": "inner-sheet",
+        "boxes edge to edge": "touching",
+        "boxes face to face": "touching",
+        "box on a box": "touching",
+        "bored block, one sliver": "sliver",
+        "spout into a ball": "junction",
+    }
     table |= {name: (kinds.get(name, "loose-soup"), f) for name, f in constructions.OTHERS.items()}
     for name, (kind, make) in table.items():
         vertices, faces, inside = make()
         path = built / f"{name.replace(' ', '-').replace(':', '-').replace(',', '').replace('%', '')}.ply"
         trimesh.Trimesh(vertices, faces, process=False).export(path)
         cases[name] = (path, None, kind, _Truth(inside, vertices, faces))
+    # a real file of 100 random triangles: it encloses nothing
+    soup = load_mesh(ROOT / "tests" / "data" / "meshes" / "soup.stl")
+    nothing = _Truth(lambda p: np.zeros(len(p), dtype=bool), soup.vertices, soup.faces)
+    cases["real:soup.stl"] = (ROOT / "tests" / "data" / "meshes" / "soup.stl", None, "loose-soup", nothing)
 
 
 def _real_meshes(cases: dict) -> None:
-    """The real meshes of benchmarks/data/meshes, with libigl's exact winding number (> 1/2) as
+    """The real meshes of benchmarks/data/meshes and the teapot (open tubes joining an open body)
+    and Suzanne of tests/data/meshes, with libigl's exact winding number (> 1/2) as
     the truth where ray parity (open3d, three rays) agrees; libigl is a benchmark dependency only
     (pip install libigl), and without it these rows are left out."""
     try:
@@ -136,7 +155,9 @@ def _real_meshes(cases: dict) -> None:
         return
     from sdfkit.geometry.mesh import load_mesh
 
-    for path in sorted((ROOT / "benchmarks" / "data" / "meshes").iterdir()):
+    paths = sorted((ROOT / "benchmarks" / "data" / "meshes").iterdir())
+    paths += [ROOT / "tests" / "data" / "meshes" / name for name in ("teapot.stl", "suzanne.ply")]
+    for path in paths:
         if path.suffix.lower() not in (".obj", ".ply", ".stl", ".glb", ".off"):
             continue
         mesh = load_mesh(path)
@@ -218,8 +239,22 @@ def run(root: Path, cases: dict, folder: Path) -> dict:
             inside = np.asarray(truth.inside(raw)).astype(np.int64)
             far = (unsigned_distance(truth.vertices, truth.faces, raw) * scale > 0.005) & (inside >= 0)
             row["accuracy"] = 100 * float(np.mean((picked[far] < 0) == (inside[far] == 1)))
+            row["on_outer"] = _on_outer(truth, z, scale, offset)
         scored[name] = row
     return scored
+
+
+def _on_outer(truth, z, scale, offset, step=0.0005, count=20_000) -> float:
+    """% of surface samples on the outer surface: not buried, that is not inside on both sides
+    (the truth ``step`` off the sample along its normal, normalized frame, and against it), among
+    those whose truth is known on both sides."""
+    points = z["surface_points"][:count].astype(np.float64)
+    normals = z["surface_normals"][:count].astype(np.float64)
+    front = truth.inside((points + step * normals) / scale - offset)
+    back = truth.inside((points - step * normals) / scale - offset)
+    front, back = np.asarray(front).astype(np.int64), np.asarray(back).astype(np.int64)
+    known = (front >= 0) & (back >= 0)
+    return 100 * float(np.mean(~((front == 1) & (back == 1))[known])) if known.any() else float("nan")
 
 
 def _distance(mesh, points):
@@ -284,18 +319,32 @@ def table(runs: dict) -> None:
         )
     detail = [c for c in runs[names[0]] if runs[names[0]][c]["kind"] in _DETAILED]
     if detail:
-        print(f"\n{'case':<34}" + "".join(f"{n + ' %':>14}{'neg':>9}" for n in names))
+        print(f"\n{'case':<34}" + "".join(f"{n + ' %':>14}{'outer %':>9}{'neg':>9}" for n in names))
         for case in detail:
             cells = ""
             for n in names:
                 r = runs[n][case]
-                cells += f"{r.get('accuracy', float('nan')):>14.3f}{r.get('negative', -1):>9}"
+                outer = r.get("on_outer", float("nan"))
+                cells += f"{r.get('accuracy', float('nan')):>14.3f}{outer:>9.2f}{r.get('negative', -1):>9}"
             print(f"{case:<34}{cells}")
     print("min % = worst shape's correct signs beyond 0.005; err = worst median |error| within 0.1;")
-    print("surf % = worst share of surface samples within 1e-4 of the clean union mesh; neg = negative samples in all")
+    print("surf % = worst share of surface samples within 1e-4 of the clean union mesh; neg = negative samples in all;")
+    print(
+        "outer % = surface samples not buried (the truth 0.0005 off them along their normal, SURE_DISTANCE: not inside on both sides)"
+    )
 
 
-_DETAILED = ("container", "near-closed", "panel", "inner-sheet", "touching", "loose-soup", "real-mesh")
+_DETAILED = (
+    "container",
+    "near-closed",
+    "panel",
+    "inner-sheet",
+    "touching",
+    "sliver",
+    "junction",
+    "loose-soup",
+    "real-mesh",
+)
 """Kinds whose cases the table also lists one by one."""
 
 

@@ -159,6 +159,22 @@ def test_a_sheet_becomes_a_plate_one_cell_thick():
     assert unsigned_distance(vertices, faces, on_square).max() <= 0.51 * cell * np.sqrt(2)
 
 
+def test_a_closed_part_thinner_than_a_cell_becomes_a_plate():
+    """A tilted closed slab a third of a cell thick would fall between the grid's nodes: measured
+    from its faces straight inwards it is thin, so it is meshed as a plate one cell thick that
+    covers it."""
+    from sdfkit.geometry.sign import thickness, unsigned_distance
+
+    slab = trimesh.creation.box(extents=(2.0, 2.0, 0.01))
+    slab.apply_transform(trimesh.transformations.euler_matrix(0.35, 0.2, 0.0))  # across nodes and between
+    signed = signed_mesh(Mesh(np.asarray(slab.vertices), np.asarray(slab.faces)), rng=np.random.default_rng(0))
+    vertices, faces, cell, _ = watertight_mesh(signed, WatertightConfig(resolution=64), rng=np.random.default_rng(1))
+    assert (thickness(signed.outer) < cell / 2).sum() == 4  # the top and bottom triangles
+    assert _closed_and_manifold(vertices, faces)
+    on_slab, _ = signed.sampler.sample(5000, rng=np.random.default_rng(2))
+    assert unsigned_distance(vertices, faces, on_slab).max() <= cell
+
+
 def test_without_sheets_a_lone_sheet_has_nothing_to_mesh():
     from sdfkit.errors import ShapeError
 

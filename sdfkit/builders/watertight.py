@@ -11,7 +11,10 @@ only the cells near the surface are evaluated, so 1024 needs no dense grid).
 Open sheets (a wing modelled as one surface: it encloses nothing, its SDF is positive on both
 sides) have no sign change to mesh; where the closest face is a sheet the field is lowered by half
 a cell, so a sheet becomes a closed plate one cell thick centred on it (``sheets=False`` drops
-them instead). Thin closed parts thinner than a cell can be lost; the report measures how much.
+them instead). Closed stretches thinner than a cell (measured from each face straight inwards to
+the next face) would fall between the grid's nodes: near them the field is lowered the same way,
+to a plate one cell thick. Thinner parts the rays miss can still be lost; the report measures
+how much.
 
 Output: one mesh per input, at the input's path relative to the source root, under the output
 folder, written atomically (a temporary name, then renamed). Frame ``input`` (the mesh's own
@@ -127,7 +130,7 @@ def watertight_mesh(signed, config: WatertightConfig, *, rng: np.random.Generato
     normalized frame: vertices (v, 3) float64, faces (f, 3) int64 outward, the grid's cell size
     and the field evaluations spent."""
     from sdfkit.geometry.basics import face_areas
-    from sdfkit.geometry.sign import signed_distance
+    from sdfkit.geometry.sign import signed_distance, thickness
     from sdfkit.geometry.watertight import level_set
 
     outer = signed.outer
@@ -141,19 +144,24 @@ def watertight_mesh(signed, config: WatertightConfig, *, rng: np.random.Generato
     # the box's centre on a node: a flat shape's sheet lies on nodes, its plate's faces between them
     origin = (low + high) / 2 - cell * (shape // 2)
     sheet = outer.sheet if config.sheets else np.zeros(len(outer.faces), dtype=bool)
+    # closed stretches thinner than a cell (a gear's thin plate) would fall between the grid's
+    # nodes: like sheets, they become plates one cell thick
+    thin = thickness(outer) < cell
+    plate = sheet | thin
 
     def field(points: np.ndarray) -> np.ndarray:
         out = np.empty(len(points))
         step = 1 << 19  # points per query: bounded memory
         for s in range(0, len(points), step):
             values, face = signed_distance(outer, points[s : s + step], return_face=True)
-            out[s : s + len(values)] = np.where(sheet[face], values - cell / 2, values)
+            lowered = np.where(sheet[face], values - cell / 2, np.minimum(values, np.abs(values) - cell / 2))
+            out[s : s + len(values)] = np.where(plate[face], lowered, values)
         return out
 
     area = float(face_areas(outer.vertices, outer.faces).sum())
     seeds, _ = signed.sampler.sample(int(np.clip(area / cell**2, 1_000, 20_000_000)), rng=rng)
     result = level_set(field, origin=origin, cell=cell, shape=tuple(int(s) for s in shape), seeds=seeds)
-    vertices, faces = drop_enclosed(result.vertices, result.faces, cell)
+    vertices, faces = drop_enclosed(result.vertices, result.faces, cell, outer)
     if config.largest_component:
         vertices, faces = _largest_component(vertices, faces)
     return vertices, faces, cell, result.evaluated
@@ -173,15 +181,17 @@ def _components(faces: np.ndarray, vertex_count: int) -> tuple[int, np.ndarray]:
     return len(used), label
 
 
-def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
-    """Drop the components that are cavities or lie inside another component: the outer surface
-    encloses no cavity, so a closed shell inside the solid is a pocket of wrong signs (beside a
-    hole's rim the sign estimate can fail deep inside a part), not part of the shape. A cavity's
+def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float, outer) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the components that are pockets of wrong signs: a cavity or a component inside another
+    whose surface does not lie on the outer surface ``outer`` (its vertices' median distance to it
+    above a cell). Beside a hole's rim the sign estimate can fail deep inside a part; the pocket's
+    walls are where the sign flips, away from every face. A cavity that the mesh has (a housing's
+    inside, with the gears it holds: cycloidal.ply) lies on the outer surface and stays. A cavity's
     shell faces inwards (negative volume); a solid component is inside another when three points
     just outside three of its faces are inside the rest (ray parity on the whole mesh: a point
     just outside a closed shell crosses it an even number of times)."""
     from sdfkit.geometry.basics import face_normals
-    from sdfkit.geometry.sign import _occupancy, _scene
+    from sdfkit.geometry.sign import inside_closed, unsigned_distance
 
     count, label = _components(faces, len(vertices))
     if count < 2:
@@ -195,8 +205,17 @@ def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple
     stop = np.append(start[1:], len(order))
     probes = np.stack([order[start], order[(start + stop) // 2], order[stop - 1]], axis=1).reshape(-1)
     points = tri[probes].mean(axis=1) + 0.01 * cell * normal[probes]
-    enclosed = _occupancy(_scene(vertices, faces), points).reshape(count, 3).all(axis=1)
-    drop = (volume < 0) | enclosed
+    enclosed = inside_closed(vertices, faces, points).reshape(count, 3).all(axis=1)
+    suspect = np.nonzero((volume < 0) | enclosed)[0]
+    if len(suspect) == 0:
+        return vertices, faces
+    # on the outer surface or not: the median distance of a component's face centroids (up to 64)
+    drop = np.zeros(count, dtype=bool)
+    for k in suspect:
+        which = order[start[k] : stop[k]]
+        which = which[np.linspace(0, len(which) - 1, min(len(which), 64)).astype(int)]
+        away = np.median(unsigned_distance(outer.vertices, outer.faces, tri[which].mean(axis=1)))
+        drop[k] = away > cell
     if not drop.any() or drop.all():
         return vertices, faces
     return _subset(vertices, faces, ~drop[label])

@@ -1,7 +1,7 @@
 """Meshes built the way real files are, each with its inside known by construction.
 
 Containers are made of single-sided sheets (zero-thickness walls), as ShapeNet models bowls,
-mugs, drawers and vases: their inside is air, so every point off the walls is outside (a closed
+mugs, drawers, vases, lamp shades and pipes: their inside is air, so every point off the walls is outside (a closed
 handle is the one solid part of a mug). Near-closed bodies are closed shapes with gaps or holes:
 their inside is solid. Each builder returns ``(vertices (v, 3) float64, faces (f, 3) int64,
 inside)`` where ``inside(points (n, 3)) -> (n,) bool`` is the truth.
@@ -193,6 +193,80 @@ def loose_soup(count: int = 100, seed: int = 3):
     return corners.reshape(-1, 3), np.arange(3 * count).reshape(-1, 3), _nothing
 
 
+def lidless_box_of_sheets():
+    """A lidless box whose five sides are separate sheets (no shared vertex), as many exported
+    models are: air inside."""
+    vertices, faces = _box_faces((0, 0, 0), (1, 1, 1), drop=("+z",))
+    sides = []
+    for k in range(5):
+        used, local = np.unique(faces[2 * k : 2 * k + 2], return_inverse=True)
+        sides.append((vertices[used], local.reshape(-1, 3)))
+    return (*_join(*sides), _nothing)
+
+
+def lamp_shade():
+    """A lamp shade: a cone's side open at both ends, air inside."""
+    return (*revolve([(0.6, 0.0), (0.35, 0.5)], cap_bottom=False), _nothing)
+
+
+def pipe(length: float = 5.0):
+    """A pipe ``length`` times as long as it is wide, open at both ends: air inside."""
+    return (*revolve([(0.2, 0.0), (0.2, 0.4 * length)], segments=32, cap_bottom=False), _nothing)
+
+
+def _in_box(points, low, high):
+    return np.all((points > np.asarray(low)) & (points < np.asarray(high)), axis=1)
+
+
+def boxes_face_to_face():
+    """Two closed boxes stacked face to face: the file has the square they share twice (once
+    in each), which merging drops to once. Inside is their union, a 1 x 1 x 2 block."""
+    return (*_join(_box_faces((0, 0, 0), (1, 1, 1)), _box_faces((0, 0, 1), (1, 1, 2))),
+            lambda points: _in_box(points, (0, 0, 0), (1, 1, 2)))  # fmt: skip
+
+
+def box_on_a_box():
+    """A small closed box standing on a larger one, in contact over part of its top: their union."""
+    return (*_join(_box_faces((0, 0, 0), (1, 1, 1)), _box_faces((0.25, 0.25, 1), (0.75, 0.75, 1.5))),
+            lambda p: _in_box(p, (0, 0, 0), (1, 1, 1)) | _in_box(p, (0.25, 0.25, 1), (0.75, 0.75, 1.5)))  # fmt: skip
+
+
+def bored_block_with_sliver():
+    """A closed block with a narrow bore through it and one sliver face (a thin triangle of
+    non-zero area on its longest edge), as CAD exports leave them: the bore stays open."""
+    import manifold3d
+
+    block = manifold3d.Manifold.cube([2.0, 2.0, 0.6], center=True)
+    bore = manifold3d.Manifold.cylinder(1.0, 0.2, 0.2, 32, center=True)
+    mesh = (block - bore).to_mesh()
+    vertices = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3]
+    faces = np.asarray(mesh.tri_verts, dtype=np.int64)
+    edges = faces[:, :2]
+    a, b = edges[np.argmax(np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1))]
+    apex = (vertices[a] + vertices[b]) / 2 + 1e-4 * np.array([0.3, 0.7, 0.2])
+    vertices = np.concatenate([vertices, apex[None]])
+    faces = np.concatenate([faces, [[a, len(vertices) - 1, b]]])
+
+    def inside(points):
+        return _in_box(points, (-1, -1, -0.3), (1, 1, 0.3)) & (np.hypot(points[:, 0], points[:, 1]) > 0.2)
+
+    return vertices, faces, inside
+
+
+def spout_into_ball():
+    """An open tube (a spout, narrowing) pushed from inside a closed ball out through its side:
+    the ball is solid, the spout's inside is air."""
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    tube_vertices, tube_faces = revolve(
+        [(0.15, 0.0), (0.15, 0.5), (0.12, 1.0), (0.1, 1.5)], segments=32, cap_bottom=False
+    )
+    turn = trimesh.transformations.rotation_matrix(np.pi / 3, [0, 1, 0])[:3, :3]
+    return (*_join((ball.vertices, ball.faces), (tube_vertices @ turn.T, tube_faces)),
+            lambda points: np.linalg.norm(points, axis=1) < np.cos(np.pi / 40))  # fmt: skip
+
+
 CONTAINERS = {
     "cup": cup,
     "bowl": bowl,
@@ -202,6 +276,9 @@ CONTAINERS = {
     "drawer 5:1": lambda: drawer(5.0),
     "cabinet, drawer half out": cabinet_with_drawer,
     "mug": mug,
+    "lidless box of five sheets": lidless_box_of_sheets,
+    "lamp shade": lamp_shade,
+    "pipe 5:1": pipe,
 }
 NEAR_CLOSED = {
     "sheet box, 1% gaps": gapped_sheet_box,
@@ -214,9 +291,14 @@ OTHERS = {
     "floor and panels": floor_and_panels,
     "holed ball, sheet inside": holed_ball_with_inner_sheet,
     "boxes edge to edge": boxes_edge_to_edge,
+    "boxes face to face": boxes_face_to_face,
+    "box on a box": box_on_a_box,
+    "bored block, one sliver": bored_block_with_sliver,
+    "spout into a ball": spout_into_ball,
     "loose soup": loose_soup,
 }
-"""Panels, a sheet that is no panel, touching closed parts, a soup."""
+"""Panels, a sheet that is no panel, touching closed parts, a sliver, a tube's junction with a
+body, a soup."""
 
 
 def construction(name: str):
