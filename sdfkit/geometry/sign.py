@@ -209,7 +209,8 @@ def outer_surface(
     solid_scene = _scene(solid_vertices, solid_faces) if len(solid_faces) else None
     if len(open_faces) and solid_scene is not None:
         inside = lambda p, _: _occupancy(solid_scene, p)  # noqa: E731
-        open_vertices, open_faces, parent = _split_mixed(merged_vertices, open_faces, inside, split_levels)
+        crossed = _crossed_by(solid_vertices, solid_faces)  # a handle through the middle of a wall face
+        open_vertices, open_faces, parent = _split_mixed(merged_vertices, open_faces, inside, split_levels, crossed)
         open_source = open_ids[parent]
     sheet = two_sided = np.zeros(0, dtype=bool)
     lead = np.zeros(0)
@@ -558,6 +559,32 @@ def _union(vertices, faces, parts, extent):
     return union_vertices, np.asarray(out.tri_verts, dtype=np.int64), np.asarray(out.face_id, dtype=np.int64)
 
 
+def _crossed_by(vertices: np.ndarray, faces: np.ndarray):
+    """A ``crossed`` test for :func:`_split_mixed`: which of the faces given the edges of the
+    closed surface (``vertices``, ``faces``) pass through (ray casting along each edge)."""
+    edges = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1), axis=0)
+    start, end = vertices[edges[:, 0]], vertices[edges[:, 1]]
+
+    def crossed(tri_vertices, tri_faces):
+        out = np.zeros(len(tri_faces), dtype=bool)
+        corners = tri_vertices[tri_faces]
+        low, high = corners.min(axis=(0, 1)), corners.max(axis=(0, 1))
+        near = np.all((np.maximum(start, end) >= low) & (np.minimum(start, end) <= high), axis=1)
+        if not near.any():
+            return out
+        a, b = start[near], end[near]
+        length = np.linalg.norm(b - a, axis=1)
+        rays = np.concatenate([a, (b - a) / np.maximum(length, 1e-300)[:, None]], axis=1).astype(np.float32)
+        hits = _scene(tri_vertices, tri_faces).list_intersections(_o3d().core.Tensor(rays))
+        ray = hits["ray_ids"].numpy().astype(np.int64)
+        t = hits["t_hit"].numpy().astype(np.float64)
+        inner = (t > 1e-6 * length[ray]) & (t < (1 - 1e-6) * length[ray])
+        out[hits["primitive_ids"].numpy().astype(np.int64)[inner]] = True
+        return out
+
+    return crossed
+
+
 def _occupancy(scene, points: np.ndarray) -> np.ndarray:
     """Inside a closed manifold (n,) bool: ray parity, three rays voting."""
     if len(points) == 0:
@@ -565,11 +592,14 @@ def _occupancy(scene, points: np.ndarray) -> np.ndarray:
     return scene.compute_occupancy(_tensor(points), nsamples=3).numpy().astype(bool)
 
 
-def _split_mixed(vertices, faces, inside, levels):
+def _split_mixed(vertices, faces, inside, levels, crossed=None):
     """Drop the faces inside a region, keep those outside, split in four those partly inside.
 
     inside : callable ((m, 3) points, (m,) input face of each) -> (m,) bool, asked at each face's
     corners and centroid. After ``levels`` splits a face still undecided is kept when its centroid is outside.
+    crossed : optional callable (vertices, faces) -> (m,) bool: faces the region's boundary passes
+    through although their corners and centroid are outside (a handle through the middle of a
+    long wall face); they are split too.
     Returns vertices, faces and the index of each output face's input face.
     """
     parent = np.arange(len(faces))
@@ -582,6 +612,10 @@ def _split_mixed(vertices, faces, inside, levels):
         hit = inside(probe, np.concatenate([np.repeat(parent, 3), parent]))
         corner, centre = hit[: 3 * len(faces)].reshape(-1, 3), hit[3 * len(faces) :]
         outside = ~corner.any(axis=1) & ~centre
+        if crossed is not None and outside.any() and level < levels:
+            through = np.zeros(len(faces), dtype=bool)
+            through[outside] = crossed(vertices, faces[outside])
+            outside &= ~through
         mixed = ~outside & ~(corner.all(axis=1) & centre)
         if level == levels:
             outside |= mixed & ~centre
