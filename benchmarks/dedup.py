@@ -57,7 +57,7 @@ def variants(path: Path, folder: Path) -> dict[str, Path]:
     written["glb, moved and scaled"] = folder / "moved.glb"
     scene.export(written["glb, moved and scaled"])
     parts = trimesh.Scene()
-    for k, part in enumerate(mesh.split(only_watertight=False)):
+    for k, part in enumerate(mesh.split(only_watertight=False, repair=False)):  # repair would fill holes
         parts.add_geometry(part, node_name=f"part{k}")
     written["glb, parts as nodes"] = folder / "parts.glb"
     parts.export(written["glb, parts as nodes"])

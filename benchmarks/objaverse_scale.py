@@ -44,7 +44,7 @@ def _glb_scene(source: Path, out: Path, rng: np.random.Generator, instance: bool
 
     mesh = trimesh.load(source, process=False, force="mesh")
     scene = trimesh.Scene()
-    parts = mesh.split(only_watertight=False) or [mesh]
+    parts = mesh.split(only_watertight=False, repair=False) or [mesh]  # repair would fill holes
     for k, part in enumerate(parts):
         shift = rng.normal(size=3)
         local = trimesh.Trimesh(part.vertices * 100.0 - shift, part.faces, process=False)  # centimetres

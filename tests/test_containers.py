@@ -250,3 +250,22 @@ def test_surface_samples_of_touching_and_junction_constructions_are_not_buried()
         normal = face_normals(surface.vertices, surface.faces)[face]
         buried = truth(points + 0.0005 * normal) & truth(points - 0.0005 * normal)
         assert buried.mean() <= 0.01, name
+
+
+def test_an_open_part_without_a_rim_beside_a_holed_body_is_no_container():
+    """A box divided by a diagonal wall (every edge has two or three faces: open, but no rim)
+    beside a ball with a hole: the container test has nothing to try and must say so (it raised
+    on an empty list of openings), and the ball stays solid."""
+    corners = np.array([[x, y, z] for z in (0, 1) for y in (0, 1) for x in (0, 1)], float) + [3, 0, 0]
+    walled = np.array(
+        [[0, 2, 3], [0, 3, 1], [4, 5, 7], [4, 7, 6], [0, 1, 5], [0, 5, 4], [1, 3, 7],
+         [1, 7, 5], [3, 2, 6], [3, 6, 7], [2, 0, 4], [2, 4, 6], [0, 3, 7], [0, 7, 4]]
+    )  # fmt: skip
+    ball, ball_faces, truth = construction("ball, 5% missing")
+    vertices = np.concatenate([ball, corners])
+    faces = np.concatenate([ball_faces, walled + len(ball)])
+    surface = outer_surface(vertices, faces, rng=np.random.default_rng(0))
+    assert surface.containers == 0
+    assert (
+        signed_distance(surface, np.array([[0.0, 0.0, 0.0], [0.3, 0.2, -0.1]]), rng=np.random.default_rng(1)) < 0
+    ).all()

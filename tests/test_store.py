@@ -324,3 +324,42 @@ def test_write_shard_small_and_large_rows_with_a_failed_row(tmp_path, row):
         columns = -(-row[0] // WINDOW_SAMPLES)
         table = np.frombuffer(raw[-(16 * 3 * columns + 4) : -4], dtype="<u8").reshape(3, columns, 2).astype(np.int64)
         assert table[0, 0, 0] == 0 and (table[0, 1:, 0] == table[0, :-1].sum(axis=1)).all()
+
+
+def test_whole_columns_read_from_their_chunk_files_equal_zarrs_read(tmp_path):
+    """read_whole (the per-shape columns, decoded chunk file by chunk file) gives what zarr gives,
+    dtype included, for every array it takes: numbers, strings, small sharded vectors, a failed
+    row, a shard never written (absent files: the fill value) and a torn chunk (it declines, and
+    zarr's read decides)."""
+    from sdfkit.store._shards import read_whole
+    from sdfkit.store.format import ArraySpec, ShapeMeta, create_store, read_column, write_shard
+
+    specs = [ArraySpec("v/scalar", (), "float32", float("nan")), ArraySpec("v/three", (3,), "float32", float("nan"))]
+    metas = [ShapeMeta(f"s{k}", "cat", -1, "train") for k in range(7)]
+    group = create_store(
+        tmp_path / "s.zarr", kind="shapenet", metas=metas, specs=specs, parameters={}, source={}, shard_size=3
+    )
+    rng = np.random.default_rng(0)
+    for shard, rows in ((0, 3), (1, 3)):  # shard 2 (row 6) is never written
+        values = {"v/scalar": rng.random(rows).astype(np.float32), "v/three": rng.random((rows, 3)).astype(np.float32)}
+        status = np.array([STATUS_OK, STATUS_FAILED, STATUS_OK][:rows], np.uint8)
+        write_shard(group, shard, values, status, ["", "bad mesh", ""][:rows])
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    taken = 0
+    for name in ("meta/id", "meta/category", "meta/split", "meta/status", "meta/error", "v/scalar", "v/three"):
+        whole, plain = read_whole(group[name]), group[name][:]
+        if whole is None:
+            continue
+        taken += 1
+        assert whole.dtype == plain.dtype, name
+        if plain.dtype.kind in "OTU":
+            assert list(whole) == list(plain), name
+        else:
+            np.testing.assert_array_equal(whole, plain, err_msg=name)
+    assert taken == 7
+    assert list(read_column(group, "meta/status")) == [1, 2, 1, 1, 2, 1, 0]
+    # a torn chunk: read_whole declines, read_column still answers as zarr does
+    chunk = tmp_path / "s.zarr" / "v" / "scalar" / "c" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:5])
+    torn = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert read_whole(torn["v/scalar"]) is None

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.errors import InputError
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, as_str, open_store, read_status
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, as_str, open_store, read_column, read_status
 
 __all__ = ["FAILURE_CLASSES", "failure_class", "ledger_table", "write_quality_report", "QualitySummary"]
 
@@ -66,12 +66,12 @@ def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
     if info.get("kind") != "shapenet":
         raise InputError(f"{url}: a {info.get('kind')!r} store has no quality ledger; give a prepare-shapenet store")
     status = read_status(group)
-    errors = as_str(group["meta/error"][:]).astype(str)
+    errors = as_str(read_column(group, "meta/error")).astype(str)
     columns: dict[str, np.ndarray] = {
         "index": np.arange(len(status)),
-        "id": as_str(group["meta/id"][:]).astype(str),
-        "category": as_str(group["meta/category"][:]).astype(str),
-        "split": as_str(group["meta/split"][:]).astype(str),
+        "id": as_str(read_column(group, "meta/id")).astype(str),
+        "category": as_str(read_column(group, "meta/category")).astype(str),
+        "split": as_str(read_column(group, "meta/split")).astype(str),
         "status": np.array([STATUS_NAMES.get(int(s), str(s)) for s in status]),
         "failure_class": np.array(
             [failure_class(e) if s == STATUS_FAILED else "" for s, e in zip(status, errors, strict=True)]
@@ -85,7 +85,7 @@ def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
         wanted = name.startswith(("ledger/", "outer/")) or name in ("sdf/unsure_share", "sdf/rule_share")
         if not wanted or name == "ledger/print" or name not in group:
             continue
-        values = group[name][:]
+        values = read_column(group, name)
         if name == "sdf/rule_share":  # one column per rule
             from sdfkit.geometry.sign import RULES
 

@@ -347,7 +347,8 @@ def _containers(vertices, faces, open_mask, rng, extent: float, solid_scene=None
     )
     lip = (steep >= _LIP_SHARE) & (weight >= 6)
     # a candidate part: every opening a lip (a cup: one; a pipe, a lamp shade: two)
-    candidates = np.nonzero(np.bincount(opening_part, ~lip, minlength=parts) == 0)[0]
+    has_opening = np.bincount(opening_part, minlength=parts) > 0  # a part with no rim is no container
+    candidates = np.nonzero((np.bincount(opening_part, ~lip, minlength=parts) == 0) & has_opening)[0]
     if len(candidates) == 0:
         return out, 0
     tried = np.nonzero(np.isin(opening_part, candidates))[0]

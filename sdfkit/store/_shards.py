@@ -27,11 +27,11 @@ from pathlib import Path
 import numcodecs
 import numpy as np
 from google_crc32c import value as crc32c
-from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec
+from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec, VLenUTF8Codec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-__all__ = ["can_encode", "write_shard_block", "WindowReader"]
+__all__ = ["can_encode", "write_shard_block", "WindowReader", "read_whole"]
 
 _ABSENT = 2**64 - 1
 """The offset and size the shard index gives an absent chunk."""
@@ -377,3 +377,90 @@ async def _gather(requests):
     import asyncio
 
     return await asyncio.gather(*requests)
+
+
+def read_whole(array) -> np.ndarray | None:
+    """The whole of a per-object array (one row per shape: ``meta/*``, ``ledger/*``, ``outer/*``,
+    small vectors such as ``sdf/rule_share``) on a local disk, read chunk file by chunk file and
+    decoded here: a store of n shapes holds such an array in n / 8 files, and zarr's pipeline
+    spends about 0.2 ms on each (1.5 s for the 26 ledger columns of 2,000 objects, measured),
+    this a few microseconds. Layouts read: chunks along the first axis with whole rows, codecs
+    little-endian bytes then Blosc, or vlen-utf8 then Zstd (strings), or sharded with one row per
+    inner chunk (bytes, then Blosc or nothing). None for anything else, or off a local disk: the
+    caller reads through zarr. Absent chunks read as the fill value. tests/test_store.py checks
+    every array of a store against zarr's own read."""
+    try:
+        store = getattr(array.store_path, "store", None)
+        if type(store).__name__ != "LocalStore" or array.ndim not in (1, 2):
+            return None
+        folder = Path(store.root) / array.store_path.path
+        chunk = tuple(array.chunks)
+        if array.ndim == 2 and chunk[1] != array.shape[1]:
+            return None
+        sharded = _sharding(array)
+        codecs = array.metadata.codecs
+        fill = array.metadata.fill_value
+    except AttributeError:  # zarr's internals moved: plain zarr reads, only slower
+        return None
+    n = array.shape[0]
+    rows = array.shards[0] if sharded is not None else chunk[0]
+    if sharded is not None:
+        decode = _sharded_decoder(array, sharded)
+    elif len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], BloscCodec):
+        if codecs[0].endian is not None and codecs[0].endian.value != "little":
+            return None
+        dtype = array.dtype.newbyteorder("<")
+
+        def decode(raw):
+            return np.frombuffer(numcodecs.Blosc().decode(raw), dtype=dtype).reshape((rows, *array.shape[1:]))
+
+    elif len(codecs) == 2 and isinstance(codecs[0], VLenUTF8Codec) and isinstance(codecs[1], ZstdCodec):
+        if array.ndim != 1:
+            return None
+        zstd, vlen = numcodecs.Zstd(), numcodecs.VLenUTF8()
+
+        def decode(raw):
+            return vlen.decode(zstd.decode(raw))
+
+    else:
+        return None
+    strings = array.dtype.kind in "OTU"
+    out = np.empty(array.shape, dtype=array.dtype)  # zarr's own dtype (strings: numpy's StringDType)
+    out[...] = "" if strings and fill is None else fill
+    zeros = (0,) * (array.ndim - 1)
+    for k in range(-(-n // rows)):
+        try:
+            with open(folder / array.metadata.encode_chunk_key((k, *zeros)), "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            continue
+        try:
+            block = decode(raw)
+        except Exception:  # a torn chunk (a store without atomic writes): zarr's read says what it is
+            return None
+        stop = min(n, (k + 1) * rows)
+        out[k * rows : stop] = block[: stop - k * rows]
+    return out
+
+
+def _sharded_decoder(array, sharded):
+    """Decode a whole shard of one-row inner chunks (absent chunks: the fill value)."""
+    codec, blosc = sharded
+    inner = tuple(codec.chunk_shape)
+    rows = array.shards[0]
+    dtype = array.dtype.newbyteorder("<")
+    fill = array.metadata.fill_value
+
+    def decode(raw):
+        count = rows * (array.shards[1] // inner[1])
+        index = np.frombuffer(raw[-(16 * count + 4) : -4], dtype="<u8").reshape(count, 2)
+        block = np.full((rows, *array.shape[1:]), fill, dtype=array.dtype)
+        for r, (offset, size) in enumerate(index):
+            if offset == _ABSENT:
+                continue
+            data = raw[int(offset) : int(offset + size)]
+            values = np.frombuffer(numcodecs.Blosc().decode(data) if blosc is not None else data, dtype=dtype)
+            block[r] = values.reshape(inner[1:])
+        return block
+
+    return decode

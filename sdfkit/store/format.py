@@ -27,7 +27,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
 from sdfkit.store import partial
-from sdfkit.store._shards import can_encode, write_shard_block
+from sdfkit.store._shards import can_encode, read_whole, write_shard_block
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,6 +46,7 @@ __all__ = [
     "write_shard",
     "mark_complete",
     "read_status",
+    "read_column",
     "as_str",
     "store_order",
     "local_path",
@@ -508,6 +509,15 @@ def _delete(url) -> None:
         zarr.open_group(str(url), mode="w")  # mode "w" clears the group's keys
 
 
+def read_column(group: zarr.Group, name: str) -> np.ndarray:
+    """The whole of a per-shape array (``meta/id``, ``ledger/faces``, ...), as zarr reads it, read
+    straight from its chunk files where the store is on a local disk (a store of n shapes keeps
+    such an array in n / 8 files; zarr's pipeline costs about 0.2 ms a file)."""
+    array = group[name]
+    whole = read_whole(array)
+    return array[:] if whole is None else whole
+
+
 def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
     """``<prefix>/status`` (n,) uint8; a shard that cannot be decoded reads as pending (0).
 
@@ -515,6 +525,9 @@ def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
         adds later, which have their own status column.
     """
     status = group[f"{prefix}/status"]
+    whole = read_whole(status)
+    if whole is not None:
+        return whole.astype(np.uint8)
     n = status.shape[0]
     out = np.zeros(n, dtype=np.uint8)
     for start, stop in shard_ranges(n, status.chunks[0]):
