@@ -115,6 +115,13 @@ from metasdf.config import (
     help="3D composite loss: error of the distance head, | |d| - |sdf| | or the reference's |d - sdf|  "
     "[default: unsigned; signed in the paper preset]",
 )
+@click.option(
+    "--encoder-layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="2D CNP: linear layers of the set encoder (the paper: 4, and a 9-layer variant)  "
+    "[default: 3; 4 in the paper preset]",
+)
 @click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
 def train_command(
     data,
@@ -134,6 +141,7 @@ def train_command(
     outer_loss,
     frame,
     distance_term,
+    encoder_layers,
     seed,
 ):
     """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
@@ -178,6 +186,7 @@ def train_command(
         outer_loss=outer_loss,
         frame=frame,
         distance_term=distance_term,
+        encoder_layers=encoder_layers,
     )
     target = training.resolve_device(device)
     main_process = training.main_process()  # under torchrun, only rank 0 talks
@@ -259,12 +268,19 @@ def train_command(
     "[default: repeat the last step's learned rates]",
 )
 @click.option(
+    "--seed",
+    type=int,
+    default=1234,
+    show_default=True,
+    help="Seed of the contexts drawn (another seed writes eval-<split>-seed<N>.json: runs over several seeds side by side).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
     default=None,
     help="The JSON to write; figures go beside it  [default: RUN_DIR/eval-<split>[-limit<N>][-reference-context]"
-    "[-test-samples].json]",
+    "[-test-samples][-seed<N>].json]",
 )
 def eval_command(
     run_dir,
@@ -279,6 +295,7 @@ def eval_command(
     eval_context,
     samples,
     extra_step_lr,
+    seed,
     output,
 ):
     """Measure a trained run on held-out shapes, with figures.
@@ -299,6 +316,7 @@ def eval_command(
       sdfkit eval runs/metasdf-dense mnist.zarr --split val --json
       sdfkit eval runs/metasdf-dense --limit 5          # writes eval-test-limit5.json
       sdfkit eval runs/metasdf-dense -o results/dense.json
+      sdfkit eval runs/metasdf-dense --seed 7             # writes eval-test-seed7.json
       sdfkit eval runs/meta3d --resolution 128
       sdfkit eval runs/meta3d --test-steps 20
       sdfkit eval runs/metasdf-dense --context reference --json
@@ -318,6 +336,7 @@ def eval_command(
         context=eval_context,
         samples=samples,
         extra_step_lr=extra_step_lr,
+        seed=seed,
         output=output,
         figures=not no_figures,
         progress=None if as_json else _progress_bar("eval"),
@@ -325,7 +344,7 @@ def eval_command(
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    written = result_path(run_dir, split, context=eval_context, samples=samples, limit=limit, output=output)
+    written = result_path(run_dir, split, context=eval_context, samples=samples, limit=limit, output=output, seed=seed)
     if "chamfer_x1000" in result:
         _print_eval_3d(result, split)
         click.echo(f"  metrics: {written}")

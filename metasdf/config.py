@@ -107,6 +107,11 @@ class TrainConfig:
     frames' metrics whichever a model trained in."""
     latent: int = 256
     """Auto-decoders and CNP: size of the latent code."""
+    encoder_layers: int = 3
+    """2D CNP: linear layers of the set encoder (the paper: 4, and a 9-layer variant)."""
+    hyper_layers: int = 1
+    """2D hypernetwork: 1, one linear head per weight tensor added to learned base weights
+    (sdfkit); 3, the reference's MLP per tensor (hidden 256) that gives the whole tensor."""
     test_iters: int = 800
     """Auto-decoders: latent optimization steps at test time."""
     seed: int = 0
@@ -139,14 +144,16 @@ class TrainConfig:
     """3D DeepSDF: Adam learning rate of the latent codes (DeepSDF: 1e-3, twice the decoder's);
     None: ``lr``. Follows the same schedule."""
     code_init_std: float | None = 0.01
-    """3D DeepSDF: standard deviation of the initial codes; None: 1 / sqrt(latent), DeepSDF's."""
+    """Auto-decoders (2D, and 3D DeepSDF): standard deviation of the initial codes (the MetaSDF
+    reference's 2D auto-decoder: 1e-3); 3D, None: 1 / sqrt(latent), DeepSDF's."""
     code_bound: float | None = None
     """3D DeepSDF: largest norm of a code (DeepSDF: 1.0, nn.Embedding's max_norm); None: none."""
     code_reg: str = "sdfkit"
-    """3D DeepSDF's code regularizer. ``sdfkit``: 1e-4 x the squared norm of each code, averaged
-    over the batch, in training and at test time. ``deepsdf``: DeepSDF's, in training 1e-4 x
-    min(1, epoch / ``code_reg_warmup``) x the sum of the codes' norms / the batch's samples, at
-    test time 1e-4 x the mean of the code's squared entries."""
+    """The auto-decoders' code regularizer. ``sdfkit``: 1e-4 x the squared norm of each code,
+    averaged over the batch, in training and at test time. ``deepsdf`` (3D): DeepSDF's, in
+    training 1e-4 x min(1, epoch / ``code_reg_warmup``) x the sum of the codes' norms / the
+    batch's samples, at test time 1e-4 x the mean of the code's squared entries. ``reference``
+    (2D): the MetaSDF reference's, 1 x the mean of the code's squared entries."""
     code_reg_warmup: int = 100
     """3D DeepSDF, ``code_reg`` deepsdf: epochs over which the regularizer ramps up (DeepSDF: 100)."""
     distance_term: str = "unsigned"
@@ -185,6 +192,7 @@ class TrainConfig:
                 f"choose one of {', '.join(MODELS_BY_KIND[self.data_kind])}"
             )
         positive = ("context_points", "batch_size", "steps", "hidden", "depth", "inner_steps", "latent")
+        positive += ("encoder_layers", "hyper_layers")
         positive += (
             "test_iters",
             "target_points",
@@ -229,7 +237,7 @@ INNER_LOSSES = ("l2", "l1")
 LR_SCHEDULES = ("constant", "cosine", "step")
 FRAMES = ("sdfkit", "reference")
 """2D frames and ground-truth conventions (TrainConfig.frame)."""
-CODE_REGS = ("sdfkit", "deepsdf")
+CODE_REGS = ("sdfkit", "deepsdf", "reference")
 DISTANCE_TERMS = ("unsigned", "signed")
 MODELS_BY_KIND = {
     "mnist": ("metasdf", "autodecoder", "hypernet", "cnp"),
@@ -256,6 +264,10 @@ PRESETS = {
         lr=1e-4,
         latent=256,
         test_iters=800,
+        encoder_layers=4,  # the paper's CNP set encoder (supplement Table 1; 9 its variant)
+        hyper_layers=3,  # meta_modules.HyperNetwork: FCBlock(256, 1 hidden layer) per tensor
+        code_init_std=1e-3,  # meta_modules.AutoDecoder: normal_(0, 1e-3)
+        code_reg="reference",
     ),
     # learns real shapes on a 2-core CPU in minutes: narrower network, fewer points and tasks
     "cpu": TrainConfig(

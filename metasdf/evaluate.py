@@ -64,6 +64,10 @@ def _full_grid_batch(shapes, index, config, generator, device, context="sdfkit")
     return batch
 
 
+DEFAULT_SEED = 1234
+"""The seed of the contexts an evaluation draws unless told another."""
+
+
 def evaluate(
     run_dir,
     store=None,
@@ -72,7 +76,7 @@ def evaluate(
     limit: int | None = None,
     device="cpu",
     batch_size: int = 16,
-    seed: int = 1234,
+    seed: int = DEFAULT_SEED,
     figures: bool = True,
     resolution: int = 128,
     test_steps: int | None = None,
@@ -113,7 +117,7 @@ def evaluate(
             figures=figures,
             context=context,
             samples=samples,
-            output=result_path(run_dir, split, context=context, samples=samples, limit=limit, output=output),
+            output=result_path(run_dir, split, context=context, samples=samples, limit=limit, output=output, seed=seed),
             progress=progress,
         )
     if samples != "train":
@@ -161,6 +165,7 @@ def evaluate(
         "shapes": len(shapes),
         "trained_steps": int(state["step"]),
         "test_steps": steps_at_test_time(config),
+        "seed": seed,
         "l1_mean": float(l1.mean()),
         "l1_std": float(l1.std()),
         "l1_mean_paper_units": float(l1.mean() / 2),
@@ -177,7 +182,7 @@ def evaluate(
         "device": str(device),
         "store": str(store),
     }
-    path = result_path(run_dir, split, context=context, limit=limit, output=output)
+    path = result_path(run_dir, split, context=context, limit=limit, output=output, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))  # the metrics first, whatever the figures do
     if figures:
@@ -187,10 +192,18 @@ def evaluate(
 
 
 def result_path(
-    run_dir, split: str, *, context: str = "sdfkit", samples: str = "train", limit: int | None = None, output=None
+    run_dir,
+    split: str,
+    *,
+    context: str = "sdfkit",
+    samples: str = "train",
+    limit: int | None = None,
+    output=None,
+    seed: int = DEFAULT_SEED,
 ) -> Path:
     """Where an evaluation's JSON goes: ``output`` if given, else
-    RUN_DIR/eval-<split>[-limit<N>][-reference-context][-test-samples].json."""
+    RUN_DIR/eval-<split>[-limit<N>][-reference-context][-test-samples][-seed<N>].json (the seed
+    only when it is not :data:`DEFAULT_SEED`)."""
     if output is not None:
         return Path(output)
     name = (
@@ -198,6 +211,7 @@ def result_path(
         + (f"-limit{limit}" if limit is not None else "")
         + ("-reference-context" if context == "reference" else "")
         + ("-test-samples" if samples == "test" else "")
+        + (f"-seed{seed}" if seed != DEFAULT_SEED else "")
     )
     return Path(run_dir) / f"eval-{name}.json"
 

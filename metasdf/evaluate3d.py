@@ -148,6 +148,7 @@ def evaluate_3d(
         "shapes": len(shapes),
         "failed": [{"id": r["id"], "error": r["error"]} for r in rows if "error" in r],
         "trained_steps": int(state["step"]),
+        "seed": seed,
         "test_steps": steps_at_test_time(config),
         "resolution": resolution,
         "chamfer_x1000": {
@@ -172,7 +173,9 @@ def evaluate_3d(
     }
     from metasdf.evaluate import result_path
 
-    path = Path(output) if output is not None else result_path(run_dir, split, context=context, samples=samples)
+    path = (
+        Path(output) if output is not None else result_path(run_dir, split, context=context, samples=samples, seed=seed)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))  # the metrics first: figures need a renderer
     if figures:

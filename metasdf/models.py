@@ -208,16 +208,35 @@ class _ConcatDecoder(nn.Module):
 
 class AutoDecoder(nn.Module):
     """DeepSDF-style auto-decoder with concatenation: one latent code per training shape,
-    optimized jointly with the decoder; at test time only the code is optimized on the context."""
+    optimized jointly with the decoder; at test time only the code is optimized on the context,
+    with the training loss (``outer``) and the same regularizer."""
 
     def __init__(
-        self, *, shapes, latent=256, hidden=256, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2, outer="l1"
+        self,
+        *,
+        shapes,
+        latent=256,
+        hidden=256,
+        depth=3,
+        init="sal",
+        reg=1e-4,
+        test_iters=800,
+        test_lr=1e-2,
+        outer="l1",
+        code_std=0.01,
+        reg_mean=False,
     ):
         super().__init__()
         self.codes = nn.Embedding(shapes, latent)
-        nn.init.normal_(self.codes.weight, std=0.01)
+        nn.init.normal_(self.codes.weight, std=code_std)
         self.decoder = _ConcatDecoder(latent, hidden, depth, init)
         self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
+        self.reg_mean = reg_mean
+
+    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """The code regularizer per task (B,): ``reg`` times the squared norm of each code, or
+        times the mean of its squared entries (``reg_mean``, the reference's mean(z^2))."""
+        return self.reg * (z.pow(2).mean(dim=1) if self.reg_mean else z.pow(2).sum(dim=1))
 
     def decode(self, x, z):
         return self.decoder(x, z)
@@ -228,7 +247,7 @@ class AutoDecoder(nn.Module):
     def loss(self, batch):
         z = self.codes(batch["index"])
         pred = self.decode(batch["target_x"], z)
-        return POINT_LOSSES[self.outer](pred, batch["target_y"]) + self.reg * z.pow(2).sum(dim=1).mean()
+        return POINT_LOSSES[self.outer](pred, batch["target_y"]) + self.penalty(z).mean()
 
     def reconstruct(self, batch, *, iters=None):
         iters = self.test_iters if iters is None else iters
@@ -239,12 +258,11 @@ class AutoDecoder(nn.Module):
         with torch.enable_grad():
             for _ in range(iters):
                 optimizer.zero_grad()
-                loss = (
-                    F.l1_loss(self.decode(batch["context_x"], z), batch["context_y"], reduction="none")
-                    .mean(dim=(1, 2))
-                    .sum()
+                # the training loss and regularizer, on the context (per task, summed)
+                error = POINT_LOSSES[self.outer](
+                    self.decode(batch["context_x"], z), batch["context_y"], reduction="none"
                 )
-                (loss + self.reg * z.pow(2).sum()).backward()
+                (error.mean(dim=(1, 2)).sum() + self.penalty(z).sum()).backward()
                 optimizer.step()
         with torch.no_grad():
             return self.decode(batch["target_x"], z.detach())
@@ -252,38 +270,90 @@ class AutoDecoder(nn.Module):
 
 class HyperAutoDecoder(AutoDecoder):
     """Auto-decoder whose latent code is turned into all weights of the SDF network by a
-    hypernetwork (one linear head per weight tensor)."""
+    hypernetwork: one linear head per weight tensor added to learned base weights
+    (``hyper_layers`` 1), or the reference's MLP per tensor that gives the whole tensor (3: the
+    paper's)."""
 
     def __init__(
-        self, *, shapes, latent=128, hidden=128, depth=3, init="sal", reg=1e-4, test_iters=800, test_lr=1e-2, outer="l1"
+        self,
+        *,
+        shapes,
+        latent=128,
+        hidden=128,
+        depth=3,
+        init="sal",
+        reg=1e-4,
+        test_iters=800,
+        test_lr=1e-2,
+        outer="l1",
+        code_std=0.01,
+        reg_mean=False,
+        hyper_layers=1,
+        hyper_hidden=256,
     ):
         nn.Module.__init__(self)
         self.codes = nn.Embedding(shapes, latent)
-        nn.init.normal_(self.codes.weight, std=0.01)
-        self.base = nn.ParameterList(init_layers(layer_shapes(2, hidden, depth), init))
-        self.heads = nn.ModuleList(nn.Linear(latent, p.numel()) for p in self.base)
-        for head in self.heads:  # start at the base network: the code only adds a correction
-            nn.init.normal_(head.weight, std=1e-3)
-            nn.init.zeros_(head.bias)
+        nn.init.normal_(self.codes.weight, std=code_std)
         self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
+        self.reg_mean = reg_mean
+        shapes_ = layer_shapes(2, hidden, depth)
+        if hyper_layers == 1:  # sdfkit: one linear head per tensor, added to learned base weights
+            self.base = nn.ParameterList(init_layers(shapes_, init))
+            self.heads = nn.ModuleList(nn.Linear(latent, p.numel()) for p in self.base)
+            for head in self.heads:  # start at the base network: the code only adds a correction
+                nn.init.normal_(head.weight, std=1e-3)
+                nn.init.zeros_(head.bias)
+        else:  # the reference's: an MLP of hyper_layers layers per tensor gives the whole tensor
+            self.base = None
+            sizes = [size for weight in shapes_ for size in (weight, (weight[0],))]  # weight, then bias
+            self.heads = nn.ModuleList(_hyper_mlp(latent, hyper_hidden, hyper_layers, math.prod(t)) for t in sizes)
+            self.shapes = sizes
+        self.hyper_layers = hyper_layers
 
     def decode(self, x, z):
-        params = [
-            p.unsqueeze(0) + head(z).view(z.shape[0], *p.shape) for p, head in zip(self.base, self.heads, strict=True)
-        ]
+        if self.base is None:
+            params = [head(z).view(z.shape[0], *shape) for shape, head in zip(self.shapes, self.heads, strict=True)]
+        else:
+            params = [
+                p.unsqueeze(0) + head(z).view(z.shape[0], *p.shape)
+                for p, head in zip(self.base, self.heads, strict=True)
+            ]
         return batched_mlp(x, params)
 
 
-class ConditionalNP(nn.Module):
-    """Conditional neural process: a set encoder (per-point MLP, mean pooling) turns the context
-    into a code, a concatenation decoder maps [x, code] to the SDF. One forward pass at test time."""
+def _hyper_mlp(latent: int, hidden: int, layers: int, out: int) -> nn.Sequential:
+    """The reference's hypernetwork for one weight tensor (meta_modules.HyperNetwork, FCBlock):
+    ``layers`` linear layers with ReLU between them, Kaiming-normal weights (fan in) and zero
+    biases, the last layer's weights scaled by 0.1."""
+    dims = [latent] + [hidden] * (layers - 1) + [out]
+    modules: list[nn.Module] = []
+    for k in range(layers):
+        linear = nn.Linear(dims[k], dims[k + 1])
+        nn.init.kaiming_normal_(linear.weight, a=0.0, nonlinearity="relu", mode="fan_in")
+        nn.init.zeros_(linear.bias)
+        modules.append(linear)
+        if k < layers - 1:
+            modules.append(nn.ReLU())
+    with torch.no_grad():
+        modules[-1].weight *= 0.1
+    return nn.Sequential(*modules)
 
-    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal", outer="l1"):
+
+class ConditionalNP(nn.Module):
+    """Conditional neural process: a set encoder (per-point MLP of ``encoder_layers`` linear
+    layers, mean pooling; the paper: 4, and 9) turns the context into a code, a concatenation
+    decoder maps [x, code] to the SDF. One forward pass at test time."""
+
+    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal", outer="l1", encoder_layers=3):
         super().__init__()
         self.outer = outer
-        self.encoder = nn.Sequential(
-            nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, latent)
-        )
+        dims = [3] + [hidden] * (encoder_layers - 1) + [latent]
+        modules: list[nn.Module] = []
+        for k in range(encoder_layers):
+            modules.append(nn.Linear(dims[k], dims[k + 1]))
+            if k < encoder_layers - 1:
+                modules.append(nn.ReLU())
+        self.encoder = nn.Sequential(*modules)
         self.decoder = _ConcatDecoder(latent, hidden, depth, init)
 
     def encode(self, context_x, context_y):

@@ -104,6 +104,12 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             extra_step_lr=config.extra_step_lr,
         )
     if config.model in ("autodecoder", "hypernet"):
+        if config.code_reg == "deepsdf":
+            raise InputError(
+                "config: code_reg deepsdf is DeepSDF's 3D regularizer; 2D auto-decoders take sdfkit or reference"
+            )
+        reference = config.code_reg == "reference"
+        extra = {"hyper_layers": config.hyper_layers} if config.model == "hypernet" else {}
         return MODELS[config.model](
             shapes=n_shapes,
             latent=config.latent,
@@ -112,9 +118,18 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             init=config.init,
             test_iters=config.test_iters,
             outer=config.outer_loss,
+            code_std=config.code_init_std if config.code_init_std is not None else config.latent**-0.5,
+            reg=1.0 if reference else 1e-4,
+            reg_mean=reference,
+            **extra,
         )
     return MODELS["cnp"](
-        latent=config.latent, hidden=config.hidden, depth=config.depth, init=config.init, outer=config.outer_loss
+        latent=config.latent,
+        hidden=config.hidden,
+        depth=config.depth,
+        init=config.init,
+        outer=config.outer_loss,
+        encoder_layers=config.encoder_layers,
     )
 
 

@@ -340,3 +340,79 @@ def test_make_shapes_are_in_shapenet_v2_units(tmp_path):
         solid = solid_from_json(entry["parts"], entry.get("holes"))
         # the manifest's exact SDF is zero on the mesh (vertices of the watertight union lie on it)
         assert np.abs(solid.sdf(mesh.vertices)).max() < 2e-3
+
+
+def test_paper_preset_builds_the_papers_2d_baselines():
+    """The 2D paper preset's baselines as the paper and the reference code have them, read from
+    the built models: a CNP set encoder of 4 linear layers (9 on request), the reference's
+    hypernetwork (an MLP of 3 linear layers per weight tensor, hidden 256, giving the whole
+    tensor), auto-decoder codes drawn with std 1e-3 and penalized by mean(z^2) with weight 1."""
+    import torch
+
+    from metasdf.models import AutoDecoder, ConditionalNP, HyperAutoDecoder
+    from metasdf.train import build_model
+
+    torch.manual_seed(0)
+    cnp = build_model(preset("paper", model="cnp", context="dense"), 10)
+    assert isinstance(cnp, ConditionalNP)
+    assert sum(isinstance(m, torch.nn.Linear) for m in cnp.encoder) == 4
+    nine = build_model(dataclasses.replace(preset("paper", model="cnp", context="dense"), encoder_layers=9), 10)
+    assert sum(isinstance(m, torch.nn.Linear) for m in nine.encoder) == 9
+    assert (
+        sum(
+            isinstance(m, torch.nn.Linear) for m in build_model(preset("cpu", model="cnp", context="dense"), 10).encoder
+        )
+        == 3
+    )
+
+    hyper = build_model(preset("paper", model="hypernet", context="dense"), 2000)
+    assert isinstance(hyper, HyperAutoDecoder) and hyper.base is None
+    # one MLP per weight and per bias of the 2 -> 256 x 3 -> 1 network: 8 tensors, 3 layers each
+    assert len(hyper.heads) == 8
+    assert all(sum(isinstance(m, torch.nn.Linear) for m in head) == 3 for head in hyper.heads)
+    assert [head[-1].out_features for head in hyper.heads] == [512, 256, 65536, 256, 65536, 256, 256, 1]
+    assert hyper.heads[0][0].in_features == 256 and hyper.heads[0][0].out_features == 256
+    assert abs(float(hyper.codes.weight.detach().std()) - 1e-3) < 1e-4
+
+    decoder = build_model(preset("paper", model="autodecoder", context="dense"), 2000)
+    assert isinstance(decoder, AutoDecoder) and abs(float(decoder.codes.weight.detach().std()) - 1e-3) < 1e-4
+    z = torch.full((2, 256), 0.5)
+    assert torch.allclose(decoder.penalty(z), torch.full((2,), 0.25))  # 1 x mean(z^2)
+    cpu = build_model(preset("cpu", model="autodecoder", context="dense"), 2000)
+    assert torch.allclose(cpu.penalty(torch.full((2, 128), 0.5)), torch.full((2,), 1e-4 * 128 * 0.25))
+    # a hypernetwork of the paper's gives every weight from the code: the output moves with it
+    x = torch.rand(1, 5, 2)
+    a, b = hyper.decode(x, torch.zeros(1, 256)), hyper.decode(x, torch.ones(1, 256))
+    assert not torch.allclose(a, b)
+
+
+def test_the_auto_decoders_test_time_fit_uses_the_training_loss(monkeypatch):
+    """An auto-decoder trained with l2 fits its test-time code with l2 (it was always l1): the
+    fit's gradient on its first step equals that of the training loss plus the regularizer,
+    computed by hand."""
+    import torch
+
+    from metasdf.models import AutoDecoder
+
+    captured = {}
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        captured["grad"] = self.param_groups[0]["params"][0].grad.clone()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    torch.manual_seed(0)
+    for outer in ("l1", "l2"):
+        model = AutoDecoder(shapes=4, latent=8, hidden=16, depth=2, outer=outer, test_iters=1, test_lr=1.0)
+        batch = {
+            "context_x": torch.rand(2, 30, 2),
+            "context_y": torch.rand(2, 30, 1) - 0.5,
+            "target_x": torch.rand(2, 7, 2),
+        }
+        model.reconstruct(batch)
+        z = torch.zeros(2, 8, requires_grad=True)
+        prediction = model.decode(batch["context_x"], z)
+        error = (prediction - batch["context_y"]).abs() if outer == "l1" else (prediction - batch["context_y"]) ** 2
+        (error.mean(dim=(1, 2)).sum() + model.penalty(z).sum()).backward()
+        assert torch.allclose(captured["grad"], z.grad, atol=1e-6), outer
