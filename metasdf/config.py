@@ -109,6 +109,9 @@ class TrainConfig:
     """Auto-decoders and CNP: size of the latent code."""
     encoder_layers: int = 3
     """2D CNP: linear layers of the set encoder (the paper: 4, and a 9-layer variant)."""
+    latent_in: tuple[int, ...] = ()
+    """2D concatenation auto-decoder: layers (from 0) that take [x, code] again beside their
+    input (the paper's: the third layer, ``[2]``); none: the input only."""
     hyper_layers: int = 1
     """2D hypernetwork: 1, one linear head per weight tensor added to learned base weights
     (sdfkit); 3, the reference's MLP per tensor (hidden 256) that gives the whole tensor."""
@@ -224,6 +227,10 @@ class TrainConfig:
         for key in ("first_order", "clamp_lr", "test_lr_drop", "balanced_targets"):
             if not isinstance(getattr(self, key), bool):
                 raise InputError(f"config: {key} is {getattr(self, key)!r}; it must be true or false")
+        latent_in = self.latent_in if isinstance(self.latent_in, list | tuple) else [self.latent_in]
+        if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in latent_in):
+            raise InputError(f"config: latent_in is {self.latent_in!r}; it must be a list of layer numbers from 1")
+        object.__setattr__(self, "latent_in", tuple(latent_in))  # a JSON list reads back as the tuple
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise InputError(f"config: seed is {self.seed!r}; it must be a whole number")
         if not isinstance(self.split, str) or not self.split:
@@ -265,6 +272,7 @@ PRESETS = {
         latent=256,
         test_iters=800,
         encoder_layers=4,  # the paper's CNP set encoder (supplement Table 1; 9 its variant)
+        latent_in=(2,),  # the concatenation auto-decoder: the code joins the input and the third layer
         hyper_layers=3,  # meta_modules.HyperNetwork: FCBlock(256, 1 hidden layer) per tensor
         code_init_std=1e-3,  # meta_modules.AutoDecoder: normal_(0, 1e-3)
         code_reg="reference",

@@ -195,15 +195,32 @@ class MetaSDF(nn.Module):
 
 
 class _ConcatDecoder(nn.Module):
-    """ReLU MLP on [x, latent] (DeepSDF's decoder)."""
+    """ReLU MLP on [x, latent] (DeepSDF's decoder); the layers numbered in ``latent_in`` (from 0,
+    the first) take [x, latent] again beside their input (the paper's concatenation baseline:
+    the input and the third layer, ``latent_in=(2,)``)."""
 
-    def __init__(self, latent, hidden, depth, init, dim=2):
+    def __init__(self, latent, hidden, depth, init, dim=2, latent_in=()):
         super().__init__()
-        self.params = nn.ParameterList(init_layers(layer_shapes(dim + latent, hidden, depth), init))
+        shapes = layer_shapes(dim + latent, hidden, depth)
+        self.latent_in = tuple(sorted(set(latent_in)))
+        if any(not 0 < k < len(shapes) for k in self.latent_in):
+            raise InputError(f"latent_in {list(latent_in)}: layers 1 to {len(shapes) - 1} can take the code again")
+        shapes = [(o, i + (dim + latent if k in self.latent_in else 0)) for k, (o, i) in enumerate(shapes)]
+        self.params = nn.ParameterList(init_layers(shapes, init))
 
     def forward(self, x, z):
-        h = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=2)
-        return batched_mlp(h, [p.unsqueeze(0).expand(x.shape[0], *p.shape) for p in self.params])
+        code = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=2)
+        params = [p.unsqueeze(0).expand(x.shape[0], *p.shape) for p in self.params]
+        if not self.latent_in:
+            return batched_mlp(code, params)
+        h, layers = code, len(params) // 2
+        for k in range(layers):
+            if k in self.latent_in:
+                h = torch.cat([h, code], dim=2)
+            h = torch.baddbmm(params[2 * k + 1].unsqueeze(1), h, params[2 * k].transpose(1, 2))
+            if k < layers - 1:
+                h = F.relu(h)
+        return h
 
 
 class AutoDecoder(nn.Module):
@@ -225,11 +242,12 @@ class AutoDecoder(nn.Module):
         outer="l1",
         code_std=0.01,
         reg_mean=False,
+        latent_in=(),
     ):
         super().__init__()
         self.codes = nn.Embedding(shapes, latent)
         nn.init.normal_(self.codes.weight, std=code_std)
-        self.decoder = _ConcatDecoder(latent, hidden, depth, init)
+        self.decoder = _ConcatDecoder(latent, hidden, depth, init, latent_in=latent_in)
         self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
         self.reg_mean = reg_mean
 

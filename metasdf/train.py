@@ -109,7 +109,7 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
                 "config: code_reg deepsdf is DeepSDF's 3D regularizer; 2D auto-decoders take sdfkit or reference"
             )
         reference = config.code_reg == "reference"
-        extra = {"hyper_layers": config.hyper_layers} if config.model == "hypernet" else {}
+        extra = {"hyper_layers": config.hyper_layers} if config.model == "hypernet" else {"latent_in": config.latent_in}
         return MODELS[config.model](
             shapes=n_shapes,
             latent=config.latent,

@@ -416,3 +416,30 @@ def test_the_auto_decoders_test_time_fit_uses_the_training_loss(monkeypatch):
         error = (prediction - batch["context_y"]).abs() if outer == "l1" else (prediction - batch["context_y"]) ** 2
         (error.mean(dim=(1, 2)).sum() + model.penalty(z).sum()).backward()
         assert torch.allclose(captured["grad"], z.grad, atol=1e-6), outer
+
+
+def test_the_papers_concatenation_auto_decoder_takes_the_code_at_the_input_and_the_third_layer(tmp_path):
+    """--preset paper's concatenation auto-decoder: [x, z] enters the first layer and again the
+    third (its weight has hidden + 2 + latent columns); its output equals the same network
+    computed layer by layer by hand; the setting survives config.json."""
+    from metasdf.config import config_from_json
+    from metasdf.train import build_model
+
+    config = preset("paper", model="autodecoder", context="dense")
+    assert config.latent_in == (2,)
+    model = build_model(config, 5)
+    weights = list(model.decoder.params)[0::2]
+    assert [tuple(w.shape) for w in weights] == [(256, 258), (256, 256), (256, 256 + 258), (1, 256)]
+    torch.manual_seed(0)
+    x, z = torch.rand(2, 7, 2), torch.randn(2, 256) * 0.1
+    params = list(model.decoder.params)
+    code = torch.cat([x, z.unsqueeze(1).expand(-1, 7, -1)], dim=2)
+    h = torch.relu(code @ params[0].T + params[1])
+    h = torch.relu(h @ params[2].T + params[3])
+    h = torch.relu(torch.cat([h, code], dim=2) @ params[4].T + params[5])
+    expected = h @ params[6].T + params[7]
+    assert torch.allclose(model.decode(x, z), expected, atol=1e-5)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dataclasses.asdict(config)))
+    assert config_from_json(path) == config
+    assert build_model(preset("cpu", model="autodecoder", context="dense"), 5).decoder.latent_in == ()
