@@ -71,6 +71,13 @@ from metasdf.config import (
 )
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Outer steps in all  [default: the preset's]")
 @click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The length in epochs of the training split (replaces --steps; --time-limit still caps it)  "
+    "[default: the paper preset's 50 (2D encoders, MetaSDF), 150 (auto-decoders), 3,000 (3D); cpu: none]",
+)
+@click.option(
     "--time-limit",
     type=click.FloatRange(min=0),
     default=None,
@@ -132,6 +139,7 @@ def train_command(
     loss,
     config_file,
     steps,
+    epochs,
     time_limit,
     resume,
     device,
@@ -178,6 +186,7 @@ def train_command(
         run_dir=run_dir,
         resume=resume,
         steps=steps,
+        epochs=epochs,
         seed=seed,
         first_order=first_order,
         loss=loss,
@@ -210,6 +219,8 @@ def train_command(
             elapsed = time.perf_counter() - clock["start"]
             average = (step - clock["first"]) / max(elapsed, 1e-9)
             bar.total = int(min(total, step + average * max(0.0, time_limit * 60 - elapsed)))
+        else:
+            bar.total = total  # a length in epochs is known in steps once the split is read
         bar.n = step
         bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.2f}", refresh=False)
         bar.update(0)
@@ -222,7 +233,7 @@ def train_command(
     if not main_process:
         return
     click.echo(
-        f"train: {config.model}/{config.context} on {target}: step {result['step']} of {config.steps}, loss {result['loss']:.5f} ({result['stopped']})"
+        f"train: {config.model}/{config.context} on {target}: step {result['step']} of {result['steps']}, loss {result['loss']:.5f} ({result['stopped']})"
     )
     click.echo(
         f"  run folder: {run_dir} (config.json, checkpoint.pt, metrics.csv); evaluate with: sdfkit eval {run_dir}"

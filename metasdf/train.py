@@ -47,6 +47,7 @@ __all__ = [
     "load_run",
     "learning_rate",
     "epoch_of",
+    "steps_for_epochs",
     "make_optimizer",
     "steps_at_test_time",
     "resolve_config",
@@ -312,6 +313,8 @@ def train(
     learning_rate(config, 0)  # an unknown schedule fails here, not after the first checkpoint
     dist_info, device = _distributed(torch.device(device))
     shapes = shapes if shapes is not None else load_tasks(store, config)
+    if config.epochs is not None:  # the length in epochs, as steps of this split and batch
+        config = replace(config, steps=steps_for_epochs(config, len(shapes)))
     cells = getattr(shapes, "coords", None)
     if config.context == "dense" and cells is not None and config.context_points >= len(cells):
         raise InputError(
@@ -424,7 +427,7 @@ def train(
             metrics.close()
         if board is not None:
             board.close()
-    return {"step": step, "loss": loss_value, "stopped": stopped}
+    return {"step": step, "steps": config.steps, "loss": loss_value, "stopped": stopped}
 
 
 def _metrics_until(path: Path, step: int) -> list[list[str]]:
@@ -435,6 +438,12 @@ def _metrics_until(path: Path, step: int) -> list[list[str]]:
     with path.open(newline="") as f:
         rows = list(csv.reader(f))[1:]
     return [r for r in rows if len(r) == 4 and r[0].isdigit() and int(r[0]) <= step]
+
+
+def steps_for_epochs(config: TrainConfig, shapes: int) -> int:
+    """Outer steps of ``config.epochs`` epochs over a split of ``shapes`` (the inverse of
+    :func:`epoch_of`, rounded up)."""
+    return max(1, math.ceil(config.epochs * max(shapes, 1) / min(config.batch_size, max(shapes, 1))))
 
 
 def epoch_of(config: TrainConfig, step: int, shapes: int) -> float:

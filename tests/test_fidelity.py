@@ -443,3 +443,27 @@ def test_the_papers_concatenation_auto_decoder_takes_the_code_at_the_input_and_t
     path.write_text(json.dumps(dataclasses.asdict(config)))
     assert config_from_json(path) == config
     assert build_model(preset("cpu", model="autodecoder", context="dense"), 5).decoder.latent_in == ()
+
+
+def test_a_length_in_epochs_becomes_steps_of_the_split(store, tmp_path):
+    """--epochs: the paper preset's 50 (encoders, MetaSDF) and 150 (auto-decoders) epochs, 3,000
+    in 3D; a run of 2 epochs over the store's 40 training digits at batch 16 takes ceil(2 x 40 /
+    16) = 5 steps and records them; --steps given alone replaces the preset's epochs."""
+    from metasdf.train import steps_for_epochs
+
+    assert preset("paper", model="metasdf", context="dense").epochs == 50
+    assert preset("paper", model="cnp", context="levelset").epochs == 50
+    assert preset("paper", model="autodecoder", context="dense").epochs == 150
+    assert preset("paper", model="hypernet", context="dense").epochs == 150
+    assert preset("paper", model="metasdf", context="dense", kind="shapenet").epochs == 3000
+    assert preset("paper", model="deepsdf", context="dense", kind="shapenet").epochs == 2001
+    assert preset("cpu", model="metasdf", context="dense").epochs is None
+    config = dataclasses.replace(preset("cpu", model="metasdf", context="dense"), epochs=2, batch_size=16)
+    assert steps_for_epochs(config, 40) == 5
+    run = tmp_path / "run"
+    out = sdfkit("train", store, "--model", "cnp", "--epochs", "2", "-o", run)
+    assert "step 5 of 5" in out.stdout
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["epochs"] == 2 and saved["steps"] == 5
+    resolved = resolve_config(store, preset_name="paper", model="metasdf", steps=7)
+    assert resolved.steps == 7 and resolved.epochs is None
