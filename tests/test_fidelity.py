@@ -469,3 +469,27 @@ def test_a_length_in_epochs_becomes_steps_of_the_split(store, tmp_path):
     assert saved["epochs"] == 2 and saved["steps"] == 5
     resolved = resolve_config(store, preset_name="paper", model="metasdf", steps=7)
     assert resolved.steps == 7 and resolved.epochs is None
+
+
+def test_the_gpu_check_runs_on_a_cpu_with_tiny_sizes():
+    """benchmarks/gpu_check.py, the one script a lent GPU runs (issue 35): with --tiny the same
+    code runs on a CPU in seconds and prints its table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("gpu_check on cpu")
+    rate = float(next(line for line in lines if "steps/s" in line).split()[-1])
+    assert rate > 0
+    assert "92,188" in run.stdout  # 50 epochs x 59,000 digits / 32
+    ratio = float(lines[-1].split()[-1])
+    assert ratio > 0
