@@ -249,7 +249,12 @@ def train_command(
 @click.option("--split", default="test", help="Split to evaluate on.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N shapes.")
 @device_option("auto, cpu, cuda or cuda:N.")
-@click.option("--resolution", type=click.IntRange(min=16), default=128, help="3D: marching-cubes grid cells per side.")
+@click.option(
+    "--resolution",
+    type=click.IntRange(min=16),
+    default=None,
+    help="3D: marching-cubes grid cells per side  [default: the run's mesh_resolution: 128; 256 in the paper preset]",
+)
 @json_option("Print the result as a JSON object.")
 @click.option("--no-figures", is_flag=True, help="Metrics only: no PNGs (and no renderer needed).")
 @test_steps_option

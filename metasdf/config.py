@@ -171,6 +171,9 @@ class TrainConfig:
     clamp: float | None = 0.1
     """3D ``l1`` loss: clamp predictions and targets to +- this (DeepSDF: 0.1); None: plain l1
     (the reference's level-set model)."""
+    mesh_resolution: int = 128
+    """3D: marching-cubes cells per side when ``sdfkit eval`` is not given ``--resolution`` (the
+    reference meshes at 256, reconstruction.py)."""
     balanced_targets: bool = False
     """3D: targets half inside and half outside, as the reference draws its SDF samples (the
     context is balanced either way)."""
@@ -200,7 +203,7 @@ class TrainConfig:
                 f"choose one of {', '.join(MODELS_BY_KIND[self.data_kind])}"
             )
         positive = ("context_points", "batch_size", "steps", "hidden", "depth", "inner_steps", "latent")
-        positive += ("encoder_layers", "hyper_layers")
+        positive += ("encoder_layers", "hyper_layers", "mesh_resolution")
         positive += (
             "test_iters",
             "target_points",
@@ -328,6 +331,7 @@ PRESETS_3D = {
         test_samples=8000,
         steps=50_000,
         epochs=3000,  # the reference's planes/tables curricula (3D/curriculums.py: num_epochs 3000)
+        mesh_resolution=256,  # reconstruction.py meshes at 256^3
         checkpoint_every=1000,
     ),
     # learns make-shapes categories on a 2-core CPU in about 30 minutes; the squared inner loss,

@@ -78,7 +78,7 @@ def evaluate(
     batch_size: int = 16,
     seed: int = DEFAULT_SEED,
     figures: bool = True,
-    resolution: int = 128,
+    resolution: int | None = None,
     test_steps: int | None = None,
     context: str = "sdfkit",
     samples: str = "train",
@@ -92,7 +92,7 @@ def evaluate(
     (its name, less ``.json``, then ``-reconstructions.png``), and returns its content.
 
     3D runs (trained on a shapenet store) are evaluated by :func:`metasdf.evaluate3d.evaluate_3d`
-    with meshes extracted at ``resolution``. ``test_steps`` overrides the run's test-time steps
+    with meshes extracted at ``resolution`` (None: the run's ``mesh_resolution``). ``test_steps`` overrides the run's test-time steps
     (MetaSDF's inner loop, the auto-decoders' latent iterations); ``extra_step_lr`` the rate of
     MetaSDF's steps past the trained ones. ``context``: see the module's text; ``samples`` (3D):
     ``test`` takes dense context from the store's DeepSDF test recipe.
@@ -112,7 +112,7 @@ def evaluate(
             split=split,
             limit=limit,
             device=device,
-            resolution=resolution,
+            resolution=resolution if resolution is not None else config.mesh_resolution,
             seed=seed,
             figures=figures,
             context=context,

@@ -493,3 +493,11 @@ def test_the_gpu_check_runs_on_a_cpu_with_tiny_sizes():
     assert "92,188" in run.stdout  # 50 epochs x 59,000 digits / 32
     ratio = float(lines[-1].split()[-1])
     assert ratio > 0
+
+
+def test_the_3d_paper_preset_meshes_at_256():
+    """The reference meshes at 256^3 (reconstruction.py): the 3D paper preset's runs do too when
+    eval is not given --resolution; the cpu preset stays at 128."""
+    assert preset("paper", model="metasdf", context="dense", kind="shapenet").mesh_resolution == 256
+    assert preset("paper", model="deepsdf", context="dense", kind="shapenet").mesh_resolution == 256
+    assert preset("cpu", model="metasdf", context="dense", kind="shapenet").mesh_resolution == 128
