@@ -60,7 +60,9 @@ from metasdf.config import (
     "--loss",
     type=click.Choice(LOSSES),
     default=None,
-    help="3D MetaSDF: sign BCE + distance l1 with learned weights, or clamped l1  [default: composite]",
+    help="3D: sign BCE + distance l1 with learned weights (composite), or clamped l1 (l1); MetaSDF and "
+    "DeepSDF alike  [default: composite for MetaSDF; DeepSDF: its clamped l1, composite in the paper preset "
+    "as the paper's Table 2]",
 )
 @click.option(
     "--config",

@@ -129,9 +129,10 @@ class MetaSDF3D(MetaSDF):
 
 class _WeightNormMLP(nn.Module):
     """DeepSDF's decoder: weight-normalized ReLU layers on [latent, x], the input concatenated
-    again before layer ``skip``, dropout, tanh output."""
+    again before layer ``skip``, dropout, tanh output (with two outputs: a sign logit, then the
+    tanh distance)."""
 
-    def __init__(self, inputs: int, hidden: int, depth: int, *, skip: int = 4, dropout: float = 0.2):
+    def __init__(self, inputs: int, hidden: int, depth: int, *, skip: int = 4, dropout: float = 0.2, outputs: int = 1):
         super().__init__()
         self.skip = skip if 0 < skip < depth else None
         layers = []
@@ -141,7 +142,7 @@ class _WeightNormMLP(nn.Module):
             layers.append(nn.utils.parametrizations.weight_norm(nn.Linear(width, out)))
             width = out + inputs if self.skip is not None and i + 1 == self.skip else out
         self.layers = nn.ModuleList(layers)
-        self.out = nn.Linear(width, 1)
+        self.out = nn.Linear(width, outputs)
         self.dropout = dropout
 
     def forward(self, h):
@@ -150,13 +151,19 @@ class _WeightNormMLP(nn.Module):
             if self.skip is not None and i == self.skip:
                 h = torch.cat([h, x], dim=-1)
             h = F.dropout(F.relu(layer(h)), p=self.dropout, training=self.training)
-        return torch.tanh(self.out(h))
+        out = self.out(h)
+        if out.shape[-1] == 1:
+            return torch.tanh(out)
+        return torch.cat([out[..., :1], torch.tanh(out[..., 1:])], dim=-1)  # a sign logit, then the distance
 
 
 class DeepSDF(nn.Module):
     """DeepSDF's auto-decoder: a latent code per training shape, trained with the decoder; at test
     time the code alone is fitted to the context with Adam (DeepSDF: 800 iterations, lr 5e-3,
-    divided by 10 at 400, 8,000 fresh samples per iteration).
+    divided by 10 at 400, 8,000 fresh samples per iteration), with the training loss.
+
+    loss : ``clamped-l1`` (DeepSDF's) or ``composite`` (two outputs, a sign logit and a distance,
+        Kendall-weighted as :func:`composite_loss` with the ``distance`` term: the paper's Table 2)
 
     code_reg : ``sdfkit`` (``reg`` x squared norm, batch mean; the same at test time) or
         ``deepsdf`` (train_deep_sdf.py: ``reg`` x min(1, epoch / ``code_reg_warmup``) x the sum of
@@ -185,13 +192,22 @@ class DeepSDF(nn.Module):
         code_bound=None,
         code_reg="sdfkit",
         code_reg_warmup=100,
+        loss="clamped-l1",
+        distance="signed",
     ):
         super().__init__()
         if code_reg not in ("sdfkit", "deepsdf"):
             raise InputError(f"unknown code regularizer {code_reg!r}; choose sdfkit or deepsdf")
+        if loss not in ("clamped-l1", "composite"):
+            raise InputError(f"unknown DeepSDF loss {loss!r}; choose clamped-l1 or composite")
         self.codes = nn.Embedding(shapes, latent, max_norm=code_bound)
         nn.init.normal_(self.codes.weight, std=code_init_std if code_init_std is not None else latent**-0.5)
-        self.decoder = _WeightNormMLP(latent + 3, hidden, depth, dropout=dropout)
+        self.kind, self.distance = loss, distance
+        self.decoder = _WeightNormMLP(
+            latent + 3, hidden, depth, dropout=dropout, outputs=2 if loss == "composite" else 1
+        )
+        if loss == "composite":  # log sigma of (sign, distance), learned with the decoder
+            self.log_sigma = nn.Parameter(torch.zeros(2))
         self.reg, self.clamp, self.test_iters, self.test_lr = reg, clamp, test_iters, test_lr
         self.test_lr_drop, self.test_samples = test_lr_drop, test_samples
         self.code_reg, self.code_reg_warmup = code_reg, code_reg_warmup
@@ -202,9 +218,20 @@ class DeepSDF(nn.Module):
     def forward(self, batch):
         return self.loss(batch)
 
+    def fit_error(self, output, target) -> torch.Tensor:
+        """Per task (B,): DeepSDF's clamped l1, or the composite loss (Table 2's DeepSDF)."""
+        if self.kind == "composite":
+            return composite_loss(output, target, self.log_sigma, term=self.distance)
+        return clamped_l1(output, target, self.clamp)
+
+    def sdf(self, output):
+        if self.kind == "composite":
+            return torch.where(output[..., :1] >= 0, 1.0, -1.0) * output[..., 1:].abs()
+        return output
+
     def loss(self, batch):
         z = self.codes(batch["index"])
-        fit = clamped_l1(self.decode(batch["target_x"], z), batch["target_y"], self.clamp).mean()
+        fit = self.fit_error(self.decode(batch["target_x"], z), batch["target_y"]).mean()
         if self.code_reg == "deepsdf":  # per sample of the batch, ramped up over the first epochs
             epoch = batch["epoch"][0] if "epoch" in batch else self.code_reg_warmup
             warm = min(1.0, float(epoch) / self.code_reg_warmup)
@@ -228,7 +255,7 @@ class DeepSDF(nn.Module):
                 if self.test_samples is not None:
                     x, y = _balanced_draw(context_x, context_y, self.test_samples, generator)
                 optimizer.zero_grad()
-                fit = clamped_l1(self.decode(x, z), y, self.clamp).sum()
+                fit = self.fit_error(self.decode(x, z), y).sum()
                 if self.code_reg == "deepsdf":
                     penalty = self.reg * z.pow(2).mean(dim=1).sum()
                 else:
@@ -241,12 +268,20 @@ class DeepSDF(nn.Module):
     def reconstruct(self, batch, *, iters=None):
         z = self.fit_codes(batch["context_x"], batch["context_y"], iters=iters)
         with torch.no_grad():
-            return self.decode(batch["target_x"], z)
+            return self.sdf(self.decode(batch["target_x"], z))
 
     def field(self, context_x, context_y, *, iters=None):
-        """Fit one task's code; returns x (N, 3) -> SDF (N,)."""
+        """Fit one task's code; returns x (N, 3) -> SDF (N,), or with the composite loss x ->
+        (N, 2): the SDF and the sign logit (as :meth:`MetaSDF3D.field`)."""
         z = self.fit_codes(context_x, context_y, iters=iters)
-        return lambda x: self.decode(x.unsqueeze(0), z)[0, :, 0]
+        if self.kind != "composite":
+            return lambda x: self.decode(x.unsqueeze(0), z)[0, :, 0]
+
+        def sdf_and_logit(x):
+            output = self.decode(x.unsqueeze(0), z)[0]
+            return torch.stack([self.sdf(output)[:, 0], output[:, 0]], dim=1)
+
+        return sdf_and_logit
 
 
 def _balanced_draw(x: torch.Tensor, y: torch.Tensor, count: int, generator: torch.Generator):

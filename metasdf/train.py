@@ -172,6 +172,8 @@ def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             code_bound=config.code_bound,
             code_reg=config.code_reg,
             code_reg_warmup=config.code_reg_warmup,
+            loss=config.deepsdf_loss,
+            distance=config.distance_term,
         )
     return MODELS_3D["pointnet"](
         latent=config.latent, hidden=config.hidden, depth=config.depth, clamp=config.clamp if config.clamp else 0.1
