@@ -141,6 +141,10 @@ class TrainConfig:
     (DeepSDF's l1 clamped at 0.1). The 3D baselines use clamped l1."""
     dropout: float = 0.2
     """3D DeepSDF: dropout of its decoder."""
+    sigma: str = "log"
+    """3D MetaSDF's composite loss: its learned weights as ``log`` sigma (sdfkit) or ``direct``
+    sigma from 1 (the reference: ``nn.Parameter(torch.ones(2))``, meta_modules.py:34-35);
+    the same loss, another path for the optimizer."""
     deepsdf_loss: str = "clamped-l1"
     """3D DeepSDF's training loss: ``clamped-l1`` (DeepSDF's own) or ``composite`` (a sign head
     and a distance head with learned weights, as the paper trains its Table 2 DeepSDF; its
@@ -198,6 +202,7 @@ class TrainConfig:
             "inner_loss": INNER_LOSSES,
             "loss": LOSSES,
             "deepsdf_loss": DEEPSDF_LOSSES,
+            "sigma": ("log", "direct"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -339,6 +344,7 @@ PRESETS_3D = {
         steps=50_000,
         epochs=3000,  # the reference's planes/tables curricula (3D/curriculums.py: num_epochs 3000)
         mesh_resolution=256,  # reconstruction.py meshes at 256^3
+        sigma="direct",  # the reference learns sigma itself (nn.Parameter(torch.ones(2)))
         checkpoint_every=1000,
     ),
     # learns make-shapes categories on a 2-core CPU in about 30 minutes; the squared inner loss,

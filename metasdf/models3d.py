@@ -68,6 +68,10 @@ def composite_loss(
     return total
 
 
+SIGMAS = ("log", "direct")
+"""How the composite loss's weights are learned: log sigma (sdfkit) or sigma (the reference)."""
+
+
 class MetaSDF3D(MetaSDF):
     """MetaSDF for shapes: two output heads and the composite loss (or clamped l1).
 
@@ -76,18 +80,42 @@ class MetaSDF3D(MetaSDF):
         ``loss="l1"``: the clamped error squared). The outer loop always uses l1.
     """
 
-    def __init__(self, *, hidden=512, depth=8, loss="composite", clamp=0.1, inner="l1", distance="unsigned", **kwargs):
+    def __init__(
+        self,
+        *,
+        hidden=512,
+        depth=8,
+        loss="composite",
+        clamp=0.1,
+        inner="l1",
+        distance="unsigned",
+        sigma="log",
+        **kwargs,
+    ):
         if loss not in ("composite", "l1"):
             raise InputError(f"unknown loss {loss!r}; choose composite or l1")
         if distance not in ("unsigned", "signed"):
             raise InputError(f"unknown distance term {distance!r}; choose unsigned or signed")
+        if sigma not in SIGMAS:
+            raise InputError(f"unknown sigma parameter {sigma!r}; choose {' or '.join(SIGMAS)}")
         super().__init__(
             hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, inner=inner, **kwargs
         )
-        self.kind, self.clamp, self.distance = loss, clamp, distance
-        # log sigma of (sign, distance), for the inner and the outer loop; learned in the outer loop
-        self.inner_log_sigma = nn.Parameter(torch.zeros(2))
-        self.outer_log_sigma = nn.Parameter(torch.zeros(2))
+        self.kind, self.clamp, self.distance, self.sigma = loss, clamp, distance, sigma
+        # sigma of (sign, distance), for the inner and the outer loop, learned in the outer loop: as
+        # log sigma (sdfkit) or sigma itself from 1 (the reference's nn.Parameter(torch.ones(2)))
+        if sigma == "log":
+            self.inner_log_sigma = nn.Parameter(torch.zeros(2))
+            self.outer_log_sigma = nn.Parameter(torch.zeros(2))
+        else:
+            self.inner_sigma = nn.Parameter(torch.ones(2))
+            self.outer_sigma = nn.Parameter(torch.ones(2))
+
+    def log_sigma(self, loop: str) -> torch.Tensor:
+        """log sigma (2,) of the ``inner`` or ``outer`` loop's composite loss."""
+        if self.sigma == "log":
+            return getattr(self, f"{loop}_log_sigma")
+        return torch.log(getattr(self, f"{loop}_sigma"))
 
     def inner_loss(self, output, target):
         if self.kind == "l1":
@@ -95,13 +123,13 @@ class MetaSDF3D(MetaSDF):
         # level-set context: every target is 0 and has no sign
         signed = bool((target != 0).any())
         return composite_loss(
-            output, target, self.inner_log_sigma, signed=signed, distance=self.inner, term=self.distance
+            output, target, self.log_sigma("inner"), signed=signed, distance=self.inner, term=self.distance
         )
 
     def outer_loss(self, output, target):
         if self.kind == "l1":
             return clamped_l1(output, target, self.clamp).mean()
-        return composite_loss(output, target, self.outer_log_sigma, term=self.distance).mean()
+        return composite_loss(output, target, self.log_sigma("outer"), term=self.distance).mean()
 
     def sdf(self, output):
         if self.kind == "l1":

@@ -155,6 +155,7 @@ def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
             extra_step_lr=config.extra_step_lr,
             distance=config.distance_term,
             clamp=config.clamp,
+            sigma=config.sigma,
         )
     if config.model == "deepsdf":
         return MODELS_3D["deepsdf"](

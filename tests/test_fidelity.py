@@ -535,3 +535,31 @@ def test_deepsdf_trains_with_the_composite_loss_under_the_paper_preset(shapes3d)
     assert plain.deepsdf_loss == "clamped-l1" and plain.loss == "composite"
     assert build_model(dataclasses.replace(plain, hidden=32, depth=4), 3).decoder.out.out_features == 1
     assert preset("cpu", model="deepsdf", context="dense", kind="shapenet").deepsdf_loss == "clamped-l1"
+
+
+def test_the_3d_paper_preset_learns_the_composite_weights_as_the_reference_does():
+    """The reference learns sigma itself from 1 (meta_modules.py: nn.Parameter(torch.ones(2))),
+    sdfkit's cpu preset log sigma: the paper preset's MetaSDF has sigma parameters, and its outer
+    loss and the loss's gradient with respect to sigma equal the reference's formula computed by
+    hand, bce / (2 s0^2) + l1 / (2 s1^2) + log(s0 s1)."""
+    from metasdf.train import build_model
+
+    config = dataclasses.replace(preset("paper", model="metasdf", context="dense", kind="shapenet"), hidden=16, depth=3)
+    assert config.sigma == "direct"
+    model = build_model(config, 1)
+    assert torch.equal(model.outer_sigma.detach(), torch.ones(2)) and not hasattr(model, "outer_log_sigma")
+    with torch.no_grad():
+        model.outer_sigma.copy_(torch.tensor([0.7, 1.4]))
+    output = torch.randn(2, 30, 2)
+    target = torch.randn(2, 30, 1) * 0.1
+    loss = model.outer_loss(output, target)
+    loss.backward()
+    sigma = torch.tensor([0.7, 1.4], requires_grad=True)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(output[..., 0], (target[..., 0] > 0).float())
+    l1 = (output[..., 1] - target[..., 0]).abs().mean()
+    reference = bce / (2 * sigma[0] ** 2) + l1 / (2 * sigma[1] ** 2) + torch.log(sigma.prod())
+    reference.backward()
+    assert torch.allclose(loss, reference.detach(), atol=1e-6)
+    assert torch.allclose(model.outer_sigma.grad, sigma.grad, atol=1e-6)
+    cpu = build_model(preset("cpu", model="metasdf", context="dense", kind="shapenet"), 1)
+    assert hasattr(cpu, "outer_log_sigma") and cpu.sigma == "log"
