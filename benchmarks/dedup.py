@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdfkit.geometry.basics import face_areas, shape_rng  # noqa: E402
+from sdfkit.geometry.basics import shape_rng  # noqa: E402
 from sdfkit.geometry.mesh import Mesh, load_mesh  # noqa: E402
 from sdfkit.geometry.shapes import make_shapes  # noqa: E402
 from sdfkit.recipes.deepsdf import signed_mesh  # noqa: E402
-from sdfkit.sources.ledger import NEAR, NEAR_AREA, near_duplicates, shape_print, surface_moments  # noqa: E402
+from sdfkit.sources.ledger import NEAR, NEAR_AREA, input_measures, near_duplicates, shape_print  # noqa: E402
 from sdfkit.sources.shapenet import find_meshes  # noqa: E402
 
 
@@ -65,14 +65,12 @@ def variants(path: Path, folder: Path) -> dict[str, Path]:
 
 
 def fingerprint(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """The shape print, and the outer surface's area and principal moments (normalized frame),
-    as the ledger has them."""
+    """The shape print, and the input's area and principal moments (normalized frame), as the
+    ledger has them."""
     mesh = load_mesh(path)
     signed = signed_mesh(Mesh(mesh.vertices, mesh.faces), rng=shape_rng(0, key))
-    outer = signed.outer
-    return shape_print(signed), np.array(
-        [face_areas(outer.vertices, outer.faces).sum(), *surface_moments(outer.vertices, outer.faces)]
-    )
+    measures = input_measures(mesh, signed)
+    return shape_print(signed), np.array([measures["ledger/area"], *measures["ledger/moments"]])
 
 
 def main() -> None:
