@@ -245,11 +245,14 @@ class AutoDecoder(nn.Module):
         latent_in=(),
     ):
         super().__init__()
+        self._codes(shapes, latent, code_std, reg, reg_mean, test_iters, test_lr, outer)
+        self.decoder = _ConcatDecoder(latent, hidden, depth, init, latent_in=latent_in)
+
+    def _codes(self, shapes, latent, code_std, reg, reg_mean, test_iters, test_lr, outer):
+        """The codes, drawn with std ``code_std``, and what the fit of one needs."""
         self.codes = nn.Embedding(shapes, latent)
         nn.init.normal_(self.codes.weight, std=code_std)
-        self.decoder = _ConcatDecoder(latent, hidden, depth, init, latent_in=latent_in)
-        self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
-        self.reg_mean = reg_mean
+        self.reg, self.reg_mean, self.test_iters, self.test_lr, self.outer = reg, reg_mean, test_iters, test_lr, outer
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
         """The code regularizer per task (B,): ``reg`` times the squared norm of each code, or
@@ -310,10 +313,7 @@ class HyperAutoDecoder(AutoDecoder):
         hyper_hidden=256,
     ):
         nn.Module.__init__(self)
-        self.codes = nn.Embedding(shapes, latent)
-        nn.init.normal_(self.codes.weight, std=code_std)
-        self.reg, self.test_iters, self.test_lr, self.outer = reg, test_iters, test_lr, outer
-        self.reg_mean = reg_mean
+        self._codes(shapes, latent, code_std, reg, reg_mean, test_iters, test_lr, outer)
         shapes_ = layer_shapes(2, hidden, depth)
         if hyper_layers == 1:  # sdfkit: one linear head per tensor, added to learned base weights
             self.base = nn.ParameterList(init_layers(shapes_, init))
