@@ -9,11 +9,11 @@ import click
 from cli.options import (
     CONTEXT,
     LazyChoice,
-    _default_workers,
-    _print_summary,
-    _progress_bar,
+    default_workers,
     overwrite_option,
     parse_synsets,
+    print_summary,
+    progress_bar,
     scheduler_option,
     split_option,
     synsets_option,
@@ -25,7 +25,7 @@ from sdfkit.sources.mnist import VARIANTS
 from sdfkit.sources.shapenet import SHARD_SIZE as SHAPENET_SHARD_SIZE
 
 
-def _recipe_names():
+def recipe_names():
     from sdfkit.recipes import recipes
 
     return list(recipes())
@@ -72,6 +72,12 @@ def _recipe_names():
 )
 @click.option("--val-size", type=click.IntRange(min=0), default=1000, help="Training digits held out as the val split.")
 @click.option(
+    "--composite-test",
+    type=click.IntRange(min=1),
+    default=1000,
+    help="Triple-MNIST test images of --variant composite (the paper's 1,000).",
+)
+@click.option(
     "--threshold",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
     default=0.5,
@@ -91,6 +97,7 @@ def prepare_mnist_command(
     surface_points,
     limit,
     val_size,
+    composite_test,
     threshold,
     workers,
     seed,
@@ -117,6 +124,7 @@ def prepare_mnist_command(
         seed=seed,
         val_size=val_size,
         limit=limit,
+        composite_test=composite_test,
         threshold=threshold,
     )
     digits = mnist.load_source(
@@ -130,11 +138,11 @@ def prepare_mnist_command(
         output,
         config,
         digits=digits,
-        workers=workers or _default_workers(),
+        workers=workers or default_workers(),
         overwrite=overwrite,
-        progress=_progress_bar("prepare-mnist"),
+        progress=progress_bar("prepare-mnist"),
     )
-    _print_summary("prepare-mnist", summary)
+    print_summary("prepare-mnist", summary)
 
 
 @click.command("prepare-shapenet", context_settings=CONTEXT)
@@ -151,7 +159,7 @@ def prepare_mnist_command(
     "--recipe",
     "recipes",
     multiple=True,
-    type=LazyChoice(_recipe_names, "recipe"),
+    type=LazyChoice(recipe_names, "recipe"),
     default=("deepsdf",),
     help="What to sample per shape; repeatable (deepsdf is always included; see docs/shapenet.md).",
 )
@@ -184,6 +192,12 @@ def prepare_mnist_command(
     default=None,
     metavar="TRAIN,[VAL,]TEST",
     help="Without split files: deal the shapes out to train/val/test at random (seeded by --seed), e.g. 0.8,0.1,0.1.",
+)
+@click.option(
+    "--val-shapes",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Then move this many train shapes to val (seeded by --seed; the MetaSDF paper holds out 20).",
 )
 @click.option(
     "--licence",
@@ -241,6 +255,7 @@ def prepare_shapenet_command(
     seed,
     shard_size,
     split_fractions,
+    val_shapes,
     licences,
     dedup,
     max_faces,
@@ -264,6 +279,7 @@ def prepare_shapenet_command(
       sdfkit make-shapes shapes/ --n 24
       sdfkit prepare-shapenet shapes/ --split shapes/splits/train.json --split shapes/splits/test.json -o shapes.zarr
       sdfkit prepare-shapenet ~/ShapeNetCore.v2 --synsets 03001627 --split sv2_chairs_train.json -o chairs.zarr
+      sdfkit prepare-shapenet ~/ShapeNetCore.v2 --split metasdf/planes_train --val-shapes 20 -o planes.zarr
       sdfkit prepare-shapenet meshes/ -o s3://bucket/meshes.zarr --scheduler tcp://10.0.0.5:8786
       sdfkit prepare-shapenet shapes/ --split shapes/splits/test.json --recipe deepsdf-test -o test.zarr
       sdfkit prepare-shapenet my-meshes/ --split-fractions 0.8,0.1,0.1 -o mine.zarr
@@ -291,15 +307,16 @@ def prepare_shapenet_command(
         output,
         config,
         split_files=split_files,
-        workers=workers or _default_workers(),
+        workers=workers or default_workers(),
         scheduler=scheduler,
         overwrite=overwrite,
         shard_size=shard_size,
         split_fractions=_fractions(split_fractions),
+        val_shapes=val_shapes,
         limits=Limits(time_limit, _size(memory_limit)) if time_limit or memory_limit else None,
-        progress=_progress_bar("prepare-shapenet"),
+        progress=progress_bar("prepare-shapenet"),
     )
-    _print_summary("prepare-shapenet", summary)
+    print_summary("prepare-shapenet", summary)
     if strict and summary.failures:
         raise SdfkitError(f"{len(summary.failures)} meshes failed (--strict); see: sdfkit info {output}")
 
@@ -361,7 +378,11 @@ def make_shapes_command(out_dir, count, seed, defects, categories):
     kinds = tuple(c.strip() for c in categories.split(",") if c.strip())
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir}: exists and is not empty; choose an empty or new folder")
-    make_shapes(out_dir, count, seed=seed, defects=chosen, categories=kinds, progress=_progress_bar("make-shapes"))
+    make_shapes(out_dir, count, seed=seed, defects=chosen, categories=kinds, progress=progress_bar("make-shapes"))
     click.echo(
         f"wrote {count} shapes to {out_dir} (splits in {out_dir / 'splits'}, exact shapes in {out_dir / 'shapes.json'})"
     )
+
+
+COMMANDS = (prepare_mnist_command, prepare_shapenet_command, make_shapes_command)
+"""The commands of this module, in the order `sdfkit --help` lists them."""

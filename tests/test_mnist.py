@@ -191,22 +191,40 @@ def test_rotated_digits_are_rotated_copies(sample):
     assert [j.angle for j in again[:20]] == [j.angle for j in jobs[:20]]
 
 
-def test_composite_doubles_and_triples(sample):
+def test_composite_follows_the_papers_protocol(sample):
+    """Train and val are MNIST plus double-MNIST, test is 1,000 triple-MNIST images (the paper's
+    composition protocol), every digit pasted whole at its own scale in one 84 x 84 frame."""
     metas, jobs = plan_mnist(sample, MnistConfig(variant="composite"))
     splits = _by_split(metas)
-    assert {len(m.category) for m in splits["train"] + splits["val"]} == {2}
-    assert {len(m.category) for m in splits["test"]} == {3}
-    assert len(splits["test"]) == 1000 // 3 and len(splits["train"]) == 3000 // 2
-    for meta, job in [(metas[0], jobs[0]), (splits["test"][0], jobs[metas.index(splits["test"][0])])]:
+    for split in ("train", "val"):
+        sizes = [len(m.category) for m in splits[split]]
+        assert sorted(set(sizes)) == [1, 2] and sizes.count(2) == sizes.count(1) // 2
+    assert {len(m.category) for m in splits["test"]} == {3} and len(splits["test"]) == 1000
+    assert sum(len(m.category) == 1 for m in splits["train"]) == 3000
+    by_id = dict(zip((m.id for m in metas), jobs, strict=True))
+    test_jobs = [by_id[m.id] for m in splits["test"]]
+    # three different digits per triple; the 1,000-digit pool is used evenly (3,000 draws: 2-4 each)
+    uses = np.zeros(len(sample.test_images), dtype=int)
+    for job in test_jobs:
+        members = [int(np.nonzero((sample.test_images == part).all(axis=(1, 2)))[0][0]) for part in job.parts]
+        assert len(set(members)) == 3
+        uses[members] += 1
+    assert 2 <= uses.min() and uses.max() <= 4 and uses.sum() == 3000
+    single = next(m for m in splits["train"] if len(m.category) == 1)
+    assert single.label == int(single.category)
+    for meta in (single, splits["train"][-1], splits["test"][0]):
+        job = by_id[meta.id]
         image = compose_image(job)
         assert image.shape == (84, 84)
         for part, (r, c) in zip(job.parts, job.offsets, strict=True):
             window = image[r : r + 28, c : c + 28]
             assert np.all(window >= part)  # every digit is pasted whole
-        assert meta.label == -1
-        if len(job.parts) == 2:  # doubles keep double-MNIST's 64 x 64 canvas, centred
+        if len(job.parts) < 3:  # singles and doubles stay in the 64 x 64 square, centred
+            assert meta.label == (-1 if len(job.parts) == 2 else int(meta.category))
             assert all(10 <= r <= 10 + 64 - 28 and 10 <= c <= 10 + 64 - 28 for r, c in job.offsets)
             assert image[:10].max() == 0 and image[-10:].max() == 0
+    smaller = _by_split(plan_mnist(sample, MnistConfig(variant="composite", composite_test=40))[0])
+    assert len(smaller["test"]) == 40
 
 
 def test_unknown_variant_is_an_input_error():

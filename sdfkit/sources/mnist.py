@@ -15,10 +15,11 @@ Variants, as in MetaSDF's 2D experiments (all seeded):
 - ``standard``: the digits as they are.
 - ``rotated``: each digit rotated by its own random angle in [0, 360) degrees (``meta/angle``).
 - ``unseen-digits``: train and val on the digits 0-5, test on 6-9.
-- ``composite``: double-MNIST for train and val (two digits in a 64 x 64 canvas), triple-MNIST for
-  test (three digits in 84 x 84), each digit at its original 28 x 28 scale as in the multi-digit
-  MNIST sets the paper used. Doubles are centred in an 84 x 84 canvas, so that the digits have the
-  same size in the SDF frame in every split.
+- ``composite``: the paper's composition protocol. Train and val are MNIST plus double-MNIST (every
+  digit once alone and once in a pair, in a 64 x 64 canvas), test is 1,000 triple-MNIST images
+  (three digits in 84 x 84), each digit at its original 28 x 28 scale as in the multi-digit MNIST
+  sets the paper used. Singles and doubles are centred in an 84 x 84 canvas, so that the digits
+  have the same size in the SDF frame in every split.
 
 Splits: the official training digits minus a seeded hold-out of ``val_size`` (default 1,000, at
 most a quarter of them) become train and val; the official test digits become test.
@@ -104,6 +105,8 @@ class MnistConfig:
     """Training digits held out as the val split (at most a quarter of them)."""
     limit: int | None = None
     """Use only the first N digits of each official split (after the variant's digit filter)."""
+    composite_test: int = 1000
+    """Triple-MNIST test images of the ``composite`` variant (the paper tests on 1,000)."""
     threshold: float = 0.5
     """Intensity (scaled to [0, 1]) at which a digit's boundary lies: the SDF grid's binarization
     and the zero level set of the surface points."""
@@ -115,8 +118,8 @@ class MnistConfig:
             raise InputError(f"resolution must be at least 4, got {self.resolution}")
         if self.surface_points < 1:
             raise InputError(f"surface points must be positive, got {self.surface_points}")
-        if self.val_size < 0 or (self.limit is not None and self.limit < 1):
-            raise InputError("val size must be >= 0 and limit >= 1")
+        if self.val_size < 0 or (self.limit is not None and self.limit < 1) or self.composite_test < 1:
+            raise InputError("val size must be >= 0, limit >= 1 and composite test >= 1")
         if not 0.0 < self.threshold < 1.0:
             raise InputError(f"threshold must lie between 0 and 1 (intensities scaled to [0, 1]), got {self.threshold}")
 
@@ -352,6 +355,39 @@ def _select(labels, digits, limit):
     return index[:limit] if limit is not None else index
 
 
+_COMPOSITE_NAMES = {1: "single", 2: "double", 3: "triple"}
+
+
+def _compositions(index: np.ndarray, split: str, config: MnistConfig, rng: np.random.Generator):
+    """(digits per image, source indices in groups of that many) of one composite split: MNIST
+    plus double-MNIST for train and val (every digit once alone and once in a pair), and
+    ``config.composite_test`` triples for test, drawn from seeded shuffles of the test digits (the
+    three digits of a triple always differ; a small pool lends each digit to several triples)."""
+    if split != "test":
+        return [(1, rng.permutation(index)), (2, rng.permutation(index))]
+    if len(index) < 3:
+        return []
+    rounds = -(-3 * config.composite_test // (len(index) - len(index) % 3))
+    order = np.concatenate([rng.permutation(index)[: len(index) - len(index) % 3] for _ in range(rounds)])
+    return [(3, order[: 3 * config.composite_test])]
+
+
+def _composite_offsets(k: int, rng: np.random.Generator) -> tuple[tuple[int, int], ...]:
+    """Where the k digits of a composite image go in the 84 x 84 canvas: a triple in the thirds of
+    the canvas, a double in the halves of a 64 x 64 canvas centred in it, a single anywhere in
+    that 64 x 64 square; rows at random, columns at random within the digit's slot."""
+    canvas = _TRIPLE_CANVAS if k == 3 else _DOUBLE_CANVAS
+    pad = (_TRIPLE_CANVAS - canvas) // 2
+    slot = canvas // k
+    return tuple(
+        (
+            pad + int(rng.integers(0, canvas - _DIGIT + 1)),
+            pad + int(j * slot + rng.integers(0, slot - _DIGIT + 1)),
+        )
+        for j in range(k)
+    )
+
+
 def plan_mnist(digits: MnistDigits, config: MnistConfig) -> tuple[list[ShapeMeta], list[DigitJob]]:
     """List the shapes of a variant: their metadata and the jobs that compute them."""
     all_digits = list(range(10))
@@ -376,25 +412,14 @@ def plan_mnist(digits: MnistDigits, config: MnistConfig) -> tuple[list[ShapeMeta
     if config.variant == "composite":
         for split, source_name, index in groups:
             images, labels = sources[source_name]
-            k = 3 if split == "test" else 2
-            canvas = _TRIPLE_CANVAS if k == 3 else _DOUBLE_CANVAS
             rng = np.random.default_rng([config.seed, 2, ("train", "val", "test").index(split)])
-            order = rng.permutation(index)
-            name = "triple" if k == 3 else "double"
-            for g in range(len(order) // k):
-                members = order[g * k : (g + 1) * k]
-                slot = canvas // k
-                offsets = tuple(
-                    (int(rng.integers(0, canvas - _DIGIT + 1)), int(j * slot + rng.integers(0, slot - _DIGIT + 1)))
-                    for j in range(k)
-                )
-                if k == 2:  # centre the 64-pixel double canvas in the common 84-pixel canvas
-                    pad = (_TRIPLE_CANVAS - _DOUBLE_CANVAS) // 2
-                    offsets = tuple((r + pad, c + pad) for r, c in offsets)
-                shape_id = f"{name}-{split}-{g:05d}"
-                category = "".join(str(int(labels[i])) for i in members)
-                metas.append(ShapeMeta(shape_id, category, -1, split))
-                jobs.append(DigitJob(shape_id, images[members], offsets, _TRIPLE_CANVAS))
+            for k, order in _compositions(index, split, config, rng):
+                for g in range(len(order) // k):
+                    members = order[g * k : (g + 1) * k]
+                    shape_id = f"{_COMPOSITE_NAMES[k]}-{split}-{g:05d}"
+                    category = "".join(str(int(labels[i])) for i in members)
+                    metas.append(ShapeMeta(shape_id, category, int(labels[members[0]]) if k == 1 else -1, split))
+                    jobs.append(DigitJob(shape_id, images[members], _composite_offsets(k, rng), _TRIPLE_CANVAS))
         return metas, jobs
 
     for split, source_name, index in groups:
