@@ -9,7 +9,32 @@ import click
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
-_open_bars: list = []  # progress bars still drawing: an error must not land on their line
+
+class OpenBars:
+    """The progress bars still drawing: an error message must not land on their line, so the
+    command line closes them before it prints one."""
+
+    def __init__(self):
+        self._bars: list = []
+
+    def add(self, bar) -> None:
+        self._bars.append(bar)
+
+    def remove(self, bar) -> None:
+        if bar in self._bars:
+            self._bars.remove(bar)
+
+    def __contains__(self, bar) -> bool:
+        return bar in self._bars
+
+    def close_all(self) -> None:
+        for bar in self._bars:
+            bar.close()
+        self._bars.clear()
+
+
+open_bars = OpenBars()
+"""The one registry of this process's drawing bars."""
 
 
 class LazyChoice(click.ParamType):
@@ -46,7 +71,8 @@ split_option = click.option(
     "split_files",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="DeepSDF split file (JSON); repeatable; only listed shapes are processed.",
+    help="DeepSDF split file (JSON), or a shipped one by name: deepsdf/planes_train, metasdf/tables_test and the "
+    "like (docs/shapenet.md); repeatable; only listed shapes are processed.",
 )
 synsets_option = click.option("--synsets", default=None, help="Comma-separated categories (synsets) to keep.")
 
@@ -85,7 +111,7 @@ test_steps_option = click.option(
 )
 
 
-def _progress_bar(description: str):
+def progress_bar(description: str):
     from tqdm import tqdm
 
     bar = None
@@ -94,17 +120,17 @@ def _progress_bar(description: str):
         nonlocal bar
         if bar is None:
             bar = tqdm(total=total, initial=done, desc=description, unit="shape", dynamic_ncols=True)
-            _open_bars.append(bar)
-        elif bar in _open_bars and done > bar.n:
+            open_bars.add(bar)
+        elif bar in open_bars and done > bar.n:
             bar.update(done - bar.n)
-        if done >= total and bar in _open_bars:
+        if done >= total and bar in open_bars:
             bar.close()
-            _open_bars.remove(bar)
+            open_bars.remove(bar)
 
     return update
 
 
-def _human_bytes(n: int | None) -> str:
+def human_bytes(n: int | None) -> str:
     if n is None:
         return "unknown"
     for unit in ("B", "KB", "MB", "GB"):
@@ -114,7 +140,7 @@ def _human_bytes(n: int | None) -> str:
     return f"{n:.1f} GB"
 
 
-def _print_summary(command: str, summary) -> None:
+def print_summary(command: str, summary) -> None:
     if summary.state == "complete":
         click.echo(f"{summary.url} is already complete: nothing to do (see: sdfkit info {summary.url})")
         return
@@ -134,7 +160,7 @@ def _print_summary(command: str, summary) -> None:
     for split, counts in summary.per_split.items():
         extra = f"{counts.get('skipped', 0):>9}" if skipped else ""
         click.echo(f"  {split:<8}{counts['ok']:>8}{counts['failed']:>8}{extra}")
-    click.echo(f"  size on disk: {_human_bytes(summary.bytes)}")
+    click.echo(f"  size on disk: {human_bytes(summary.bytes)}")
     if summary.failures:
         click.echo(f"  {len(summary.failures)} failed shapes, first reasons:")
         for shape_id, error in summary.failures[:5]:
@@ -151,7 +177,7 @@ def _print_summary(command: str, summary) -> None:
         )
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     from sdfkit.pipeline.runners import default_workers
 
     return default_workers()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
+import gzip
 import json
 import os
 import shutil
@@ -345,3 +346,69 @@ def test_deepsdf_test_recipe_through_the_cli(tmp_path, tree):
         train = solid.sdf(g["sdf/points"][row].astype(float) / scale - offset) * scale
         assert np.percentile(np.abs(truth), 75) > 2 * np.percentile(np.abs(train), 75)  # variance 0.05, not 0.005
     assert "follows format v1" in sdfkit("validate", out).stdout
+
+
+def test_shipped_split_files_are_the_projects_own(tmp_path, monkeypatch):
+    """DeepSDF's and MetaSDF's split files for planes and tables ship by name, with the projects'
+    sizes, MetaSDF's train lists a prefix of DeepSDF's, the tests the same; a changed byte is an
+    input error naming the file."""
+    from sdfkit.sources import splits as shipped
+
+    counts = {
+        "deepsdf/planes_train": 1780, "deepsdf/planes_test": 456, "deepsdf/tables_train": 4859,
+        "deepsdf/tables_test": 1216, "metasdf/planes_train": 1762, "metasdf/planes_test": 456,
+        "metasdf/tables_train": 4819, "metasdf/tables_test": 1216,
+    }  # fmt: skip
+    lists = {}
+    for name, count in counts.items():
+        ((synset, ids),) = json.loads(shipped.read_named_split(name))["ShapeNetV2"].items()
+        assert len(ids) == count and synset == ("02691156" if "planes" in name else "04379243")
+        lists[name] = ids
+    for kind in ("planes", "tables"):
+        metasdf, deepsdf = lists[f"metasdf/{kind}_train"], lists[f"deepsdf/{kind}_train"]
+        assert deepsdf[: len(metasdf)] == metasdf
+        assert lists[f"metasdf/{kind}_test"] == lists[f"deepsdf/{kind}_test"]
+    splits = read_split_files(["metasdf/planes_train", "deepsdf/planes_test"])
+    assert sum(v == "train" for v in splits.values()) == 1762 and sum(v == "test" for v in splits.values()) == 456
+    copy = tmp_path / "splits"
+    shutil.copytree(Path(shipped.__file__).resolve().parents[1] / "data" / "splits", copy)
+    source = copy / shipped.SPLITS["metasdf/planes_test"].file
+    data = bytearray(gzip.decompress(source.read_bytes()))
+    data[-10] ^= 1
+    source.write_bytes(gzip.compress(bytes(data)))
+    monkeypatch.setattr(shipped, "_FOLDER", copy)
+    with pytest.raises(InputError, match="planes_test.json.gz: checksum .* reinstall"):
+        shipped.read_named_split("metasdf/planes_test")
+
+
+def test_named_splits_and_a_validation_hold_out_through_the_cli(tmp_path, tree):
+    """Shapes under ids of MetaSDF's split files, prepared with --split by name and --val-shapes:
+    the listed shapes keep their split, the seeded hold-out moves train shapes to val."""
+    from sdfkit.sources.splits import read_named_split
+
+    train = json.loads(read_named_split("metasdf/planes_train"))["ShapeNetV2"]["02691156"][:5]
+    test = json.loads(read_named_split("metasdf/planes_test"))["ShapeNetV2"]["02691156"][:2]
+    meshes = sorted((tree / "02691156").glob("*/models/model_normalized.obj"))
+    root = tmp_path / "ShapeNetCore.v2"
+    for k, shape_id in enumerate(train + test):
+        target = root / "02691156" / shape_id / "models" / "model_normalized.obj"
+        target.parent.mkdir(parents=True)
+        shutil.copy(meshes[k % len(meshes)], target)
+    out = tmp_path / "planes.zarr"
+    sdfkit(
+        "prepare-shapenet", root, "--split", "metasdf/planes_train", "--split", "metasdf/planes_test",
+        "--val-shapes", "2", "-o", out, "--samples", "4000", "--surface-samples", "500", "--workers", "1",
+    )  # fmt: skip
+    g = zarr.open_group(out, mode="r")
+    got = dict(zip((str(i) for i in g["meta/id"][:]), (str(s) for s in g["meta/split"][:]), strict=True))
+    assert {i for i, s in got.items() if s == "test"} == set(test)
+    held = {i for i, s in got.items() if s == "val"}
+    assert len(held) == 2 and held < set(train) and {i for i, s in got.items() if s == "train"} == set(train) - held
+    source = g.attrs["sdfkit"]["source"]
+    assert source["split_files"] == ["metasdf/planes_train", "metasdf/planes_test"] and source["val_shapes"] == 2
+    assert source["missing_from_root"] == 1762 + 456 - 7
+    assert_user_error(
+        sdfkit("prepare-shapenet", root, "--split", "metasdf/planes_train", "--val-shapes", "9", "-o",
+               tmp_path / "x.zarr", check=False),
+        "--val-shapes 9: the train split has only 5 shapes",
+    )  # fmt: skip

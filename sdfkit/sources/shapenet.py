@@ -23,6 +23,7 @@ is in ``train`` (ModelNet: its folders), unless ``split_fractions`` deal them ou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -43,6 +44,7 @@ from sdfkit.sources.objects import (
     find_listing,
     find_objaverse,
 )
+from sdfkit.sources.splits import is_named_split, read_named_split
 from sdfkit.store.format import ArraySpec, ShapeMeta
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "find_objects",
     "read_split_files",
     "split_by_fractions",
+    "hold_out",
     "plan_shapenet",
     "process_mesh",
     "prepare_shapenet",
@@ -228,11 +231,12 @@ def _split_name(path: Path) -> str:
 
 
 def read_split_files(files: Sequence[str | Path]) -> dict[tuple[str, str], str]:
-    """(category, id) -> split name, from DeepSDF-style split files."""
+    """(category, id) -> split name, from DeepSDF-style split files or shipped ones by name
+    (:mod:`sdfkit.sources.splits`: ``deepsdf/planes_train`` and the like)."""
     splits: dict[tuple[str, str], str] = {}
     for file in map(Path, files):
         try:
-            data = json.loads(file.read_text())
+            data = json.loads(read_named_split(str(file)) if is_named_split(file) else file.read_text())
         except FileNotFoundError:
             raise InputError(f"{file}: no such split file") from None
         except (OSError, ValueError) as exc:
@@ -282,17 +286,30 @@ def split_by_fractions(ids: Sequence[str], fractions: Sequence[float], *, seed: 
     return out
 
 
+def hold_out(metas: Sequence[ShapeMeta], count: int, *, seed: int = 0) -> list[ShapeMeta]:
+    """The shapes with ``count`` of the ``train`` ones moved to ``val``: the first ``count`` in the
+    seeded order of :func:`split_by_fractions` (the same shape is held out whatever else is there)."""
+    train = [m.id for m in metas if m.split == "train"]
+    if count > len(train):
+        raise InputError(f"--val-shapes {count}: the train split has only {len(train)} shapes; give fewer")
+    held = set(sorted(train, key=lambda i: hashlib.sha256(f"{seed}:val:{i}".encode()).hexdigest())[:count])
+    return [dataclasses.replace(m, split="val") if m.id in held else m for m in metas]
+
+
 def plan_shapenet(
     root: str | Path,
     config: ShapenetConfig,
     split_files: Sequence[str | Path] = (),
     *,
     split_fractions: Sequence[float] | None = None,
+    val_shapes: int = 0,
 ) -> tuple[list[ShapeMeta], list[MeshJob], dict]:
     """List the shapes under ``root``: metadata, jobs and a description of the source.
 
     split_fractions : deal the shapes out to train/(val)/test at random, seeded by
         ``config.seed`` (:func:`split_by_fractions`), instead of split files.
+    val_shapes : then move this many ``train`` shapes to ``val`` (:func:`hold_out`; the MetaSDF
+        paper holds out 20).
     """
     if split_fractions and split_files:
         raise InputError("--split and --split-fractions both say which split a shape is in; give one of them")
@@ -333,6 +350,8 @@ def plan_shapenet(
             )
     else:
         missing = []
+    if val_shapes:
+        metas = hold_out(metas, val_shapes, seed=config.seed)
     seen: dict[str, str] = {}
     for meta, job in zip(metas, jobs, strict=True):
         if meta.id in seen:
@@ -343,6 +362,8 @@ def plan_shapenet(
         seen[meta.id] = job.path
     # the source id: every mesh's name, size and modification time (an edited mesh changes it)
     digest = hashlib.sha256(f"{list(split_fractions or [])}\n".encode() if dealt else b"")
+    if val_shapes:
+        digest.update(f"val {val_shapes} {config.seed}\n".encode())
     for category, shape_id, path in meshes:
         digest.update(f"{category}/{shape_id}:{_file_fingerprint(path)}\n".encode())
     jobs = _skips(jobs, config)
@@ -350,8 +371,9 @@ def plan_shapenet(
         "name": "shapenet",
         "layout": layout,
         "path": str(as_root(root).resolve()),
-        "split_files": [str(Path(f).resolve()) for f in split_files],
+        "split_files": [str(f) if is_named_split(f) else str(Path(f).resolve()) for f in split_files],
         **({"split_fractions": [float(f) for f in split_fractions], "split_seed": config.seed} if dealt else {}),
+        **({"val_shapes": val_shapes, "val_seed": config.seed} if val_shapes else {}),
         "missing_from_root": len(missing),
         "missing_ids": [f"{c}/{i}" if c else i for c, i in missing],
         "id": digest.hexdigest()[:16],
@@ -415,9 +437,9 @@ def _warm() -> None:
     import manifold3d  # noqa: F401
     import trimesh  # noqa: F401
 
-    from sdfkit.geometry.sign import _o3d
+    from sdfkit.geometry import raycast
 
-    _o3d()
+    raycast.open3d()
 
 
 def process_mesh(
@@ -502,20 +524,23 @@ def prepare_shapenet(
     overwrite: bool = False,
     shard_size: int = SHARD_SIZE,
     split_fractions: Sequence[float] | None = None,
+    val_shapes: int = 0,
     limits=None,
     progress: Callable[[int, int], None] | None = None,
 ):
     """Build (or resume) a ``shapenet`` store; returns a :class:`~sdfkit.pipeline.RunSummary`.
 
     Meshes run in worker processes (``workers``), or on a Dask cluster (``scheduler`` address),
-    so that a native crash on one mesh fails that mesh alone. ``split_fractions``: see
-    :func:`plan_shapenet`. ``limits``: :class:`sdfkit.pipeline.runners.Limits` per mesh (time,
+    so that a native crash on one mesh fails that mesh alone. ``split_fractions``, ``val_shapes``:
+    see :func:`plan_shapenet`. ``limits``: :class:`sdfkit.pipeline.runners.Limits` per mesh (time,
     worker memory); a mesh over one fails saying so, its worker replaced.
     """
     from sdfkit.pipeline import Plan, build_store
 
     config = config or ShapenetConfig()
-    metas, jobs, source = plan_shapenet(root, config, split_files, split_fractions=split_fractions)
+    metas, jobs, source = plan_shapenet(
+        root, config, split_files, split_fractions=split_fractions, val_shapes=val_shapes
+    )
     plan = Plan(
         kind="shapenet",
         metas=metas,
