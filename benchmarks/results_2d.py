@@ -12,7 +12,12 @@ Table 2 (out of distribution) runs the same on the variant stores, MetaSDF and t
     python benchmarks/results_2d.py runs/mnist-unseen.zarr --models metasdf,cnp --label unseen-digits
 
 ``--parallel 2 --threads 1`` trains two runs at a time, one thread each (the same budget for every
-row; what docs/results-2d.md used).
+row; what docs/results-2d.md used). ``--seeds 3`` trains every row with seeds 0, 1 and 2 and adds a
+table in the paper's layout: mean / std over the runs of the reference code's MSE (x 10^-6), beside
+the paper's own row (its supplement's mean / std over 3 runs, or its main Table 1 where the
+supplement has no row). A model ``cnp9`` is the CNP with the paper's 9-layer set encoder.
+
+    python benchmarks/results_2d.py runs/mnist.zarr --models metasdf,cnp --seeds 3 --parallel 2 --threads 1
 """
 
 from __future__ import annotations
@@ -25,9 +30,32 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("metasdf", "cnp", "autodecoder", "hypernet")
 CONTEXTS = ("dense", "levelset")
+TRAIN_OPTIONS = {"cnp9": ("cnp", ["--encoder-layers", "9"])}
+"""Model names of this script that are a model of ``sdfkit train`` with options."""
+
+# The paper's numbers (x 10^-6; ../shared/reference/metasdf-paper.md): (mean, std over 3 runs) from
+# its supplement's Tables 1 and 2, std None where only its main Table 1 (x 10^-3) has the number.
+PAPER = {
+    ("standard", "dense"): {"cnp": (101.7, 5.1), "cnp9": (92.5, 2.0), "metasdf": (15.4, 0.2)},
+    ("standard", "levelset"): {"cnp": (154.9, 1.0), "cnp9": (145.8, 1.2), "metasdf": (56.6, 0.5)},
+    ("unseen-digits", "dense"): {
+        "hypernet": (144.0, None), "autodecoder": (62.0, None), "cnp": (252.4, 5.0), "cnp9": (223.4, 4.2),
+        "metasdf": (22.8, 0.5),
+    },
+    ("rotated", "dense"): {
+        "hypernet": (189.0, None), "autodecoder": (151.0, None), "cnp": (301.1, 10.3), "cnp9": (291.2, 8.6),
+        "metasdf": (33.3, 1.1),
+    },
+    ("composite", "dense"): {
+        "hypernet": (284.0, None), "autodecoder": (137.0, None), "cnp": (484.9, 13.6), "cnp9": (468.0, 22.8),
+        "metasdf": (59.8, 1.2),
+    },
+}  # fmt: skip
 
 
 def sdfkit(*args, threads: int | None = None, log: Path | None = None):
@@ -47,12 +75,13 @@ def train_all(jobs, args) -> None:
     running = []
     while pending or running:
         while pending and len(running) < args.parallel:
-            run, model, context = pending.pop(0)
+            run, model, context, seed = pending.pop(0)
             run.mkdir(parents=True, exist_ok=True)
-            extra = ["--frame", args.frame] if args.frame else []
+            model, extra = TRAIN_OPTIONS.get(model, (model, []))
+            extra = extra + (["--frame", args.frame] if args.frame else [])
             proc = sdfkit(
                 "train", args.data, "--model", model, "--context", context, "-o", run, "--steps", 10**7,
-                "--time-limit", args.minutes, "--device", "cpu", "--preset", args.preset, *extra,
+                "--time-limit", args.minutes, "--device", "cpu", "--preset", args.preset, "--seed", seed, *extra,
                 threads=args.threads, log=run / "train.log",
             )  # fmt: skip
             running.append((proc, run))
@@ -64,11 +93,10 @@ def train_all(jobs, args) -> None:
                 running.remove((proc, run))
 
 
-def evaluate(run, args, context: str) -> dict | None:
+def evaluate(run, model, args, context: str) -> dict | None:
     """The run's evaluation on the first ``--eval-limit`` test digits, from the JSON ``sdfkit eval``
     wrote in the run folder when it matches (an interrupted table resumes), otherwise run now;
     None for a reference-context evaluation ``--no-reference`` skips."""
-    model = Path(run).name.split("-")[0]
     if context == "reference" and model in args.no_reference.split(","):
         return None
     saved = Path(run) / f"eval-test-limit{args.eval_limit}{'' if context == 'sdfkit' else '-reference-context'}.json"
@@ -95,21 +123,24 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--frame", default=None, help="train in this frame (sdfkit or reference)")
     parser.add_argument("--label", default="", help="a first column naming the store (Table 2's variants)")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per row (seeds 0..N-1), summarized as mean / std")
     parser.add_argument("--parallel", type=int, default=1, help="runs trained at a time")
     parser.add_argument("--threads", type=int, default=None, help="threads per process (OMP_NUM_THREADS)")
     parser.add_argument(
         "--no-reference", default="", help="models whose reference-context evaluation is skipped (e.g. autodecoder)"
     )
     args = parser.parse_args()
+    seeds = range(args.seeds)
     jobs = [
-        (Path(args.runs) / f"{model}-{context}", model, context)
+        (Path(args.runs) / (f"{model}-{context}" + (f"-seed{seed}" if args.seeds > 1 else "")), model, context, seed)
+        for seed in seeds
         for context in args.contexts.split(",")
         for model in args.models.split(",")
     ]
     train_all(jobs, args)
     rows = []
-    for run, model, context in jobs:
-        ours, reference = evaluate(run, args, "sdfkit"), evaluate(run, args, "reference")
+    for run, model, context, _ in jobs:
+        ours, reference = evaluate(run, model, args, "sdfkit"), evaluate(run, model, args, "reference")
         rows.append((context, model, ours, reference))
         print(
             f"{context:9s} {model:12s} steps {ours['trained_steps']:6d}  l1 {ours['l1_mean']:.5f}  "
@@ -141,6 +172,32 @@ def main():
             )
             + f" | {1000 * r['seconds_per_shape']:.0f} ms |"
         )
+    print_paper_layout(rows, args)
+
+
+def print_paper_layout(rows, args) -> None:
+    """Mean / std over the seeds of the reference code's MSE (x 10^-6, reference truth), one row per
+    model and context, beside the paper's; then each model's ratio to MetaSDF, both ways."""
+    variant = args.label or "standard"
+    table = {}
+    for context, model, r, _ in rows:
+        table.setdefault((context, model), []).append(1e6 * r["mse_reference"])
+    print(
+        f"\n{args.seeds} runs per row, {args.minutes:g} min each; MSE x 10^-6 (reference truth), mean / std over runs"
+    )
+    print("| store | context | model | sdfkit | paper | sdfkit / MetaSDF | paper / MetaSDF |")
+    print("|---|---|---|---|---|---|---|")
+    for (context, model), values in table.items():
+        paper = PAPER.get((variant, context), {})
+        ours = f"{np.mean(values):.0f}" + (f" / {np.std(values, ddof=1):.0f}" if len(values) > 1 else "")
+        ours_base = np.mean(table[(context, "metasdf")]) if (context, "metasdf") in table else None
+        theirs = paper.get(model)
+        theirs_text = (
+            "—" if theirs is None else f"{theirs[0]:.1f}" + ("" if theirs[1] is None else f" / {theirs[1]:.1f}")
+        )
+        ratio = "—" if ours_base is None else f"{np.mean(values) / ours_base:.2f}"
+        paper_ratio = "—" if theirs is None or "metasdf" not in paper else f"{theirs[0] / paper['metasdf'][0]:.2f}"
+        print(f"| {variant} | {context} | {model} | {ours} | {theirs_text} | {ratio} | {paper_ratio} |")
 
 
 if __name__ == "__main__":

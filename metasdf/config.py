@@ -174,7 +174,7 @@ class TrainConfig:
     """3D DeepSDF, ``code_reg`` deepsdf: epochs over which the regularizer ramps up (DeepSDF: 100)."""
     distance_term: str = "unsigned"
     """3D composite loss: the distance head's error, ``unsigned`` (| |d| - |sdf| |: the sign is
-    the sign head's job; sdfkit 0.1) or ``signed`` (|d - sdf|, the reference code's; the cpu
+    the sign head's job; sdfkit's first default) or ``signed`` (|d - sdf|, the reference code's; the cpu
     preset's since it measured better there: docs/results-3d.md)."""
     clamp: float | None = 0.1
     """3D ``l1`` loss: clamp predictions and targets to +- this (DeepSDF: 0.1); None: plain l1
@@ -185,6 +185,10 @@ class TrainConfig:
     balanced_targets: bool = False
     """3D: targets half inside and half outside, as the reference draws its SDF samples (the
     context is balanced either way)."""
+    targets_include_context: bool = False
+    """3D dense context: the outer loss scores the context samples too, as the reference does (its
+    query is all 24,000 samples of a scene, the context a random half of them); otherwise only the
+    ``target_points`` separate samples."""
 
     def __post_init__(self):
         """Every value checked where the config is made (a preset, a replayed config.json, a
@@ -242,7 +246,7 @@ class TrainConfig:
             raise InputError(f"config: lr_step_factor is {self.lr_step_factor!r}; it must be above 0 and at most 1")
         if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
             raise InputError(f"config: dropout is {self.dropout!r}; it must be at least 0 and below 1")
-        for key in ("first_order", "clamp_lr", "test_lr_drop", "balanced_targets"):
+        for key in ("first_order", "clamp_lr", "test_lr_drop", "balanced_targets", "targets_include_context"):
             if not isinstance(getattr(self, key), bool):
                 raise InputError(f"config: {key} is {getattr(self, key)!r}; it must be true or false")
         latent_in = self.latent_in if isinstance(self.latent_in, list | tuple) else [self.latent_in]
@@ -320,6 +324,7 @@ PRESETS_3D = {
         context_points=12_000,  # 24,000 balanced samples per scene, half context, half targets
         target_points=12_000,
         balanced_targets=True,
+        targets_include_context=True,  # levelset_data.meta_split: query = every sample, context included
         inner_steps=5,
         inner_lr=5e-3,
         lr_type="per-param",
@@ -397,6 +402,7 @@ def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> Train
                 depth=8,
                 batch_size=64,
                 target_points=16_384,
+                targets_include_context=False,  # DeepSDF has no context: 16,384 samples per scene
                 lr_step_epochs=500,
                 clip_grad_value=None,
                 epochs=2001,

@@ -63,6 +63,7 @@ class Shapes3D:
             context_points=config.context_points,
             target_points=config.target_points,
             balanced_targets=config.balanced_targets,
+            targets_include_context=config.targets_include_context,
             generator=generator,
             device=device,
         )
@@ -122,10 +123,12 @@ def make_batch_3d(
     target_points: int,
     generator: torch.Generator,
     balanced_targets: bool = False,
+    targets_include_context: bool = False,
     device="cpu",
 ) -> dict:
     """Context and targets of the tasks ``index`` (B,), drawn with ``generator``; with
-    ``balanced_targets`` the targets are half inside, half outside (as the context). Each task as
+    ``balanced_targets`` the targets are half inside, half outside (as the context), and with
+    ``targets_include_context`` (dense) they begin with the context. Each task as
     :func:`sdfkit.torch.draw_task_3d` draws it (and :class:`sdfkit.torch.MetaSDFTasks`, from a store)."""
     k, surface_total = shapes.points.shape[1], shapes.surface.shape[1]
     cx, cy, tx, ty = [], [], [], []
@@ -139,6 +142,7 @@ def make_batch_3d(
             context_points=context_points,
             target_points=target_points,
             balanced_targets=balanced_targets,
+            targets_include_context=targets_include_context,
             generator=generator,
         )
         for out, value in zip((cx, cy, tx, ty), task, strict=True):

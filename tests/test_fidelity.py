@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from test_cli import assert_user_error, sdfkit
 
 from metasdf.config import PRESETS_3D, preset, resolve_config
 from metasdf.data import frame_points, frame_values, grid_coordinates, load_shapes, to_frame
+from metasdf.data3d import load_shapes_3d
 from metasdf.evaluate import evaluate
 from metasdf.models import MetaSDF, batched_mlp, init_layers, layer_shapes
 from metasdf.models3d import DeepSDF, composite_loss
@@ -503,6 +505,25 @@ def test_the_3d_paper_preset_meshes_at_256():
     assert preset("cpu", model="metasdf", context="dense", kind="shapenet").mesh_resolution == 128
 
 
+def test_the_3d_paper_preset_scores_the_context_too(shapes3d):
+    """The reference's dense query is all 24,000 samples of a scene, its context a half of them
+    (levelset_data.meta_split): the paper preset's batches score 12,000 context samples and
+    12,000 others, both halves balanced; the cpu preset scores the separate targets only."""
+    config = preset("paper", model="metasdf", context="dense", kind="shapenet")
+    assert config.targets_include_context and config.context_points == config.target_points == 12_000
+    config = replace(config, context_points=64, target_points=96)  # the same draw, small
+    shapes = load_shapes_3d(shapes3d, "train")
+    batch = shapes.batch(torch.tensor([0, 1]), config, torch.Generator().manual_seed(0))
+    assert batch["target_x"].shape == (2, 160, 3)
+    torch.testing.assert_close(batch["target_x"][:, :64], batch["context_x"])
+    for half in (batch["target_y"][:, :64], batch["target_y"][:, 64:]):
+        assert ((half <= 0).sum(1) == half.shape[1] // 2).all()
+    assert not preset("paper", model="deepsdf", context="dense", kind="shapenet").targets_include_context
+    cpu = preset("cpu", model="metasdf", context="dense", kind="shapenet")
+    assert not cpu.targets_include_context
+    assert shapes.batch(torch.tensor([0]), cpu, torch.Generator())["target_x"].shape[1] == cpu.target_points
+
+
 def test_deepsdf_trains_with_the_composite_loss_under_the_paper_preset(shapes3d):
     """The paper's Table 2 trains DeepSDF with the composite loss (its clamped l1 is a separate
     remark): the paper preset's DeepSDF has a sign logit and a distance, its loss is
@@ -563,3 +584,58 @@ def test_the_3d_paper_preset_learns_the_composite_weights_as_the_reference_does(
     assert torch.allclose(model.outer_sigma.grad, sigma.grad, atol=1e-6)
     cpu = build_model(preset("cpu", model="metasdf", context="dense", kind="shapenet"), 1)
     assert hasattr(cpu, "outer_log_sigma") and cpu.sigma == "log"
+
+
+def test_the_paper_presets_build_the_papers_metasdf_networks_and_inner_loops():
+    """Read from the built models: 2D, 2 -> 256 x 3 -> 1 (the reference's ReLUFC with 2 hidden
+    layers), 5 inner steps with a rate per weight entry and per step from 0.1, unclamped, second
+    order; 3D, 3 -> 512 x 9 -> 2 with rates from 5e-3, sigma from 1; the level-set network one
+    layer shallower with one output; the optimizers' rates and clipping as the reference's."""
+    from metasdf.train import build_model
+
+    torch.manual_seed(0)
+    cases = {
+        "2d": (preset("paper", model="metasdf", context="dense"), [(256, 2), (256, 256), (256, 256), (1, 256)], 0.1),
+        "3d": (
+            preset("paper", model="metasdf", context="dense", kind="shapenet"),
+            [(512, 3)] + [(512, 512)] * 8 + [(2, 512)],
+            5e-3,
+        ),
+        "3d-levelset": (
+            preset("paper", model="metasdf", context="levelset", kind="shapenet"),
+            [(512, 3)] + [(512, 512)] * 7 + [(1, 512)],
+            5e-3,
+        ),
+    }
+    for name, (config, shapes, rate) in cases.items():
+        model = build_model(config, 10)
+        weights = [tuple(w.shape) for w in model.weights if w.dim() == 2]
+        assert weights == shapes, name
+        assert model.steps == 5 and not model.first_order and not model.clamp_lr, name
+        for w, lr in zip(model.weights, model.lrs, strict=True):
+            assert lr.shape == (5, *w.shape) and torch.all(lr == rate), name
+    assert preset("paper", model="metasdf", context="dense").lr == 1e-4
+    three = preset("paper", model="metasdf", context="dense", kind="shapenet")
+    assert (three.lr, three.clip_grad_value, three.batch_size) == (5e-4, 0.5, 32)
+    assert torch.equal(build_model(three, 10).outer_sigma, torch.ones(2))
+
+
+def test_seeds_reach_training_and_evaluation(store, tmp_path):
+    """The paper reports mean / std over 3 runs: ``train --seed`` changes the initial weights and
+    the batches (the same seed gives the same weights, bit for bit), ``eval --seed`` the drawn
+    context, each evaluation in its own file."""
+    runs = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        runs[name] = tmp_path / name
+        sdfkit("train", store, "--model", "metasdf", "-o", runs[name], "--steps", "2", "--seed", seed)
+    weights = {name: torch.load(run / "checkpoint.pt", weights_only=False)["model_state"] for name, run in runs.items()}
+    assert all(torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
+    assert not all(torch.equal(weights["a"][k], weights["c"][k]) for k in weights["a"])
+    assert json.loads((runs["c"] / "config.json").read_text())["seed"] == 2
+    reports = {}
+    for seed in (None, 7):
+        extra = ["--seed", str(seed)] if seed is not None else []
+        sdfkit("eval", runs["a"], store, "--limit", "3", "--no-figures", *extra)
+        name = "eval-test-limit3" + (f"-seed{seed}" if seed is not None else "") + ".json"
+        reports[seed] = json.loads((runs["a"] / name).read_text())
+    assert reports[None]["l1_mean"] != reports[7]["l1_mean"]  # another context, another fit
