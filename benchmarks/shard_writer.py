@@ -1,4 +1,4 @@
-"""The direct shard writer (sdfkit/store/_shards.py) against zarr's own sharding codec, same data.
+"""The direct shard writer (sdfkit/store/shards.py) against zarr's own sharding codec, same data.
 
 Writes the shards of a mnist-like array (N rows of 64 x 64 float32, one row per inner chunk, 256
 rows per shard) and of a shapenet-like one (250,000 x 3 float32 per row, 8 rows per shard; whole
@@ -22,7 +22,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sdfkit.store._shards import write_shard_block  # noqa: E402
+from sdfkit.store.shards import write_shard_block  # noqa: E402
 
 
 def make(group, name, rows, row_shape, shard, window=None, cname="zstd"):

@@ -163,10 +163,10 @@ def _real_meshes(cases: dict) -> None:
         mesh = load_mesh(path)
 
         def inside(points, v=mesh.vertices, f=mesh.faces):
-            from sdfkit.geometry.sign import _occupancy, _scene
+            from sdfkit.geometry import raycast
 
             winding = igl.winding_number(np.asarray(v, np.float64), np.asarray(f, np.int64), points) > 0.5
-            parity = _occupancy(_scene(v, f), points)
+            parity = raycast.occupancy(raycast.scene(v, f), points)
             return np.where(winding == parity, winding, -1)
 
         cases[f"real:{path.name}"] = (path, None, "real-mesh", _Truth(inside, mesh.vertices, mesh.faces))

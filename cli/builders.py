@@ -11,13 +11,13 @@ import numpy as np
 from cli.options import (
     CONTEXT,
     LazyChoice,
-    _default_workers,
-    _human_bytes,
-    _print_summary,
-    _progress_bar,
+    default_workers,
+    human_bytes,
     json_option,
     overwrite_option,
     parse_synsets,
+    print_summary,
+    progress_bar,
     scheduler_option,
     split_option,
     synsets_option,
@@ -27,9 +27,10 @@ from sdfkit.builders.voxels import RESOLUTIONS
 from sdfkit.builders.watertight import FORMATS as MESH_FORMATS
 from sdfkit.builders.watertight import FRAMES
 from sdfkit.errors import SdfkitError
+from sdfkit.store.format import STATUS_OK
 
 
-def _export_formats():
+def export_formats():
     from sdfkit.builders.export import formats
 
     return list(formats())
@@ -41,7 +42,7 @@ def _export_formats():
     "--to",
     "to",
     required=True,
-    type=LazyChoice(_export_formats, "export format"),
+    type=LazyChoice(export_formats, "export format"),
     help="deepsdf: DeepSDF's data folder; occnet, ifnet, ndf: those projects' data folders (a store made with "
     "that --recipe; a recipe plug-in brings its own); npz: a file per shape.",
 )
@@ -127,7 +128,7 @@ def export_command(store, to, output, split, ids, dataset, relative_to, meshes, 
         meshes_root=meshes,
         options={"views": views, "aesthetic_score": aesthetic_score},
         overwrite=overwrite,
-        progress=_progress_bar("export"),
+        progress=progress_bar("export"),
     )
     click.echo(
         f"export: wrote {summary.shapes} shapes as {to} to {summary.out} in {summary.seconds:.1f} s ({summary.files} files)"
@@ -171,10 +172,10 @@ def voxelize_command(store, resolution, sdf, meshes, workers, overwrite):
         store,
         resolution=int(resolution),
         sdf=sdf,
-        workers=workers or _default_workers(),
+        workers=workers or default_workers(),
         meshes=meshes,
         overwrite=overwrite,
-        progress=_progress_bar("voxelize"),
+        progress=progress_bar("voxelize"),
     )
     if summary.state == "complete":
         click.echo(f"{store} already has these grids: nothing to do")
@@ -236,11 +237,11 @@ def render_command(
         output,
         config,
         meshes=meshes,
-        workers=workers or _default_workers(),
+        workers=workers or default_workers(),
         overwrite=overwrite,
-        progress=_progress_bar("render"),
+        progress=progress_bar("render"),
     )
-    _print_summary("render", summary)
+    print_summary("render", summary)
     if summary.computed and summary.seconds > 0:
         click.echo(f"  {summary.computed * views / summary.seconds:.0f} views/s over the whole run")
 
@@ -342,13 +343,13 @@ def watertight_command(
         config,
         split_files=split_files,
         synsets=parse_synsets(synsets),
-        workers=workers or _default_workers(),
+        workers=workers or default_workers(),
         scheduler=scheduler,
         overwrite=overwrite,
         shard_size=shard_size,
-        progress=_progress_bar("watertight"),
+        progress=progress_bar("watertight"),
     )
-    _print_summary("watertight", summary)
+    print_summary("watertight", summary)
     store, jsonl = report_paths(output)
     rows = report_rows(store)
     numbers = summarize(rows)
@@ -426,7 +427,7 @@ def validate_command(store, as_json, allow_pending):
     local = local_path(store)
     if local is not None and not local.exists():  # nothing to check: say so before any table
         raise SdfkitError(f"{store}: no such store; check the path")
-    report = validate_store(store, progress=_progress_bar("validate"))
+    report = validate_store(store, progress=progress_bar("validate"))
     if as_json:
         click.echo(
             json.dumps(
@@ -505,8 +506,8 @@ def info_command(store, as_json):
     click.echo("\n  " + "".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True)) + f"{'stored':>10}")
     for row, a in zip(rows, report["arrays"], strict=True):
         cells = "".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True))
-        click.echo(f"  {cells}{_human_bytes(a['stored_bytes']):>10}")
-    click.echo(f"\n  total stored: {_human_bytes(report['stored_bytes'])}")
+        click.echo(f"  {cells}{human_bytes(a['stored_bytes']):>10}")
+    click.echo(f"\n  total stored: {human_bytes(report['stored_bytes'])}")
     if report.get("outer"):
         click.echo(f"\n  outer surfaces of the {sum(c['ok'] for c in report['splits'].values())} ok shapes:")
         for name, found in report["outer"].items():
@@ -623,7 +624,7 @@ def show_command(store, index, shape_id, sheet, split, views, meshes, output):
 
         path = plot_before_after({**shape, "parameters": ds.parameters}, output)
     elif ds.kind == "renders":
-        if shape["status"] != 1:
+        if shape["status"] != STATUS_OK:
             raise InputError(f"{store}: shape {shape['id']} failed ({shape['error']}); nothing to draw")
         path = figures.plot_renders(shape, output, views=views)
     else:
@@ -639,7 +640,7 @@ def _slices(ds, shape, meshes):
     from sdfkit.builders.voxels import shape_sdf, store_jobs
     from sdfkit.errors import SdfkitError
 
-    if shape["status"] != 1:
+    if shape["status"] != STATUS_OK:
         return None, "none (the shape failed)"
     if "voxels/sdf" in shape and np.isfinite(shape["voxels/sdf"]).all():
         grid = shape["voxels/sdf"]
@@ -654,3 +655,16 @@ def _slices(ds, shape, meshes):
         return values.reshape(3, 160, 160), f"computed from {job.path}"
     except SdfkitError as exc:
         return None, f"SDF samples near each plane ({exc})"
+
+
+COMMANDS = (
+    export_command,
+    voxelize_command,
+    render_command,
+    watertight_command,
+    validate_command,
+    info_command,
+    report_command,
+    show_command,
+)
+"""The commands of this module, in the order `sdfkit --help` lists them."""

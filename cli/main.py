@@ -15,7 +15,7 @@ import sys
 import click
 
 from cli import builders, prepare, training
-from cli.options import CONTEXT, _open_bars, json_option
+from cli.options import CONTEXT, json_option, open_bars
 from sdfkit._version import __version__
 from sdfkit.errors import SdfkitError, describe_os_error
 
@@ -31,15 +31,13 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SdfkitError as exc:
-            for bar in _open_bars:
-                bar.close()
+            open_bars.close_all()
             click.secho(f"error: {exc}", err=True, fg="red")
             ctx.exit(1)
         except BrokenPipeError:  # `sdfkit info ... | head`: the reader has what it wanted
             ctx.exit(1)
         except OSError as exc:  # a read-only folder, a full disk, a file in the way: any command
-            for bar in _open_bars:
-                bar.close()
+            open_bars.close_all()
             click.secho(f"error: {describe_os_error(exc)}", err=True, fg="red")
             ctx.exit(1)
         except KeyboardInterrupt:
@@ -98,11 +96,9 @@ def _naming_output(callback):
     return run
 
 
-for _module in (prepare, training, builders):
-    for _command in vars(_module).values():
-        if isinstance(_command, click.Command):
-            _command.callback = _naming_output(_command.callback)
-            main.add_command(_command)
+for _command in (*prepare.COMMANDS, *training.COMMANDS, *builders.COMMANDS):
+    _command.callback = _naming_output(_command.callback)
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ import click
 
 from cli.options import (
     CONTEXT,
-    _open_bars,
-    _progress_bar,
     device_option,
     json_option,
+    open_bars,
+    progress_bar,
     test_steps_option,
 )
 from metasdf.config import (
@@ -208,7 +208,7 @@ def train_command(
         dynamic_ncols=True,
         disable=not main_process,
     )
-    _open_bars.append(bar)
+    open_bars.add(bar)
 
     clock = {"start": None, "first": 0}
 
@@ -231,7 +231,7 @@ def train_command(
         data, run_dir, config, device=target, resume=resume, time_limit=time_limit, progress=progress
     )
     bar.close()
-    _open_bars.remove(bar)
+    open_bars.remove(bar)
     if not main_process:
         return
     click.echo(
@@ -357,7 +357,7 @@ def eval_command(
         seed=seed,
         output=output,
         figures=not no_figures,
-        progress=None if as_json else _progress_bar("eval"),
+        progress=None if as_json else progress_bar("eval"),
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -490,3 +490,7 @@ def reconstruct_command(run_dir, points, samples, output, resolution, device, se
         f"grid {s['grid']:.3f} ({result['evaluated']:,} SDF evaluations), marching cubes {s['marching_cubes']:.3f}, "
         f"write {s['write']:.3f}; reconstruction {s['specialize'] + s['grid'] + s['marching_cubes']:.3f}"
     )
+
+
+COMMANDS = (train_command, eval_command, reconstruct_command)
+"""The commands of this module, in the order `sdfkit --help` lists them."""

@@ -29,7 +29,11 @@ import numpy as np
 import torch
 
 from sdfkit.errors import InputError
-from sdfkit.store.format import STATUS_OK, STATUS_PENDING
+from sdfkit.geometry.basics import cell_centres
+from sdfkit.recipes import sample_sets
+from sdfkit.store.dataset import open_dataset
+from sdfkit.store.format import STATUS_OK, STATUS_PENDING, open_store
+from sdfkit.store.shards import WindowReader
 
 __all__ = [
     "sample_set_arrays",
@@ -50,8 +54,6 @@ def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str
     """The arrays of ``sample_set`` in a store (its ``specs`` attribute names them; a store made
     before it did: the registry's recipes) and the recipe that makes them: (arrays, recipe).
     The arrays are empty when the store does not hold the set."""
-    from sdfkit.recipes import sample_sets
-
     known = sample_sets()
     recorded = info.get("specs")
     if recorded is not None:
@@ -68,8 +70,6 @@ def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str
 
 def _sample_set(store: str, sample_set: str) -> tuple[tuple[str, ...], str]:
     """(arrays, recipe) of a sample set of ``store``; a one-line error when it has none."""
-    from sdfkit.store.format import open_store
-
     names, recipe = sample_set_arrays(dict(open_store(str(store)).attrs["sdfkit"]), sample_set)
     if not names:
         raise InputError(f"{store}: has no {sample_set} samples; make the store with --recipe {recipe}")
@@ -104,8 +104,6 @@ class StoreShapes(torch.utils.data.Dataset):
         allow_incomplete: bool = False,
         recipe: str | None = None,
     ):
-        from sdfkit.store.dataset import open_dataset
-
         self.url = str(store)
         dataset = open_dataset(self.url, split=split, include_failed=True, allow_incomplete=allow_incomplete)
         if self.kind is not None and dataset.kind != self.kind:
@@ -181,8 +179,6 @@ class StoreShapes(torch.utils.data.Dataset):
     def reader(self, name: str):
         """The window reader of one array (made once, sent to workers with the dataset, its shard
         indexes included: a worker reading a local store opens nothing)."""
-        from sdfkit.store._shards import WindowReader
-
         if name not in self._readers:
             self._readers[name] = WindowReader(self.array(name), url=f"{self.url.rstrip('/')}/{name}")
         return self._readers[name]
@@ -352,8 +348,8 @@ class DeepSDFSamples(SampleWindows):
             at = self.start(index, 1, total=len(values), stream=1) if self.chunk else 0
             pick = np.concatenate(
                 [
-                    self._take(_from(np.flatnonzero(positive), at), half, index),
-                    self._take(_from(np.flatnonzero(~positive), at), self.window - half, index),
+                    self._take(_from(np.flatnonzero(positive), at), half, index, stream=2),
+                    self._take(_from(np.flatnonzero(~positive), at), self.window - half, index, stream=3),
                 ]
             )
             points, values = np.take(points, pick, axis=0), np.take(values, pick)  # faster than [pick]
@@ -366,14 +362,15 @@ class DeepSDFSamples(SampleWindows):
             samples = self.transform(samples)
         return samples, index
 
-    def _take(self, rows: np.ndarray, count: int, index: int) -> np.ndarray:
+    def _take(self, rows: np.ndarray, count: int, index: int, *, stream: int) -> np.ndarray:
         """``count`` of the window positions ``rows``: the first ones (the window is shuffled), or
-        drawn with replacement when it holds fewer."""
+        drawn with replacement when it holds fewer, with the item's generator of ``stream`` (the
+        same draws in every worker after :meth:`set_epoch`)."""
         if len(rows) >= count:
             return rows[:count]
         if len(rows) == 0:
             raise InputError(f"{self.url}: shape {self.ids[index]} has no sample of one sign in its window")
-        return rows[torch.randint(len(rows), (count,)).numpy()]
+        return rows[torch.randint(len(rows), (count,), generator=self.generator(index, stream)).numpy()]
 
 
 _MASK = (1 << 64) - 1
@@ -476,7 +473,8 @@ class MetaSDFTasks(StoreShapes):
     ``context_points`` zero-level-set points, target = every cell. From a ``shapenet`` store
     (:func:`draw_task_3d`, read straight from windows of the store): ``dense`` context =
     ``context_points`` SDF samples half inside, half outside; ``levelset`` = surface samples with
-    value 0; targets ``target_points`` SDF samples (balanced with ``balanced_targets``);
+    value 0; targets ``target_points`` SDF samples (balanced with ``balanced_targets``, after the
+    context with ``targets_include_context``);
     ``sample_set="sdf_test"`` draws from DeepSDF's test recipe. The other arguments:
     :class:`StoreShapes`.
     """
@@ -489,11 +487,10 @@ class MetaSDFTasks(StoreShapes):
         context_points: int = 512,
         target_points: int = 4096,
         balanced_targets: bool = False,
+        targets_include_context: bool = False,
         sample_set: str = "sdf",
         **kwargs,
     ):
-        from sdfkit.store.dataset import open_dataset
-
         if context not in ("dense", "levelset"):
             raise InputError(f"unknown context {context!r}; choose dense or levelset")
         kind = open_dataset(store, allow_incomplete=True).kind
@@ -510,6 +507,7 @@ class MetaSDFTasks(StoreShapes):
         self.store_kind, self.names = kind, names
         self.context, self.context_points = context, context_points
         self.target_points, self.balanced_targets = target_points, balanced_targets
+        self.targets_include_context = targets_include_context
         if kind == "mnist":
             self.coords = grid_centres(self.shape_of["sdf/grid"][0])
 
@@ -548,6 +546,7 @@ class MetaSDFTasks(StoreShapes):
                 context_points=self.context_points,
                 target_points=self.target_points,
                 balanced_targets=self.balanced_targets,
+                targets_include_context=self.targets_include_context,
                 generator=self.generator(index),
             )
             task = {"context_x": cx, "context_y": cy[:, None], "target_x": tx, "target_y": ty[:, None]}
@@ -562,8 +561,6 @@ class MetaSDFTasks(StoreShapes):
 def grid_centres(resolution: int) -> torch.Tensor:
     """(R * R, 2) float32 cell centres (x, y) of an R x R grid in sdfkit's 2D frame, in the order
     of the row-major grid (row i = y_i, column j = x_j)."""
-    from sdfkit.geometry.basics import cell_centres
-
     c = torch.tensor(cell_centres(resolution), dtype=torch.float32)
     y, x = torch.meshgrid(c, c, indexing="ij")
     return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
@@ -620,6 +617,7 @@ def draw_task_3d(
     context_points: int,
     target_points: int,
     balanced_targets: bool = False,
+    targets_include_context: bool = False,
     generator: torch.Generator | None = None,
 ):
     """MetaSDF's 3D task of one shape, drawn from windows of its stored (shuffled) samples:
@@ -629,7 +627,9 @@ def draw_task_3d(
 
     Targets: a window of ``target_points`` (with ``balanced_targets``: half inside, half outside,
     from a window 4 times longer). Context ``dense``: ``context_points`` half inside, half outside
-    from a window 4 times longer; ``levelset``: a window of surface points, value 0."""
+    from a window 4 times longer; ``levelset``: a window of surface points, value 0. With
+    ``targets_include_context`` a dense context is scored too: the targets are the context followed
+    by the ``target_points`` others (N + M of them), as MetaSDF's reference code scores a scene."""
     if balanced_targets:
         tx, ty = balanced_pick(*samples(*_window(total, 4 * target_points, generator)), target_points, generator)
     else:
@@ -641,6 +641,8 @@ def draw_task_3d(
         cy = torch.zeros(len(cx))
     else:
         raise InputError(f"unknown context {context!r}; choose dense or levelset")
+    if targets_include_context and context == "dense":
+        tx, ty = torch.cat([cx, tx]), torch.cat([cy, ty])
     return cx, cy, tx, ty
 
 

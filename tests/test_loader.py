@@ -13,7 +13,7 @@ from sdfkit.errors import FormatError, InputError
 from sdfkit.geometry.shapes import make_shapes
 from sdfkit.sources import mnist
 from sdfkit.sources.shapenet import ShapenetConfig, prepare_shapenet
-from sdfkit.store._shards import WindowReader
+from sdfkit.store.shards import WindowReader
 from sdfkit.torch import DeepSDFSamples, MetaSDFTasks, MNISTGrids, OccupancyPoints, SampleWindows
 
 K = 40_000  # above twice WINDOW_SAMPLES: rows chunked along the samples
@@ -87,6 +87,21 @@ def test_workers_give_the_main_process_items_each_shape_once(store):
             torch.testing.assert_close(s, expected[i])
             seen.append(i)
     assert sorted(seen) == list(range(len(data)))
+
+
+def test_draws_with_replacement_are_the_same_in_every_worker(store):
+    """A window with fewer samples of one sign than half the subsample draws the rest with
+    replacement: after set_epoch those draws come from the item's own generator, so two workers
+    give what the main process gives (they used torch's global generator, which a DataLoader
+    seeds per worker)."""
+    length = zarr.open_group(store, mode="r")["sdf/values"].shape[1]
+    data = DeepSDFSamples(store, subsample=length)  # the whole row: one sign is short of half
+    data.set_epoch(4)
+    expected = {k: data[k][0] for k in range(len(data))}
+    assert any(len(torch.unique(s, dim=0)) < len(s) for s in expected.values())  # drawn with replacement
+    loader = torch.utils.data.DataLoader(data, batch_size=1, num_workers=2)
+    for samples, indices in loader:
+        torch.testing.assert_close(samples[0], expected[int(indices[0])])
 
 
 def test_without_set_epoch_windows_change_and_repeat_under_a_seed(store):
@@ -245,9 +260,15 @@ def test_metasdf_3d_tasks_from_the_store_equal_the_trainers_from_memory(store):
     from metasdf.data3d import load_shapes_3d, make_batch_3d
 
     shapes = load_shapes_3d(store, "train")
-    for context, balanced in (("dense", True), ("levelset", False)):
+    for context, balanced, scored in (("dense", True, False), ("levelset", False, False), ("dense", True, True)):
         data = MetaSDFTasks(
-            store, context=context, context_points=256, target_points=1024, balanced_targets=balanced, split="train"
+            store,
+            context=context,
+            context_points=256,
+            target_points=1024,
+            balanced_targets=balanced,
+            targets_include_context=scored,
+            split="train",
         )
         assert data.ids == shapes.ids
         data.set_epoch(1)
@@ -260,10 +281,15 @@ def test_metasdf_3d_tasks_from_the_store_equal_the_trainers_from_memory(store):
                 context_points=256,
                 target_points=1024,
                 balanced_targets=balanced,
+                targets_include_context=scored,
                 generator=data.generator(k),
             )
             for key in ("context_x", "context_y", "target_x", "target_y"):
                 torch.testing.assert_close(task[key], batch[key][0], msg=key)
+            assert len(task["target_x"]) == 1024 + 256 * scored
+            if scored:  # the reference scores every sample of the scene: the context, then the others
+                torch.testing.assert_close(task["target_x"][:256], task["context_x"])
+                torch.testing.assert_close(task["target_y"][:256], task["context_y"])
             if context == "dense":
                 assert (task["context_y"][:128] <= 0).all() and (task["context_y"][128:] > 0).all()
     with pytest.raises(InputError, match="--recipe deepsdf-test"):

@@ -234,7 +234,7 @@ def test_injected_enospc_in_a_worker_is_one_line(made, tmp_path):
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
-        "import errno, sdfkit.store._shards as s\n"
+        "import errno, sdfkit.store.shards as s\n"
         "def full(*a, **k):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
         "s.write_shard_block = full\n"

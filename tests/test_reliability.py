@@ -338,10 +338,10 @@ def test_progress_moves_per_shape_not_per_shard(tree, tmp_path, workers):
 
 
 def test_slow_runs_report_their_rate(capsys):
-    from cli.options import _print_summary
+    from cli.options import print_summary
     from sdfkit.pipeline import RunSummary
 
-    _print_summary("prepare-shapenet", RunSummary("s.zarr", "created", seconds=2.86, computed=1))
+    print_summary("prepare-shapenet", RunSummary("s.zarr", "created", seconds=2.86, computed=1))
     assert "(0.35 shapes/s)" in capsys.readouterr().out
 
 

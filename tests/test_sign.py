@@ -87,14 +87,12 @@ def test_signs_on_damaged_meshes(reference, defect):
 
 def test_plain_ray_parity_fails_where_the_method_must_not(reference):
     """The damage is real: open3d's own sign (ray parity) is wrong on many double-wall samples."""
-    from sdfkit.geometry.sign import _scene
+    from sdfkit.geometry import raycast
 
     solid, clean, offset, scale, queries, truth = reference
     broken = shapes.damage(clean, "double-walls", solid=solid, rng=np.random.default_rng(3))
-    scene = _scene((broken.vertices + offset) * scale, broken.faces)
-    import open3d as o3d
-
-    parity = scene.compute_signed_distance(o3d.core.Tensor(queries.astype(np.float32))).numpy()
+    scene = raycast.scene((broken.vertices + offset) * scale, broken.faces)
+    parity = scene.compute_signed_distance(raycast.tensor(queries)).numpy()
     far = np.abs(truth) > 0.005
     assert np.mean((parity[far] < 0) == (truth[far] < 0)) < 0.9
 

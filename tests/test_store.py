@@ -1,4 +1,4 @@
-"""sdfkit.store.format, sdfkit.store._shards, sdfkit.pipeline: format v1 on a real zarr store on disk."""
+"""sdfkit.store.format, sdfkit.store.shards, sdfkit.pipeline: format v1 on a real zarr store on disk."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from conftest import write_mnist_folder
 from zarr.codecs import BloscCodec
 
 from sdfkit import open_dataset
-from sdfkit.errors import FormatError, ParameterMismatchError, StoreError
+from sdfkit.errors import FormatError, InputError, ParameterMismatchError, StoreError
 from sdfkit.geometry.sdf2d import image_to_sdf
 from sdfkit.pipeline.runners import ShardTask, run_shard
 from sdfkit.sources import mnist
 from sdfkit.sources.mnist import MnistConfig
-from sdfkit.store._shards import WindowReader, can_encode, write_shard_block
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, prepare_store
+from sdfkit.store.shards import WindowReader, can_encode, write_shard_block
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_direct_shard_writes_read_back_with_plain_zarr(tmp_path, dtype, typesize
     np.testing.assert_array_equal(reread[:], expected)
     np.testing.assert_array_equal(reread[18], expected[18])  # single-chunk reads go through the index
     # the same rows written by zarr's own sharding codec give the same bytes: the direct writer
-    # reaches into zarr's internals (sdfkit/store/_shards.py), and a zarr that changes them
+    # reaches into zarr's internals (sdfkit/store/shards.py), and a zarr that changes them
     # fails here, loudly, not in a user's store
     same = sharded("y")
     full = np.ones(8, dtype=bool)
@@ -270,7 +270,7 @@ def test_open_dataset_selects_splits_and_skips_failed(tmp_path):
     item = train[0]
     assert item["sdf/grid"].shape == (64, 64) and item["status"] == 1 and item["split"] == "train"
     assert len(ds.select(["val", "test"])) == 16
-    with pytest.raises(FormatError, match="no split 'tset'"):
+    with pytest.raises(InputError, match="no split 'tset'.*choose one of them"):
         ds.select("tset")
 
 
@@ -331,8 +331,8 @@ def test_whole_columns_read_from_their_chunk_files_equal_zarrs_read(tmp_path):
     dtype included, for every array it takes: numbers, strings, small sharded vectors, a failed
     row, a shard never written (absent files: the fill value) and a torn chunk (it declines, and
     zarr's read decides)."""
-    from sdfkit.store._shards import read_whole
     from sdfkit.store.format import ArraySpec, ShapeMeta, create_store, read_column, write_shard
+    from sdfkit.store.shards import read_whole
 
     specs = [ArraySpec("v/scalar", (), "float32", float("nan")), ArraySpec("v/three", (3,), "float32", float("nan"))]
     metas = [ShapeMeta(f"s{k}", "cat", -1, "train") for k in range(7)]
@@ -363,3 +363,19 @@ def test_whole_columns_read_from_their_chunk_files_equal_zarrs_read(tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:5])
     torn = zarr.open_group(tmp_path / "s.zarr", mode="r")
     assert read_whole(torn["v/scalar"]) is None
+
+
+def test_a_second_run_in_one_process_rebuilds_with_another_shard_size(tmp_path):
+    """A notebook that prepares a store, then prepares it again with ``overwrite`` and another
+    shard size (then a third time), in one process: each run completes, and the arrays equal
+    those of the first run, row for row (nothing of an earlier run's store is reused)."""
+    config = MnistConfig(resolution=16, surface_points=20, val_size=4)
+    folder = write_mnist_folder(tmp_path / "src", empty_index=2)
+    first, _ = _build(tmp_path, folder=folder, config=config, shard_size=16)
+    grids = zarr.open_group(tmp_path / "m.zarr", mode="r")["sdf/grid"][:]
+    for size in (8, 5):
+        summary, _ = _build(tmp_path, folder=folder, config=config, shard_size=size, overwrite=True)
+        group = zarr.open_group(tmp_path / "m.zarr", mode="r")
+        assert summary.state == "created" and summary.computed == first.computed == 36 and len(summary.failures) == 1
+        assert group.attrs["sdfkit"]["shard_size"] == size and group.attrs["sdfkit"]["complete"]
+        np.testing.assert_array_equal(group["sdf/grid"][:], grids)

@@ -26,6 +26,7 @@ import numpy as np
 from sdfkit._version import __version__
 from sdfkit.errors import InputError
 from sdfkit.recipes.base import ExportContext, Exporter, exporters, shape_file
+from sdfkit.store.format import STATUS_OK
 
 __all__ = ["formats", "ExportSummary", "export_store"]
 
@@ -132,7 +133,7 @@ def export_store(
         if unknown:
             raise InputError(f"{url}: no shape {unknown[0]!r}{' in split ' + split if split else ''}; check --ids")
         rows = np.array([position[i] for i in wanted], dtype=np.int64)
-    ok = everything.meta("status")[rows] == 1
+    ok = everything.meta("status")[rows] == STATUS_OK
     skipped = [everything.ids[k] for k in rows[~ok]]
     rows = rows[ok]
     if len(rows) == 0:

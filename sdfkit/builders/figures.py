@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit.geometry.basics import cell_centres
+from sdfkit.store.format import STATUS_OK
 
 __all__ = ["plot_shape_2d", "save_contact_sheet", "plot_shape_3d", "plot_renders", "slice_points"]
 
@@ -47,7 +48,7 @@ def plot_shape_2d(shape: dict, path: str | Path, *, normals: int = 96) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.3), dpi=100)
     axes[0].imshow(shape["image"], cmap="gray", extent=(-1, 1, 1, -1))
     axes[0].set_title(f"image: {shape['id']} (category {shape['category']}, {shape['split']})")
-    if shape.get("status", 1) != 1:
+    if shape.get("status", STATUS_OK) != STATUS_OK:
         for ax in axes[1:]:
             ax.text(0, 0, f"failed:\n{shape['error']}", ha="center", va="center", wrap=True)
             ax.set_xlim(-1, 1)
@@ -88,7 +89,7 @@ def save_contact_sheet(shapes: list[dict], path: str | Path, *, columns: int = 8
     for ax in axes.ravel():
         ax.axis("off")
     for ax, shape in zip(axes.ravel(), shapes, strict=False):
-        if shape.get("status", 1) == 1:
+        if shape.get("status", STATUS_OK) == STATUS_OK:
             _draw_levels(ax, shape["sdf/grid"], f"{shape['category']} ({shape['split']})")
             ax.title.set_fontsize(8)
         else:
@@ -127,7 +128,7 @@ def plot_shape_3d(shape: dict, path: str | Path, *, slices: np.ndarray | None = 
     names = "xyz"
     for s, (title, horizontal, vertical) in enumerate(SLICES):
         ax = fig.add_subplot(1, 4, s + 1)
-        if shape.get("status", 1) != 1:
+        if shape.get("status", STATUS_OK) != STATUS_OK:
             ax.text(0, 0, f"failed:\n{shape['error']}", ha="center", va="center", wrap=True)
         elif slices is not None:
             _draw_levels(ax, slices[s], f"SDF on {title}, zero level bold", upward=True)
@@ -145,7 +146,7 @@ def plot_shape_3d(shape: dict, path: str | Path, *, slices: np.ndarray | None = 
         ax.set_xlabel(names[horizontal])
         ax.set_ylabel(names[vertical])
     ax = fig.add_subplot(1, 4, 4, projection="3d")
-    if shape.get("status", 1) == 1:
+    if shape.get("status", STATUS_OK) == STATUS_OK:
         points, normals = shape["surface/points"], shape["surface/normals"]
         step = max(1, len(points) // max_points)
         p, n = points[::step], normals[::step]

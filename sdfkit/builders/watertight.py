@@ -39,7 +39,7 @@ import numpy as np
 
 from sdfkit.errors import InputError, ShapeError, StoreError
 from sdfkit.geometry.basics import shape_rng
-from sdfkit.store.format import ArraySpec
+from sdfkit.store.format import STATUS_OK, ArraySpec
 
 __all__ = [
     "FRAMES",
@@ -438,7 +438,7 @@ def prepare_watertight(
 
 def report_rows(store: str | Path) -> list[dict]:
     """One dict per mesh of a ``watertight`` report store: id, status, error and the report's values."""
-    from sdfkit.store.format import STATUS_OK, open_store
+    from sdfkit.store.format import open_store
 
     group = open_store(store)
     status = group["meta/status"][:]
@@ -493,7 +493,7 @@ def plot_before_after(shape: dict, path: str | Path, *, views: int = 4, size: in
     from sdfkit.builders.render import RenderConfig, camera_poses, check_renderer, render_mesh_views_shaded
     from sdfkit.geometry.mesh import load_mesh
 
-    if shape["status"] != 1:
+    if shape["status"] != STATUS_OK:
         raise InputError(f"shape {shape['id']} failed ({shape['error']}); nothing to draw")
     check_renderer()
     offset, scale = np.asarray(shape["norm/offset"], np.float64), float(shape["norm/scale"])

@@ -50,12 +50,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdfkit.geometry import raycast
 from sdfkit.geometry.basics import face_areas, face_normals
 
 METHOD = "parts-5"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
 version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
-exact union, open parts by visibility (sdfkit 0.2); ``parts-2``: the same, and no point outside
+exact union, open parts by visibility (the first method with parts); ``parts-2``: the same, and no point outside
 the outer surface's bounding box is inside (the winding-number estimate beside a hole's rim
 could say so), nor outside the closed union's box by its ray parity (which could, measured on
 cycloidal.ply); ``parts-3``: closed parts found part by part (a part touching another along an
@@ -85,12 +86,6 @@ __all__ = [
 ]
 
 
-def _o3d():
-    import open3d as o3d  # a dependency; imported late because it is slow to import
-
-    return o3d
-
-
 def fibonacci_directions(count: int) -> np.ndarray:
     """``count`` unit vectors spread evenly over the sphere: (count, 3) float64."""
     i = np.arange(count) + 0.5
@@ -98,20 +93,6 @@ def fibonacci_directions(count: int) -> np.ndarray:
     r = np.sqrt(np.maximum(0.0, 1.0 - z * z))
     phi = np.pi * (1.0 + 5**0.5) * i
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
-
-
-def _scene(vertices: np.ndarray, faces: np.ndarray):
-    o3d = _o3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
-        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)),
-    )
-    return scene
-
-
-def _tensor(points: np.ndarray):
-    return _o3d().core.Tensor(np.ascontiguousarray(points, dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -206,9 +187,9 @@ def outer_surface(
 
     # open faces: drop what lies inside the closed union, then visibility
     open_vertices, open_faces, open_source = merged_vertices, merged[open_ids], open_ids
-    solid_scene = _scene(solid_vertices, solid_faces) if len(solid_faces) else None
+    solid_scene = raycast.scene(solid_vertices, solid_faces) if len(solid_faces) else None
     if len(open_faces) and solid_scene is not None:
-        inside = lambda p, _: _occupancy(solid_scene, p)  # noqa: E731
+        inside = lambda p, _: raycast.occupancy(solid_scene, p)  # noqa: E731
         crossed = _crossed_by(solid_vertices, solid_faces)  # a handle through the middle of a wall face
         open_vertices, open_faces, parent = _split_mixed(merged_vertices, open_faces, inside, split_levels, crossed)
         open_source = open_ids[parent]
@@ -241,7 +222,7 @@ def outer_surface(
     if enclosing.any() and len(outer_faces):
         no = np.zeros(int(enclosing.sum()), bool)
         open_part = OuterSurface(open_vertices, open_faces[enclosing], no, two_sided[enclosing], no, kept, *_NONE)
-        open_scene = _scene(open_vertices, open_faces[enclosing])
+        open_scene = raycast.scene(open_vertices, open_faces[enclosing])
 
         def inside(points, _):  # enclosed by the open parts: a point that sees the sky is not
             enclosed = np.zeros(len(points), dtype=bool)
@@ -365,7 +346,7 @@ def _containers(vertices, faces, open_mask, rng, extent: float, solid_scene=None
         normals_fill.append(np.broadcast_to(axis[o], fill.shape))
         owners.append(np.full(len(fill), o))
     fill, owners = np.concatenate(fills), np.concatenate(owners)
-    escape = _escape(_scene(vertices, faces), fill, np.concatenate(normals_fill), 1e-5 * extent,
+    escape = _escape(raycast.scene(vertices, faces), fill, np.concatenate(normals_fill), 1e-5 * extent,
                      np.arange(len(fill)), 32, rng, 1 << 20)  # fmt: skip
     sky = np.stack([np.bincount(owners, escape[:, k], minlength=openings) for k in range(2)], axis=1)
     sky /= np.maximum(np.bincount(owners, minlength=openings), 1)[:, None]
@@ -373,7 +354,7 @@ def _containers(vertices, faces, open_mask, rng, extent: float, solid_scene=None
     shut = np.zeros(openings, dtype=bool)
     if solid_scene is not None:
         count = np.bincount(owners, minlength=openings)
-        shut[tried] = (np.bincount(owners, _occupancy(solid_scene, fill), minlength=openings) > count / 2)[tried]
+        shut[tried] = (np.bincount(owners, raycast.occupancy(solid_scene, fill), minlength=openings) > count / 2)[tried]
     # every opening leads outside or is shut, and one leads outside (a spout whose inner end lies
     # in an open body, a jar under its lid: no container)
     leads = np.zeros(openings, dtype=bool)
@@ -576,7 +557,7 @@ def _crossed_by(vertices: np.ndarray, faces: np.ndarray):
         a, b = start[near], end[near]
         length = np.linalg.norm(b - a, axis=1)
         rays = np.concatenate([a, (b - a) / np.maximum(length, 1e-300)[:, None]], axis=1).astype(np.float32)
-        hits = _scene(tri_vertices, tri_faces).list_intersections(_o3d().core.Tensor(rays))
+        hits = raycast.scene(tri_vertices, tri_faces).list_intersections(raycast.tensor(rays))
         ray = hits["ray_ids"].numpy().astype(np.int64)
         t = hits["t_hit"].numpy().astype(np.float64)
         inner = (t > 1e-6 * length[ray]) & (t < (1 - 1e-6) * length[ray])
@@ -584,13 +565,6 @@ def _crossed_by(vertices: np.ndarray, faces: np.ndarray):
         return out
 
     return crossed
-
-
-def _occupancy(scene, points: np.ndarray) -> np.ndarray:
-    """Inside a closed manifold (n,) bool: ray parity, three rays voting."""
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    return scene.compute_occupancy(_tensor(points), nsamples=3).numpy().astype(bool)
 
 
 def _split_mixed(vertices, faces, inside, levels, crossed=None):
@@ -657,7 +631,9 @@ def _visible(vertices, faces, solid_vertices, solid_faces, rays, min_escape, she
     normal = normal / np.maximum(length, 1e-300)[:, None]
     centroid = tri.mean(axis=1)
     eps = 1e-5 * extent
-    scene = _scene(np.concatenate([vertices, solid_vertices]), np.concatenate([faces, solid_faces + len(vertices)]))
+    scene = raycast.scene(
+        np.concatenate([vertices, solid_vertices]), np.concatenate([faces, solid_faces + len(vertices)])
+    )
     # a first look with few rays decides most faces (one side sees much of the outside, the
     # other none of it); only the uncertain ones get the full count
     first = min(rays, 4)
@@ -730,14 +706,13 @@ def _sky(scene, points, rays, rng) -> np.ndarray:
     directions = np.einsum("pij,kj->pki", _random_rotations(len(points), rng), fibonacci_directions(rays))
     origins = np.broadcast_to(points[:, None, :], directions.shape)
     r = np.concatenate([origins, directions], axis=2).reshape(-1, 6).astype(np.float32)
-    hit = scene.test_occlusions(_o3d().core.Tensor(r)).numpy().reshape(len(points), rays)
+    hit = scene.test_occlusions(raycast.tensor(r)).numpy().reshape(len(points), rays)
     return 1.0 - hit.mean(axis=1)
 
 
 def _escape(scene, centroid, normal, eps, which, rays, rng, batch) -> np.ndarray:
     """(len(which), 2): fraction of ``rays`` hemisphere rays that reach infinity from the front
     (+normal) and back side of each face in ``which``."""
-    o3d = _o3d()
     directions = fibonacci_directions(2 * rays)
     out = np.zeros((len(which), 2))
     per_batch = max(1, batch // (2 * rays))
@@ -752,7 +727,7 @@ def _escape(scene, centroid, normal, eps, which, rays, rng, batch) -> np.ndarray
             chosen = np.where(facing[..., None], dirs, -dirs)[:, :rays]
             origins = np.broadcast_to((centroid[index] + sign * eps * n)[:, None, :], chosen.shape)
             r = np.concatenate([origins, chosen], axis=2).reshape(-1, 6).astype(np.float32)
-            hit = scene.test_occlusions(o3d.core.Tensor(r)).numpy().reshape(len(index), rays)
+            hit = scene.test_occlusions(raycast.tensor(r)).numpy().reshape(len(index), rays)
             out[start : start + len(index), side] = 1.0 - hit.mean(axis=1)
     return out
 
@@ -830,7 +805,7 @@ def winding_numbers(
     point)."""
     rng = rng if rng is not None else np.random.default_rng(0)
     if scene is None:
-        scene = surface.cached("scene", lambda: _scene(surface.vertices, surface.faces))
+        scene = surface.cached("scene", lambda: raycast.scene(surface.vertices, surface.faces))
     return _crossings(scene, face_normals(surface.vertices, surface.faces, unit=False), points, rays, rng)
 
 
@@ -849,7 +824,7 @@ def _crossings(scene, face_n, points, rays, rng, *, point_group=None, face_group
         directions = np.einsum("pij,kj->pki", _random_rotations(len(chunk), rng), base)
         origins = np.broadcast_to(chunk[:, None, :], directions.shape)
         r = np.concatenate([origins, directions], axis=2).reshape(-1, 6).astype(np.float32)
-        hits = scene.list_intersections(_o3d().core.Tensor(r))
+        hits = scene.list_intersections(raycast.tensor(r))
         ray = hits["ray_ids"].numpy().astype(np.int64)
         face = hits["primitive_ids"].numpy().astype(np.int64)
         crossing = np.sign(np.einsum("ij,ij->i", r[ray, 3:].astype(np.float64), face_n[face]))
@@ -908,7 +883,7 @@ def _drop_contacts(vertices, faces, source_part, scene, extent):
     if len(which) == 0:
         return vertices, faces, 0.0
     tri = vertices[faces[which]]
-    buried = _occupancy(scene, tri.mean(axis=1) + eps * face_normals(vertices, faces[which]))
+    buried = raycast.occupancy(scene, tri.mean(axis=1) + eps * face_normals(vertices, faces[which]))
     if not buried.any():
         return vertices, faces, 0.0
     keep = np.ones(len(faces), dtype=bool)
@@ -941,7 +916,7 @@ def _drop_buried(vertices, faces, sheet, rng, levels: int = 4):
     group = np.full(len(faces), -1)
     group[enclosing] = part
     face_n = face_normals(vertices, faces[enclosing], unit=False)
-    scene = _scene(vertices, faces[enclosing])
+    scene = raycast.scene(vertices, faces[enclosing])
 
     def enclosure(points, mine):
         w = _crossings(scene, face_n, points, _BURIED_FIRST, rng, point_group=mine, face_group=part)
@@ -1027,8 +1002,8 @@ def signed_distance(
 
 def _closest(surface: OuterSurface, points: np.ndarray):
     """Closest points (n, 3) float64 on the outer surface, their faces (n,) and barycentric uv (n, 2)."""
-    scene = surface.cached("scene", lambda: _scene(surface.vertices, surface.faces))
-    result = scene.compute_closest_points(_tensor(points))
+    scene = surface.cached("scene", lambda: raycast.scene(surface.vertices, surface.faces))
+    result = scene.compute_closest_points(raycast.tensor(points))
     return (
         result["points"].numpy().astype(np.float64),
         result["primitive_ids"].numpy().astype(np.int64),
@@ -1053,15 +1028,15 @@ def _inside_solid(surface: OuterSurface, points: np.ndarray) -> np.ndarray:
     # cycloidal.ply, points below the union's lowest vertex called inside)
     low, high = surface.solid_vertices.min(axis=0), surface.solid_vertices.max(axis=0)
     boxed = np.nonzero(np.all((points >= low) & (points <= high), axis=1))[0]
-    scene = surface.cached("solid_scene", lambda: _scene(surface.solid_vertices, surface.solid_faces))
-    result[boxed] = _occupancy(scene, points[boxed])
+    scene = surface.cached("solid_scene", lambda: raycast.scene(surface.solid_vertices, surface.solid_faces))
+    result[boxed] = raycast.occupancy(scene, points[boxed])
     return result
 
 
 def inside_closed(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Inside (n,) bool a closed, consistently wound mesh as given: ray parity, three rays voting
     (open3d). No outer surface: for meshes known to be closed (a level set's output)."""
-    return _occupancy(_scene(vertices, faces), np.asarray(points, dtype=np.float64))
+    return raycast.occupancy(raycast.scene(vertices, faces), np.asarray(points, dtype=np.float64))
 
 
 def thickness(surface: OuterSurface) -> np.ndarray:
@@ -1072,13 +1047,13 @@ def thickness(surface: OuterSurface) -> np.ndarray:
     which = np.nonzero(~surface.sheet)[0]
     if len(which) == 0:
         return out
-    scene = surface.cached("scene", lambda: _scene(surface.vertices, surface.faces))
+    scene = surface.cached("scene", lambda: raycast.scene(surface.vertices, surface.faces))
     tri = surface.vertices[surface.faces[which]]
     normal = face_normals(surface.vertices, surface.faces[which])
     extent = float(np.ptp(surface.vertices, axis=0).max()) or 1.0
     origin = tri.mean(axis=1) - 1e-6 * extent * normal  # just behind the face: its own hit is not counted
     rays = np.concatenate([origin, -normal], axis=1).astype(np.float32)
-    hit = scene.cast_rays(_o3d().core.Tensor(rays))["t_hit"].numpy().astype(np.float64)
+    hit = scene.cast_rays(raycast.tensor(rays))["t_hit"].numpy().astype(np.float64)
     out[which] = hit + 1e-6 * extent
     return out
 
@@ -1086,7 +1061,7 @@ def thickness(surface: OuterSurface) -> np.ndarray:
 def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Distance (n,) float64 of ``points`` (n, 3) to every face of a mesh as given (open3d's exact
     closest points, in float32): no outer surface, no sign."""
-    return _scene(vertices, faces).compute_distance(_tensor(points)).numpy().astype(np.float64)
+    return raycast.scene(vertices, faces).compute_distance(raycast.tensor(points)).numpy().astype(np.float64)
 
 
 def inside(surface: OuterSurface, points: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -1145,8 +1120,8 @@ def _in_contact(surface: OuterSurface, points, closest, face, uv, inside) -> np.
     along = _pseudonormal_side(surface, points[which], closest[which], face[which], uv[which], 1e-4)[0]
     behind = which[along < 0]
     if len(behind):
-        scene = surface.cached("solid_scene", lambda: _scene(surface.solid_vertices, surface.solid_faces))
-        gap = scene.compute_distance(_tensor(points[behind])).numpy() < surface.contact
+        scene = surface.cached("solid_scene", lambda: raycast.scene(surface.solid_vertices, surface.solid_faces))
+        gap = scene.compute_distance(raycast.tensor(points[behind])).numpy() < surface.contact
         out[behind[gap]] = True
     return out
 

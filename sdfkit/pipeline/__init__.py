@@ -141,7 +141,10 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
     if progress and todo:
         progress(done, total)
     tasks = [
-        ShardTask(url, k, jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs, limits=plan.limits) for k in todo
+        ShardTask(
+            url, k, jobs[ranges[k][0] : ranges[k][1]], plan.process, plan.specs, limits=plan.limits, start=ranges[k][0]
+        )
+        for k in todo
     ]
     computed = 0
     ticks = 0
@@ -273,7 +276,7 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
     ranges = shard_ranges(n, size)
     todo = pending_shards(group, prefix)
     tasks = [
-        ShardTask(url, k, layer.jobs[a:b], layer.process, layer.specs, prefix)
+        ShardTask(url, k, layer.jobs[a:b], layer.process, layer.specs, prefix, start=a)
         for k, (a, b) in enumerate(ranges)
         if k in todo
     ]

@@ -70,6 +70,8 @@ class ShardTask:
     """A queue (``put(1)`` per shape computed) for progress finer than a shard, or None."""
     limits: Limits | None = None
     """Caps per shape, enforced where the shard runs in a worker process (not in the parent)."""
+    start: int | None = None
+    """The store row of the shard's first shape; None: ``shard`` times the store's shard size."""
 
 
 @dataclass
@@ -96,14 +98,16 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-_groups: dict[str, zarr.Group] = {}
-
-
 def _open(url: str) -> zarr.Group:
-    group = _groups.get(url)
-    if group is None:
-        group = _groups[url] = zarr.open_group(url, mode="r+")
-    return group
+    """The store, opened afresh: nothing of an earlier run in this process is reused."""
+    return zarr.open_group(url, mode="r+")
+
+
+def _start(task: ShardTask) -> int:
+    """The store row of the task's first shape."""
+    if task.start is not None:
+        return task.start
+    return task.shard * zarr.open_group(task.url, mode="r").attrs["sdfkit"]["shard_size"]
 
 
 def _compute(task: ShardTask, row: int, shape_id: str | None = None):
@@ -230,7 +234,7 @@ def _kept(task: ShardTask) -> tuple[list, list[str]]:
     finished come from :mod:`sdfkit.store.partial`. Each as (values, None) or (None, error);
     None for the rows to compute."""
     group = _open(task.url)
-    start = task.shard * group.attrs["sdfkit"]["shard_size"]
+    start = _start(task)
     rows = slice(start, start + len(task.jobs))
     status = np.asarray(group[f"{task.prefix}/status"][rows])
     ids = as_str(group["meta/id"][rows]).tolist()
@@ -250,7 +254,7 @@ def _kept(task: ShardTask) -> tuple[list, list[str]]:
 
 def _keep(task: ShardTask, row: int, shape_id: str, outcome: tuple) -> tuple:
     """Save a row just computed beside the store, so that a kill does not lose it; returns it."""
-    start = task.shard * _open(task.url).attrs["sdfkit"]["shard_size"]
+    start = _start(task)
     partial.save_row(task.url, task.prefix, task.shard, start + row, shape_id, *outcome)
     return outcome
 
@@ -312,7 +316,7 @@ def _compute_in_fresh_process(task: ShardTask, row: int, shape_id: str):
             return pool.submit(_compute, task, row, shape_id).result()
         except BrokenProcessPool:
             # a watchdog that stopped the process kept the reason among the finished rows
-            start = task.shard * _open(task.url).attrs["sdfkit"]["shard_size"]
+            start = _start(task)
             saved = partial.load_rows(task.url, task.prefix, task.shard, {start + row: shape_id}).get(start + row)
             return saved if saved is not None else (None, CRASH_MESSAGE)
 
@@ -368,7 +372,6 @@ def run_tasks(
     on_shape : called with a count as shapes finish inside shards (local runs; a Dask run reports
         per shard only)
     """
-    _groups.clear()  # a group opened by an earlier run in this process holds stale attributes
     if client is not None:
         yield from _run_dask(tasks, client)
         return

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from sdfkit.errors import FormatError
+from sdfkit.errors import FormatError, InputError
 from sdfkit.store.format import SPLITS, STATUS_OK, as_str, open_store, read_status
 
 __all__ = ["SdfDataset", "open_dataset"]
@@ -86,7 +86,10 @@ class SdfDataset(Sequence):
             wanted = [split] if isinstance(split, str) else list(split)
             unknown = [s for s in wanted if s not in SPLITS and s not in set(self._meta["split"])]
             if unknown:
-                raise FormatError(f"{self.url}: no split {unknown[0]!r}; it has {sorted(set(self._meta['split']))}")
+                raise InputError(
+                    f"{self.url}: no split {unknown[0]!r}; it has {', '.join(sorted(set(self._meta['split'])))}; "
+                    "choose one of them"
+                )
             rows = rows[np.isin(self._meta["split"], wanted)]
         if not include_failed:
             rows = rows[self._meta["status"][rows] == STATUS_OK]

@@ -27,7 +27,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
 from sdfkit.store import partial
-from sdfkit.store._shards import can_encode, read_whole, write_shard_block
+from sdfkit.store.shards import can_encode, read_whole, write_shard_block
 
 __all__ = [
     "FORMAT_VERSION",
@@ -151,7 +151,8 @@ META_SPECS = (
     ArraySpec("meta/error", (), "str", ""),
     ArraySpec("meta/fingerprint", (), "str", ""),
 )
-"""``meta/fingerprint`` is absent from stores made before sdfkit 0.2 (they cannot be appended to)."""
+"""``meta/fingerprint`` is absent from stores made before fingerprints were recorded (they cannot
+be appended to)."""
 
 
 def _compressor(dtype: str, *, windowed: bool = False):

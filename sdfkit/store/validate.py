@@ -56,7 +56,7 @@ _ARRAYS = {
         "surface/points": "float32",
         "surface/normals": "float32",
     },
-    # stores made before format 1.1 hold the normalization in float32
+    # stores made before the normalization was written in float64 hold it in float32
     "renders": {
         "norm/offset": ("float64", "float32"),
         "norm/scale": ("float64", "float32"),
