@@ -32,14 +32,15 @@ from metasdf.config import (
 @click.option(
     "--model",
     type=click.Choice(list(dict.fromkeys(m for models in MODELS_BY_KIND.values() for m in models))),
-    default="metasdf",
-    help="MetaSDF or a baseline: 2D autodecoder, hypernet, cnp; 3D deepsdf (dense), pointnet (levelset).",
+    default=None,
+    help="MetaSDF or a baseline: 2D autodecoder, hypernet, cnp; 3D deepsdf (dense), pointnet (levelset)  "
+    "[default: metasdf, or the --config's]",
 )
 @click.option(
     "--context",
     type=click.Choice(CONTEXTS),
-    default="dense",
-    help="What a model sees of a shape: SDF samples, or zero-level-set points.",
+    default=None,
+    help="What a model sees of a shape: SDF samples, or zero-level-set points  [default: dense, or the --config's]",
 )
 @click.option(
     "-o",
@@ -52,9 +53,10 @@ from metasdf.config import (
 @click.option(
     "--preset",
     type=click.Choice(list(PRESETS)),
-    default="cpu",
+    default=None,
     help="paper: the paper's appendix and reference code, field by field (GPU; docs/fidelity.md); "
-    "cpu: small enough for a 2-core CPU.",
+    "cpu: small enough for a 2-core CPU; not with --config or --resume (the run's config holds every setting)  "
+    "[default: cpu]",
 )
 @click.option(
     "--loss",
@@ -132,6 +134,12 @@ from metasdf.config import (
     "[default: 3; 4 in the paper preset]",
 )
 @click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
+@click.option(
+    "--show-config",
+    is_flag=True,
+    help="Print every setting the run would train with (the preset for this store's kind, model and context, "
+    "with the options given), then exit without training.",
+)
 def train_command(
     data,
     model,
@@ -153,6 +161,7 @@ def train_command(
     distance_term,
     encoder_layers,
     seed,
+    show_config,
 ):
     """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
 
@@ -174,6 +183,7 @@ def train_command(
       torchrun --nproc_per_node 4 -m cli.main train full.zarr --preset paper -o runs/paper4
       sdfkit train shapes.zarr --model metasdf --context dense -o runs/meta3d --time-limit 30
       sdfkit train shapes.zarr --model deepsdf --context dense -o runs/deepsdf --time-limit 30
+      sdfkit train mnist.zarr --preset paper --model hypernet -o runs/h --show-config
     """
     from tqdm import tqdm
 
@@ -199,6 +209,9 @@ def train_command(
         distance_term=distance_term,
         encoder_layers=encoder_layers,
     )
+    if show_config:
+        print_config(config)
+        return
     target = training.resolve_device(device)
     main_process = training.main_process()  # under torchrun, only rank 0 talks
     bar = tqdm(
@@ -490,6 +503,16 @@ def reconstruct_command(run_dir, points, samples, output, resolution, device, se
         f"grid {s['grid']:.3f} ({result['evaluated']:,} SDF evaluations), marching cubes {s['marching_cubes']:.3f}, "
         f"write {s['write']:.3f}; reconstruction {s['specialize'] + s['grid'] + s['marching_cubes']:.3f}"
     )
+
+
+def print_config(config) -> None:
+    """Every field of a config, one per line: name and value (strings quoted)."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(config, f.name) for f in fields(config)}
+    width = max(map(len, values))
+    for name, value in values.items():
+        click.echo(f"{name:<{width}}  {value!r}" if isinstance(value, str) else f"{name:<{width}}  {value}")
 
 
 COMMANDS = (train_command, eval_command, reconstruct_command)

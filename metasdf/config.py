@@ -423,23 +423,47 @@ def store_kind(store) -> str:
 def resolve_config(
     store,
     *,
-    preset_name: str = "cpu",
-    model: str = "metasdf",
-    context: str = "dense",
+    preset_name: str | None = None,
+    model: str | None = None,
+    context: str | None = None,
     config_file: Path | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
     **overrides,
 ) -> TrainConfig:
     """The config a run trains with: a replayed ``config_file``, the run's own config.json when
-    resuming, else the preset for the store's kind; then the ``overrides`` that are not None.
-    Every value is checked (:class:`TrainConfig`)."""
+    resuming, else the preset (default ``cpu``, ``metasdf``, ``dense``) for the store's kind; then
+    the ``overrides`` that are not None. Every value is checked (:class:`TrainConfig`).
+
+    A config file holds every setting: a preset given beside one is an input error (it would be
+    dropped), and so is a model or context other than the file's."""
+    source = None
     if config_file is not None:
-        config = config_from_json(config_file)
+        source, option = Path(config_file), f"--config {config_file}"
     elif resume and run_dir is not None and (Path(run_dir) / "config.json").exists():
-        config = config_from_json(Path(run_dir) / "config.json")
-    else:
-        config = preset(preset_name, model=model, context=context, kind=store_kind(store))
+        source, option = Path(run_dir) / "config.json", f"--resume of {run_dir}"
+    if source is None:
+        return _with_overrides(
+            preset(preset_name or "cpu", model=model or "metasdf", context=context or "dense", kind=store_kind(store)),
+            overrides,
+        )
+    if preset_name is not None:
+        raise InputError(
+            f"--preset {preset_name} and {option}: the config ({source}) holds every setting, so the preset would be "
+            "dropped; give one of them (override single settings with their own options)"
+        )
+    config = config_from_json(source)
+    for name, value in (("model", model), ("context", context)):
+        if value is not None and value != getattr(config, name):
+            raise InputError(
+                f"--{name} {value} and {option}: the config ({source}) trains {name} {getattr(config, name)}; "
+                f"drop --{name}, or train a new run folder"
+            )
+    return _with_overrides(config, overrides)
+
+
+def _with_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
+    """``config`` with the options a user gave (those not None)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     if config.model == "deepsdf" and "loss" in given:  # --loss picks DeepSDF's own loss
         given["deepsdf_loss"] = "clamped-l1" if given.pop("loss") == "l1" else "composite"

@@ -639,3 +639,17 @@ def test_seeds_reach_training_and_evaluation(store, tmp_path):
         name = "eval-test-limit3" + (f"-seed{seed}" if seed is not None else "") + ".json"
         reports[seed] = json.loads((runs["a"] / name).read_text())
     assert reports[None]["l1_mean"] != reports[7]["l1_mean"]  # another context, another fit
+
+
+def test_show_config_prints_the_resolved_settings_and_trains_nothing(store, tmp_path):
+    """``--show-config`` prints every field the run would train with (the preset for this store,
+    model and context, with the options given) and writes no run folder."""
+    out = sdfkit(
+        "train", store, "--preset", "paper", "--model", "hypernet", "--seed", "3", "-o", tmp_path / "r", "--show-config"
+    ).stdout
+    shown = dict(line.split(None, 1) for line in out.strip().splitlines())
+    expected = dataclasses.replace(preset("paper", model="hypernet", context="dense"), seed=3)
+    assert set(shown) == {f.name for f in dataclasses.fields(expected)}
+    assert shown["hyper_layers"] == "3" and shown["seed"] == "3" and shown["model"] == "'hypernet'"
+    assert shown["epochs"] == "150" and shown["code_reg"] == "'reference'"
+    assert not (tmp_path / "r").exists()

@@ -387,6 +387,16 @@ def test_cli_train_eval_and_errors(store, tmp_path):
     bad = sdfkit("train", store, "--config", tmp_path / "bad.json", "-o", tmp_path / "b", check=False)
     assert_user_error(bad, "bad.json", "context is 'weird'", "dense, levelset")
     assert "train cnp" not in bad.stderr and not (tmp_path / "b").exists()  # no progress bar, no run folder
+    # a preset beside a config would be dropped, a model or context other than the config's ignored: errors
+    (tmp_path / "good.json").write_text(json.dumps(config))
+    for extra, fragments in (
+        (["--config", tmp_path / "good.json", "--preset", "paper"], ("--preset paper and --config", "give one")),
+        (["--resume", "--preset", "cpu"], ("--preset cpu and --resume", "holds every setting")),
+        (["--config", tmp_path / "good.json", "--model", "metasdf"], ("--model metasdf", f"model {config['model']}")),
+    ):
+        out = run if "--resume" in extra else tmp_path / "c"
+        assert_user_error(sdfkit("train", store, "-o", out, *extra, check=False), *fragments)
+    assert not (tmp_path / "c").exists()
     # metrics are written before figures: --no-figures writes them and no PNG
     report = json.loads(sdfkit("eval", run, "--split", "test", "--json", "--no-figures").stdout)
     assert (run / "eval-test.json").exists() and not (run / "eval-test-reconstructions.png").exists()
