@@ -102,7 +102,7 @@ def to_frame(shapes: Shapes2D, frame: str) -> Shapes2D:
 
 def grid_coordinates(resolution: int) -> torch.Tensor:
     """(R * R, 2) cell centres (x, y), in the order of a row-major (R, R) grid: y_i, x_j."""
-    from sdfkit.torch import grid_centres
+    from metasdf.tasks import grid_centres
 
     return grid_centres(resolution)
 
@@ -145,8 +145,8 @@ def make_batch(
     device="cpu",
 ) -> dict:
     """Context and target of the tasks ``index`` (B,), drawn with ``generator``
-    (:func:`sdfkit.torch.draw_tasks_2d`, as :class:`sdfkit.torch.MetaSDFTasks` draws them)."""
-    from sdfkit.torch import draw_tasks_2d
+    (:func:`metasdf.tasks.draw_tasks_2d`, as :class:`metasdf.tasks.MetaSDFTasks` draws them)."""
+    from metasdf.tasks import draw_tasks_2d
 
     batch = draw_tasks_2d(
         shapes.grids[index],

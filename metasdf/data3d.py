@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from metasdf.tasks import balanced_pick as balanced_context
+from metasdf.tasks import draw_task_3d
 from sdfkit.errors import FormatError, InputError
 from sdfkit.store.dataset import open_dataset
-from sdfkit.torch import StoreShapes, draw_task_3d
-from sdfkit.torch import balanced_pick as balanced_context
+from sdfkit.torch import StoreShapes
 
 __all__ = ["Shapes3D", "load_shapes_3d", "make_batch_3d", "balanced_context"]
 
@@ -129,7 +130,7 @@ def make_batch_3d(
     """Context and targets of the tasks ``index`` (B,), drawn with ``generator``; with
     ``balanced_targets`` the targets are half inside, half outside (as the context), and with
     ``targets_include_context`` (dense) they begin with the context. Each task as
-    :func:`sdfkit.torch.draw_task_3d` draws it (and :class:`sdfkit.torch.MetaSDFTasks`, from a store)."""
+    `metasdf.tasks.draw_task_3d` draws it (and :class:`metasdf.tasks.MetaSDFTasks`, from a store)."""
     k, surface_total = shapes.points.shape[1], shapes.surface.shape[1]
     cx, cy, tx, ty = [], [], [], []
     for i in index.tolist():

@@ -9,12 +9,13 @@ import pytest
 import torch
 import zarr
 
+from metasdf.tasks import MetaSDFTasks
 from sdfkit.errors import FormatError, InputError
 from sdfkit.geometry.shapes import make_shapes
 from sdfkit.sources import mnist
 from sdfkit.sources.shapenet import ShapenetConfig, prepare_shapenet
 from sdfkit.store.shards import WindowReader
-from sdfkit.torch import DeepSDFSamples, MetaSDFTasks, MNISTGrids, OccupancyPoints, SampleWindows
+from sdfkit.torch import DeepSDFSamples, MNISTGrids, OccupancyPoints, SampleWindows
 
 K = 40_000  # above twice WINDOW_SAMPLES: rows chunked along the samples
 
