@@ -307,7 +307,7 @@ def test_open_faces_take_their_patchs_orientation_not_their_own_vote():
     truth being the sphere's radial direction. A Moebius strip, which no winding makes
     consistent, keeps each face's own vote."""
     from sdfkit.geometry.basics import face_normals
-    from sdfkit.geometry.sign import _outward_flips
+    from sdfkit.geometry.topology import outward_flips
 
     rng = np.random.default_rng(3)
     sphere = trimesh.creation.icosphere(3)
@@ -319,7 +319,7 @@ def test_open_faces_take_their_patchs_orientation_not_their_own_vote():
     vote = np.where(outward, 1.0, -1.0) * rng.uniform(0.2, 1.0, len(faces))
     fooled = rng.choice(len(faces), 12, replace=False)
     vote[fooled] *= -1.0
-    flips = _outward_flips(faces, vote)
+    flips = outward_flips(faces, vote)
     assert (flips == ~outward).all()  # every face outwards, the fooled ones too
     assert ((vote < 0) != ~outward).sum() == 12  # (which a face's own vote gets wrong)
 
@@ -331,4 +331,4 @@ def test_open_faces_take_their_patchs_orientation_not_their_own_vote():
     top_next = np.where(last, 0, 20 + k + 1)
     band = np.concatenate([np.stack([k, bottom_next, 20 + k], 1), np.stack([20 + k, bottom_next, top_next], 1)])
     own = rng.uniform(-1, 1, len(band))
-    np.testing.assert_array_equal(_outward_flips(band, own), own < 0)
+    np.testing.assert_array_equal(outward_flips(band, own), own < 0)

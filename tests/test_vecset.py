@@ -255,7 +255,8 @@ def test_vecset_export_needs_the_recipe_and_the_meshes(store, tmp_path):
 def test_a_fin_folded_back_on_itself_has_a_sharp_edge_with_a_unit_normal():
     """Two faces meeting at almost 180 degrees (a fin of zero thickness, as chair_model.obj has)
     have no mean normal: the edge takes one face's, a unit vector, not a zero one."""
-    from sdfkit.geometry.sign import OuterSurface, sharp_edges
+    from sdfkit.geometry.sign import OuterSurface
+    from sdfkit.geometry.topology import sharp_edges
 
     vertices = np.array([[0.0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.5, 1, 1e-4]])
     faces = np.array([[0, 1, 2], [1, 0, 3]])

@@ -102,7 +102,7 @@ def intrinsics(size: int, yfov: float) -> np.ndarray:
 def camera_poses(config: RenderConfig, shape_id: str) -> np.ndarray:
     """(views, 4, 4) camera-to-world poses."""
     if config.cameras == "sphere":
-        from sdfkit.geometry.sign import fibonacci_directions
+        from sdfkit.geometry.topology import fibonacci_directions
 
         directions = fibonacci_directions(config.views)[:, [0, 2, 1]]  # poles on the up (y) axis
     else:

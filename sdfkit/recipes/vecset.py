@@ -42,7 +42,7 @@ import os
 import numpy as np
 
 from sdfkit.geometry.basics import shape_rng
-from sdfkit.geometry.sign import sharp_edges
+from sdfkit.geometry.topology import sharp_edges
 from sdfkit.recipes.base import ExportContext, Exporter, Recipe, nan_spec
 from sdfkit.recipes.deepsdf import SignedMesh
 from sdfkit.store.format import ArraySpec
