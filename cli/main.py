@@ -1,7 +1,7 @@
 """The ``sdfkit`` command line: parses arguments, calls the library, prints.
 
 One module per area (``prepare``: data preparation; ``training``: training and evaluation;
-``builders``: what reads a store) and one of shared options (``options``). User errors
+``builders``: what builds from a store or meshes; ``stores``: what looks at a store) and one of shared options (``options``). User errors
 (:class:`sdfkit.errors.SdfkitError`) print one line on stderr and exit 1, with no traceback;
 Ctrl-C exits 130 and leaves the store resumable.
 """
@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from cli import builders, prepare, training
+from cli import builders, prepare, stores, training
 from cli.options import CONTEXT, json_option, open_bars
 from sdfkit._version import __version__
 from sdfkit.errors import SdfkitError, describe_os_error
@@ -96,7 +96,7 @@ def _naming_output(callback):
     return run
 
 
-for _command in (*prepare.COMMANDS, *training.COMMANDS, *builders.COMMANDS):
+for _command in (*prepare.COMMANDS, *training.COMMANDS, *builders.COMMANDS, *stores.COMMANDS):
     _command.callback = _naming_output(_command.callback)
     main.add_command(_command)
 

@@ -54,6 +54,8 @@ __all__ = [
     "prepare_watertight",
     "report_rows",
     "report_paths",
+    "summary_lines",
+    "SUMMARY_ROWS",
     "plot_before_after",
 ]
 
@@ -484,6 +486,51 @@ def summarize(rows: list[dict]) -> dict:
         values = np.array([r[key] / r["cell"] for r in ok], dtype=np.float64)
         out[f"{key}_cells"] = {"median": float(np.median(values)), "max": float(values.max())} if len(values) else None
     return out
+
+
+SUMMARY_ROWS = (
+    ("seconds", "seconds"),
+    ("faces", "faces"),
+    ("components", "components"),
+    ("mean_distance_cells", "mean distance, cells"),
+    ("hausdorff_cells", "Hausdorff, cells"),
+    ("chamfer_l2", "Chamfer-L2"),
+    ("thin_lost", "thin parts lost"),
+)
+"""The measures ``sdfkit watertight`` prints at the end, (key of :func:`summarize`, label)."""
+
+
+def summary_lines(rows: list[dict], numbers: dict) -> list[str]:
+    """The lines ``sdfkit watertight`` prints after a run: how many meshes are closed by both
+    checks, the medians and worst of :data:`SUMMARY_ROWS`, the meshes not closed, those open3d
+    reads in single precision, and those written in another format than they came in."""
+    lines = [f"watertight and manifold by trimesh and open3d: {numbers['watertight_both']} of {numbers['ok']} meshes"]
+    if numbers["ok"]:
+        lines.append(f"{'':<24}{'median':>12}{'worst':>12}")
+        for key, label in SUMMARY_ROWS:
+            lines.append(f"{label:<24}{numbers[key]['median']:>12.4g}{numbers[key]['max']:>12.4g}")
+        bad = [r["id"] for r in rows if r["ok"] and not all(r[c] for c in CHECKS)]
+        if bad:
+            lines.append(f"not watertight by both checks: {', '.join(bad[:5])}")
+        single = [
+            r["id"]
+            for r in rows
+            if r["ok"] and r["trimesh_watertight"] and not r["o3d_edge_manifold"] and r["output"].endswith(".obj")
+        ]
+        if single:
+            lines.append(
+                f"open3d reads OBJ coordinates in single precision: {len(single)} closed by trimesh "
+                f"are not as open3d reads them (far from the origin?: {', '.join(single[:3])}); "
+                "--format ply or --normalized deepsdf keeps them closed for open3d too"
+            )
+    renamed = [r for r in rows if r["ok"] and Path(r["input"]).suffix.lower() != Path(r["output"]).suffix.lower()]
+    if renamed:
+        kinds = sorted({Path(r["input"]).suffix.lower() for r in renamed})
+        lines.append(
+            f"{len(renamed)} mesh{'es' if len(renamed) != 1 else ''} written as {Path(renamed[0]['output']).suffix} "
+            f"from {', '.join(kinds)} (STL cannot share vertices and a scene holds no single mesh; --format picks another)"
+        )
+    return lines
 
 
 def plot_before_after(shape: dict, path: str | Path, *, views: int = 4, size: int = 256) -> Path:
