@@ -353,7 +353,8 @@ def eval_command(
       sdfkit eval runs/metasdf-dense --context reference --json
       sdfkit eval runs/meta3d --samples test --context reference --test-steps 10 --extra-step-lr 0.01
     """
-    from metasdf.evaluate import evaluate, result_path
+    from metasdf.evaluate import evaluate
+    from metasdf.results import result_path
     from metasdf.train import resolve_device
 
     result = evaluate(

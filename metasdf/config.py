@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from sdfkit.errors import InputError
+from sdfkit.store.format import open_store
 
 __all__ = [
     "TrainConfig",
@@ -415,7 +416,6 @@ def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> Train
 
 def store_kind(store) -> str:
     """The kind of a store (``mnist`` or ``shapenet``), which picks the 2D or 3D models."""
-    from sdfkit.store.format import open_store
 
     return open_store(store).attrs["sdfkit"].get("kind")
 

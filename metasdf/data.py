@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from metasdf.tasks import draw_tasks_2d, grid_centres
 from sdfkit.errors import FormatError, InputError
 from sdfkit.store.dataset import open_dataset
+from sdfkit.torch import MNISTGrids
 
 __all__ = ["Shapes2D", "load_shapes", "grid_coordinates", "make_batch", "to_frame", "frame_points", "frame_values"]
 
@@ -102,7 +104,6 @@ def to_frame(shapes: Shapes2D, frame: str) -> Shapes2D:
 
 def grid_coordinates(resolution: int) -> torch.Tensor:
     """(R * R, 2) cell centres (x, y), in the order of a row-major (R, R) grid: y_i, x_j."""
-    from metasdf.tasks import grid_centres
 
     return grid_centres(resolution)
 
@@ -113,7 +114,6 @@ def load_shapes(store, split: str, *, limit: int | None = None, frame: str = "sd
 
     Raises :class:`FormatError` for a store of another kind or without the 2D arrays.
     """
-    from sdfkit.torch import MNISTGrids
 
     ds = open_dataset(store)
     if ds.kind != "mnist":
@@ -146,7 +146,6 @@ def make_batch(
 ) -> dict:
     """Context and target of the tasks ``index`` (B,), drawn with ``generator``
     (:func:`metasdf.tasks.draw_tasks_2d`, as :class:`metasdf.tasks.MetaSDFTasks` draws them)."""
-    from metasdf.tasks import draw_tasks_2d
 
     batch = draw_tasks_2d(
         shapes.grids[index],

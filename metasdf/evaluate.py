@@ -26,6 +26,9 @@ import numpy as np
 import torch
 
 from metasdf.data import frame_values, load_shapes, make_batch, to_frame
+from metasdf.evaluate3d import evaluate_3d
+from metasdf.models import batched_mlp
+from metasdf.results import DEFAULT_SEED, result_path
 from metasdf.train import load_run, run_store, shown_steps, steps_at_test_time
 from sdfkit.errors import InputError
 from sdfkit.geometry.basics import cell_centres
@@ -64,10 +67,6 @@ def _full_grid_batch(shapes, index, config, generator, device, context="sdfkit")
     return batch
 
 
-DEFAULT_SEED = 1234
-"""The seed of the contexts an evaluation draws unless told another."""
-
-
 def evaluate(
     run_dir,
     store=None,
@@ -101,8 +100,6 @@ def evaluate(
     config, model, state = load_run(run_dir, device=device, test_steps=test_steps, extra_step_lr=extra_step_lr)
     store = store if store is not None else run_store(run_dir)
     if config.data_kind == "shapenet":
-        from metasdf.evaluate3d import evaluate_3d
-
         return evaluate_3d(
             run_dir,
             config,
@@ -191,31 +188,6 @@ def evaluate(
     return result
 
 
-def result_path(
-    run_dir,
-    split: str,
-    *,
-    context: str = "sdfkit",
-    samples: str = "train",
-    limit: int | None = None,
-    output=None,
-    seed: int = DEFAULT_SEED,
-) -> Path:
-    """Where an evaluation's JSON goes: ``output`` if given, else
-    RUN_DIR/eval-<split>[-limit<N>][-reference-context][-test-samples][-seed<N>].json (the seed
-    only when it is not :data:`DEFAULT_SEED`)."""
-    if output is not None:
-        return Path(output)
-    name = (
-        split
-        + (f"-limit{limit}" if limit is not None else "")
-        + ("-reference-context" if context == "reference" else "")
-        + ("-test-samples" if samples == "test" else "")
-        + (f"-seed{seed}" if seed != DEFAULT_SEED else "")
-    )
-    return Path(run_dir) / f"eval-{name}.json"
-
-
 def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
     import matplotlib
 
@@ -262,8 +234,6 @@ def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
     paths.append(str(path))
 
     if config.model == "metasdf":  # the paper's Fig. 9: level sets over the inner-loop steps
-        from metasdf.models import batched_mlp
-
         count = min(4, len(prediction))
         sub = {k: v[:count] for k, v in raw.items()}
         with torch.no_grad():

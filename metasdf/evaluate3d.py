@@ -24,10 +24,17 @@ import numpy as np
 import torch
 
 from metasdf.data3d import load_shapes_3d, make_batch_3d
+from metasdf.models import batched_mlp
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
+from metasdf.results import result_path
 from metasdf.train import shown_steps, steps_at_test_time
-from sdfkit.errors import InputError, ShapeError
+from sdfkit.builders.figures import slice_points
+from sdfkit.builders.render import RenderConfig, look_at, render_mesh_views_shaded
+from sdfkit.errors import InputError, SdfkitError, ShapeError
 from sdfkit.geometry.basics import cell_centres
+from sdfkit.geometry.mesh import load_mesh
+from sdfkit.sources.shapenet import mesh_paths
+from sdfkit.store.dataset import open_dataset
 
 __all__ = ["evaluate_3d", "REFERENCE_CONTEXT_POINTS"]
 
@@ -171,7 +178,6 @@ def evaluate_3d(
         "store": str(store),
         "per_shape": rows,
     }
-    from metasdf.evaluate import result_path
 
     path = (
         Path(output) if output is not None else result_path(run_dir, split, context=context, samples=samples, seed=seed)
@@ -187,10 +193,6 @@ def evaluate_3d(
 def _truth_meshes(store, shapes, rows) -> dict:
     """Row -> the shape's mesh (vertices, faces) in the normalized frame, or None when the meshes
     are not reachable. The source tree is scanned once."""
-    from sdfkit.errors import SdfkitError
-    from sdfkit.geometry.mesh import load_mesh
-    from sdfkit.sources.shapenet import mesh_paths
-    from sdfkit.store.dataset import open_dataset
 
     try:
         ds = open_dataset(store)
@@ -213,8 +215,6 @@ def _figures(stem: Path, model, config, shapes, meshes, store, device) -> list[s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sdfkit.builders.render import RenderConfig, look_at, render_mesh_views_shaded
 
     paths = []
     view = RenderConfig(views=1, size=192, distance=2.5)
@@ -242,9 +242,6 @@ def _figures(stem: Path, model, config, shapes, meshes, store, device) -> list[s
     paths.append(str(path))
 
     if config.model == "metasdf":  # SDF slices over the inner-loop steps
-        from metasdf.models import batched_mlp
-        from sdfkit.builders.figures import slice_points
-
         count = min(3, len(shapes))
         generator = torch.Generator().manual_seed(0)
         batch = make_batch_3d(

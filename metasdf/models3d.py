@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metasdf.models import MetaSDF
+from metasdf.models import MetaSDF, batched_mlp
 from sdfkit.errors import InputError
 
 __all__ = ["composite_loss", "clamped_l1", "MetaSDF3D", "DeepSDF", "PointNetSDF", "MODELS_3D"]
@@ -142,7 +142,6 @@ class MetaSDF3D(MetaSDF):
         where the logit changes sign, so meshing interpolates the smooth logit to place the
         surface inside a cell; |distance| next to a sign flip need not be near 0, and
         interpolating it leaves terraces one cell high (:func:`~metasdf.reconstruct.extract_mesh`)."""
-        from metasdf.models import batched_mlp
 
         fast = self.specialize(context_x, context_y)
         if self.kind == "l1":

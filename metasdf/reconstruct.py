@@ -20,8 +20,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from metasdf.data3d import balanced_context
+from metasdf.train import load_run, steps_at_test_time
 from sdfkit.errors import InputError, ShapeError
 from sdfkit.geometry.basics import deepsdf_normalization, face_normals
+from sdfkit.geometry.mesh import sample_surface
 
 __all__ = [
     "ExtractedMesh",
@@ -162,7 +165,6 @@ def extract_mesh(
 
 def sample_mesh_points(vertices: np.ndarray, faces: np.ndarray, count: int, *, seed: int = 0):
     """Area-weighted samples (count, 3) on a mesh and the unit normals (count, 3) of their faces."""
-    from sdfkit.geometry.mesh import sample_surface
 
     points, face = sample_surface(vertices, faces, count, rng=np.random.default_rng(seed))
     return points, face_normals(vertices, faces[face])
@@ -286,9 +288,6 @@ def reconstruct_file(
     ``test_steps`` overrides the run's test-time steps (MetaSDF's inner loop, DeepSDF's latent
     iterations)."""
     import trimesh
-
-    from metasdf.data3d import balanced_context
-    from metasdf.train import load_run, steps_at_test_time
 
     if (points is None) == (samples is None):
         raise InputError("give either --points (a point cloud) or --samples (an .npz of SDF samples)")

@@ -32,8 +32,11 @@ from metasdf.config import (
     store_kind,
 )
 from metasdf.data import Shapes2D, load_shapes
+from metasdf.data3d import load_shapes_3d
 from metasdf.models import MODELS
+from metasdf.models3d import MODELS_3D
 from sdfkit.errors import InputError, SdfkitError
+from sdfkit.store.format import local_path
 
 __all__ = [
     "TrainConfig",
@@ -67,8 +70,6 @@ def load_tasks(store, config: TrainConfig):
             "start a new run (-o elsewhere) for this store"
         )
     if kind == "shapenet":
-        from metasdf.data3d import load_shapes_3d
-
         return load_shapes_3d(store, config.split, limit=config.limit)
     return load_shapes(store, config.split, limit=config.limit, frame=config.frame)
 
@@ -135,7 +136,6 @@ def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
 
 
 def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
-    from metasdf.models3d import MODELS_3D
 
     if config.model not in MODELS_3D:
         raise InputError(f"unknown 3D model {config.model!r}; choose {', '.join(MODELS_3D)}")
@@ -359,7 +359,6 @@ def train(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-        from sdfkit.store.format import local_path
 
         local = local_path(store)
         (run_dir / "data.json").write_text(json.dumps({"store": str(local.resolve()) if local else str(store)}))

@@ -6,6 +6,8 @@ import importlib
 import platform
 import sys
 
+from sdfkit._version import __version__
+
 __all__ = ["environment"]
 
 _PACKAGES = ("numpy", "scipy", "skimage", "zarr", "torch", "open3d", "trimesh", "pyrender", "OpenGL", "dask")
@@ -21,7 +23,6 @@ def _version(module: str) -> str:
 
 def environment() -> dict[str, str]:
     """Versions of sdfkit, Python and the libraries it uses, and whether a GPU is usable."""
-    from sdfkit._version import __version__
 
     info = {
         "sdfkit": __version__,

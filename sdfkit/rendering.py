@@ -19,6 +19,7 @@ import numpy as np
 
 from sdfkit.errors import InputError
 from sdfkit.geometry.basics import shape_rng
+from sdfkit.geometry.mesh import compact, load_mesh
 
 __all__ = [
     "INSTALL",
@@ -249,8 +250,6 @@ def render_blender_views(
     condition views)."""
     import trimesh
     from PIL import Image
-
-    from sdfkit.geometry.mesh import compact, load_mesh
 
     mesh = compact(load_mesh(mesh_path))
     vertices, scale, offset = blender_frame(mesh.vertices)

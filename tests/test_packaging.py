@@ -56,3 +56,73 @@ def test_every_imported_package_is_declared():
                     if not distributions & declared:
                         missing.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+LAYERS = (
+    ("sdfkit._version", "sdfkit.errors"),
+    ("sdfkit.geometry",),
+    ("sdfkit.rendering",),
+    ("sdfkit.store",),
+    ("sdfkit.recipes",),
+    ("sdfkit.pipeline",),
+    ("sdfkit.sources",),
+    ("sdfkit.builders", "sdfkit.env", "sdfkit"),
+    ("sdfkit.torch",),
+    ("metasdf",),
+    ("cli",),
+)
+"""The packages from the bottom up: a module imports its own layer or those below it."""
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each module of sdfkit/, metasdf/ and cli/ -> the modules of ours it imports, anywhere in
+    its code (inside functions too)."""
+    modules = {}
+    for folder in ("sdfkit", "metasdf", "cli"):
+        for path in (ROOT / folder).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            modules[name] = path
+
+    def ours(target: str) -> str | None:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        return target or None
+
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in map(ours, targets) if m and m != name}
+    return graph
+
+
+def _layer(module: str) -> int:
+    for k, names in enumerate(LAYERS):
+        if any(module == n or (module.startswith(n + ".") and n != "sdfkit") for n in names):
+            return k
+    raise AssertionError(f"{module} is in no layer of LAYERS")
+
+
+def test_the_import_graph_points_down_and_has_no_circle():
+    """No module imports one of a higher layer (LAYERS), and no chain of imports comes back to
+    where it started."""
+    graph = _module_imports()
+    upward = sorted(f"{a} -> {b}" for a, bs in graph.items() for b in bs if _layer(b) > _layer(a))
+    assert not upward, upward
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for nxt in sorted(graph[module]):
+            assert state.get(nxt) != 1, f"import circle: {' -> '.join([*path, module, nxt])}"
+            if nxt not in state:
+                visit(nxt, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])

@@ -24,8 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from sdfkit._version import __version__
+from sdfkit.builders.trellis import TRELLIS
 from sdfkit.errors import InputError
 from sdfkit.recipes.base import ExportContext, Exporter, exporters, shape_file
+from sdfkit.sources.shapenet import mesh_paths
+from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK
 
 __all__ = ["formats", "ExportSummary", "export_store"]
@@ -40,7 +43,6 @@ NPZ = Exporter(
 
 def formats() -> dict[str, tuple[str | None, Exporter]]:
     """``--to`` name -> (the recipe whose arrays it needs, or None; the exporter)."""
-    from sdfkit.builders.trellis import TRELLIS
 
     recipes = {name: (item.name, exporter) for name, (item, exporter) in exporters().items()}
     return {**recipes, "npz": (None, NPZ), "trellis": (None, TRELLIS)}
@@ -106,7 +108,6 @@ def export_store(
     meshes_root : where the store's meshes are now, for exporters that render (default: the
         source folder the store records).
     options : what an exporter reads besides (``trellis``: ``views``, ``aesthetic_score``)."""
-    from sdfkit.store.dataset import open_dataset
 
     start = time.perf_counter()
     table = formats()
@@ -140,8 +141,6 @@ def export_store(
         raise InputError(f"{url}: no exportable shape (every selected shape failed or none is selected)")
     meshes = {}
     if exporter.needs_meshes:
-        from sdfkit.sources.shapenet import mesh_paths
-
         chosen = [everything.ids[k] for k in rows]
         meshes = dict(zip(chosen, mesh_paths(everything.attrs, chosen, url, meshes_root), strict=True))
     out = Path(out)

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sdfkit.builders.figures import _pyplot
+from sdfkit.builders.render import RenderConfig, render_mesh_views_shaded
 from sdfkit.errors import InputError
+from sdfkit.geometry.mesh import load_mesh
+from sdfkit.geometry.sign import RULES
+from sdfkit.rendering import check_renderer, look_at
+from sdfkit.sources.shapenet import mesh_paths
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, as_str, open_store, read_column, read_status
 
 __all__ = ["FAILURE_CLASSES", "failure_class", "ledger_table", "write_quality_report", "QualitySummary"]
@@ -87,8 +93,6 @@ def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
             continue
         values = read_column(group, name)
         if name == "sdf/rule_share":  # one column per rule
-            from sdfkit.geometry.sign import RULES
-
             for k, rule in enumerate(RULES):
                 columns[f"signed_by_{rule}"] = values[:, k]
             continue
@@ -104,7 +108,6 @@ def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
 
 def _histograms(columns: dict, ok: np.ndarray) -> bytes:
     """One PNG of the distributions over the ok objects."""
-    from sdfkit.builders.figures import _pyplot
 
     plt = _pyplot()
     panels = [
@@ -172,11 +175,6 @@ def _why(columns: dict, k: int) -> str:
 
 def _thumbnails(url: str, info: dict, columns: dict, rows: list[int], meshes_root, size: int) -> tuple[bytes, str]:
     """A PNG grid of one shaded view per object of ``rows`` (normalized frame), or (b"", why not)."""
-    from sdfkit.builders.figures import _pyplot
-    from sdfkit.builders.render import RenderConfig, render_mesh_views_shaded
-    from sdfkit.geometry.mesh import load_mesh
-    from sdfkit.rendering import check_renderer, look_at
-    from sdfkit.sources.shapenet import mesh_paths
 
     if not rows:
         return b"", "no ok object"

@@ -27,7 +27,12 @@ import numpy as np
 
 from sdfkit.errors import InputError, ShapeError
 from sdfkit.geometry.basics import shape_rng
+from sdfkit.geometry.mesh import load_mesh, normalization
+from sdfkit.geometry.topology import fibonacci_directions
+from sdfkit.pipeline import Plan, build_store
 from sdfkit.rendering import _NormalShaders, _renderer, check_renderer, look_at, render_normals  # noqa: F401 - re-exported
+from sdfkit.sources.shapenet import ShapenetConfig, mesh_paths, plan_shapenet
+from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import ArraySpec, ShapeMeta, local_path
 
 __all__ = [
@@ -102,8 +107,6 @@ def intrinsics(size: int, yfov: float) -> np.ndarray:
 def camera_poses(config: RenderConfig, shape_id: str) -> np.ndarray:
     """(views, 4, 4) camera-to-world poses."""
     if config.cameras == "sphere":
-        from sdfkit.geometry.topology import fibonacci_directions
-
         directions = fibonacci_directions(config.views)[:, [0, 2, 1]]  # poles on the up (y) axis
     else:
         rng = shape_rng(config.seed, shape_id, 1)
@@ -159,7 +162,6 @@ def backproject(depth: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray) -> n
 
 def render_mesh(job: RenderJob, config: RenderConfig) -> dict:
     """Every array of one shape's row of a ``renders`` store."""
-    from sdfkit.geometry.mesh import load_mesh, normalization
 
     mesh = load_mesh(job.path)
     if job.offset is None:
@@ -224,9 +226,6 @@ def plan_renders(source: str, meshes: str | None = None) -> tuple[list[ShapeMeta
     """Shapes to render from a mesh tree, or from a ``shapenet`` store (its ok shapes, with its
     normalization, so renders and samples share one frame)."""
     if _is_store(source):
-        from sdfkit.sources.shapenet import mesh_paths
-        from sdfkit.store.dataset import open_dataset
-
         dataset = open_dataset(source)
         paths = mesh_paths(dataset.attrs, dataset.ids, source, meshes)
         offsets = dataset.group["norm/offset"][:][dataset.rows]
@@ -238,7 +237,6 @@ def plan_renders(source: str, meshes: str | None = None) -> tuple[list[ShapeMeta
         jobs = [RenderJob(i, p, o, float(sc)) for i, p, o, sc in zip(dataset.ids, paths, offsets, scales, strict=True)]
         info = {"name": "renders", "from": "store", "path": source, "id": dataset.attrs["source"].get("id")}
         return metas, jobs, info
-    from sdfkit.sources.shapenet import ShapenetConfig, plan_shapenet
 
     if not Path(source).exists():
         raise InputError(f"{source}: neither a sdfkit store nor a folder of meshes; check the path")
@@ -259,7 +257,6 @@ def prepare_renders(
     progress: Callable[[int, int], None] | None = None,
 ):
     """Build (or resume) a ``renders`` store; returns a :class:`~sdfkit.pipeline.RunSummary`."""
-    from sdfkit.pipeline import Plan, build_store
 
     check_renderer()
     metas, jobs, info = plan_renders(source, meshes)

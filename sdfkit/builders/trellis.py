@@ -30,7 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sdfkit.geometry.basics import shape_rng
+from sdfkit.geometry.mesh import compact, load_mesh
+from sdfkit.geometry.voxels import surface_voxels
 from sdfkit.recipes.base import ExportContext, Exporter
+from sdfkit.rendering import blender_frame, render_blender_views, trellis_cameras
 from sdfkit.sources.objects import file_sha256
 
 __all__ = ["TRELLIS", "RESOLUTION", "VIEWS", "trellis_voxels", "write_points_ply", "read_points_ply"]
@@ -45,7 +49,6 @@ def trellis_voxels(vertices: np.ndarray, faces: np.ndarray, resolution: int = RE
     """(n, 3) float32 centres, in [-0.5, 0.5]^3, of the cells a triangle of the mesh touches;
     ``vertices`` already in TRELLIS' frame (:func:`sdfkit.rendering.blender_frame`). Vertices are
     clamped into the open box first, as TRELLIS' ``voxelize.py`` does."""
-    from sdfkit.geometry.voxels import surface_voxels
 
     inside = np.clip(vertices, -0.5 + 1e-6, 0.5 - 1e-6)
     cells = np.argwhere(surface_voxels(inside, faces, resolution))
@@ -73,9 +76,6 @@ def read_points_ply(path: Path) -> np.ndarray:
 
 
 def _write_shape(shape: dict, tmp: Path, context: ExportContext) -> int:
-    from sdfkit.geometry.basics import shape_rng
-    from sdfkit.geometry.mesh import compact, load_mesh
-    from sdfkit.rendering import blender_frame, render_blender_views, trellis_cameras
 
     path = context.meshes[shape["id"]]
     sha = file_sha256(str(path))

@@ -21,7 +21,11 @@ import numpy as np
 
 from sdfkit.errors import FormatError, InputError, ShapeError
 from sdfkit.geometry.basics import cell_centres, shape_rng
-from sdfkit.store.format import STATUS_OK, ArraySpec, open_store, read_status
+from sdfkit.geometry.mesh import load_mesh
+from sdfkit.pipeline import Layer, build_layer
+from sdfkit.recipes.deepsdf import signed_mesh
+from sdfkit.sources.shapenet import mesh_paths
+from sdfkit.store.format import STATUS_OK, ArraySpec, as_str, open_store, read_status
 
 __all__ = [
     "RESOLUTIONS",
@@ -70,8 +74,6 @@ def grid_points(resolution: int) -> np.ndarray:
 def shape_sdf(job: VoxelJob, points: np.ndarray, *, seed: int, rays: int) -> np.ndarray:
     """Signed distances (n,) float64 at ``points`` (n, 3, normalized frame) of one store shape,
     computed as ``prepare-shapenet`` computed its samples."""
-    from sdfkit.geometry.mesh import load_mesh
-    from sdfkit.recipes.deepsdf import signed_mesh
 
     if not job.path:
         raise ShapeError(job.error or "the shape failed when the store was made")
@@ -102,8 +104,6 @@ def _specs(resolution: int, sdf: bool) -> list[ArraySpec]:
 
 
 def store_jobs(group, info: dict, url: str, meshes: str | None) -> list[VoxelJob]:
-    from sdfkit.sources.shapenet import mesh_paths
-    from sdfkit.store.format import as_str
 
     ids = as_str(group["meta/id"][:])
     ok = read_status(group) == STATUS_OK
@@ -139,7 +139,6 @@ def voxelize_store(
     Raises :class:`ParameterMismatchError` when the store already has grids of another
     resolution, unless ``overwrite``.
     """
-    from sdfkit.pipeline import Layer, build_layer
 
     if resolution not in RESOLUTIONS:
         raise InputError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {resolution}")

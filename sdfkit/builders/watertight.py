@@ -37,9 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
+from sdfkit.builders.figures import plot_mesh_rows
+from sdfkit.builders.render import RenderConfig, camera_poses, check_renderer, render_mesh_views_shaded
 from sdfkit.errors import InputError, ShapeError, StoreError
-from sdfkit.geometry.basics import shape_rng
-from sdfkit.store.format import STATUS_OK, ArraySpec
+from sdfkit.geometry.basics import face_areas, face_normals, shape_rng
+from sdfkit.geometry.mesh import load_mesh, sample_surface
+from sdfkit.geometry.sign import inside_closed, signed_distance, thickness, unsigned_distance
+from sdfkit.geometry.watertight import level_set
+from sdfkit.pipeline import Plan, build_store
+from sdfkit.recipes.deepsdf import signed_mesh
+from sdfkit.sources.shapenet import ShapenetConfig, plan_shapenet
+from sdfkit.store.format import STATUS_OK, ArraySpec, open_store
 
 __all__ = [
     "FRAMES",
@@ -131,9 +139,6 @@ def watertight_mesh(signed, config: WatertightConfig, *, rng: np.random.Generato
     """The watertight mesh of a signed mesh (:class:`sdfkit.recipes.deepsdf.SignedMesh`), in its
     normalized frame: vertices (v, 3) float64, faces (f, 3) int64 outward, the grid's cell size
     and the field evaluations spent."""
-    from sdfkit.geometry.basics import face_areas
-    from sdfkit.geometry.sign import signed_distance, thickness
-    from sdfkit.geometry.watertight import level_set
 
     outer = signed.outer
     # everything negative lies in the box of the outer surface and of the closed parts' union
@@ -192,8 +197,6 @@ def drop_enclosed(vertices: np.ndarray, faces: np.ndarray, cell: float, outer) -
     shell faces inwards (negative volume); a solid component is inside another when three points
     just outside three of its faces are inside the rest (ray parity on the whole mesh: a point
     just outside a closed shell crosses it an even number of times)."""
-    from sdfkit.geometry.basics import face_normals
-    from sdfkit.geometry.sign import inside_closed, unsigned_distance
 
     count, label = _components(faces, len(vertices))
     if count < 2:
@@ -314,9 +317,6 @@ def _write(vertices, faces, path: Path) -> None:
 
 def process_watertight(job: WatertightJob, config: WatertightConfig) -> dict:
     """Make, write and check one watertight mesh; the report row."""
-    from sdfkit.geometry.mesh import load_mesh
-    from sdfkit.geometry.sign import unsigned_distance
-    from sdfkit.recipes.deepsdf import signed_mesh
 
     start = time.perf_counter()
     mesh = load_mesh(job.path)
@@ -329,7 +329,6 @@ def process_watertight(job: WatertightJob, config: WatertightConfig) -> dict:
     if checks["faces"] != len(faces):
         raise ShapeError(f"{output}: read back {checks['faces']} faces of the {len(faces)} written")
     # distances both ways, point to surface, in the normalized frame
-    from sdfkit.geometry.mesh import sample_surface
 
     rng = shape_rng(config.seed, job.id, 7)
     on_output, _ = sample_surface(vertices, faces, config.report_points, rng=rng)
@@ -392,8 +391,6 @@ def prepare_watertight(
 ):
     """Make the watertight meshes of a mesh tree (resumable); returns the
     :class:`~sdfkit.pipeline.RunSummary` of its report store."""
-    from sdfkit.pipeline import Plan, build_store
-    from sdfkit.sources.shapenet import ShapenetConfig, plan_shapenet
 
     root, out_dir = Path(root), Path(out_dir).absolute()
     if not root.exists():
@@ -440,7 +437,6 @@ def prepare_watertight(
 
 def report_rows(store: str | Path) -> list[dict]:
     """One dict per mesh of a ``watertight`` report store: id, status, error and the report's values."""
-    from sdfkit.store.format import open_store
 
     group = open_store(store)
     status = group["meta/status"][:]
@@ -536,9 +532,6 @@ def summary_lines(rows: list[dict], numbers: dict) -> list[str]:
 def plot_before_after(shape: dict, path: str | Path, *, views: int = 4, size: int = 256) -> Path:
     """A PNG of one report row: the input mesh as given (top) and its watertight mesh (bottom)
     from ``views`` cameras, both in the normalized frame, with the row's numbers in the title."""
-    from sdfkit.builders.figures import plot_mesh_rows
-    from sdfkit.builders.render import RenderConfig, camera_poses, check_renderer, render_mesh_views_shaded
-    from sdfkit.geometry.mesh import load_mesh
 
     if shape["status"] != STATUS_OK:
         raise InputError(f"shape {shape['id']} failed ({shape['error']}); nothing to draw")

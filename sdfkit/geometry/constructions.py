@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sdfkit.geometry.primitives import rotation, torus
+
 __all__ = ["CONTAINERS", "NEAR_CLOSED", "OTHERS", "revolve", "construction"]
 
 Truth = Callable[[np.ndarray], np.ndarray]
@@ -109,10 +111,9 @@ def cabinet_with_drawer():
 def mug_parts(detail: int = 32):
     """A cup's sheets and a closed torus handle pushed into its wall: (vertices, faces) and the
     handle (a :class:`sdfkit.geometry.shapes.Primitive`, whose exact SDF is known)."""
-    from sdfkit.geometry.shapes import _rot, torus
 
     body = revolve([(0.5, 0.0), (0.5, 0.5), (0.5, 1.0)])
-    return body, torus(0.25, 0.06, at=(0.7, 0.0, 0.5), rotation=_rot([1, 0, 0], np.pi / 2))
+    return body, torus(0.25, 0.06, at=(0.7, 0.0, 0.5), rotation=rotation([1, 0, 0], np.pi / 2))
 
 
 def mug():

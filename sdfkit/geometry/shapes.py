@@ -11,11 +11,16 @@ Sign convention: negative inside.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import trimesh
+
+from sdfkit.errors import InputError
+from sdfkit.geometry import constructions
+from sdfkit.geometry.primitives import Primitive, Solid, box, capsule, cylinder, placement, rotation, torus
+from sdfkit.geometry.sign import unsigned_distance
 
 __all__ = [
     "Primitive",
@@ -39,137 +44,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Primitive:
-    kind: str
-    """box, capsule, cylinder or torus"""
-    size: tuple[float, ...]
-    """box: half extents (3); capsule: radius, half length; cylinder: radius, half height;
-    torus: major, minor radius. Capsules and cylinders run along their local z axis, tori lie in
-    their local xy plane."""
-    transform: np.ndarray = field(default_factory=lambda: np.eye(4))
-    """4 x 4 local-to-world matrix (rotation + translation)."""
-
-    def _local(self, points: np.ndarray) -> np.ndarray:
-        inverse = np.linalg.inv(self.transform)
-        return points @ inverse[:3, :3].T + inverse[:3, 3]
-
-    def sdf(self, points: np.ndarray) -> np.ndarray:
-        """Exact signed distance of ``points`` (n, 3), negative inside."""
-        p = self._local(np.asarray(points, dtype=np.float64))
-        if self.kind == "box":
-            q = np.abs(p) - np.asarray(self.size)
-            return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(axis=1), 0)
-        if self.kind == "capsule":
-            r, h = self.size
-            z = np.clip(p[:, 2], -h, h)
-            return np.linalg.norm(p - np.stack([0 * z, 0 * z, z], axis=1), axis=1) - r
-        if self.kind == "cylinder":
-            r, h = self.size
-            d = np.stack([np.hypot(p[:, 0], p[:, 1]) - r, np.abs(p[:, 2]) - h], axis=1)
-            return np.linalg.norm(np.maximum(d, 0), axis=1) + np.minimum(d.max(axis=1), 0)
-        if self.kind == "torus":
-            big, small = self.size
-            q = np.stack([np.hypot(p[:, 0], p[:, 1]) - big, p[:, 2]], axis=1)
-            return np.linalg.norm(q, axis=1) - small
-        raise _unknown_kind(self.kind)
-
-    def normalized(self, centre: np.ndarray, factor: float) -> Primitive:
-        """This primitive after ``x -> (x - centre) * factor``: sizes scale, the rotation stays;
-        its SDF is ``factor`` times the old one at the old point, exactly."""
-        transform = np.array(self.transform, dtype=np.float64)
-        transform[:3, 3] = (transform[:3, 3] - centre) * factor
-        return Primitive(self.kind, tuple(float(v) * factor for v in self.size), transform)
-
-    def mesh(self, detail: int = 48) -> trimesh.Trimesh:
-        if self.kind == "box":
-            m = trimesh.creation.box(extents=2 * np.asarray(self.size))
-            m = m.subdivide_to_size(max_edge=max(self.size) / 4)
-        elif self.kind == "capsule":
-            r, h = self.size
-            m = trimesh.creation.capsule(height=2 * h, radius=r, count=[detail, detail // 2])
-        elif self.kind == "cylinder":
-            r, h = self.size
-            m = trimesh.creation.cylinder(radius=r, height=2 * h, sections=detail)
-        elif self.kind == "torus":
-            big, small = self.size
-            m = trimesh.creation.torus(big, small, major_sections=detail, minor_sections=detail // 2)
-        else:
-            raise _unknown_kind(self.kind)
-        m.apply_transform(self.transform)
-        return m
-
-
-def _unknown_kind(kind: str):
-    from sdfkit.errors import InputError
-
-    return InputError(f"unknown primitive kind {kind!r}; choose box, capsule, cylinder or torus")
-
-
-def _place(translation=(0, 0, 0), rotation=None) -> np.ndarray:
-    t = np.eye(4)
-    if rotation is not None:
-        t[:3, :3] = rotation
-    t[:3, 3] = translation
-    return t
-
-
-def _rot(axis, angle) -> np.ndarray:
-    return trimesh.transformations.rotation_matrix(angle, axis)[:3, :3]
-
-
-def box(half, at=(0, 0, 0), rotation=None) -> Primitive:
-    return Primitive("box", tuple(map(float, half)), _place(at, rotation))
-
-
-def capsule(radius, half_length, at=(0, 0, 0), rotation=None) -> Primitive:
-    return Primitive("capsule", (float(radius), float(half_length)), _place(at, rotation))
-
-
-def cylinder(radius, half_height, at=(0, 0, 0), rotation=None) -> Primitive:
-    return Primitive("cylinder", (float(radius), float(half_height)), _place(at, rotation))
-
-
-def torus(major, minor, at=(0, 0, 0), rotation=None) -> Primitive:
-    return Primitive("torus", (float(major), float(minor)), _place(at, rotation))
-
-
-@dataclass(frozen=True)
-class Solid:
-    """A union of primitives, less an optional union of holes (bores drilled through it)."""
-
-    parts: tuple[Primitive, ...]
-    holes: tuple[Primitive, ...] = ()
-
-    def sdf(self, points: np.ndarray) -> np.ndarray:
-        """Signed distance (n,), negative inside: exact outside and near the surface for a union;
-        with holes, max(union, -holes), whose sign is exact and whose distance is exact near the
-        surface away from the rims of the holes."""
-        value = np.min([p.sdf(points) for p in self.parts], axis=0)
-        if self.holes:
-            value = np.maximum(value, -np.min([h.sdf(points) for h in self.holes], axis=0))
-        return value
-
-    def normalized(self, centre: np.ndarray, factor: float) -> Solid:
-        """This solid after ``x -> (x - centre) * factor`` (see :meth:`Primitive.normalized`)."""
-        return Solid(
-            tuple(p.normalized(centre, factor) for p in self.parts),
-            tuple(h.normalized(centre, factor) for h in self.holes),
-        )
-
-    def mesh(self, detail: int = 48) -> trimesh.Trimesh:
-        """The watertight union's surface, holes drilled out (manifold3d booleans)."""
-        meshes = [p.mesh(detail) for p in self.parts]
-        mesh = meshes[0] if len(meshes) == 1 else trimesh.boolean.union(meshes, engine="manifold")
-        if self.holes:
-            mesh = trimesh.boolean.difference([mesh, *[h.mesh(detail) for h in self.holes]], engine="manifold")
-        return mesh
-
-
-# ---------------------------------------------------------------------------------------------
-# Categories in the style of ShapeNet (synset ids as ShapeNet's)
-
-
 def chair(rng: np.random.Generator) -> Solid:
     w, d = rng.uniform(0.35, 0.5), rng.uniform(0.35, 0.5)
     seat_h, t = rng.uniform(0.4, 0.5), rng.uniform(0.03, 0.06)
@@ -184,11 +58,15 @@ def chair(rng: np.random.Generator) -> Solid:
             else:
                 parts.append(cylinder(leg, seat_h / 2, at=at))
     parts.append(
-        box((w, t, back_h / 2), at=(0, d - t, seat_h + back_h / 2), rotation=_rot([1, 0, 0], rng.uniform(-0.15, 0.0)))
+        box(
+            (w, t, back_h / 2),
+            at=(0, d - t, seat_h + back_h / 2),
+            rotation=rotation([1, 0, 0], rng.uniform(-0.15, 0.0)),
+        )
     )
     if rng.random() < 0.5:  # armrests
         for sx in (-1, 1):
-            parts.append(capsule(t, d * 0.8, at=(sx * w, 0, seat_h + 0.2), rotation=_rot([1, 0, 0], np.pi / 2)))
+            parts.append(capsule(t, d * 0.8, at=(sx * w, 0, seat_h + 0.2), rotation=rotation([1, 0, 0], np.pi / 2)))
     return Solid(tuple(parts))
 
 
@@ -211,7 +89,7 @@ def table(rng: np.random.Generator) -> Solid:
 def airplane(rng: np.random.Generator) -> Solid:
     length, radius = rng.uniform(0.8, 1.1), rng.uniform(0.07, 0.11)
     span, chord, thick = rng.uniform(0.7, 1.0), rng.uniform(0.15, 0.25), rng.uniform(0.015, 0.03)
-    y_axis = _rot([1, 0, 0], np.pi / 2)  # capsule along y: the fuselage
+    y_axis = rotation([1, 0, 0], np.pi / 2)  # capsule along y: the fuselage
     parts = [
         capsule(radius, length / 2, rotation=y_axis),
         box((span, chord, thick), at=(0, rng.uniform(-0.1, 0.1), 0)),
@@ -234,7 +112,7 @@ def bracket(rng: np.random.Generator) -> Solid:
     parts = (box((w, d, t)), box((0.2, d, boss_h / 2), at=(0, 0, t + boss_h / 2)))
     radius = rng.uniform(0.02, 0.035)  # narrow: a bore 4-12 times longer than wide
     holes = [cylinder(radius, t + 0.05, at=(sx * (w - 0.12), sy * (d - 0.1), 0)) for sx in (-1, 1) for sy in (-1, 1)]
-    holes.append(cylinder(radius * 1.3, d + 0.05, at=(0, 0, t + boss_h / 2), rotation=_rot([1, 0, 0], np.pi / 2)))
+    holes.append(cylinder(radius * 1.3, d + 0.05, at=(0, 0, t + boss_h / 2), rotation=rotation([1, 0, 0], np.pi / 2)))
     holes.append(box((0.02, d * 0.5, t + 0.05), at=(w * 0.55, 0, 0)))
     return Solid(parts, tuple(holes))
 
@@ -256,7 +134,6 @@ class Container:
 
     def sdf(self, points: np.ndarray) -> np.ndarray:
         """Distance (n,) to the sheets, positive everywhere; negative inside the closed parts."""
-        from sdfkit.geometry.sign import unsigned_distance
 
         value = unsigned_distance(self.vertices, self.faces, np.asarray(points, dtype=np.float64))
         if self.parts:
@@ -275,14 +152,13 @@ class Container:
 def container(rng: np.random.Generator) -> Container:
     """One of the containers of :mod:`sdfkit.geometry.constructions`, scaled and turned about z at
     random (a mug's handle becomes a torus primitive: its exact SDF is kept)."""
-    from sdfkit.geometry import constructions
 
     names = [n for n in constructions.CONTAINERS if n != "mug"] + ["mug"]
     name = names[int(rng.integers(len(names)))]
-    scale, turn = rng.uniform(0.7, 1.3), _rot([0, 0, 1], rng.uniform(0, 2 * np.pi))
+    scale, turn = rng.uniform(0.7, 1.3), rotation([0, 0, 1], rng.uniform(0, 2 * np.pi))
     if name == "mug":
         (vertices, faces), handle = constructions.mug_parts()
-        parts = (Primitive("torus", handle.size, _place(rotation=turn) @ handle.transform),)
+        parts = (Primitive("torus", handle.size, placement(rotation=turn) @ handle.transform),)
         return Container(name, vertices @ turn.T, faces, parts).normalized(np.zeros(3), scale)
     vertices, faces, _ = constructions.CONTAINERS[name]()
     return Container(name, vertices @ turn.T, faces).normalized(np.zeros(3), scale)
@@ -349,8 +225,8 @@ def _interior(mesh, solid, rng):
     for axis in range(2):
         quad = trimesh.creation.box(extents=[1.4 * depth, 1.4 * depth, 1e-9])
         quad = trimesh.Trimesh(quad.vertices, quad.faces[quad.face_normals[:, 2] > 0.5], process=False)  # one face
-        rotation = _rot([1, 0, 0] if axis == 0 else [0, 1, 0], np.pi / 2)
-        quad.apply_transform(_place(centre + rng.uniform(-0.2, 0.2, 3) * depth, rotation))
+        turn = rotation([1, 0, 0] if axis == 0 else [0, 1, 0], np.pi / 2)
+        quad.apply_transform(placement(centre + rng.uniform(-0.2, 0.2, 3) * depth, turn))
         sheets.append(quad)
     return trimesh.util.concatenate([mesh, inner, *sheets])
 
@@ -417,7 +293,6 @@ def damage(
         return _duplicate_reversed(out, 0.1, rng)
     if defect == "overlap":
         return _overlap(mesh, solid, detail)
-    from sdfkit.errors import InputError
 
     raise InputError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
 
@@ -476,7 +351,6 @@ def make_shapes(
     manifest's primitives are in the same units, so distances measured on these meshes (Chamfer)
     are in ShapeNet's units.
     """
-    from sdfkit.errors import InputError
 
     out = Path(out)
     manifest = {}

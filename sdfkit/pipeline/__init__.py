@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sdfkit.errors import ParameterMismatchError
 from sdfkit.pipeline.runners import Limits, ShardTask, connect, run_tasks
 from sdfkit.store import partial
 from sdfkit.store.format import (
@@ -27,8 +28,10 @@ from sdfkit.store.format import (
     STATUS_SKIPPED,
     ArraySpec,
     ShapeMeta,
+    create_array,
     local_path,
     mark_complete,
+    open_store,
     pending_shards,
     prepare_store,
     read_status,
@@ -238,8 +241,6 @@ def build_layer(
 
 
 def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunSummary:
-    from sdfkit.errors import ParameterMismatchError
-    from sdfkit.store.format import create_array, open_store
 
     prefix = layer.prefix
     group = open_store(url, mode="r+")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from sdfkit.errors import Skipped
+from sdfkit.errors import SdfkitError, Skipped
 from sdfkit.store import partial
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ArraySpec, as_str, write_shard
 
@@ -429,7 +429,6 @@ def _run_pool(tasks, workers, isolate, queue, on_shape) -> Iterator[ShardReport]
 
 def connect(scheduler: str, *, timeout: str = "10s"):
     """A Dask ``distributed.Client`` for a scheduler address (``tcp://host:port``)."""
-    from sdfkit.errors import SdfkitError
 
     try:
         from distributed import Client

@@ -45,6 +45,7 @@ from sdfkit.geometry.basics import shape_rng
 from sdfkit.geometry.topology import sharp_edges
 from sdfkit.recipes.base import ExportContext, Exporter, Recipe, nan_spec
 from sdfkit.recipes.deepsdf import SignedMesh
+from sdfkit.rendering import render_condition_views
 from sdfkit.store.format import ArraySpec
 
 __all__ = ["RECIPE", "COUNT", "SHARP_ANGLE", "sample_vecset", "unit_box_frame", "sharp_points"]
@@ -216,7 +217,6 @@ def write_hunyuan3d(shape: dict, tmp, context: ExportContext) -> int:
         sharp_near_points=shape["vecset/sharp_near_points"].astype(half),
         sharp_near_label=(-shape["vecset/sharp_near_sdf"]).astype(half),
     )
-    from sdfkit.rendering import render_condition_views
 
     render_condition_views(context.meshes[shape["id"]], folder / "render_cond", seed=context.seed, key=shape["id"])
     return 2 + 24 + 2

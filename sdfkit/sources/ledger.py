@@ -29,6 +29,7 @@ import threading
 import numpy as np
 
 from sdfkit.geometry.basics import face_areas
+from sdfkit.geometry.sign import unsigned_distance
 from sdfkit.pipeline.runners import resident_memory
 from sdfkit.store.format import ArraySpec
 
@@ -107,7 +108,6 @@ def _print_points() -> np.ndarray:
 
 def shape_print(signed) -> np.ndarray:
     """(512,) float32: :data:`LEDGER_SPECS`' ``ledger/print`` of a :class:`~sdfkit.recipes.deepsdf.SignedMesh`."""
-    from sdfkit.geometry.sign import unsigned_distance
 
     outer = signed.outer
     return unsigned_distance(outer.vertices, outer.faces, _print_points()).astype(np.float32)

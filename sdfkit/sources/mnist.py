@@ -48,6 +48,7 @@ from scipy import ndimage
 from sdfkit.errors import ChecksumError, DownloadError, InputError
 from sdfkit.geometry.basics import shape_rng
 from sdfkit.geometry.sdf2d import image_to_sdf
+from sdfkit.pipeline import Plan, build_store
 from sdfkit.store.format import ArraySpec, ShapeMeta
 
 __all__ = [
@@ -534,7 +535,6 @@ def prepare_mnist(
 
     digits : the source digits; the bundled sample when omitted.
     """
-    from sdfkit.pipeline import Plan, build_store
 
     digits = digits if digits is not None else load_source()
     metas, jobs = plan_mnist(digits, config)

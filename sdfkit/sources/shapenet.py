@@ -33,8 +33,15 @@ from functools import partial
 from pathlib import Path
 
 from sdfkit.errors import InputError, ShapeError, Skipped
+from sdfkit.geometry import raycast
 from sdfkit.geometry.basics import shape_rng
 from sdfkit.geometry.mesh import MESH_SUFFIXES, local_copy, read_mesh
+from sdfkit.geometry.sign import METHOD
+from sdfkit.pipeline import Plan, build_store
+from sdfkit.pipeline.runners import SKIPPED
+from sdfkit.recipes import recipe, recipes, specs_for
+from sdfkit.recipes.deepsdf import signed_mesh
+from sdfkit.sources.ledger import LEDGER_SPECS, PeakMemory, ledger_row, near_duplicates
 from sdfkit.sources.objects import (
     NOT_DOWNLOADED,
     ObjectNote,
@@ -43,9 +50,10 @@ from sdfkit.sources.objects import (
     file_sha256,
     find_listing,
     find_objaverse,
+    normalize_licence,
 )
 from sdfkit.sources.splits import is_named_split, read_named_split
-from sdfkit.store.format import ArraySpec, ShapeMeta
+from sdfkit.store.format import STATUS_OK, STATUS_SKIPPED, ArraySpec, ShapeMeta, as_str, read_status
 
 __all__ = [
     "ShapenetConfig",
@@ -96,7 +104,6 @@ class ShapenetConfig:
     """Store each SDF sample's rule and confidence (``sdf/rule``, ``sdf/confidence``)."""
 
     def __post_init__(self):
-        from sdfkit.recipes import recipe, recipes
 
         for name in self.recipes:
             recipe(name)  # a one-line error for an unknown one
@@ -109,8 +116,6 @@ class ShapenetConfig:
         if not 0 < self.sharp_angle < 180:
             raise InputError(f"--sharp-angle {self.sharp_angle}: give an angle between 0 and 180 degrees")
         if self.licences is not None:
-            from sdfkit.sources.objects import normalize_licence
-
             wanted = tuple(sorted({normalize_licence(x) for x in self.licences if str(x).strip()}))
             if not wanted:
                 raise InputError("--licence: name at least one licence, e.g. cc-by,cc0")
@@ -427,8 +432,6 @@ def _skips(jobs: list[MeshJob], config: ShapenetConfig) -> list[MeshJob]:
 def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
     """The data arrays of a ``shapenet`` store (besides ``meta/*``): every recipe's, in the
     registry's order."""
-    from sdfkit.recipes import specs_for
-    from sdfkit.sources.ledger import LEDGER_SPECS
 
     return [*specs_for(config.recipes, asdict(config)), *LEDGER_SPECS]
 
@@ -436,8 +439,6 @@ def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
 def _warm() -> None:
     import manifold3d  # noqa: F401
     import trimesh  # noqa: F401
-
-    from sdfkit.geometry import raycast
 
     raycast.open3d()
 
@@ -449,9 +450,6 @@ def process_mesh(
     stream 0 (as voxelize finds it again), then each recipe from its own stream, and its ledger
     (:mod:`sdfkit.sources.ledger`). ``parameters``: the run's others (:class:`ShapenetConfig`),
     for recipes that read them and ``max_faces``."""
-    from sdfkit.recipes import recipe
-    from sdfkit.recipes.deepsdf import signed_mesh
-    from sdfkit.sources.ledger import PeakMemory, ledger_row
 
     if job.skip:
         raise Skipped(job.skip)
@@ -497,7 +495,6 @@ def processor(config: ShapenetConfig) -> Callable[[MeshJob], dict]:
 
 
 def parameters(config: ShapenetConfig) -> dict:
-    from sdfkit.geometry.sign import METHOD
 
     out = asdict(config)
     if "vecset" not in config.recipes:
@@ -535,7 +532,6 @@ def prepare_shapenet(
     see :func:`plan_shapenet`. ``limits``: :class:`sdfkit.pipeline.runners.Limits` per mesh (time,
     worker memory); a mesh over one fails saying so, its worker replaced.
     """
-    from sdfkit.pipeline import Plan, build_store
 
     config = config or ShapenetConfig()
     metas, jobs, source = plan_shapenet(
@@ -568,10 +564,6 @@ def mark_near_duplicates(group) -> int:
     Shapes an earlier pass marked take part again, so a second pass changes nothing. Returns the
     number marked."""
     import numpy as np
-
-    from sdfkit.pipeline.runners import SKIPPED
-    from sdfkit.sources.ledger import near_duplicates
-    from sdfkit.store.format import STATUS_OK, STATUS_SKIPPED, as_str, read_status
 
     status = read_status(group)
     errors = as_str(group["meta/error"][:])
