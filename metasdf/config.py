@@ -7,6 +7,7 @@ No torch here: the command line reads its choices from this module without loadi
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -474,7 +475,6 @@ def _with_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
 
 def main_process() -> bool:
     """Whether this process logs and saves: not a torchrun worker of rank above 0."""
-    import os
 
     return int(os.environ.get("RANK", "0")) == 0
 

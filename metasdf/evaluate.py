@@ -189,9 +189,11 @@ def evaluate(
 
 
 def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib.pyplot as plt
 
     batch, prediction = first_batch

@@ -211,9 +211,11 @@ def _truth_meshes(store, shapes, rows) -> dict:
 
 
 def _figures(stem: Path, model, config, shapes, meshes, store, device) -> list[str]:
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib.pyplot as plt
 
     paths = []

@@ -8,11 +8,14 @@ when tensorboard is installed, TensorBoard logs in ``tb/``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -348,6 +351,7 @@ def train(
     elif checkpoint.exists():
         raise InputError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another -o")
     if dist_info.world > 1:
+        # only for runs of several processes (torchrun)
         from torch.nn.parallel import DistributedDataParallel
 
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -374,6 +378,7 @@ def train(
     def save():
         states = [generator.get_state()]
         if dist_info.world > 1:
+            # only for runs of several processes (torchrun)
             import torch.distributed as dist
 
             states = [None] * dist_info.world
@@ -472,7 +477,6 @@ def accumulate_gradients(model, batch, micro_batch: int | None) -> torch.Tensor:
     ``model`` may be wrapped in DistributedDataParallel: gradients are then averaged over the
     processes once, after the last slice.
     """
-    import contextlib
 
     tasks = batch["context_x"].shape[0]
     size = tasks if not micro_batch else micro_batch
@@ -500,11 +504,11 @@ class _Dist:
 
 def _distributed(device: torch.device) -> tuple[_Dist, torch.device]:
     """Join the process group torchrun set up (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
-    import os
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return _Dist(), device
+    # only for runs of several processes (torchrun)
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -522,7 +526,6 @@ def _catch_interrupt(dist_info: _Dist):
     read of the store on zarr's I/O thread, torch) could leave it waiting. A second Ctrl-C stops at
     once. Returns the flag and the handler to put back (None where none was installed: under
     torchrun every process gets the signal, and the exception path keeps them together)."""
-    import threading
 
     interrupted = threading.Event()
     if dist_info.world > 1 or threading.current_thread() is not threading.main_thread():
@@ -540,6 +543,7 @@ def _agree(flag: bool, dist_info: _Dist) -> bool:
     """The same decision in every process (the first one's clock decides)."""
     if dist_info.world <= 1:
         return flag
+    # only for runs of several processes (torchrun)
     import torch.distributed as dist
 
     # NCCL broadcasts only CUDA tensors, gloo CPU ones: the tensor goes where the backend wants it
@@ -551,6 +555,7 @@ def _agree(flag: bool, dist_info: _Dist) -> bool:
 
 def _tensorboard(run_dir: Path):
     try:
+        # optional: tensorboard logging where tensorboard is installed (0.9 s to import)
         from torch.utils.tensorboard import SummaryWriter
     except Exception:  # tensorboard is optional
         return None

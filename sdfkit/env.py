@@ -33,6 +33,7 @@ def environment() -> dict[str, str]:
         info[name] = _version(name)
     gpu = "no"
     try:
+        # torch, loaded where used (sdfkit itself does not need it)
         import torch
 
         if torch.cuda.is_available():

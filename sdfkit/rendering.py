@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ class _NormalShaders:
         self.programs: dict = {}
 
     def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+        # the render extra (optional), 0.5 s to import
         from pyrender.shader_program import ShaderProgram
 
         key = tuple(sorted((defines or {}).items()))
@@ -68,8 +71,6 @@ and pyrender's other needs, and pyrender itself goes in without its pins."""
 def check_renderer() -> None:
     """Fail up front, in one line, when no headless renderer works here: pyrender missing, or no
     OpenGL context (checked in a child process, as the workers will open theirs)."""
-    import subprocess
-    import sys
 
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     try:
@@ -94,6 +95,7 @@ def _install_shaders(renderer, folder: Path) -> None:
     installs it); another pyrender fails here in one line, not with wrong images."""
     inner = getattr(renderer, "_renderer", None)
     if inner is None or not hasattr(inner, "_program_cache"):
+        # the render extra (optional), 0.5 s to import
         import pyrender
 
         raise InputError(
@@ -109,6 +111,7 @@ def _renderer(size: int):
     if key not in _renderers:
         os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
         try:
+            # the render extra (optional), 0.5 s to import
             import pyrender
         except ImportError as exc:
             raise InputError(f"rendering needs pyrender ({exc}); install with: {INSTALL}") from None
@@ -128,6 +131,7 @@ def _renderer(size: int):
 def render_normals(vertices, faces, poses, yfov, size: int, near, far) -> dict:
     """:func:`render_views` with a field of view (radians) and clipping planes per view."""
     renderer = _renderer(size)  # first: it picks the OpenGL platform before pyrender loads
+    # the render extra (optional), 0.5 s to import
     import pyrender
     import trimesh
 
@@ -248,6 +252,7 @@ def render_blender_views(
     ``bpy.ops.export_mesh.ply`` writes it by default (forward y, up z: no turn). ``extra`` adds
     ``proj_type``, ``azimuth``, ``elevation`` and ``cam_dis`` to each frame (Hunyuan3D-2.1's
     condition views)."""
+    # trimesh takes 0.35 s to import: loaded where used
     import trimesh
     from PIL import Image
 

@@ -13,9 +13,11 @@ __all__ = ["plot_shape_2d", "save_contact_sheet", "plot_shape_3d", "plot_renders
 
 
 def _pyplot():
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib.pyplot as plt
 
     return plt
@@ -26,6 +28,7 @@ def _draw_levels(ax, grid: np.ndarray, title: str, *, upward: bool = False) -> N
     downward), or at the bottom with ``upward`` (slices of 3D shapes)."""
     r = grid.shape[0]
     extent = (-1, 1, -1, 1) if upward else (-1, 1, 1, -1)
+    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     from matplotlib.colors import TwoSlopeNorm
 
     low, high = float(np.nanmin(grid)), float(np.nanmax(grid))
@@ -133,6 +136,7 @@ def plot_shape_3d(shape: dict, path: str | Path, *, slices: np.ndarray | None = 
         elif slices is not None:
             _draw_levels(ax, slices[s], f"SDF on {title}, zero level bold", upward=True)
         else:
+            # matplotlib takes 0.3 s to import: loaded where a figure is drawn
             from matplotlib.colors import TwoSlopeNorm
 
             points, values = shape["sdf/points"], shape["sdf/values"]

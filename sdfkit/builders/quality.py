@@ -12,6 +12,7 @@ unsure (``sdf_unsure_share``). Stores made before the ledger give the columns th
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 import re
@@ -232,7 +233,6 @@ def write_quality_report(
 ) -> QualitySummary:
     """Write ``ledger.csv``, ``ledger.parquet``, ``distributions.png``, ``worst.png`` and
     ``report.html`` into ``out`` (see the module's text)."""
-    import csv
 
     start = time.perf_counter()
     columns, info = ledger_table(url)

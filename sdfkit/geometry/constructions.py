@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import manifold3d
 import numpy as np
 
 from sdfkit.geometry.primitives import rotation, torus
@@ -145,6 +146,7 @@ def gapped_sheet_box(gap: float = 0.01):
 
 def holed_ball(missing: float, holes: int = 1):
     """An icosphere with ``missing`` of its area cut away in ``holes`` caps: solid."""
+    # trimesh takes 0.35 s to import: loaded where used
     import trimesh
 
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
@@ -235,7 +237,6 @@ def box_on_a_box():
 def bored_block_with_sliver():
     """A closed block with a narrow bore through it and one sliver face (a thin triangle of
     non-zero area on its longest edge), as CAD exports leave them: the bore stays open."""
-    import manifold3d
 
     block = manifold3d.Manifold.cube([2.0, 2.0, 0.6], center=True)
     bore = manifold3d.Manifold.cylinder(1.0, 0.2, 0.2, 32, center=True)
@@ -257,6 +258,7 @@ def bored_block_with_sliver():
 def spout_into_ball():
     """An open tube (a spout, narrowing) pushed from inside a closed ball out through its side:
     the ball is solid, the spout's inside is air."""
+    # trimesh takes 0.35 s to import: loaded where used
     import trimesh
 
     ball = trimesh.creation.icosphere(subdivisions=4, radius=1.0)

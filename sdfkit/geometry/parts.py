@@ -9,7 +9,10 @@ Ray casting through :mod:`sdfkit.geometry.raycast`; mesh structure from
 
 from __future__ import annotations
 
+import manifold3d
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from sdfkit.geometry import raycast
 from sdfkit.geometry.basics import face_areas, face_normals
@@ -64,8 +67,6 @@ def find_containers(vertices, faces, open_mask, rng, extent: float, solid_scene=
     with a hole cut into it (its rim runs along the wall that is missing), an opening covered by
     another part (a jar's lid) or inside an open body (a teapot's spout) are not.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     out = np.zeros(len(faces), dtype=bool)
     ids = np.nonzero(open_mask)[0]
@@ -207,7 +208,6 @@ def union_of_parts(vertices, faces, parts, extent):
     """The exact union of the closed parts (manifold3d): vertices (u, 3), faces (t, 3) and the
     index into ``faces`` each output face comes from. Parts manifold3d refuses are marked open
     (-1) in ``parts``."""
-    import manifold3d
 
     ids = np.unique(parts[parts >= 0])
     if len(ids) == 0:

@@ -8,6 +8,8 @@ Used by :mod:`sdfkit.geometry.parts` and :mod:`sdfkit.geometry.sign`.
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from sdfkit.geometry.basics import face_areas, face_normals
 
@@ -53,8 +55,6 @@ def is_soup(vertices: np.ndarray, faces: np.ndarray) -> bool:
 
 def vertex_parts(vertices, faces) -> tuple[np.ndarray, int]:
     """(f,) the connected part (faces sharing vertices) of each face, and how many there are."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     n = len(faces)
     graph = coo_matrix((np.ones(3 * n), (np.repeat(np.arange(n), 3), faces.reshape(-1))), shape=(n, len(vertices)))
@@ -72,8 +72,6 @@ def closed_parts(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     there (two boxes stacked edge to edge, a leg's end on a seat's edge). Faces of zero area
     (slivers along an edge, collapsed corners) decide nothing: they belong to no part.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     n = len(faces)
     if n == 0:
@@ -135,8 +133,6 @@ def outward_flips(faces: np.ndarray, vote: np.ndarray) -> np.ndarray:
     such face); its patch cannot. A patch that cannot be wound consistently (a Moebius strip)
     keeps each face's own vote.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     n = len(faces)
     if n == 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.ndimage import label
 
 from sdfkit.geometry.basics import cell_centres
 
@@ -99,7 +100,6 @@ def solid_voxels(
     closed : the surface bounds what ``inside`` says is inside (it is made of closed parts): two
         untouched cells that share a face are then on the same side (the box they make holds no
         surface), so each region of untouched cells is asked about once, at one of its cells."""
-    from scipy.ndimage import label
 
     grid = surface_voxels(vertices, faces, resolution, low, high)
     axis = cell_centres(resolution, low, high)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.measure import marching_cubes
 
 from sdfkit.errors import ShapeError
 
@@ -144,7 +145,6 @@ def level_set(
 
 def _march(cells, nodes: _Sorted, n, strides_node, block: int):
     """Marching cubes block by block over the band ``cells``: vertices (v, 3) in node units and faces."""
-    from skimage.measure import marching_cubes
 
     ijk = np.stack(np.unravel_index(cells, tuple(n)), axis=1)
     owner = ijk // block

@@ -22,7 +22,9 @@ had signed meshes itself).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -129,7 +131,6 @@ def _compute(task: ShardTask, row: int, shape_id: str | None = None):
 def _guarded(task: ShardTask) -> bool:
     """Whether ``task``'s limits apply here: it has some, and this is a worker process (a watchdog
     ends the process it runs in; the parent of a run is not one to end)."""
-    import multiprocessing
 
     limits = task.limits
     return limits is not None and (limits.seconds or limits.memory) and multiprocessing.parent_process() is not None
@@ -158,7 +159,6 @@ class _Guard:
     INTERVAL = 0.05
 
     def __init__(self, task: ShardTask, row: int, shape_id: str | None):
-        import threading
 
         self.task, self.row, self.id = task, row, shape_id
         self.done = threading.Event()
@@ -297,7 +297,6 @@ def _context(task: ShardTask):
     """The multiprocessing context of every worker process here: a fork server (see the module's
     text). The server, started by the first pool or manager of this process, imports this module
     and ``task``'s per-shape function's module once, so that its workers start with them loaded."""
-    import multiprocessing
 
     context = multiprocessing.get_context("forkserver")
     function = getattr(task.process, "func", task.process)  # functools.partial or a plain function
@@ -431,6 +430,7 @@ def connect(scheduler: str, *, timeout: str = "10s"):
     """A Dask ``distributed.Client`` for a scheduler address (``tcp://host:port``)."""
 
     try:
+        # the cluster extra (optional)
         from distributed import Client
     except ImportError:
         raise SdfkitError("--scheduler needs Dask's distributed scheduler: pip install 'sdfkit[cluster]'") from None
@@ -443,6 +443,7 @@ def connect(scheduler: str, *, timeout: str = "10s"):
 
 
 def _run_dask(tasks: Sequence[ShardTask], client) -> Iterator[ShardReport]:
+    # the cluster extra (optional)
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 

@@ -15,9 +15,11 @@ point group ``sdfkit.recipes`` (``my_recipe = "my_package.my_recipe:RECIPE"`` in
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +107,6 @@ class Recipe:
 
     def array_specs(self, parameters: Mapping[str, Any]) -> list[ArraySpec]:
         """Its specs with ``recipe`` and ``sample_set`` filled in, as the store records them."""
-        from dataclasses import replace
 
         member = {name: key for key, names in self.sample_sets.items() for name in names}
         return [replace(s, recipe=self.name, sample_set=member.get(s.name, "")) for s in self.specs(parameters)]
@@ -118,8 +119,6 @@ _BUILTIN = ("deepsdf", "deepsdf_test", "occnet", "ifnet", "ndf", "vecset")
 @cache
 def recipes() -> dict[str, Recipe]:
     """Every recipe, by name: sdfkit's own, then those of the ``sdfkit.recipes`` entry points."""
-    import importlib
-    from importlib.metadata import entry_points
 
     found: dict[str, Recipe] = {}
     for module in _BUILTIN:
@@ -136,7 +135,6 @@ def recipes() -> dict[str, Recipe]:
 
 
 def _add(found: dict, item: Recipe, where: str) -> None:
-    from dataclasses import replace
 
     if item.name in found:
         raise InputError(f"two recipes are named {item.name!r} ({found[item.name].module} and {where}); rename one")

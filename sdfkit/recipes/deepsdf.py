@@ -6,6 +6,7 @@ unit ball. Sign convention: negative inside.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -253,7 +254,6 @@ def _write_deepsdf(shape: dict, tmp, context: ExportContext) -> int:
 
 
 def _write_deepsdf_splits(tmp, listing: dict, context: ExportContext) -> int:
-    import json
 
     (tmp / "splits").mkdir(exist_ok=True)
     for split, categories in listing.items():

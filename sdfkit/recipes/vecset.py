@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 
+import fpsample
 import numpy as np
 
 from sdfkit.geometry.basics import shape_rng
@@ -276,7 +277,6 @@ def write_dora(shape: dict, tmp, context: ExportContext) -> int:
       replacement to fill the 400,000 rows that Dora reads as near-surface, then the m volume
       points that fall in Dora's [-1.05, 1.05]^3 (uniform there; about 30,000).
     """
-    import fpsample
 
     a, b = _dora_frame(shape)
     rng = shape_rng(context.seed, shape["id"], 100)  # the extra near rows: the same on every export

@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from sdfkit.geometry.basics import face_areas
 from sdfkit.geometry.sign import unsigned_distance
@@ -115,6 +116,7 @@ def shape_print(signed) -> np.ndarray:
 
 def ledger_row(mesh, found, signed, *, sha256: str, licence: str, name: str, seconds: float, memory: int) -> dict:
     """The ``ledger/*`` values of one object."""
+    # trimesh takes 0.35 s to import: loaded where used
     import trimesh
 
     used = mesh.vertices[np.unique(mesh.faces)]
@@ -181,7 +183,6 @@ def near_duplicates(
     matches itself, so a chain of small steps never joins two objects that do not match. Pairs are
     found in a 16-dimensional random projection with a k-d tree (a pair within ``near`` lies
     within ``2 near`` there but for a vanishing share) and checked on the whole prints."""
-    from scipy.spatial import cKDTree
 
     candidates = np.asarray(candidates, dtype=np.int64)
     if len(candidates) < 2:

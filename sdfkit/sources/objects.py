@@ -22,11 +22,14 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+import fsspec
 
 from sdfkit.errors import InputError
 
@@ -70,7 +73,6 @@ def file_sha256(path) -> str:
 
 @lru_cache(maxsize=4096)
 def _sha256(path: str, size: int, mtime: int) -> str:
-    import fsspec
 
     digest = hashlib.sha256()
     with fsspec.open(path, "rb") as f:
@@ -92,7 +94,6 @@ class RemotePath:
     ``resolve``), through fsspec."""
 
     def __init__(self, url: str, fs=None):
-        import fsspec
 
         self.url = str(url).rstrip("/")
         self.fs = fs if fs is not None else fsspec.core.url_to_fs(self.url)[0]
@@ -150,7 +151,6 @@ class RemotePath:
     def open(self, mode: str = "r", newline=None, encoding=None):
         if "b" in mode:
             return self.fs.open(self._key(), mode)
-        import io
 
         return io.TextIOWrapper(self.fs.open(self._key(), "rb"), encoding=encoding or "utf-8", newline=newline)
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -212,7 +214,6 @@ def find_objects(root: str | Path) -> tuple[str, list[tuple[str, str, Path]], di
 
 def _walk(root: Path) -> list[Path]:
     """Files beneath ``root``, sorted, following links to folders, each real folder once."""
-    import os
 
     seen, files = set(), []
     for folder, dirs, names in os.walk(root, followlinks=True):
@@ -398,8 +399,6 @@ def _file_fingerprint(path) -> str:
 def _skips(jobs: list[MeshJob], config: ShapenetConfig) -> list[MeshJob]:
     """The jobs with the reasons to skip some: a licence not in ``config.licences``; with
     ``config.dedup``, the same bytes as an earlier object (the first in store order is kept)."""
-    from concurrent.futures import ThreadPoolExecutor
-    from dataclasses import replace
 
     out = list(jobs)
     if config.licences is not None:
@@ -437,7 +436,6 @@ def array_specs(config: ShapenetConfig) -> list[ArraySpec]:
 
 
 def _warm() -> None:
-    import manifold3d  # noqa: F401
     import trimesh  # noqa: F401
 
     raycast.open3d()

@@ -24,6 +24,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import fsspec
+
 from sdfkit.errors import StoreLockedError, describe_os_error
 from sdfkit.store.format import local_path as _local
 
@@ -67,8 +69,6 @@ class StoreLock:
         data = json.dumps(self.record).encode()
         local = _local(self.url)
         if local is None:
-            import fsspec
-
             with fsspec.open(self.url, "wb") as f:
                 f.write(data)
             return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 
+import fsspec
 import numpy as np
 
 __all__ = ["partial_url", "save_row", "load_rows", "count_rows", "clear"]
@@ -31,7 +32,6 @@ def partial_url(url: str) -> str:
 
 
 def _fs(url: str):
-    import fsspec
 
     return fsspec.core.url_to_fs(partial_url(url))
 

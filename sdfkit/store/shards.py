@@ -21,6 +21,7 @@ measures what it gains.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -374,7 +375,6 @@ _BLOSC = numcodecs.Blosc()
 
 
 async def _gather(requests):
-    import asyncio
 
     return await asyncio.gather(*requests)
 

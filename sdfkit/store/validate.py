@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import map_coordinates
+from scipy.spatial import cKDTree
 
 from sdfkit.errors import FormatError
 from sdfkit.store.format import (
@@ -293,7 +295,6 @@ def _points_of(rows: dict, row: int, spec: ArraySpec) -> np.ndarray:
 
 
 def _geometry_shapenet(rows: dict, ok: np.ndarray, start: int, ids, report, specs: dict) -> None:
-    from scipy.spatial import cKDTree
 
     c = report.check("surface vs SDF samples")
     n = report.check("unit normals")
@@ -380,7 +381,6 @@ def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, occupancy
     winding number) and the sign can change away from the surface: the samples then disagree with
     their own neighbours too (soup.stl: 4.4% of them), and occupancy is held to that rate (twice
     it, plus 1%), not to a fixed one."""
-    from scipy.spatial import cKDTree
 
     c = report.check("occupancy vs SDF samples")
     occupancy = rows[occupancy_name][row]
@@ -409,7 +409,6 @@ def _occupancy_vs_samples(rows: dict, row: int, shape_id: str, report, occupancy
 
 
 def _geometry_mnist(rows: dict, ok: np.ndarray, start: int, ids, report) -> None:
-    from scipy.ndimage import map_coordinates
 
     c = report.check("surface vs SDF grid")
     for row in np.nonzero(ok)[0]:
