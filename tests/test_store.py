@@ -379,3 +379,36 @@ def test_a_second_run_in_one_process_rebuilds_with_another_shard_size(tmp_path):
         assert summary.state == "created" and summary.computed == first.computed == 36 and len(summary.failures) == 1
         assert group.attrs["sdfkit"]["shard_size"] == size and group.attrs["sdfkit"]["complete"]
         np.testing.assert_array_equal(group["sdf/grid"][:], grids)
+
+
+def test_store_state_reads_todays_stores_and_makes_each_change_explicit():
+    """StoreState on an attribute written by hand as stores of today's format have it: a layer
+    named by its object alone is found; each transition changes what the format says it does."""
+    from sdfkit.store.state import StoreState
+
+    old = {
+        "format_version": 1, "kind": "shapenet", "shard_size": 8, "parameters": {"seed": 0}, "source": {"id": "a"},
+        "arrays": ["meta/id", "sdf/points", "voxels/occupancy", "voxels/status"],
+        "specs": {"sdf/points": {}, "voxels/occupancy": {}, "voxels/status": {}},
+        "initialized": True, "complete": True, "summary": {"failed": 0},
+        "voxels": {"resolution": 32, "initialized": True, "complete": True, "ok": 3, "failed": 0},
+    }  # fmt: skip
+    state = StoreState(old)
+    assert state.layer_names() == ["voxels"] and state.complete and state.initialized and state.shard_size == 8
+    assert StoreState({k: v for k, v in old.items() if k != "initialized"}).initialized  # older stores
+    state.record_append({"id": "b"}, 5)
+    info = state.as_dict()
+    assert not info["complete"] and "summary" not in info and info["appended"][0]["shapes"] == 5
+    assert info["voxels"]["complete"] is False and info["source"] == {"id": "b"}
+    assert old["complete"] is True and old["voxels"]["complete"] is True  # the input is not changed
+    removed = state.start_layer("voxels", {"resolution": 64})
+    info = state.as_dict()
+    assert removed == ["voxels/occupancy", "voxels/status"] and info["arrays"] == ["meta/id", "sdf/points"]
+    assert info["voxels"] == {"resolution": 64, "initialized": False, "complete": False}
+    assert info["layers"] == ["voxels"] and list(info["specs"]) == ["sdf/points"]
+    state.mark_layer_initialized("voxels").finish_layer("voxels", {"voxels/occupancy": {"x": 1}}, ok=4, failed=1)
+    info = state.as_dict()
+    assert info["voxels"]["complete"] and (info["voxels"]["ok"], info["voxels"]["failed"]) == (4, 1)
+    assert info["arrays"][-1] == "voxels/occupancy" and info["specs"]["voxels/occupancy"] == {"x": 1}
+    state.mark_complete({"failed": 1})
+    assert state.complete and state.get("summary") == {"failed": 1} and "finished" in state.as_dict()

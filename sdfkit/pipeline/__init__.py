@@ -9,7 +9,6 @@ cluster) and flags the store complete at the end. A builder that adds arrays to 
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from sdfkit.store.format import (
     store_order,
 )
 from sdfkit.store.lock import store_lock
+from sdfkit.store.state import StoreState
 
 __all__ = ["Plan", "RunSummary", "build_store", "Layer", "build_layer"]
 
@@ -190,7 +190,7 @@ def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> R
         partial.clear(url)  # leftovers of shards written just before a kill
     appended = 0
     if state == "appended":
-        appended = int(group.attrs["sdfkit"]["appended"][-1]["shapes"])
+        appended = StoreState.read(group).appended_last()
     return RunSummary(
         missing=list(plan.source.get("missing_ids", [])),
         appended=appended,
@@ -244,8 +244,8 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
 
     prefix = layer.prefix
     group = open_store(url, mode="r+")
-    info = dict(group.attrs["sdfkit"])
-    previous = info.get(prefix)
+    store_state = StoreState.read(group)
+    previous = store_state.layer(prefix)
     state = "created"
     if previous:
         same = {k: previous.get(k) for k in layer.parameters} == layer.parameters and previous.get("initialized")
@@ -259,21 +259,17 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
                 f"{url}: already has {prefix} arrays made with {shown}; pass --overwrite to replace them"
             )
     columns = (ArraySpec(f"{prefix}/status", (), "uint8", 0), ArraySpec(f"{prefix}/error", (), "str", ""))
-    n, size = len(layer.jobs), info["shard_size"]
+    n, size = len(layer.jobs), store_state.shard_size
     if state == "created":
-        old = [a for a in info["arrays"] if a.startswith(f"{prefix}/")]
-        info["arrays"] = [a for a in info["arrays"] if a not in old]
-        info["specs"] = {k: v for k, v in info.get("specs", {}).items() if k not in old}
-        info[prefix] = {**layer.parameters, "initialized": False, "complete": False}
-        group.attrs["sdfkit"] = info  # first: a kill from here on leaves a layer to make again
+        old = store_state.start_layer(prefix, layer.parameters)
+        store_state.write(group)  # first: a kill from here on leaves a layer to make again
         for name in old:
             if name in group:
                 del group[name]
         partial.clear(url, prefix)  # rows kept for the layer being replaced
         for spec in (*columns, *layer.specs):
             create_array(group, spec, n, size, overwrite=True)
-        info[prefix] = {**layer.parameters, "initialized": True, "complete": False}
-        group.attrs["sdfkit"] = info
+        store_state.mark_layer_initialized(prefix).write(group)
     ranges = shard_ranges(n, size)
     todo = pending_shards(group, prefix)
     tasks = [
@@ -298,18 +294,12 @@ def _build_layer(layer: Layer, url, start, workers, overwrite, progress) -> RunS
         if progress:
             progress(min(n, base + max(ticks, computed)), n)
     status = read_status(group, prefix)
-    info = dict(group.attrs["sdfkit"])
-    info[prefix] = {
-        **layer.parameters,
-        "initialized": True,
-        "complete": True,
-        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "ok": int((status == STATUS_OK).sum()),
-        "failed": int((status == STATUS_FAILED).sum()),
-    }
-    info["arrays"] = [*info["arrays"], *[s.name for s in (*columns, *layer.specs) if s.name not in info["arrays"]]]
-    info["specs"] = {**info.get("specs", {}), **{s.name: s.describe() for s in (*columns, *layer.specs)}}
-    group.attrs["sdfkit"] = info
+    StoreState.read(group).finish_layer(
+        prefix,
+        {s.name: s.describe() for s in (*columns, *layer.specs)},
+        ok=int((status == STATUS_OK).sum()),
+        failed=int((status == STATUS_FAILED).sum()),
+    ).write(group)
     partial.clear(url, prefix)
     return _layer_summary(group, layer, url, state, start, computed)
 

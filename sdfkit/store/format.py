@@ -13,7 +13,6 @@ last, so a run killed at any point leaves a store that says it is unfinished.
 
 from __future__ import annotations
 
-import datetime as _dt
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
 from sdfkit.store import partial
 from sdfkit.store.shards import can_encode, read_whole, write_shard_block
+from sdfkit.store.state import StoreState
 
 __all__ = [
     "FORMAT_VERSION",
@@ -231,24 +231,21 @@ def create_store(
     ids = [m.id for m in metas]
     if len(set(ids)) != n:
         raise StoreError(f"{url}: the source lists duplicate shape ids")
-    info = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "sdfkit_version": __version__,
-        "source": dict(source),
-        "parameters": dict(parameters),
-        "shard_size": shard_size,
-        "arrays": [s.name for s in (*META_SPECS, *specs)],
-        "specs": {s.name: s.describe() for s in specs},
-        "initialized": False,
-        "complete": False,
-    }
+    state = StoreState.new(
+        format_version=FORMAT_VERSION,
+        kind=kind,
+        sdfkit_version=__version__,
+        source=source,
+        parameters=parameters,
+        shard_size=shard_size,
+        arrays=[s.name for s in (*META_SPECS, *specs)],
+        specs={s.name: s.describe() for s in specs},
+    )
     try:
         group = zarr.open_group(str(url), mode="w", zarr_format=3)
         # first: a crash from here on leaves a store that says it was never initialized, which
         # the next run recreates
-        group.attrs["sdfkit"] = info
+        state.write(group)
         for spec in (*META_SPECS, *specs):
             create_array(group, spec, n, shard_size)
         group["meta/id"][:] = np.array(ids, dtype=object)
@@ -258,7 +255,7 @@ def create_store(
         group["meta/fingerprint"][:] = np.array([m.fingerprint for m in metas], dtype=object)
     except OSError as exc:
         raise StoreError(f"{url}: cannot create the store: {describe_os_error(exc)}") from None
-    group.attrs["sdfkit"] = {**info, "initialized": True}
+    state.mark_initialized().write(group)
     return group
 
 
@@ -466,15 +463,7 @@ def _append(group: zarr.Group, url, metas: Sequence[ShapeMeta], source: Mapping[
     group["meta/fingerprint"][rows] = np.array([m.fingerprint for m in added], dtype=object)
     group["meta/status"][rows] = np.zeros(len(added), dtype=np.uint8)
     group["meta/error"][rows] = np.array([""] * len(added), dtype=object)
-    info = dict(group.attrs["sdfkit"])
-    history = list(info.get("appended", []))
-    history.append({"at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "shapes": len(added)})
-    info.update(source=dict(source), complete=False, appended=history)
-    info.pop("summary", None)
-    for layer in info.values():  # layers added later (voxels/...) now have pending rows too
-        if isinstance(layer, dict) and layer.get("initialized"):
-            layer["complete"] = False
-    group.attrs["sdfkit"] = info
+    StoreState.read(group).record_append(source, len(added)).write(group)  # its layers have pending rows too
     return True
 
 
@@ -585,11 +574,7 @@ def mark_complete(group: zarr.Group, summary: Mapping[str, Any]) -> None:
     status = read_status(group)
     if (status == STATUS_PENDING).any():
         raise StoreError(f"{group.store}: {int((status == 0).sum())} shapes are still pending")
-    info = dict(group.attrs["sdfkit"])
-    info["complete"] = True
-    info["finished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    info["summary"] = dict(summary)
-    group.attrs["sdfkit"] = info
+    StoreState.read(group).mark_complete(summary).write(group)
 
 
 def as_str(values) -> np.ndarray:
