@@ -380,6 +380,37 @@ PRESETS_3D = {
 }
 
 
+PRESET_CHANGES: list[tuple[tuple[str | None, str | None, str | None, str | None], dict]] = [
+    # ((kind, preset, model, context), changes), None matching any; applied in order
+    (("mnist", None, None, "levelset"), {"context_points": 512}),  # the paper's level-set context: 512 points
+    # the supplement: encoders and MetaSDF 50 epochs, auto-decoders 150
+    (("mnist", "paper", "metasdf", None), {"epochs": 50}),
+    (("mnist", "paper", "cnp", None), {"epochs": 50}),
+    (("mnist", "paper", "autodecoder", None), {"epochs": 150}),
+    (("mnist", "paper", "hypernet", None), {"epochs": 150}),
+    # the paper's level-set network is one layer shallower (7 x 512 hidden) and trained with plain l1
+    (("shapenet", "paper", "metasdf", "levelset"), {"depth": 8, "loss": "l1", "clamp": None, "context_points": 10_000}),
+    # DeepSDF's specs.json: 8 x 512, 64 scenes x 16,384 samples (it has no context), 2,001 epochs,
+    # rates halved every 500; Table 2's DeepSDF trains with the composite loss
+    (
+        ("shapenet", "paper", "deepsdf", None),
+        {
+            "depth": 8,
+            "batch_size": 64,
+            "target_points": 16_384,
+            "targets_include_context": False,
+            "lr_step_epochs": 500,
+            "clip_grad_value": None,
+            "epochs": 2001,
+            "deepsdf_loss": "composite",
+        },
+    ),
+    (("shapenet", "paper", "pointnet", None), {"depth": 8, "context_points": 10_000}),
+]
+"""How a preset differs by kind of store, model and context: the data :func:`preset` applies to
+``PRESETS`` or ``PRESETS_3D`` (``sdfkit train --show-config`` prints the result)."""
+
+
 def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> TrainConfig:
     """The preset's config for a model, a context and a kind of store."""
     presets = PRESETS_3D if kind == "shapenet" else PRESETS
@@ -390,28 +421,12 @@ def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> Train
             f"model {model!r} does not train on {kind!r} stores; choose {', '.join(MODELS_BY_KIND.get(kind, ()))}"
         )
     config = replace(presets[name], model=model, context=context)
-    if kind == "mnist" and context == "levelset":  # the paper's level-set context: 512 points
-        config = replace(config, context_points=min(config.context_points, 512))
-    if kind == "mnist" and name == "paper":  # the supplement: auto-decoders 150 epochs, the others 50
-        config = replace(config, epochs=150 if model in ("autodecoder", "hypernet") else 50)
-    if kind == "shapenet" and name == "paper":
-        if model == "metasdf" and context == "levelset":
-            # the paper's level-set network is one layer shallower and trained with plain l1
-            config = replace(config, depth=config.depth - 1, loss="l1", clamp=None, context_points=10_000)
-        elif model == "deepsdf":  # DeepSDF's specs.json: 8 x 512, 64 scenes x 16,384 samples, 2,001 epochs
-            config = replace(
-                config,
-                depth=8,
-                batch_size=64,
-                target_points=16_384,
-                targets_include_context=False,  # DeepSDF has no context: 16,384 samples per scene
-                lr_step_epochs=500,
-                clip_grad_value=None,
-                epochs=2001,
-                deepsdf_loss="composite",  # Table 2's DeepSDF: the composite loss
-            )
-        elif model == "pointnet":
-            config = replace(config, depth=8, context_points=10_000)
+    for (when_kind, when_preset, when_model, when_context), changes in PRESET_CHANGES:
+        if all(
+            w is None or w == v
+            for w, v in ((when_kind, kind), (when_preset, name), (when_model, model), (when_context, context))
+        ):
+            config = replace(config, **changes)
     return config
 
 
