@@ -323,7 +323,7 @@ def test_plain_folder_splits_by_fractions_and_by_the_files_export_writes(tmp_pat
     group = zarr.open_group(str(out), mode="r")
     dealt = dict(zip(map(str, group["meta/id"][:]), map(str, group["meta/split"][:]), strict=True))
     # the same seed deals the same way; the order follows the hash of seed and id, not the listing
-    from sdfkit.sources.shapenet import split_by_fractions
+    from sdfkit.sources.splits import split_by_fractions
 
     assert split_by_fractions(sorted(dealt), (0.5, 0.2, 0.3)) == dealt
     assert split_by_fractions(sorted(dealt), (0.5, 0.2, 0.3), seed=1) != dealt

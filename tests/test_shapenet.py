@@ -26,7 +26,8 @@ from sdfkit import open_dataset
 from sdfkit.errors import InputError
 from sdfkit.geometry.shapes import make_shapes, solid_from_json
 from sdfkit.pipeline.runners import ShardTask, run_tasks
-from sdfkit.sources.shapenet import ShapenetConfig, find_meshes, plan_shapenet, prepare_shapenet, read_split_files
+from sdfkit.sources.shapenet import ShapenetConfig, find_meshes, plan_shapenet, prepare_shapenet
+from sdfkit.sources.splits import read_split_files
 from sdfkit.store.format import ArraySpec, create_store
 from sdfkit.store.format import ShapeMeta as Meta
 
