@@ -332,23 +332,9 @@ def train(
     optimizer = make_optimizer(model, config)
     # each process draws its own tasks: rank r uses stream r of the seed
     generator = torch.Generator().manual_seed(config.seed + 1_000_003 * dist_info.rank)
-    step = 0
     checkpoint = run_dir / "checkpoint.pt"
-    if resume:
-        saved = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
-        if saved is not None and replace(saved, steps=config.steps) != replace(config, steps=config.steps):
-            raise InputError(
-                f"{run_dir}: was trained with another config; --resume needs the same one (see its config.json)"
-            )
-        state = load_checkpoint(checkpoint, model_name=config.model)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        states = state.get("generator_states") or [state["generator_state"]]
-        if len(states) != dist_info.world:
-            raise InputError(f"{run_dir}: was trained with {len(states)} processes; resume it with as many")
-        generator.set_state(states[dist_info.rank])
-        step = int(state["step"])
-    elif checkpoint.exists():
+    step = _restore(run_dir, config, model, optimizer, generator, dist_info) if resume else 0
+    if not resume and checkpoint.exists():
         raise InputError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another -o")
     if dist_info.world > 1:
         # only for runs of several processes (torchrun)
@@ -361,19 +347,7 @@ def train(
     metrics = writer = board = None
     elapsed = 0.0
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-
-        local = local_path(store)
-        (run_dir / "data.json").write_text(json.dumps({"store": str(local.resolve()) if local else str(store)}))
-        metrics_path = run_dir / "metrics.csv"
-        kept = _metrics_until(metrics_path, step) if resume else []
-        elapsed = float(kept[-1][2]) if kept else 0.0  # seconds go on from where the checkpoint was
-        metrics = metrics_path.open("w", newline="")
-        writer = csv.writer(metrics)
-        writer.writerows([["step", "loss", "seconds", "steps_per_second"], *kept])
-        metrics.flush()
-        board = _tensorboard(run_dir)
+        metrics, writer, board, elapsed = _open_run(run_dir, store, config, step, resume)
 
     def save():
         states = [generator.get_state()]
@@ -393,20 +367,7 @@ def train(
             if interrupted.is_set():
                 stopped = "interrupted"
                 break
-            index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
-            batch = shapes.batch(index, config, generator, device)
-            # the epoch (fractional) each task is drawn in: DeepSDF's regularizer ramps up with it
-            batch["epoch"] = torch.full((len(index),), epoch_of(config, step, len(shapes)), device=device)
-            optimizer.zero_grad(set_to_none=True)
-            factor = learning_rate(config, step, len(shapes)) / config.lr
-            for group in optimizer.param_groups:
-                group["lr"] = group.get("base_lr", config.lr) * factor
-            loss = accumulate_gradients(trained, batch, config.micro_batch)
-            if config.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            if config.clip_grad_value:
-                torch.nn.utils.clip_grad_value_(model.parameters(), config.clip_grad_value)
-            optimizer.step()
+            loss = _outer_step(trained, model, optimizer, shapes, config, generator, device, step)
             step += 1
             loss_value = float(loss.detach())
             now = time.perf_counter()
@@ -435,6 +396,62 @@ def train(
         if board is not None:
             board.close()
     return {"step": step, "steps": config.steps, "loss": loss_value, "stopped": stopped}
+
+
+def _restore(run_dir: Path, config: TrainConfig, model, optimizer, generator, dist_info) -> int:
+    """Load a run's checkpoint into the model, the optimizer and this process's task generator;
+    returns its step. The run's config must be the one given, but for its length."""
+    saved = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
+    if saved is not None and replace(saved, steps=config.steps) != replace(config, steps=config.steps):
+        raise InputError(
+            f"{run_dir}: was trained with another config; --resume needs the same one (see its config.json)"
+        )
+    state = load_checkpoint(run_dir / "checkpoint.pt", model_name=config.model)
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    states = state.get("generator_states") or [state["generator_state"]]
+    if len(states) != dist_info.world:
+        raise InputError(f"{run_dir}: was trained with {len(states)} processes; resume it with as many")
+    generator.set_state(states[dist_info.rank])
+    return int(state["step"])
+
+
+def _open_run(run_dir: Path, store, config: TrainConfig, step: int, resume: bool):
+    """Write the run folder's config.json and data.json and open its logs: metrics.csv (on resume,
+    its rows up to ``step``) and tensorboard where installed. Returns the metrics file, its csv
+    writer, the tensorboard writer (or None) and the seconds already trained."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    local = local_path(store)
+    (run_dir / "data.json").write_text(json.dumps({"store": str(local.resolve()) if local else str(store)}))
+    metrics_path = run_dir / "metrics.csv"
+    kept = _metrics_until(metrics_path, step) if resume else []
+    elapsed = float(kept[-1][2]) if kept else 0.0  # seconds go on from where the checkpoint was
+    metrics = metrics_path.open("w", newline="")
+    writer = csv.writer(metrics)
+    writer.writerows([["step", "loss", "seconds", "steps_per_second"], *kept])
+    metrics.flush()
+    return metrics, writer, _tensorboard(run_dir), elapsed
+
+
+def _outer_step(trained, model, optimizer, shapes, config: TrainConfig, generator, device, step: int):
+    """One outer step: a batch of tasks drawn with ``generator``, the rate of ``step``, gradients
+    (accumulated over micro-batches), clipping, the update. Returns the loss."""
+    index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
+    batch = shapes.batch(index, config, generator, device)
+    # the epoch (fractional) each task is drawn in: DeepSDF's regularizer ramps up with it
+    batch["epoch"] = torch.full((len(index),), epoch_of(config, step, len(shapes)), device=device)
+    optimizer.zero_grad(set_to_none=True)
+    factor = learning_rate(config, step, len(shapes)) / config.lr
+    for group in optimizer.param_groups:
+        group["lr"] = group.get("base_lr", config.lr) * factor
+    loss = accumulate_gradients(trained, batch, config.micro_batch)
+    if config.clip_grad:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+    if config.clip_grad_value:
+        torch.nn.utils.clip_grad_value_(model.parameters(), config.clip_grad_value)
+    optimizer.step()
+    return loss
 
 
 def _metrics_until(path: Path, step: int) -> list[list[str]]:
