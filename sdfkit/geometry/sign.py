@@ -250,16 +250,7 @@ def outer_surface(
         open_part = OuterSurface.open_only(
             open_vertices, open_faces[enclosing], two_sided=two_sided[enclosing], kept=kept
         )
-        open_scene = raycast.scene(open_vertices, open_faces[enclosing])
-
-        def inside(points, _):  # enclosed by the open parts: a point that sees the sky is not
-            enclosed = np.zeros(len(points), dtype=bool)
-            hidden = sky_share(open_scene, points, _ENCLOSED_SKY_RAYS, rng) < _ENCLOSED_SKY
-            winding = winding_numbers(open_part, points[hidden], rays=_ENCLOSED_RAYS, rng=rng, scene=open_scene)
-            enclosed[hidden] = winding > 0.5
-            return enclosed
-
-        outer_vertices, outer_faces, _ = split_mixed(outer_vertices, outer_faces, inside, _ENCLOSED_SPLITS)
+        outer_vertices, outer_faces = _outside_open_parts(outer_vertices, outer_faces, open_part, rng)
     n_closed = len(outer_faces)
     all_vertices = np.concatenate([outer_vertices, open_vertices])
     all_faces = np.concatenate([outer_faces, open_faces + len(outer_vertices)])
@@ -278,6 +269,22 @@ def outer_surface(
         contact=contact,
         lead=np.concatenate([np.ones(n_closed), lead]),
     )
+
+
+def _outside_open_parts(vertices, faces, open_part: OuterSurface, rng):
+    """The closed union's faces that the open parts do not enclose (their winding number at the
+    face below 1/2; a point that sees the sky is not enclosed), faces partly enclosed split."""
+    open_scene = raycast.scene(open_part.vertices, open_part.faces)
+
+    def inside(points, _):
+        enclosed = np.zeros(len(points), dtype=bool)
+        hidden = sky_share(open_scene, points, _ENCLOSED_SKY_RAYS, rng) < _ENCLOSED_SKY
+        winding = winding_numbers(open_part, points[hidden], rays=_ENCLOSED_RAYS, rng=rng, scene=open_scene)
+        enclosed[hidden] = winding > 0.5
+        return enclosed
+
+    vertices, faces, _ = split_mixed(vertices, faces, inside, _ENCLOSED_SPLITS)
+    return vertices, faces
 
 
 _ENCLOSED_SKY_RAYS = 8

@@ -330,30 +330,7 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
-            missing = _missing_arrays(group, specs) if same else []
-            if info.get("initialized") is False and same:
-                overwrite = True  # this very command's creation, killed half way: no row was finished
-            elif not overwrite and found["kind"] != kind:
-                raise ParameterMismatchError(_other_kind(url, found["kind"], kind, info))
-            elif not overwrite and info.get("initialized") is False:
-                raise ParameterMismatchError(
-                    f"{url}: holds an unfinished creation of a {found['kind']} store made with other parameters "
-                    f"({'; '.join(_differences(found['parameters'] or {}, wanted['parameters'])[:3])}); pass "
-                    "--overwrite to replace it, or choose another -o path"
-                )
-            elif missing and not _finished_rows(group):
-                overwrite = True  # arrays half made by this very command, and no row finished: make it again
-            elif missing and not overwrite and not set(missing) & set(info.get("arrays", [])):
-                raise ParameterMismatchError(
-                    f"{url}: a {kind} store made by another sdfkit version, without the arrays "
-                    f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} that this one writes; pass --overwrite "
-                    "to make it again, or choose another -o path"
-                )
-            elif missing and not overwrite:
-                raise FormatError(
-                    f"{url}: a {kind} store without the arrays {', '.join(missing[:3])} (damaged, or made by "
-                    "another sdfkit); check it with: sdfkit validate, or pass --overwrite to make it again"
-                )
+            overwrite = _may_replace(group, url, info, wanted, found, same, specs, overwrite)
             if same and not overwrite:
                 return group, ("complete" if info.get("complete") else "resumed")
             appendable = (
@@ -385,6 +362,38 @@ def prepare_store(
         shard_size=shard_size,
     )
     return group, "created"
+
+
+def _may_replace(group, url, info: Mapping, wanted: dict, found: dict, same: bool, specs, overwrite: bool) -> bool:
+    """Whether an existing store may be replaced: asked to (``overwrite``), or a creation of this
+    very command killed before any row was finished. Raises for a store of another kind, an
+    unfinished creation with other parameters, or a store without arrays this sdfkit writes."""
+    kind = wanted["kind"]
+    missing = _missing_arrays(group, specs) if same else []
+    if info.get("initialized") is False and same:
+        return True  # this very command's creation, killed half way: no row was finished
+    if not overwrite and found["kind"] != kind:
+        raise ParameterMismatchError(_other_kind(url, found["kind"], kind, info))
+    if not overwrite and info.get("initialized") is False:
+        raise ParameterMismatchError(
+            f"{url}: holds an unfinished creation of a {found['kind']} store made with other parameters "
+            f"({'; '.join(_differences(found['parameters'] or {}, wanted['parameters'])[:3])}); pass "
+            "--overwrite to replace it, or choose another -o path"
+        )
+    if missing and not _finished_rows(group):
+        return True  # arrays half made by this very command, and no row finished: make it again
+    if missing and not overwrite and not set(missing) & set(info.get("arrays", [])):
+        raise ParameterMismatchError(
+            f"{url}: a {kind} store made by another sdfkit version, without the arrays "
+            f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} that this one writes; pass --overwrite "
+            "to make it again, or choose another -o path"
+        )
+    if missing and not overwrite:
+        raise FormatError(
+            f"{url}: a {kind} store without the arrays {', '.join(missing[:3])} (damaged, or made by "
+            "another sdfkit); check it with: sdfkit validate, or pass --overwrite to make it again"
+        )
+    return overwrite
 
 
 def _abandoned_creation(url) -> bool:
