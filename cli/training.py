@@ -13,6 +13,7 @@ from cli.options import (
     json_option,
     open_bars,
     progress_bar,
+    step_bar,
     test_steps_option,
 )
 from metasdf.config import (
@@ -185,8 +186,6 @@ def train_command(
       sdfkit train shapes.zarr --model deepsdf --context dense -o runs/deepsdf --time-limit 30
       sdfkit train mnist.zarr --preset paper --model hypernet -o runs/h --show-config
     """
-    from tqdm import tqdm
-
     from metasdf import train as training
 
     config = training.resolve_config(
@@ -214,32 +213,7 @@ def train_command(
         return
     target = training.resolve_device(device)
     main_process = training.main_process()  # under torchrun, only rank 0 talks
-    bar = tqdm(
-        total=config.steps,
-        desc=f"train {config.model}/{config.context}",
-        unit="step",
-        dynamic_ncols=True,
-        disable=not main_process,
-    )
-    open_bars.add(bar)
-
-    clock = {"start": None, "first": 0}
-
-    def progress(step, total, loss, rate):
-        import time
-
-        if clock["start"] is None:
-            clock["start"], clock["first"] = time.perf_counter() - 1.0 / max(rate, 1e-9), step - 1
-        if time_limit is not None:  # the steps the time limit leaves at the rate so far: an honest ETA
-            elapsed = time.perf_counter() - clock["start"]
-            average = (step - clock["first"]) / max(elapsed, 1e-9)
-            bar.total = int(min(total, step + average * max(0.0, time_limit * 60 - elapsed)))
-        else:
-            bar.total = total  # a length in epochs is known in steps once the split is read
-        bar.n = step
-        bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.2f}", refresh=False)
-        bar.update(0)
-
+    bar, progress = step_bar(f"train {config.model}/{config.context}", config.steps, time_limit, main_process)
     result = training.train(
         data, run_dir, config, device=target, resume=resume, time_limit=time_limit, progress=progress
     )
