@@ -18,7 +18,6 @@ zero-level-set point (level set).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 from metasdf.data import frame_values, load_shapes, make_batch, to_frame
 from metasdf.evaluate3d import evaluate_3d
 from metasdf.models import batched_mlp
-from metasdf.results import DEFAULT_SEED, result_path
+from metasdf.results import DEFAULT_SEED, result_path, write_result
 from metasdf.train import load_run, run_store, shown_steps, steps_at_test_time
 from sdfkit.errors import InputError
 from sdfkit.geometry.basics import cell_centres
@@ -129,26 +128,9 @@ def evaluate(
     mean_shape = train.grids.mean(dim=0)
     generator = torch.Generator().manual_seed(seed)
 
-    l1, mse_reference, mse_sdfkit, seconds = [], [], [], 0.0
-    first_batch = None
-    for start in range(0, len(shapes), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(shapes)))
-        batch = _full_grid_batch(shapes, index, config, generator, device, context)
-        tic = time.perf_counter()
-        with torch.no_grad():
-            prediction = model.reconstruct(batch)
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds += time.perf_counter() - tic
-        prediction = prediction[..., 0].cpu()
-        # the prediction in units of an image spanning 2 (sdfkit's) and spanning 1 (the reference's)
-        span2 = prediction if config.frame == "sdfkit" else 2 * prediction
-        l1.append((span2 - truth.grids[index]).abs().mean(dim=1))
-        mse_reference.append((span2 / 2 - reference_truth[index]).pow(2).mean(dim=1))
-        mse_sdfkit.append((span2 / 2 - truth.grids[index] / 2).pow(2).mean(dim=1))
-        if first_batch is None:
-            first_batch = ({k: v.cpu() for k, v in batch.items()}, prediction.unsqueeze(2))
-    l1, mse_reference, mse_sdfkit = (torch.cat(v).numpy() for v in (l1, mse_reference, mse_sdfkit))
+    l1, mse_reference, mse_sdfkit, seconds, first_batch = _score_all(
+        model, config, shapes, truth, reference_truth, generator, device, context, batch_size
+    )
     mean_errors = (truth.grids - mean_shape).abs().mean(dim=1).numpy()
     mean_mse = (mean_shape / 2 - reference_truth).pow(2).mean(dim=1).numpy()
     gap = truth.grids / 2 - reference_truth
@@ -180,12 +162,36 @@ def evaluate(
         "store": str(store),
     }
     path = result_path(run_dir, split, context=context, limit=limit, output=output, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))  # the metrics first, whatever the figures do
-    if figures:
-        result["figures"] = _figures(path.with_suffix(""), model, config, first_batch, shapes)
-        path.write_text(json.dumps(result, indent=2))
-    return result
+    draw = (lambda stem: _figures(stem, model, config, first_batch, shapes)) if figures else None
+    return write_result(path, result, draw)
+
+
+def _score_all(model, config, shapes, truth, reference_truth, generator, device, context, batch_size):
+    """Every shape's reconstruction from its context, ``batch_size`` at a time, scored against
+    both ground truths: per shape l1 (sdfkit's units), MSE against the reference's truth and
+    against sdfkit's (the reference's units); the seconds the model took; the first batch and
+    its predictions (for the figures)."""
+    l1, mse_reference, mse_sdfkit, seconds = [], [], [], 0.0
+    first_batch = None
+    for start in range(0, len(shapes), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(shapes)))
+        batch = _full_grid_batch(shapes, index, config, generator, device, context)
+        tic = time.perf_counter()
+        with torch.no_grad():
+            prediction = model.reconstruct(batch)
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - tic
+        prediction = prediction[..., 0].cpu()
+        # the prediction in units of an image spanning 2 (sdfkit's) and spanning 1 (the reference's)
+        span2 = prediction if config.frame == "sdfkit" else 2 * prediction
+        l1.append((span2 - truth.grids[index]).abs().mean(dim=1))
+        mse_reference.append((span2 / 2 - reference_truth[index]).pow(2).mean(dim=1))
+        mse_sdfkit.append((span2 / 2 - truth.grids[index] / 2).pow(2).mean(dim=1))
+        if first_batch is None:
+            first_batch = ({k: v.cpu() for k, v in batch.items()}, prediction.unsqueeze(2))
+    l1, mse_reference, mse_sdfkit = (torch.cat(v).numpy() for v in (l1, mse_reference, mse_sdfkit))
+    return l1, mse_reference, mse_sdfkit, seconds, first_batch
 
 
 def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:

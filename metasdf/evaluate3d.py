@@ -15,7 +15,6 @@ A reconstruction without a surface counts as a failure (listed, left out of the 
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from metasdf.data3d import load_shapes_3d, make_batch_3d
 from metasdf.models import batched_mlp
 from metasdf.reconstruct import chamfer_distance, extract_mesh, f_score, normal_consistency, sample_mesh_points
-from metasdf.results import result_path
+from metasdf.results import result_path, write_result
 from metasdf.train import shown_steps, steps_at_test_time
 from sdfkit.builders.figures import slice_points
 from sdfkit.builders.render import RenderConfig, look_at, render_mesh_views_shaded
@@ -57,6 +56,39 @@ def _summary(values: list[float]) -> dict:
     if len(values) == 0:
         return {"mean": None, "median": None}
     return {"mean": float(values.mean()), "median": float(np.median(values))}
+
+
+def _scores(mesh, shapes, k: int, points: int, seed: int) -> dict:
+    """Chamfer distance and F-score at 1% of the true surface's diagonal, in the mesh's original
+    coordinates, and normal consistency, of shape ``k``'s reconstruction (``points`` samples)."""
+    scale, offset = float(shapes.scale[k]), shapes.offset[k].astype(np.float64)
+    predicted, predicted_normals = sample_mesh_points(mesh.vertices, mesh.faces, points, seed=seed)
+    truth = shapes.surface[k].numpy().astype(np.float64)
+    truth_normals = shapes.normals[k].numpy().astype(np.float64)
+    raw_predicted, raw_truth = predicted / scale - offset, truth / scale - offset
+    diagonal = float(np.linalg.norm(np.ptp(raw_truth, axis=0)))
+    return {
+        "chamfer": chamfer_distance(raw_predicted, raw_truth),
+        "f_score": f_score(raw_predicted, raw_truth, 0.01 * diagonal),
+        "normal_consistency": normal_consistency(predicted, predicted_normals, truth, truth_normals),
+    }
+
+
+def _per_category(rows: list[dict]) -> dict:
+    """Per category of the reconstructed shapes: their count, Chamfer (x 10^3, mean and median),
+    mean F-score and mean normal consistency."""
+    categories = defaultdict(list)
+    for r in rows:
+        categories[r["category"]].append(r)
+    return {
+        c: {
+            "shapes": len(rs),
+            "chamfer_x1000": {k: v * 1000 for k, v in _summary([r["chamfer"] for r in rs]).items()},
+            "f_score_1pct": _summary([r["f_score"] for r in rs])["mean"],
+            "normal_consistency": _summary([r["normal_consistency"] for r in rs])["mean"],
+        }
+        for c, rs in sorted(categories.items())
+    }
 
 
 def evaluate_3d(
@@ -124,26 +156,13 @@ def evaluate_3d(
             rows.append(row)
             continue
         row["seconds"] = time.perf_counter() - tic
-        scale, offset = float(shapes.scale[k]), shapes.offset[k].astype(np.float64)
-        predicted, predicted_normals = sample_mesh_points(mesh.vertices, mesh.faces, points, seed=seed + k)
-        truth = shapes.surface[k].numpy().astype(np.float64)
-        truth_normals = shapes.normals[k].numpy().astype(np.float64)
-        raw_predicted, raw_truth = predicted / scale - offset, truth / scale - offset
-        diagonal = float(np.linalg.norm(np.ptp(raw_truth, axis=0)))
-        row.update(
-            chamfer=chamfer_distance(raw_predicted, raw_truth),
-            f_score=f_score(raw_predicted, raw_truth, 0.01 * diagonal),
-            normal_consistency=normal_consistency(predicted, predicted_normals, truth, truth_normals),
-        )
+        row.update(_scores(mesh, shapes, k, points, seed + k))
         rows.append(row)
         if len(meshes) < 4:
             meshes[k] = mesh
         if progress:
             progress(k + 1, len(shapes))
     ok = [r for r in rows if "error" not in r]
-    categories = defaultdict(list)
-    for r in ok:
-        categories[r["category"]].append(r)
     result = {
         "model": config.model,
         "context": config.context,
@@ -163,15 +182,7 @@ def evaluate_3d(
         },
         "f_score_1pct": _summary([r["f_score"] for r in ok]),
         "normal_consistency": _summary([r["normal_consistency"] for r in ok]),
-        "per_category": {
-            c: {
-                "shapes": len(rs),
-                "chamfer_x1000": {k: v * 1000 for k, v in _summary([r["chamfer"] for r in rs]).items()},
-                "f_score_1pct": _summary([r["f_score"] for r in rs])["mean"],
-                "normal_consistency": _summary([r["normal_consistency"] for r in rs])["mean"],
-            }
-            for c, rs in sorted(categories.items())
-        },
+        "per_category": _per_category(ok),
         "seconds_per_shape": float(np.mean([r["seconds"] for r in rows])),
         "specialize_seconds_per_shape": float(np.mean([r["specialize_seconds"] for r in rows])),
         "device": str(device),
@@ -182,12 +193,8 @@ def evaluate_3d(
     path = (
         Path(output) if output is not None else result_path(run_dir, split, context=context, samples=samples, seed=seed)
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))  # the metrics first: figures need a renderer
-    if figures:
-        result["figures"] = _figures(path.with_suffix(""), model, config, shapes, meshes, store, device)
-        path.write_text(json.dumps(result, indent=2))
-    return result
+    draw = (lambda stem: _figures(stem, model, config, shapes, meshes, store, device)) if figures else None
+    return write_result(path, result, draw)
 
 
 def _truth_meshes(store, shapes, rows) -> dict:

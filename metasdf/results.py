@@ -3,9 +3,11 @@ shared by the 2D (:mod:`metasdf.evaluate`) and 3D (:mod:`metasdf.evaluate3d`) ev
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["DEFAULT_SEED", "result_path"]
+__all__ = ["DEFAULT_SEED", "result_path", "write_result"]
 
 DEFAULT_SEED = 1234
 """The seed of the contexts an evaluation draws unless told another."""
@@ -34,3 +36,16 @@ def result_path(
         + (f"-seed{seed}" if seed != DEFAULT_SEED else "")
     )
     return Path(run_dir) / f"eval-{name}.json"
+
+
+def write_result(path: Path, result: dict, figures: Callable[[Path], list[str]] | None = None) -> dict:
+    """Write an evaluation's JSON to ``path``; then, with ``figures`` (called with the path
+    without its suffix, returning the PNGs it wrote), draw them and write the JSON again with
+    their paths. The metrics are on disk first, whatever drawing does (a missing renderer)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    if figures is not None:
+        result["figures"] = figures(path.with_suffix(""))
+        path.write_text(json.dumps(result, indent=2))
+    return result
