@@ -48,7 +48,7 @@ RUNS = {
             "test_samples": 8000,
         },
     ),
-    "metasdf-levelset": ("metasdf", "levelset", {"distance_term": "unsigned"}),  # as measured, before the switch
+    "metasdf-levelset": ("metasdf", "levelset", {}),  # the preset: the signed distance term
     "pointnet-levelset": ("pointnet", "levelset", {}),
 }
 PROTOCOLS = {
@@ -56,6 +56,14 @@ PROTOCOLS = {
     "reference": ["--context", "reference", "--samples", "test"],  # 50,000 / 10,000, test recipe
 }
 
+
+PAPER = {  # Chamfer x 10^3, mean / median (../shared/reference/metasdf-paper.md: main Tables 2 and 3)
+    ("deepsdf", "dense"): {"airplane": (0.073, 0.031), "table": (0.553, 0.068)},
+    ("metasdf", "dense"): {"airplane": (0.053, 0.021), "table": (0.134, 0.059)},
+    ("pointnet", "levelset"): {"airplane": (0.558, 0.222), "table": (0.693, 0.216)},
+    ("metasdf", "levelset"): {"airplane": (0.139, 0.067), "table": (0.327, 0.095)},
+}
+"""The paper's ShapeNet planes and tables, beside make-shapes' airplanes and tables."""
 
 DEEPSDF_FIT = ", 800 iterations"
 """The evaluation of a DeepSDF run with DeepSDF's own test-time fit length (reconstruct.py: 800
@@ -155,6 +163,26 @@ def main():
             f"{r['specialize_seconds_per_shape']:.3f} |"
         )
     print_time_ratios(results)
+    print_beside_paper(results)
+
+
+def print_beside_paper(results: dict) -> None:
+    """The reference protocol's rows beside the paper's (its ShapeNet planes and tables; here
+    make-shapes' airplanes and tables in ShapeNet's frame: procedural shapes, not ShapeNet's)."""
+    print("\n| run | steps | airplane CD mean / median | paper, planes | table CD mean / median | paper, tables |")
+    print("|---|---|---|---|---|---|")
+    for (name, protocol), r in results.items():
+        model, context, fields = RUNS[name]
+        paper = PAPER.get((model, context))
+        if protocol != "reference" or paper is None or fields:
+            continue
+        cells = []
+        for category in ("airplane", "table"):
+            ours = r["per_category"].get(category)
+            cd = ours["chamfer_x1000"] if ours else None
+            cells.append(f"{cd['mean']:.3f} / {cd['median']:.3f}" if cd else "-")
+            cells.append("{:.3f} / {:.3f}".format(*paper[category]))
+        print(f"| {name} | {r['trained_steps']} | " + " | ".join(cells) + " |")
 
 
 def print_time_ratios(results: dict) -> None:
