@@ -481,13 +481,16 @@ def reconstruct_command(run_dir, points, samples, output, resolution, device, se
 
 
 def print_config(config) -> None:
-    """Every field of a config, one per line: name and value (strings quoted)."""
-    from dataclasses import fields
+    """Every field of a config, section by section (:data:`metasdf.config.SECTIONS`): name and
+    value (strings quoted)."""
+    from metasdf.config import SECTIONS
 
-    values = {f.name: getattr(config, f.name) for f in fields(config)}
-    width = max(map(len, values))
-    for name, value in values.items():
-        click.echo(f"{name:<{width}}  {value!r}" if isinstance(value, str) else f"{name:<{width}}  {value}")
+    width = max(len(name) for names in SECTIONS.values() for name in names)
+    for section, names in SECTIONS.items():
+        click.echo(f"[{section}]")
+        for name in names:
+            value = getattr(config, name)
+            click.echo(f"  {name:<{width}}  {value!r}" if isinstance(value, str) else f"  {name:<{width}}  {value}")
 
 
 COMMANDS = (train_command, eval_command, reconstruct_command)

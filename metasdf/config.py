@@ -32,6 +32,29 @@ __all__ = [
 ]
 
 
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "run": ("model", "context", "data_kind", "split", "limit", "seed", "log_every", "checkpoint_every"),
+    "length and optimizer": (
+        "steps", "epochs", "batch_size", "micro_batch", "lr", "lr_schedule", "lr_step_epochs", "lr_step_factor",
+        "clip_grad", "clip_grad_value",
+    ),
+    "network": ("hidden", "depth", "init", "dropout"),
+    "tasks": ("context_points", "target_points", "balanced_targets", "targets_include_context", "frame"),
+    "metasdf": (
+        "inner_steps", "inner_lr", "lr_type", "first_order", "clamp_lr", "extra_step_lr", "test_steps", "inner_loss",
+    ),
+    "losses": ("outer_loss", "loss", "sigma", "distance_term", "clamp", "deepsdf_loss"),
+    "latent codes (auto-decoders, deepsdf)": (
+        "latent", "latent_in", "hyper_layers", "test_iters", "test_lr", "test_lr_drop", "test_samples", "code_lr",
+        "code_init_std", "code_bound", "code_reg", "code_reg_warmup",
+    ),
+    "cnp": ("encoder_layers",),
+    "evaluation": ("mesh_resolution",),
+}  # fmt: skip
+"""The fields of :class:`TrainConfig` by what they set, each in one section: how
+``sdfkit train --show-config`` prints a config, and how docs/training.md groups them."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (saved as RUN_DIR/config.json)."""

@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 from test_cli import assert_user_error, sdfkit
 
-from metasdf.config import PRESETS_3D, preset, resolve_config
+from metasdf.config import PRESETS_3D, TrainConfig, preset, resolve_config
 from metasdf.data import frame_points, frame_values, grid_coordinates, load_shapes, to_frame
 from metasdf.data3d import load_shapes_3d
 from metasdf.evaluate import evaluate
@@ -643,11 +643,17 @@ def test_seeds_reach_training_and_evaluation(store, tmp_path):
 
 def test_show_config_prints_the_resolved_settings_and_trains_nothing(store, tmp_path):
     """``--show-config`` prints every field the run would train with (the preset for this store,
-    model and context, with the options given) and writes no run folder."""
+    model and context, with the options given), section by section, and writes no run folder;
+    every field of TrainConfig is in exactly one section."""
+    from metasdf.config import SECTIONS
+
+    listed = [name for names in SECTIONS.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(TrainConfig))
     out = sdfkit(
         "train", store, "--preset", "paper", "--model", "hypernet", "--seed", "3", "-o", tmp_path / "r", "--show-config"
     ).stdout
-    shown = dict(line.split(None, 1) for line in out.strip().splitlines())
+    shown = dict(line.split(None, 1) for line in out.strip().splitlines() if not line.startswith("["))
+    assert [line for line in out.splitlines() if line.startswith("[")][:2] == ["[run]", "[length and optimizer]"]
     expected = dataclasses.replace(preset("paper", model="hypernet", context="dense"), seed=3)
     assert set(shown) == {f.name for f in dataclasses.fields(expected)}
     assert shown["hyper_layers"] == "3" and shown["seed"] == "3" and shown["model"] == "'hypernet'"
