@@ -74,6 +74,23 @@ def _scores(mesh, shapes, k: int, points: int, seed: int) -> dict:
     }
 
 
+def _reconstruct(model, batch, shapes, k: int, resolution: int, points: int, seed: int, device):
+    """Shape ``k`` specialized from its context ``batch``, meshed and scored: its row (the seconds
+    it took, its scores or its error) and its mesh (None when the field has no surface)."""
+    tic = time.perf_counter()
+    field = _field(model, batch)
+    specialize = time.perf_counter() - tic
+    row = {"id": shapes.ids[k], "category": shapes.categories[k], "specialize_seconds": specialize}
+    try:
+        mesh = extract_mesh(field, resolution, device=device)
+    except ShapeError as exc:
+        row.update(error=str(exc), seconds=time.perf_counter() - tic)
+        return row, None
+    row["seconds"] = time.perf_counter() - tic
+    row.update(_scores(mesh, shapes, k, points, seed + k))
+    return row, mesh
+
+
 def _per_category(rows: list[dict]) -> dict:
     """Per category of the reconstructed shapes: their count, Chamfer (x 10^3, mean and median),
     mean F-score and mean normal consistency."""
@@ -145,22 +162,11 @@ def evaluate_3d(
         if deepsdf_reference:
             batch["context_x"] = shapes.points[k : k + 1].to(device)
             batch["context_y"] = shapes.values[k : k + 1, :, None].to(device)
-        tic = time.perf_counter()
-        field = _field(model, batch)
-        specialize = time.perf_counter() - tic
-        row = {"id": shapes.ids[k], "category": shapes.categories[k], "specialize_seconds": specialize}
-        try:
-            mesh = extract_mesh(field, resolution, device=device)
-        except ShapeError as exc:
-            row.update(error=str(exc), seconds=time.perf_counter() - tic)
-            rows.append(row)
-            continue
-        row["seconds"] = time.perf_counter() - tic
-        row.update(_scores(mesh, shapes, k, points, seed + k))
+        row, mesh = _reconstruct(model, batch, shapes, k, resolution, points, seed, device)
         rows.append(row)
-        if len(meshes) < 4:
+        if mesh is not None and len(meshes) < 4:
             meshes[k] = mesh
-        if progress:
+        if mesh is not None and progress:
             progress(k + 1, len(shapes))
     ok = [r for r in rows if "error" not in r]
     result = {

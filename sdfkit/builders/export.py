@@ -87,6 +87,25 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
     return tmp
 
 
+def _chosen_rows(everything, url, split: str | None, ids: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    """The store rows to export (``ids`` in their order, or every row of the split) whose shapes
+    were computed, and the ids of those that failed (left out)."""
+    rows = np.arange(len(everything))
+    if ids:
+        wanted = list(dict.fromkeys(ids))
+        position = {shape_id: k for k, shape_id in enumerate(everything.ids)}
+        unknown = [i for i in wanted if i not in position]
+        if unknown:
+            raise InputError(f"{url}: no shape {unknown[0]!r}{' in split ' + split if split else ''}; check --ids")
+        rows = np.array([position[i] for i in wanted], dtype=np.int64)
+    ok = everything.meta("status")[rows] == STATUS_OK
+    skipped = [everything.ids[k] for k in rows[~ok]]
+    rows = rows[ok]
+    if len(rows) == 0:
+        raise InputError(f"{url}: no exportable shape (every selected shape failed or none is selected)")
+    return rows, skipped
+
+
 def export_store(
     url: str,
     to: str,
@@ -126,19 +145,7 @@ def export_store(
             f"{url}: has no {recipe} samples (each project trains on its own distribution, not DeepSDF's); make the "
             f"store with: sdfkit prepare-shapenet ROOT --recipe {recipe} -o STORE"
         )
-    rows = np.arange(len(everything))
-    if ids:
-        wanted = list(dict.fromkeys(ids))
-        position = {shape_id: k for k, shape_id in enumerate(everything.ids)}
-        unknown = [i for i in wanted if i not in position]
-        if unknown:
-            raise InputError(f"{url}: no shape {unknown[0]!r}{' in split ' + split if split else ''}; check --ids")
-        rows = np.array([position[i] for i in wanted], dtype=np.int64)
-    ok = everything.meta("status")[rows] == STATUS_OK
-    skipped = [everything.ids[k] for k in rows[~ok]]
-    rows = rows[ok]
-    if len(rows) == 0:
-        raise InputError(f"{url}: no exportable shape (every selected shape failed or none is selected)")
+    rows, skipped = _chosen_rows(everything, url, split, ids)
     meshes = {}
     if exporter.needs_meshes:
         chosen = [everything.ids[k] for k in rows]

@@ -282,20 +282,7 @@ def plan_shapenet(
         missing = []
     if val_shapes:
         metas = hold_out(metas, val_shapes, seed=config.seed)
-    seen: dict[str, str] = {}
-    for meta, job in zip(metas, jobs, strict=True):
-        if meta.id in seen:
-            raise InputError(
-                f"{root}: {seen[meta.id]} and {job.path} have the same id {meta.id!r}; ids must be unique across "
-                "categories: pick the categories with --synsets or list one of them in --split"
-            )
-        seen[meta.id] = job.path
-    # the source id: every mesh's name, size and modification time (an edited mesh changes it)
-    digest = hashlib.sha256(f"{list(split_fractions or [])}\n".encode() if dealt else b"")
-    if val_shapes:
-        digest.update(f"val {val_shapes} {config.seed}\n".encode())
-    for category, shape_id, path in meshes:
-        digest.update(f"{category}/{shape_id}:{_file_fingerprint(path)}\n".encode())
+    _check_unique(root, metas, jobs)
     jobs = _skips(jobs, config)
     source = {
         "name": "shapenet",
@@ -306,9 +293,32 @@ def plan_shapenet(
         **({"val_shapes": val_shapes, "val_seed": config.seed} if val_shapes else {}),
         "missing_from_root": len(missing),
         "missing_ids": [f"{c}/{i}" if c else i for c, i in missing],
-        "id": digest.hexdigest()[:16],
+        "id": _source_id(meshes, split_fractions if dealt else None, val_shapes, config.seed),
     }
     return metas, jobs, source
+
+
+def _check_unique(root, metas: Sequence[ShapeMeta], jobs: Sequence[MeshJob]) -> None:
+    """An input error naming two meshes that have the same id."""
+    seen: dict[str, str] = {}
+    for meta, job in zip(metas, jobs, strict=True):
+        if meta.id in seen:
+            raise InputError(
+                f"{root}: {seen[meta.id]} and {job.path} have the same id {meta.id!r}; ids must be unique across "
+                "categories: pick the categories with --synsets or list one of them in --split"
+            )
+        seen[meta.id] = job.path
+
+
+def _source_id(meshes, fractions, val_shapes: int, seed: int) -> str:
+    """The source's id: every mesh's name, size and modification time (an edited mesh changes
+    it), with the fractions that dealt the splits and the hold-out where given."""
+    digest = hashlib.sha256(f"{list(fractions)}\n".encode() if fractions else b"")
+    if val_shapes:
+        digest.update(f"val {val_shapes} {seed}\n".encode())
+    for category, shape_id, path in meshes:
+        digest.update(f"{category}/{shape_id}:{_file_fingerprint(path)}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _file_fingerprint(path) -> str:
