@@ -228,16 +228,8 @@ def _table_html(rows: list[list], header: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_quality_report(
-    url: str, out: str | Path, *, thumbnails: int = 24, meshes_root=None, size: int = 192
-) -> QualitySummary:
-    """Write ``ledger.csv``, ``ledger.parquet``, ``distributions.png``, ``worst.png`` and
-    ``report.html`` into ``out`` (see the module's text)."""
-
-    start = time.perf_counter()
-    columns, info = ledger_table(url)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def _write_tables(columns: dict[str, np.ndarray], out: Path) -> None:
+    """The ledger as ``ledger.csv`` and ``ledger.parquet`` in ``out``."""
     names = list(columns)
     with open(out / "ledger.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -249,15 +241,32 @@ def write_quality_report(
     except ImportError:
         raise InputError("sdfkit report writes Parquet with pyarrow: pip install pyarrow") from None
     pq.write_table(pa.table({n: columns[n] for n in names}), out / "ledger.parquet")
+
+
+def _rows_by_class(columns: dict[str, np.ndarray], status: str, column: str) -> dict[str, list[int]]:
+    """The rows of a status (``failed``, ``skipped``) grouped by their class in ``column``."""
+    groups: dict[str, list[int]] = {}
+    for k in np.nonzero(columns["status"] == status)[0]:
+        groups.setdefault(str(columns[column][k]), []).append(int(k))
+    return groups
+
+
+def write_quality_report(
+    url: str, out: str | Path, *, thumbnails: int = 24, meshes_root=None, size: int = 192
+) -> QualitySummary:
+    """Write ``ledger.csv``, ``ledger.parquet``, ``distributions.png``, ``worst.png`` and
+    ``report.html`` into ``out`` (see the module's text)."""
+
+    start = time.perf_counter()
+    columns, info = ledger_table(url)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_tables(columns, out)
     status = columns["status"]
     ok = status == "ok"
     counts = {name: int((status == name).sum()) for name in ("ok", "failed", "skipped", "pending")}
-    failures: dict[str, list[int]] = {}
-    for k in np.nonzero(status == "failed")[0]:
-        failures.setdefault(str(columns["failure_class"][k]), []).append(int(k))
-    skips: dict[str, list[int]] = {}
-    for k in np.nonzero(status == "skipped")[0]:
-        skips.setdefault(str(columns["skip_class"][k]), []).append(int(k))
+    failures = _rows_by_class(columns, "failed", "failure_class")
+    skips = _rows_by_class(columns, "skipped", "skip_class")
     distributions = _histograms(columns, ok)
     (out / "distributions.png").write_bytes(distributions)
     seconds = time.perf_counter() - start
