@@ -199,7 +199,6 @@ def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib.pyplot as plt
 
     batch, prediction = first_batch
@@ -242,38 +241,46 @@ def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
     paths.append(str(path))
 
     if config.model == "metasdf":  # the paper's Fig. 9: level sets over the inner-loop steps
-        count = min(4, len(prediction))
-        sub = {k: v[:count] for k, v in raw.items()}
-        with torch.no_grad():
-            _, history = model.specialize(sub["context_x"], sub["context_y"], trace=True)
-        shown = shown_steps(len(history) - 1, model.steps)
-        fig, axes = plt.subplots(count, len(shown), figsize=(1.9 * len(shown), 1.9 * count), squeeze=False)
-        for column, s in enumerate(shown):
-            fast = history[s]
-            with torch.no_grad():
-                values = scale * batched_mlp(sub["target_x"], fast)[:, :, 0].cpu().numpy()
-            for k in range(count):
-                ax = axes[k, column]
-                truth = sub["target_y"][k, :, 0].cpu().numpy().reshape(r, r)
-                ax.contour(c, c, truth, levels=[0.0], colors="0.7", linewidths=2.5)
-                ax.contour(
-                    c,
-                    c,
-                    values[k].reshape(r, r),
-                    levels=[-0.1, 0.0, 0.1],
-                    colors=["tab:blue", "k", "tab:red"],
-                    linewidths=[0.7, 1.5, 0.7],
-                )
-                ax.set_xlim(-1, 1)
-                ax.set_ylim(1, -1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if k == 0:
-                    ax.set_title("initialization" if s == 0 else f"after step {s}", fontsize=8)
-        fig.suptitle("MetaSDF inner loop: zero level (black) and +-0.1 levels; truth in grey", fontsize=8)
-        fig.tight_layout()
-        path = Path(f"{stem}-inner-loop.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(str(path))
+        paths.append(_inner_loop_figure(stem, model, raw, min(4, len(prediction)), scale, r))
     return paths
+
+
+def _inner_loop_figure(stem: Path, model, raw: dict, count: int, scale: float, r: int) -> str:
+    """The zero level (and the +-0.1 levels) of MetaSDF's field after each inner step, for the
+    first ``count`` tasks of ``raw`` (the batch as the model sees it), truth in grey."""
+    import matplotlib.pyplot as plt  # loaded, with the Agg backend, by _figures
+
+    c = cell_centres(r)
+    sub = {k: v[:count] for k, v in raw.items()}
+    with torch.no_grad():
+        _, history = model.specialize(sub["context_x"], sub["context_y"], trace=True)
+    shown = shown_steps(len(history) - 1, model.steps)
+    fig, axes = plt.subplots(count, len(shown), figsize=(1.9 * len(shown), 1.9 * count), squeeze=False)
+    for column, s in enumerate(shown):
+        fast = history[s]
+        with torch.no_grad():
+            values = scale * batched_mlp(sub["target_x"], fast)[:, :, 0].cpu().numpy()
+        for k in range(count):
+            ax = axes[k, column]
+            truth = sub["target_y"][k, :, 0].cpu().numpy().reshape(r, r)
+            ax.contour(c, c, truth, levels=[0.0], colors="0.7", linewidths=2.5)
+            ax.contour(
+                c,
+                c,
+                values[k].reshape(r, r),
+                levels=[-0.1, 0.0, 0.1],
+                colors=["tab:blue", "k", "tab:red"],
+                linewidths=[0.7, 1.5, 0.7],
+            )
+            ax.set_xlim(-1, 1)
+            ax.set_ylim(1, -1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_title("initialization" if s == 0 else f"after step {s}", fontsize=8)
+    fig.suptitle("MetaSDF inner loop: zero level (black) and +-0.1 levels; truth in grey", fontsize=8)
+    fig.tight_layout()
+    path = Path(f"{stem}-inner-loop.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -228,7 +228,6 @@ def _figures(stem: Path, model, config, shapes, meshes, store, device) -> list[s
     import matplotlib
 
     matplotlib.use("Agg")
-    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib.pyplot as plt
 
     paths = []

@@ -17,7 +17,6 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
-    # matplotlib takes 0.3 s to import: loaded where a figure is drawn
     import matplotlib.pyplot as plt
 
     return plt
