@@ -93,16 +93,7 @@ def find_containers(vertices, faces, open_mask, rng, extent: float, solid_scene=
     pairs, opening = np.unique(np.stack([owner, loop[a]], axis=1), axis=0, return_inverse=True)
     opening = opening.reshape(-1)
     openings, opening_part = len(pairs), pairs[:, 0]
-    # each opening's plane: the least-spread direction of its rim's corners
-    corners = np.concatenate([vertices[a], vertices[b]])
-    who = np.concatenate([opening, opening])
-    weight = np.bincount(who, minlength=openings).astype(np.float64)
-    centre = np.stack([np.bincount(who, corners[:, k], minlength=openings) for k in range(3)], axis=1)
-    centre /= np.maximum(weight, 1)[:, None]
-    offset = corners - centre[who]
-    scatter = np.zeros((openings, 3, 3))
-    np.add.at(scatter, who, offset[:, :, None] * offset[:, None, :])
-    axis = np.linalg.eigh(scatter)[1][:, :, 0]  # the smallest eigenvalue's vector
+    corners, who, weight, centre, axis = _opening_planes(vertices, a, b, opening, openings)
     # the lip: the share of the rim's length along faces steep to the opening
     length = np.linalg.norm(vertices[a] - vertices[b], axis=1)
     normals = face_normals(vertices, part_faces)
@@ -118,19 +109,8 @@ def find_containers(vertices, faces, open_mask, rng, extent: float, solid_scene=
         return out, 0
     tried = np.nonzero(np.isin(opening_part, candidates))[0]
     # points across each candidate opening, on both sides: does one side see the sky?
-    fills, normals_fill, owners = [], [], []
-    order = np.argsort(who, kind="stable")
-    first = np.searchsorted(who[order], tried)
-    last = np.searchsorted(who[order], tried, side="right")
-    for o, i, j in zip(tried, first, last, strict=True):
-        ring = np.unique(corners[order[i:j]], axis=0)
-        pick = ring[np.linspace(0, len(ring) - 1, min(len(ring), 48)).astype(int)]
-        fill = np.concatenate([centre[o][None], *(centre[o] + t * (pick - centre[o]) for t in (0.3, 0.6, 0.85))])
-        fills.append(fill)
-        normals_fill.append(np.broadcast_to(axis[o], fill.shape))
-        owners.append(np.full(len(fill), o))
-    fill, owners = np.concatenate(fills), np.concatenate(owners)
-    escape = _escape(raycast.scene(vertices, faces), fill, np.concatenate(normals_fill), 1e-5 * extent,
+    fill, normals_fill, owners = _across_openings(tried, who, corners, centre, axis)
+    escape = _escape(raycast.scene(vertices, faces), fill, normals_fill, 1e-5 * extent,
                      np.arange(len(fill)), 32, rng, 1 << 20)  # fmt: skip
     sky = np.stack([np.bincount(owners, escape[:, k], minlength=openings) for k in range(2)], axis=1)
     sky /= np.maximum(np.bincount(owners, minlength=openings), 1)[:, None]
@@ -149,6 +129,39 @@ def find_containers(vertices, faces, open_mask, rng, extent: float, solid_scene=
     )
     out[ids] = container[part]
     return out, int(container.sum())
+
+
+def _opening_planes(vertices, a, b, opening, openings: int):
+    """Each opening's rim corners (both ends of its rim edges ``a`` -> ``b``) and the opening of
+    each, the corners' count, their centre and the opening's plane normal: the least-spread
+    direction of its corners."""
+    corners = np.concatenate([vertices[a], vertices[b]])
+    who = np.concatenate([opening, opening])
+    weight = np.bincount(who, minlength=openings).astype(np.float64)
+    centre = np.stack([np.bincount(who, corners[:, k], minlength=openings) for k in range(3)], axis=1)
+    centre /= np.maximum(weight, 1)[:, None]
+    offset = corners - centre[who]
+    scatter = np.zeros((openings, 3, 3))
+    np.add.at(scatter, who, offset[:, :, None] * offset[:, None, :])
+    axis = np.linalg.eigh(scatter)[1][:, :, 0]  # the smallest eigenvalue's vector
+    return corners, who, weight, centre, axis
+
+
+def _across_openings(tried, who, corners, centre, axis):
+    """Points across each opening of ``tried`` (its centre, and rings at 0.3, 0.6 and 0.85 of the
+    way to up to 48 of its rim corners), the opening's normal at each, and each point's opening."""
+    fills, normals_fill, owners = [], [], []
+    order = np.argsort(who, kind="stable")
+    first = np.searchsorted(who[order], tried)
+    last = np.searchsorted(who[order], tried, side="right")
+    for o, i, j in zip(tried, first, last, strict=True):
+        ring = np.unique(corners[order[i:j]], axis=0)
+        pick = ring[np.linspace(0, len(ring) - 1, min(len(ring), 48)).astype(int)]
+        fill = np.concatenate([centre[o][None], *(centre[o] + t * (pick - centre[o]) for t in (0.3, 0.6, 0.85))])
+        fills.append(fill)
+        normals_fill.append(np.broadcast_to(axis[o], fill.shape))
+        owners.append(np.full(len(fill), o))
+    return np.concatenate(fills), np.concatenate(normals_fill), np.concatenate(owners)
 
 
 def sheet_parts(vertices, faces, two_sided, escape) -> np.ndarray:
