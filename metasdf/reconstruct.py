@@ -271,6 +271,35 @@ def read_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple | None
     return points, sdf, cloud_normalization(points[near])
 
 
+def _context(run_dir, config, points, samples, seed: int):
+    """The context a file gives a run, in the normalized frame: a point cloud's points with value 0
+    (level-set runs) or SDF samples half inside, half outside (dense runs), ``context_points`` of
+    them drawn with ``seed``; and the normalization (offset, scale) back to the file's frame."""
+    generator = torch.Generator().manual_seed(seed)
+    if points is not None:
+        if config.context != "levelset":
+            raise InputError(
+                f"{run_dir}: trained with {config.context} context (SDF samples); give --samples, or use a levelset run"
+            )
+        cloud = read_points(points)
+        offset, scale = cloud_normalization(cloud)
+        normalized = torch.tensor((cloud + offset) * scale, dtype=torch.float32)
+        pick = torch.randperm(len(normalized), generator=generator)
+        if len(pick) < config.context_points:
+            pick = pick[torch.randint(0, len(pick), (config.context_points,), generator=generator)]
+        context_x = normalized[pick[: config.context_points]]
+        return context_x, torch.zeros(len(context_x)), offset, scale
+    if config.context != "dense":
+        raise InputError(f"{run_dir}: trained with level-set context; give --points, or use a dense run")
+    xyz, sdf, normalization = read_samples(samples)
+    offset, scale = normalization if normalization is not None else (np.zeros(3), 1.0)
+    order = torch.randperm(len(xyz), generator=generator)
+    x = torch.tensor((xyz + offset) * scale, dtype=torch.float32)[order]
+    y = torch.tensor(sdf * scale, dtype=torch.float32)[order]
+    context_x, context_y = balanced_context(x, y, config.context_points, generator)
+    return context_x, context_y, offset, scale
+
+
 def reconstruct_file(
     run_dir,
     output,
@@ -301,29 +330,7 @@ def reconstruct_file(
         raise InputError(f"{run_dir}: a 2D run; reconstruct needs a run trained on a prepare-shapenet store")
     seconds["load"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    generator = torch.Generator().manual_seed(seed)
-    if points is not None:
-        if config.context != "levelset":
-            raise InputError(
-                f"{run_dir}: trained with {config.context} context (SDF samples); give --samples, or use a levelset run"
-            )
-        cloud = read_points(points)
-        offset, scale = cloud_normalization(cloud)
-        normalized = torch.tensor((cloud + offset) * scale, dtype=torch.float32)
-        pick = torch.randperm(len(normalized), generator=generator)
-        if len(pick) < config.context_points:
-            pick = pick[torch.randint(0, len(pick), (config.context_points,), generator=generator)]
-        context_x = normalized[pick[: config.context_points]]
-        context_y = torch.zeros(len(context_x))
-    else:
-        if config.context != "dense":
-            raise InputError(f"{run_dir}: trained with level-set context; give --points, or use a dense run")
-        xyz, sdf, normalization = read_samples(samples)
-        offset, scale = normalization if normalization is not None else (np.zeros(3), 1.0)
-        order = torch.randperm(len(xyz), generator=generator)
-        x = torch.tensor((xyz + offset) * scale, dtype=torch.float32)[order]
-        y = torch.tensor(sdf * scale, dtype=torch.float32)[order]
-        context_x, context_y = balanced_context(x, y, config.context_points, generator)
+    context_x, context_y, offset, scale = _context(run_dir, config, points, samples, seed)
     seconds["read"] = time.perf_counter() - tic
     tic = time.perf_counter()
     with torch.no_grad():
