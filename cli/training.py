@@ -27,8 +27,31 @@ from metasdf.config import (
     PRESETS,
 )
 
+TRAIN_HELP = """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
 
-@click.command("train", context_settings=CONTEXT)
+The store's kind picks the networks. --preset cpu (the default): 2D, a 2 -> 128 x 3 -> 1 MLP;
+3D, 4 x 128 with a sign head and a distance head, which learns make-shapes categories on a CPU
+in about 30 minutes. --preset paper (the reference code's settings field by field:
+docs/fidelity.md): 2D, 2 -> 256 x 3 -> 1; 3D, 9 x 512 (dense) or 8 x 512 (level set).
+
+Ctrl-C or --time-limit saves a checkpoint; --resume continues it, and with the same seed gives
+the same losses as an uninterrupted run. Under torchrun every process trains on its own tasks
+with DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 logs and saves.
+
+\b
+Examples:
+  sdfkit train mnist.zarr --model metasdf --context dense -o runs/metasdf-dense
+  sdfkit train mnist.zarr --model cnp --context levelset -o runs/cnp-ls --time-limit 10
+  sdfkit train mnist.zarr -o runs/metasdf-dense --resume --steps 6000
+  sdfkit train full.zarr --preset paper --device cuda -o runs/paper
+  torchrun --nproc_per_node 4 -m cli.main train full.zarr --preset paper -o runs/paper4
+  sdfkit train shapes.zarr --model metasdf --context dense -o runs/meta3d --time-limit 30
+  sdfkit train shapes.zarr --model deepsdf --context dense -o runs/deepsdf --time-limit 30
+  sdfkit train mnist.zarr --preset paper --model hypernet -o runs/h --show-config
+"""
+
+
+@click.command("train", context_settings=CONTEXT, help=TRAIN_HELP)
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option(
     "--model",
@@ -164,28 +187,6 @@ def train_command(
     seed,
     show_config,
 ):
-    """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
-
-    The store's kind picks the networks. --preset cpu (the default): 2D, a 2 -> 128 x 3 -> 1 MLP;
-    3D, 4 x 128 with a sign head and a distance head, which learns make-shapes categories on a CPU
-    in about 30 minutes. --preset paper (the reference code's settings field by field:
-    docs/fidelity.md): 2D, 2 -> 256 x 3 -> 1; 3D, 9 x 512 (dense) or 8 x 512 (level set).
-
-    Ctrl-C or --time-limit saves a checkpoint; --resume continues it, and with the same seed gives
-    the same losses as an uninterrupted run. Under torchrun every process trains on its own tasks
-    with DistributedDataParallel (NCCL on GPUs, gloo on CPUs); rank 0 logs and saves.
-
-    \b
-    Examples:
-      sdfkit train mnist.zarr --model metasdf --context dense -o runs/metasdf-dense
-      sdfkit train mnist.zarr --model cnp --context levelset -o runs/cnp-ls --time-limit 10
-      sdfkit train mnist.zarr -o runs/metasdf-dense --resume --steps 6000
-      sdfkit train full.zarr --preset paper --device cuda -o runs/paper
-      torchrun --nproc_per_node 4 -m cli.main train full.zarr --preset paper -o runs/paper4
-      sdfkit train shapes.zarr --model metasdf --context dense -o runs/meta3d --time-limit 30
-      sdfkit train shapes.zarr --model deepsdf --context dense -o runs/deepsdf --time-limit 30
-      sdfkit train mnist.zarr --preset paper --model hypernet -o runs/h --show-config
-    """
     from metasdf import train as training
 
     config = training.resolve_config(
@@ -232,7 +233,33 @@ def train_command(
         raise SystemExit(130)
 
 
-@click.command("eval", context_settings=CONTEXT)
+EVAL_HELP = """Measure a trained run on held-out shapes, with figures.
+
+2D: l1 over the full grid against the mean training shape, and the reference code's metric
+(mean squared error over the full grid, image spanning 1) against its ground truth and against
+sdfkit's (they differ by half a cell everywhere). 3D: meshes by marching cubes,
+Chamfer distance by DeepSDF's protocol (30,000 points each way, mesh coordinates, x 10^3,
+mean and median per category), F-score at 1% and normal consistency. Both: seconds per shape,
+RUN_DIR/eval-<split>.json (written before any figure; -limit<N>, -reference-context and
+-test-samples join the name when asked, so a partial evaluation never replaces a full one; -o
+names another file), PNGs beside it (reconstructions beside the truth; for MetaSDF the
+inner-loop steps; --no-figures skips them). DATA defaults to the store the run was trained on.
+
+\b
+Examples:
+  sdfkit eval runs/metasdf-dense
+  sdfkit eval runs/metasdf-dense mnist.zarr --split val --json
+  sdfkit eval runs/metasdf-dense --limit 5          # writes eval-test-limit5.json
+  sdfkit eval runs/metasdf-dense -o results/dense.json
+  sdfkit eval runs/metasdf-dense --seed 7             # writes eval-test-seed7.json
+  sdfkit eval runs/meta3d --resolution 128
+  sdfkit eval runs/meta3d --test-steps 20
+  sdfkit eval runs/metasdf-dense --context reference --json
+  sdfkit eval runs/meta3d --samples test --context reference --test-steps 10 --extra-step-lr 0.01
+"""
+
+
+@click.command("eval", context_settings=CONTEXT, help=EVAL_HELP)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path), required=False)
 @click.option("--split", default="test", help="Split to evaluate on.")
@@ -303,30 +330,6 @@ def eval_command(
     seed,
     output,
 ):
-    """Measure a trained run on held-out shapes, with figures.
-
-    2D: l1 over the full grid against the mean training shape, and the reference code's metric
-    (mean squared error over the full grid, image spanning 1) against its ground truth and against
-    sdfkit's (they differ by half a cell everywhere). 3D: meshes by marching cubes,
-    Chamfer distance by DeepSDF's protocol (30,000 points each way, mesh coordinates, x 10^3,
-    mean and median per category), F-score at 1% and normal consistency. Both: seconds per shape,
-    RUN_DIR/eval-<split>.json (written before any figure; -limit<N>, -reference-context and
-    -test-samples join the name when asked, so a partial evaluation never replaces a full one; -o
-    names another file), PNGs beside it (reconstructions beside the truth; for MetaSDF the
-    inner-loop steps; --no-figures skips them). DATA defaults to the store the run was trained on.
-
-    \b
-    Examples:
-      sdfkit eval runs/metasdf-dense
-      sdfkit eval runs/metasdf-dense mnist.zarr --split val --json
-      sdfkit eval runs/metasdf-dense --limit 5          # writes eval-test-limit5.json
-      sdfkit eval runs/metasdf-dense -o results/dense.json
-      sdfkit eval runs/metasdf-dense --seed 7             # writes eval-test-seed7.json
-      sdfkit eval runs/meta3d --resolution 128
-      sdfkit eval runs/meta3d --test-steps 20
-      sdfkit eval runs/metasdf-dense --context reference --json
-      sdfkit eval runs/meta3d --samples test --context reference --test-steps 10 --extra-step-lr 0.01
-    """
     from metasdf.evaluate import evaluate
     from metasdf.results import result_path
     from metasdf.train import resolve_device

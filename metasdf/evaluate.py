@@ -131,17 +131,32 @@ def evaluate(
     l1, mse_reference, mse_sdfkit, seconds, first_batch = _score_all(
         model, config, shapes, truth, reference_truth, generator, device, context, batch_size
     )
+    result = _result_2d(
+        config, state, truth, reference_truth, mean_shape, (l1, mse_reference, mse_sdfkit), seconds,
+        first_batch, context=context, split=split, seed=seed, device=device, store=store,
+    )  # fmt: skip
+    path = result_path(run_dir, split, context=context, limit=limit, output=output, seed=seed)
+    draw = (lambda stem: _figures(stem, model, config, first_batch, shapes)) if figures else None
+    return write_result(path, result, draw)
+
+
+def _result_2d(config, state, truth, reference_truth, mean_shape, scores, seconds, first_batch, *, context, split,
+               seed, device, store) -> dict:  # fmt: skip
+    """A 2D evaluation's JSON: the run, its l1 and the reference's MSE against both ground truths
+    (per shape means and spreads), the mean training shape's, the ground truths' gap, the time."""
+    l1, mse_reference, mse_sdfkit = scores
+    shapes_count, r = len(truth.ids), truth.resolution
     mean_errors = (truth.grids - mean_shape).abs().mean(dim=1).numpy()
     mean_mse = (mean_shape / 2 - reference_truth).pow(2).mean(dim=1).numpy()
     gap = truth.grids / 2 - reference_truth
-    result = {
+    return {
         "model": config.model,
         "context": config.context,
         "context_points": int(first_batch[0]["context_x"].shape[1]),
         "evaluation_context": context,
         "frame": config.frame,
         "split": split,
-        "shapes": len(shapes),
+        "shapes": shapes_count,
         "trained_steps": int(state["step"]),
         "test_steps": steps_at_test_time(config),
         "seed": seed,
@@ -157,13 +172,10 @@ def evaluate(
         "mean_shape_mse_reference": float(mean_mse.mean()),
         "ground_truth_gap_mse": float(gap.pow(2).mean()),
         "ground_truth_gap_cells": float(gap.abs().mean() * r),
-        "seconds_per_shape": seconds / len(shapes),
+        "seconds_per_shape": seconds / shapes_count,
         "device": str(device),
         "store": str(store),
     }
-    path = result_path(run_dir, split, context=context, limit=limit, output=output, seed=seed)
-    draw = (lambda stem: _figures(stem, model, config, first_batch, shapes)) if figures else None
-    return write_result(path, result, draw)
 
 
 def _score_all(model, config, shapes, truth, reference_truth, generator, device, context, batch_size):

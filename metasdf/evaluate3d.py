@@ -108,6 +108,39 @@ def _per_category(rows: list[dict]) -> dict:
     }
 
 
+def _result_3d(config, model, state, rows, context_points, *, context, samples, split, seed, resolution, device,
+               store) -> dict:  # fmt: skip
+    """A 3D evaluation's JSON: the run and protocol, the failures, Chamfer (x 10^3), F-score and
+    normal consistency over the shapes and per category, the seconds, every shape's row."""
+    ok = [r for r in rows if "error" not in r]
+    return {
+        "model": config.model,
+        "context": config.context,
+        "context_points": context_points,
+        "samples_per_iteration": getattr(model, "test_samples", None),
+        "evaluation_context": context,
+        "samples": samples,
+        "split": split,
+        "shapes": len(rows),
+        "failed": [{"id": r["id"], "error": r["error"]} for r in rows if "error" in r],
+        "trained_steps": int(state["step"]),
+        "seed": seed,
+        "test_steps": steps_at_test_time(config),
+        "resolution": resolution,
+        "chamfer_x1000": {
+            k: v * 1000 if v is not None else None for k, v in _summary([r["chamfer"] for r in ok]).items()
+        },
+        "f_score_1pct": _summary([r["f_score"] for r in ok]),
+        "normal_consistency": _summary([r["normal_consistency"] for r in ok]),
+        "per_category": _per_category(ok),
+        "seconds_per_shape": float(np.mean([r["seconds"] for r in rows])),
+        "specialize_seconds_per_shape": float(np.mean([r["specialize_seconds"] for r in rows])),
+        "device": str(device),
+        "store": str(store),
+        "per_shape": rows,
+    }
+
+
 def evaluate_3d(
     run_dir: Path,
     config,
@@ -168,34 +201,10 @@ def evaluate_3d(
             meshes[k] = mesh
         if mesh is not None and progress:
             progress(k + 1, len(shapes))
-    ok = [r for r in rows if "error" not in r]
-    result = {
-        "model": config.model,
-        "context": config.context,
-        "context_points": int(batch["context_x"].shape[1]),
-        "samples_per_iteration": getattr(model, "test_samples", None),
-        "evaluation_context": context,
-        "samples": samples,
-        "split": split,
-        "shapes": len(shapes),
-        "failed": [{"id": r["id"], "error": r["error"]} for r in rows if "error" in r],
-        "trained_steps": int(state["step"]),
-        "seed": seed,
-        "test_steps": steps_at_test_time(config),
-        "resolution": resolution,
-        "chamfer_x1000": {
-            k: v * 1000 if v is not None else None for k, v in _summary([r["chamfer"] for r in ok]).items()
-        },
-        "f_score_1pct": _summary([r["f_score"] for r in ok]),
-        "normal_consistency": _summary([r["normal_consistency"] for r in ok]),
-        "per_category": _per_category(ok),
-        "seconds_per_shape": float(np.mean([r["seconds"] for r in rows])),
-        "specialize_seconds_per_shape": float(np.mean([r["specialize_seconds"] for r in rows])),
-        "device": str(device),
-        "store": str(store),
-        "per_shape": rows,
-    }
-
+    result = _result_3d(
+        config, model, state, rows, int(batch["context_x"].shape[1]), context=context, samples=samples,
+        split=split, seed=seed, resolution=resolution, device=device, store=store,
+    )  # fmt: skip
     path = (
         Path(output) if output is not None else result_path(run_dir, split, context=context, samples=samples, seed=seed)
     )

@@ -106,6 +106,31 @@ def _chosen_rows(everything, url, split: str | None, ids: Sequence[str] | None) 
     return rows, skipped
 
 
+def _write(everything, rows, exporter, tmp: Path, out: Path, context, progress, meta: dict) -> int:
+    """Every row's files and the index into ``tmp``, then ``tmp`` renamed to ``out`` (a half-written
+    export is never left under ``out``'s name). Returns the files written."""
+    files = 0
+    listing: dict[str, dict[str, list[str]]] = {}
+    try:
+        if progress:
+            progress(0, len(rows))
+        for done, k in enumerate(rows, 1):
+            shape = everything[int(k)]
+            listing.setdefault(shape["split"], {}).setdefault(shape["category"], []).append(shape["id"])
+            files += exporter.write_shape(shape, tmp, context)
+            if progress:
+                progress(done, len(rows))
+        files += exporter.write_index(tmp, listing, context)
+        (tmp / "sdfkit-export.json").write_text(json.dumps(meta, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return files
+
+
 def export_store(
     url: str,
     to: str,
@@ -157,35 +182,8 @@ def export_store(
     context = ExportContext(
         out, dataset, relative_to or Path.cwd(), {**(options or {}), "arrays": arrays}, meshes, seed
     )
-    files = 0
-    listing: dict[str, dict[str, list[str]]] = {}
-    try:
-        if progress:
-            progress(0, len(rows))
-        for done, k in enumerate(rows, 1):
-            shape = everything[int(k)]
-            listing.setdefault(shape["split"], {}).setdefault(shape["category"], []).append(shape["id"])
-            files += exporter.write_shape(shape, tmp, context)
-            if progress:
-                progress(done, len(rows))
-        files += exporter.write_index(tmp, listing, context)
-        (tmp / "sdfkit-export.json").write_text(
-            json.dumps(
-                {
-                    "format": to,
-                    "store": str(url),
-                    "split": split,
-                    "shapes": len(rows),
-                    "skipped_failed": skipped,
-                    "sdfkit_version": __version__,
-                },
-                indent=1,
-            )
-        )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    files = _write(everything, rows, exporter, tmp, out, context, progress, meta={
+        "format": to, "store": str(url), "split": split, "shapes": len(rows), "skipped_failed": skipped,
+        "sdfkit_version": __version__,
+    })  # fmt: skip
     return ExportSummary(str(out), to, len(rows), time.perf_counter() - start, skipped, files)

@@ -251,6 +251,16 @@ def outer_surface(
             open_vertices, open_faces[enclosing], two_sided=two_sided[enclosing], kept=kept
         )
         outer_vertices, outer_faces = _outside_open_parts(outer_vertices, outer_faces, open_part, rng)
+    return _assembled(
+        (outer_vertices, outer_faces), (open_vertices, open_faces), sheet, two_sided, lead, kept,
+        (solid_vertices, solid_faces), soup=bool(soup), containers=containers, contact=contact,
+    )  # fmt: skip
+
+
+def _assembled(closed, open_, sheet, two_sided, lead, kept, solid, *, soup, containers, contact) -> OuterSurface:
+    """The outer surface from its closed faces (first) and its open ones with their flags; the
+    vertices no face uses dropped."""
+    (outer_vertices, outer_faces), (open_vertices, open_faces) = closed, open_
     n_closed = len(outer_faces)
     all_vertices = np.concatenate([outer_vertices, open_vertices])
     all_faces = np.concatenate([outer_faces, open_faces + len(outer_vertices)])
@@ -262,9 +272,9 @@ def outer_surface(
         two_sided=np.concatenate([np.zeros(n_closed, dtype=bool), two_sided]),
         closed=np.arange(len(all_faces.reshape(-1, 3))) < n_closed,
         kept=kept,
-        solid_vertices=solid_vertices,
-        solid_faces=solid_faces,
-        soup=bool(soup),
+        solid_vertices=solid[0],
+        solid_faces=solid[1],
+        soup=soup,
         containers=containers,
         contact=contact,
         lead=np.concatenate([np.ones(n_closed), lead]),
