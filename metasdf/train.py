@@ -319,14 +319,7 @@ def train(
     learning_rate(config, 0)  # an unknown schedule fails here, not after the first checkpoint
     dist_info, device = _distributed(torch.device(device))
     shapes = shapes if shapes is not None else load_tasks(store, config)
-    if config.epochs is not None:  # the length in epochs, as steps of this split and batch
-        config = replace(config, steps=steps_for_epochs(config, len(shapes)))
-    cells = getattr(shapes, "coords", None)
-    if config.context == "dense" and cells is not None and config.context_points >= len(cells):
-        raise InputError(
-            f"{store}: {config.context_points} context points of a {len(cells)}-cell grid leave no target cells; "
-            f"give a config with fewer context points, or a store of a finer --resolution"
-        )
+    config = _fitted(config, shapes, store)
     torch.manual_seed(config.seed)  # the same initial weights in every process
     model = build_model(config, len(shapes)).to(device)
     optimizer = make_optimizer(model, config)
@@ -336,13 +329,7 @@ def train(
     step = _restore(run_dir, config, model, optimizer, generator, dist_info) if resume else 0
     if not resume and checkpoint.exists():
         raise InputError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another -o")
-    if dist_info.world > 1:
-        # only for runs of several processes (torchrun)
-        from torch.nn.parallel import DistributedDataParallel
-
-        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        trained = model
+    trained = _parallel(model, device) if dist_info.world > 1 else model
     main = dist_info.main  # only the first process logs and saves
     metrics = writer = board = None
     elapsed = 0.0
@@ -396,6 +383,28 @@ def train(
         if board is not None:
             board.close()
     return {"step": step, "steps": config.steps, "loss": loss_value, "stopped": stopped}
+
+
+def _parallel(model, device):
+    """The model wrapped for a run of several processes (torchrun)."""
+    # only for runs of several processes (torchrun)
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _fitted(config: TrainConfig, shapes, store) -> TrainConfig:
+    """The config with a length in epochs turned into steps of this split and batch; an input error
+    for a dense context that leaves a grid no target cells."""
+    if config.epochs is not None:
+        config = replace(config, steps=steps_for_epochs(config, len(shapes)))
+    cells = getattr(shapes, "coords", None)
+    if config.context == "dense" and cells is not None and config.context_points >= len(cells):
+        raise InputError(
+            f"{store}: {config.context_points} context points of a {len(cells)}-cell grid leave no target cells; "
+            f"give a config with fewer context points, or a store of a finer --resolution"
+        )
+    return config
 
 
 def _restore(run_dir: Path, config: TrainConfig, model, optimizer, generator, dist_info) -> int:
