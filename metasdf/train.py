@@ -337,13 +337,7 @@ def train(
         metrics, writer, board, elapsed = _open_run(run_dir, store, config, step, resume)
 
     def save():
-        states = [generator.get_state()]
-        if dist_info.world > 1:
-            # only for runs of several processes (torchrun)
-            import torch.distributed as dist
-
-            states = [None] * dist_info.world
-            dist.all_gather_object(states, generator.get_state())
+        states = _generator_states(generator, dist_info)
         if main:
             _save(checkpoint, model, optimizer, step, states, config)
 
@@ -383,6 +377,18 @@ def train(
         if board is not None:
             board.close()
     return {"step": step, "steps": config.steps, "loss": loss_value, "stopped": stopped}
+
+
+def _generator_states(generator, dist_info) -> list:
+    """Every process's task generator state (this process's alone in a run of one)."""
+    if dist_info.world == 1:
+        return [generator.get_state()]
+    # only for runs of several processes (torchrun)
+    import torch.distributed as dist
+
+    states = [None] * dist_info.world
+    dist.all_gather_object(states, generator.get_state())
+    return states
 
 
 def _parallel(model, device):
