@@ -88,26 +88,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _inner_loop(config: TrainConfig) -> dict:
+    """MetaSDF's network and inner loop from the config's ``network`` and ``metasdf`` sections
+    (:data:`metasdf.config.SECTIONS`), as the 2D and 3D models take them."""
+    return {
+        "hidden": config.hidden,
+        "depth": config.depth,
+        "init": config.init,
+        "steps": config.inner_steps,
+        "lr_init": config.inner_lr,
+        "lr_type": config.lr_type,
+        "first_order": config.first_order,
+        "inner": config.inner_loss,
+        "test_steps": config.test_steps,
+        "clamp_lr": config.clamp_lr,
+        "extra_step_lr": config.extra_step_lr,
+    }
+
+
 def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
     if config.data_kind == "shapenet":
         return _build_3d(config, n_shapes)
     if config.model not in MODELS:
         raise InputError(f"unknown model {config.model!r}; choose {', '.join(MODELS)}")
     if config.model == "metasdf":
-        return MODELS["metasdf"](
-            hidden=config.hidden,
-            depth=config.depth,
-            steps=config.inner_steps,
-            lr_init=config.inner_lr,
-            lr_type=config.lr_type,
-            init=config.init,
-            first_order=config.first_order,
-            inner=config.inner_loss,
-            outer=config.outer_loss,
-            test_steps=config.test_steps,
-            clamp_lr=config.clamp_lr,
-            extra_step_lr=config.extra_step_lr,
-        )
+        return MODELS["metasdf"](**_inner_loop(config), outer=config.outer_loss)
     if config.model in ("autodecoder", "hypernet"):
         if config.code_reg == "deepsdf":
             raise InputError(
@@ -144,18 +149,8 @@ def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
         raise InputError(f"unknown 3D model {config.model!r}; choose {', '.join(MODELS_3D)}")
     if config.model == "metasdf":
         return MODELS_3D["metasdf"](
-            hidden=config.hidden,
-            depth=config.depth,
+            **_inner_loop(config),
             loss=config.loss,
-            inner=config.inner_loss,
-            steps=config.inner_steps,
-            lr_init=config.inner_lr,
-            lr_type=config.lr_type,
-            init=config.init,
-            first_order=config.first_order,
-            test_steps=config.test_steps,
-            clamp_lr=config.clamp_lr,
-            extra_step_lr=config.extra_step_lr,
             distance=config.distance_term,
             clamp=config.clamp,
             sigma=config.sigma,
