@@ -1,4 +1,8 @@
-"""Commands that build from a store or meshes: ``export``, ``voxelize``, ``render``, ``watertight``."""
+"""Commands that build from a store or meshes: ``export``, ``voxelize``, ``render``, ``watertight``.
+
+Each command imports the library modules it calls inside its body: ``sdfkit --help`` and every
+command load only what they use (torch, open3d and trimesh take seconds together).
+"""
 
 from __future__ import annotations
 
