@@ -12,7 +12,8 @@ docs/results-3d.md.
         --split runs/shapes/splits/test.json -o runs/shapes.zarr --recipe deepsdf --recipe deepsdf-test
     python benchmarks/results_3d.py runs/shapes.zarr --minutes 10 --runs runs/results-3d
 
-Run folders that already hold a checkpoint are evaluated, not retrained.
+Run folders that already hold a checkpoint are evaluated, not retrained; each evaluation writes
+RUN/results3d-<protocol>.json (so the variants of one run do not overwrite each other).
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def main():
                         "--json",
                         "--split",
                         "test",
+                        "-o",
+                        run / ("results3d-" + "".join(c if c.isalnum() else "-" for c in protocol + suffix) + ".json"),
                         *figures,
                         *extra,
                         *more,
@@ -178,7 +181,8 @@ def print_beside_paper(results: dict) -> None:
             continue
         cells = []
         for category in ("airplane", "table"):
-            ours = r["per_category"].get(category)
+            synset = next((k for k, v in NAMES["synsets"].items() if v == category), category)
+            ours = r["per_category"].get(synset) or r["per_category"].get(category)
             cd = ours["chamfer_x1000"] if ours else None
             cells.append(f"{cd['mean']:.3f} / {cd['median']:.3f}" if cd else "-")
             cells.append("{:.3f} / {:.3f}".format(*paper[category]))

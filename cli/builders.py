@@ -10,7 +10,12 @@ from pathlib import Path
 
 import click
 
-from cli.options import (
+from sdfkit.builders.voxels import RESOLUTIONS
+from sdfkit.builders.watertight import FORMATS as MESH_FORMATS
+from sdfkit.builders.watertight import FRAMES
+from sdfkit.errors import SdfkitError
+
+from .options import (
     CONTEXT,
     LazyChoice,
     default_workers,
@@ -23,10 +28,6 @@ from cli.options import (
     synsets_option,
     workers_option,
 )
-from sdfkit.builders.voxels import RESOLUTIONS
-from sdfkit.builders.watertight import FORMATS as MESH_FORMATS
-from sdfkit.builders.watertight import FRAMES
-from sdfkit.errors import SdfkitError
 
 
 def export_formats():

@@ -14,10 +14,11 @@ import sys
 
 import click
 
-from cli import builders, prepare, stores, training
-from cli.options import CONTEXT, json_option, open_bars
 from sdfkit._version import __version__
 from sdfkit.errors import SdfkitError, describe_os_error
+
+from . import builders, prepare, stores, training
+from .options import CONTEXT, json_option, open_bars
 
 
 class _Group(click.Group):

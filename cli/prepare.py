@@ -10,7 +10,12 @@ from pathlib import Path
 
 import click
 
-from cli.options import (
+from sdfkit.errors import SdfkitError
+from sdfkit.geometry.shapes import CATEGORIES, DEFAULT_CATEGORIES, DEFECTS
+from sdfkit.sources.mnist import VARIANTS
+from sdfkit.sources.shapenet import SHARD_SIZE as SHAPENET_SHARD_SIZE
+
+from .options import (
     CONTEXT,
     LazyChoice,
     default_workers,
@@ -23,10 +28,6 @@ from cli.options import (
     synsets_option,
     workers_option,
 )
-from sdfkit.errors import SdfkitError
-from sdfkit.geometry.shapes import CATEGORIES, DEFAULT_CATEGORIES, DEFECTS
-from sdfkit.sources.mnist import VARIANTS
-from sdfkit.sources.shapenet import SHARD_SIZE as SHAPENET_SHARD_SIZE
 
 
 def recipe_names():

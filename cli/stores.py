@@ -12,14 +12,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cli.options import (
+from sdfkit.errors import SdfkitError
+from sdfkit.store.format import STATUS_OK
+
+from .options import (
     CONTEXT,
     human_bytes,
     json_option,
     progress_bar,
 )
-from sdfkit.errors import SdfkitError
-from sdfkit.store.format import STATUS_OK
 
 
 @click.command("validate", context_settings=CONTEXT)

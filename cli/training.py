@@ -11,15 +11,6 @@ from pathlib import Path
 
 import click
 
-from cli.options import (
-    CONTEXT,
-    device_option,
-    json_option,
-    open_bars,
-    progress_bar,
-    step_bar,
-    test_steps_option,
-)
 from metasdf.config import (
     CONTEXTS,
     DISTANCE_TERMS,
@@ -29,6 +20,16 @@ from metasdf.config import (
     LR_SCHEDULES,
     MODELS_BY_KIND,
     PRESETS,
+)
+
+from .options import (
+    CONTEXT,
+    device_option,
+    json_option,
+    open_bars,
+    progress_bar,
+    step_bar,
+    test_steps_option,
 )
 
 TRAIN_HELP = """Train MetaSDF (or a baseline) on a prepare-mnist (2D) or prepare-shapenet (3D) store.
@@ -48,7 +49,7 @@ Examples:
   sdfkit train mnist.zarr --model cnp --context levelset -o runs/cnp-ls --time-limit 10
   sdfkit train mnist.zarr -o runs/metasdf-dense --resume --steps 6000
   sdfkit train full.zarr --preset paper --device cuda -o runs/paper
-  torchrun --nproc_per_node 4 -m cli.main train full.zarr --preset paper -o runs/paper4
+  torchrun --nproc_per_node 4 -m sdfkit_cli.main train full.zarr --preset paper -o runs/paper4
   sdfkit train shapes.zarr --model metasdf --context dense -o runs/meta3d --time-limit 30
   sdfkit train shapes.zarr --model deepsdf --context dense -o runs/deepsdf --time-limit 30
   sdfkit train mnist.zarr --preset paper --model hypernet -o runs/h --show-config

@@ -126,3 +126,18 @@ def test_the_import_graph_points_down_and_has_no_circle():
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+def test_the_wheel_lists_every_package_and_installs_cli_under_its_own_name():
+    """pyproject.toml's package list is every folder of sdfkit/ and metasdf/ that is a package,
+    and cli/, which installs as sdfkit_cli (a top-level ``cli`` would collide with other
+    distributions'); the command points into it."""
+    tool = PYPROJECT["tool"]["setuptools"]
+    folders = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for d in ("sdfkit", "metasdf")
+        for p in (ROOT / d).rglob("__init__.py")
+    }
+    assert set(tool["packages"]) == folders | {"sdfkit_cli"}
+    assert tool["package-dir"] == {"sdfkit_cli": "cli"} and (ROOT / "cli" / "__init__.py").exists()
+    assert PYPROJECT["project"]["scripts"]["sdfkit"] == "sdfkit_cli.main:main"
