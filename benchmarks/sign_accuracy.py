@@ -75,7 +75,7 @@ def write_cases(folder: Path, quick: bool, seed: int = 7) -> dict:
 
     hand = folder / "hand"
     hand.mkdir()
-    rot = shapes._rot
+    rot = shapes.rotation
     built = {
         "seat-and-legs": shapes.Solid(
             (

@@ -73,6 +73,7 @@ def _analytic(tree: Path, shape_id: str, offset, scale, points: np.ndarray) -> n
 # export
 
 
+@pytest.mark.slow
 def test_deepsdf_export_reads_back_as_deepsdf_reads_it(built, tmp_path):
     tree, store = built
     out = tmp_path / "deepsdf"
@@ -112,6 +113,7 @@ def test_deepsdf_export_reads_back_as_deepsdf_reads_it(built, tmp_path):
         }
 
 
+@pytest.mark.slow
 def test_occnet_export_reads_back_as_occnet_reads_it(built, tmp_path):
     tree, store = built
     out = tmp_path / "occnet"
@@ -146,6 +148,7 @@ def test_occnet_export_reads_back_as_occnet_reads_it(built, tmp_path):
         assert (out / synset / "test.lst").read_text() == ""  # --split train: nothing else
 
 
+@pytest.mark.slow
 def test_npz_export_holds_every_array(built, tmp_path):
     _, store = built
     ds = open_dataset(store)
@@ -159,6 +162,7 @@ def test_npz_export_holds_every_array(built, tmp_path):
         assert str(npz["meta/id"]) == ds.ids[k]
 
 
+@pytest.mark.slow
 def test_export_bad_input_and_nothing_half_written(built, tmp_path, monkeypatch):
     _, store = built
     occupied = tmp_path / "occupied"
@@ -202,6 +206,7 @@ def test_export_bad_input_and_nothing_half_written(built, tmp_path, monkeypatch)
 # voxels
 
 
+@pytest.mark.slow
 def test_voxelize_matches_the_exact_sdf_and_resumes(built, tmp_path):
     tree, original = built
     store = _copy(original, tmp_path)
@@ -280,6 +285,7 @@ def test_depth_of_a_sphere_matches_ray_sphere_intersection():
         assert np.median(np.einsum("ij,ij->i", normal, radial)) > 0.999
 
 
+@pytest.mark.slow
 def test_render_store_backprojects_onto_the_mesh(built, tmp_path):
     tree, store = built
     out = tmp_path / "renders.zarr"
@@ -319,6 +325,7 @@ def test_render_store_backprojects_onto_the_mesh(built, tmp_path):
     assert "follows format v1" in report.stdout
 
 
+@pytest.mark.slow
 def test_render_from_meshes_unstructured_and_bad_input(built, tmp_path):
     tree, store = built
     out = tmp_path / "u.zarr"
@@ -342,6 +349,7 @@ def test_render_from_meshes_unstructured_and_bad_input(built, tmp_path):
 # show and validate
 
 
+@pytest.mark.slow
 def test_show_draws_3d_shapes(built, tmp_path):
     _, store = built
     out = tmp_path / "shape.png"
@@ -360,6 +368,7 @@ def _validate(store) -> subprocess.CompletedProcess:
     return sdfkit("validate", store, check=False)
 
 
+@pytest.mark.slow
 def test_validate_passes_good_stores_and_catches_damage(built, tmp_path):
     _, original = built
     assert _validate(original).returncode == 0
@@ -395,6 +404,7 @@ def test_validate_passes_good_stores_and_catches_damage(built, tmp_path):
     assert "format version 9" in result.stdout
 
 
+@pytest.mark.slow
 def test_validate_holds_occupancy_to_the_samples_own_agreement(tmp_path):
     """soup.stl's outer surface is open (crossing triangles, no closed part): beside its holes the
     side of a point is an estimate, so its SDF samples disagree with their own nearest neighbours
@@ -416,6 +426,7 @@ def test_validate_holds_occupancy_to_the_samples_own_agreement(tmp_path):
     assert "disagree with the sign" in result.stdout and "with each other at" in result.stdout
 
 
+@pytest.mark.slow
 def test_validate_mnist_store(tmp_path):
     store = tmp_path / "m.zarr"
     sdfkit("prepare-mnist", "-o", store, "--limit", "30", "--val-size", "5", "--workers", "1")
@@ -427,6 +438,7 @@ def test_validate_mnist_store(tmp_path):
     assert "zero level" in result.stdout and as_str(g["meta/id"][3:4])[0] in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_help_has_examples():
     for command in ("export", "voxelize", "render", "validate", "show", "reconstruct", "train", "eval"):
         out = sdfkit(command, "--help").stdout
@@ -449,6 +461,7 @@ def test_render_environment_is_headless():
     assert float(run.stdout) > 0
 
 
+@pytest.mark.slow
 def test_occnet_export_needs_the_occnet_recipe(tmp_path):
     """A store made without --recipe occnet holds DeepSDF's near-surface samples only: exporting
     those under OccNet's names would train and score on another distribution, so it is refused."""
@@ -474,6 +487,7 @@ def chibane(tmp_path_factory):
     return tree, store, base
 
 
+@pytest.mark.slow
 def test_ifnet_export_reads_back_as_ifnet_reads_it(chibane):
     """models/data/voxelized_data_shapenet.py: data_path + split entry; boundary_<sigma>_samples.npz
     (points, grid_coords, occupancies); unpackbits(compressed_occupancies) reshaped to res^3."""
@@ -505,6 +519,7 @@ def test_ifnet_export_reads_back_as_ifnet_reads_it(chibane):
             assert grid[index[:, 0], index[:, 1], index[:, 2]].all()
 
 
+@pytest.mark.slow
 def test_ndf_export_holds_exact_unsigned_distances(chibane):
     """NDF's boundary samples: df is the distance to every face of the mesh as given (brute force
     over all faces: median error <= 1e-4, max <= 1e-3), never clamped."""

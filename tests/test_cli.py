@@ -38,6 +38,7 @@ def assert_user_error(result, *fragments):
         assert fragment in errors[0], errors[0]
 
 
+@pytest.mark.slow
 def test_prepare_info_show_end_to_end(tmp_path):
     out = tmp_path / "mnist.zarr"
     run = sdfkit("prepare-mnist", "-o", out, "--limit", "60", "--val-size", "10", "--workers", "2")
@@ -60,6 +61,7 @@ def test_prepare_info_show_end_to_end(tmp_path):
     assert "already complete" in again.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_digit_does_not_stop_the_run(tmp_path):
     source = write_mnist_folder(tmp_path / "src", empty_index=5)
     run = sdfkit("prepare-mnist", "--source", source, "-o", tmp_path / "m.zarr", "--val-size", "0")
@@ -79,6 +81,7 @@ def reference_store(tmp_path_factory):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, workers, reference_store):
     out = tmp_path / "killed.zarr"
     args = ["prepare-mnist", "-o", out, "--workers", workers, *KILL_ARGS]
@@ -157,6 +160,7 @@ def test_download_does_not_trust_stale_cache_files(tmp_path, http_server):
     )
 
 
+@pytest.mark.slow
 def test_other_parameters_refused(tmp_path):
     out = tmp_path / "m.zarr"
     sdfkit("prepare-mnist", "-o", out, "--limit", "20")
@@ -176,6 +180,7 @@ def test_unwritable_output(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_info_and_show_on_bad_input(tmp_path):
     assert_user_error(sdfkit("info", tmp_path / "none.zarr", check=False), "no such store")
     out = tmp_path / "m.zarr"
@@ -185,6 +190,7 @@ def test_info_and_show_on_bad_input(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_version_env_and_help():
     from sdfkit import __version__
 

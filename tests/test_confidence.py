@@ -5,6 +5,7 @@ measures it on every kind of input)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import zarr
 from test_cli import sdfkit
 
@@ -48,6 +49,7 @@ def test_the_wrong_signs_of_a_holed_ball_are_among_the_least_sure():
     assert set(np.unique(rule[wrong])) <= {RULE_SIDE, RULE_WINDING}
 
 
+@pytest.mark.slow
 def test_prepare_stores_rule_and_confidence_only_when_asked(tmp_path):
     make_shapes(tmp_path / "shapes", 2, seed=1, categories=("chair", "airplane"), defects=("holes",))
     for flag in ([], ["--confidence"]):

@@ -81,6 +81,7 @@ def test_a_soup_of_loose_triangles_has_no_inside():
     assert not surface.soup and (signed_distance(surface, np.zeros((1, 3)), rng=rng) < 0).all()
 
 
+@pytest.mark.slow
 def test_watertight_makes_walls_of_a_container_and_files_open3d_reads_closed(tmp_path):
     """The lidless box comes out as an open box with walls (plates a cell thick), not a block; an
     STL input is written as OBJ, which shares vertices, and open3d reads it back closed."""
@@ -134,6 +135,7 @@ def test_make_shapes_makes_containers_with_their_truth(tmp_path):
     assert len(kinds) >= 4
 
 
+@pytest.mark.slow
 def test_the_store_and_info_say_which_meshes_are_soups_and_containers(tmp_path):
     """prepare-shapenet records what each outer surface is made of (outer/*), and `sdfkit info`
     lists the soups and the shapes with containers; a soup gets no negative sample."""
@@ -194,6 +196,7 @@ def test_the_exact_winding_reference_is_right_on_a_closed_ball():
     assert np.allclose(_exact_winding(ball.vertices, ball.faces, points), [1, 1, 0, 0], atol=1e-9)
 
 
+@pytest.mark.slow
 def test_where_open_tubes_join_an_open_body_the_teapot_agrees_with_the_exact_winding_number():
     """teapot.stl: a body open at the bottom under a separate lid, a spout and a handle pushed
     into it, all open. Its spout's and handle's stretches inside the body are interior, and

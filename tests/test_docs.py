@@ -117,6 +117,7 @@ STORES = ("mnist.zarr", "shapes.zarr", "all.zarr", "chairs.zarr")
     [b for b in BASH if b[1][0] == "sdfkit" and b[1][1] in RUNNABLE and b[1][2] in STORES],
     ids=lambda v: str(v)[:60],
 )
+@pytest.mark.slow
 def test_every_docs_line_that_reads_a_small_store_runs(docs_folder, tmp_path, where, words):
     """Each in a folder of its own, the stores linked in (what they write lands there)."""
     for name in STORES:

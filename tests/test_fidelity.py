@@ -237,6 +237,7 @@ def test_deepsdf_test_time_draws_fresh_balanced_samples():
 
 @pytest.mark.parametrize("model", ["metasdf", "autodecoder", "hypernet", "cnp"])
 @pytest.mark.parametrize("context", ["dense", "levelset"])
+@pytest.mark.slow
 def test_paper_preset_trains_two_steps_2d(store, tmp_path, model, context):
     run = tmp_path / "run"
     out = sdfkit("train", store, "--preset", "paper", "--model", model, "--context", context, "-o", run, "--steps", "2")
@@ -255,6 +256,7 @@ def test_paper_preset_trains_two_steps_2d(store, tmp_path, model, context):
     ("model", "context"),
     [("metasdf", "dense"), ("metasdf", "levelset"), ("deepsdf", "dense"), ("pointnet", "levelset")],
 )
+@pytest.mark.slow
 def test_paper_preset_trains_two_steps_3d(shapes3d, tmp_path, model, context):
     """The 3D paper preset, every field but the sizes of a batch (a step of 32 scenes x 24,000
     samples through a 9 x 512 network with five second-order inner steps is minutes on a CPU)."""
@@ -303,6 +305,7 @@ def shapes3d(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_3d_eval_on_the_test_recipe_with_the_reference_context(shapes3d, tmp_path):
     run = tmp_path / "run"
     sdfkit("train", shapes3d, "--model", "metasdf", "-o", run, "--steps", "2")
@@ -449,6 +452,7 @@ def test_the_papers_concatenation_auto_decoder_takes_the_code_at_the_input_and_t
     assert build_model(preset("cpu", model="autodecoder", context="dense"), 5).decoder.latent_in == ()
 
 
+@pytest.mark.slow
 def test_a_length_in_epochs_becomes_steps_of_the_split(store, tmp_path):
     """--epochs: the paper preset's 50 (encoders, MetaSDF) and 150 (auto-decoders) epochs, 3,000
     in 3D; a run of 2 epochs over the store's 40 training digits at batch 16 takes ceil(2 x 40 /
@@ -473,6 +477,7 @@ def test_a_length_in_epochs_becomes_steps_of_the_split(store, tmp_path):
     assert resolved.steps == 7 and resolved.epochs is None
 
 
+@pytest.mark.slow
 def test_the_gpu_check_runs_on_a_cpu_with_tiny_sizes():
     """benchmarks/gpu_check.py, the one script a lent GPU runs (issue 35): with --tiny the same
     code runs on a CPU in seconds and prints its table."""
@@ -505,6 +510,7 @@ def test_the_3d_paper_preset_meshes_at_256():
     assert preset("cpu", model="metasdf", context="dense", kind="shapenet").mesh_resolution == 128
 
 
+@pytest.mark.slow
 def test_the_3d_paper_preset_scores_the_context_too(shapes3d):
     """The reference's dense query is all 24,000 samples of a scene, its context a half of them
     (levelset_data.meta_split): the paper preset's batches score 12,000 context samples and
@@ -620,6 +626,7 @@ def test_the_paper_presets_build_the_papers_metasdf_networks_and_inner_loops():
     assert torch.equal(build_model(three, 10).outer_sigma, torch.ones(2))
 
 
+@pytest.mark.slow
 def test_seeds_reach_training_and_evaluation(store, tmp_path):
     """The paper reports mean / std over 3 runs: ``train --seed`` changes the initial weights and
     the batches (the same seed gives the same weights, bit for bit), ``eval --seed`` the drawn
@@ -641,6 +648,7 @@ def test_seeds_reach_training_and_evaluation(store, tmp_path):
     assert reports[None]["l1_mean"] != reports[7]["l1_mean"]  # another context, another fit
 
 
+@pytest.mark.slow
 def test_show_config_prints_the_resolved_settings_and_trains_nothing(store, tmp_path):
     """``--show-config`` prints every field the run would train with (the preset for this store,
     model and context, with the options given), section by section, and writes no run folder;

@@ -30,6 +30,7 @@ def store(tmp_path_factory):
     return url
 
 
+@pytest.mark.slow
 def test_the_window_reader_equals_zarr(store):
     group = zarr.open_group(store, mode="r")
     for name in ("sdf/points", "sdf/values", "occnet/occupancies"):
@@ -167,6 +168,7 @@ def test_a_store_being_written_is_read_without_its_pending_shapes(store, tmp_pat
     assert 1 not in data.rows.tolist() and len(data) == len(status) - 1
 
 
+@pytest.mark.slow
 def test_an_s3_store_gives_the_local_items(store, s3_server):
     import s3fs
 

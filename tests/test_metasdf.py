@@ -127,6 +127,7 @@ def test_every_model_trains_two_steps_and_evaluates(store, tmp_path, model, cont
     )
 
 
+@pytest.mark.slow
 def test_a_short_run_lowers_held_out_error(store, tmp_path):
     config = dataclasses.replace(
         TINY, hidden=64, batch_size=8, context_points=256, inner_steps=3, steps=1, lr=1e-3, limit=None
@@ -205,6 +206,7 @@ def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_pa
         dataclasses.replace(config, lr_schedule="linear")  # refused where the config is made
 
 
+@pytest.mark.slow
 def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_path):
     sdfkit("train", store, "-o", tmp_path / "cli", "--steps", "1", "--inner-loss", "l1", "--device", "cpu")
     config = config_from_json(tmp_path / "cli" / "config.json")
@@ -257,6 +259,7 @@ def test_bad_input(store, tmp_path):
             resolve_device("cuda")
 
 
+@pytest.mark.slow
 def test_torchrun_distributed_data_parallel(store, tmp_path):
     """Two real processes (torchrun, gloo on CPU): rank 0 saves, every rank's batch stream is
     kept, resume needs the same number of processes."""
@@ -318,6 +321,7 @@ def test_torchrun_distributed_data_parallel(store, tmp_path):
     assert_user_error(single, "trained with 2 processes")
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_that_resumes(store, tmp_path):
     import os
     import signal
@@ -363,6 +367,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(store, tmp_path):
     assert f"step {step + 2} of {step + 2}" in more.stdout
 
 
+@pytest.mark.slow
 def test_cli_train_eval_and_errors(store, tmp_path):
     run = tmp_path / "cli"
     out = sdfkit("train", store, "--model", "cnp", "--context", "levelset", "-o", run, "--steps", 3)

@@ -144,6 +144,7 @@ def test_chamfer_f_score_and_normal_consistency_known_values():
     assert np.einsum("ij,ij->i", point_normals, points / 0.5).min() > 0.98
 
 
+@pytest.mark.slow
 def test_tasks_read_windows_with_balanced_context(store):
     shapes = load_shapes_3d(store, "train")
     generator = torch.Generator().manual_seed(0)
@@ -166,6 +167,7 @@ def test_tasks_read_windows_with_balanced_context(store):
     ("model", "context"),
     [("metasdf", "dense"), ("metasdf", "levelset"), ("deepsdf", "dense"), ("pointnet", "levelset")],
 )
+@pytest.mark.slow
 def test_each_3d_model_trains_and_evaluates(store, tmp_path, model, context):
     run = tmp_path / "run"
     out = sdfkit("train", store, "--model", model, "--context", context, "-o", run, "--steps", "2")
@@ -192,6 +194,7 @@ def test_each_3d_model_trains_and_evaluates(store, tmp_path, model, context):
     assert json.loads((run / "eval-test-limit1.json").read_text())["test_steps"] == 4
 
 
+@pytest.mark.slow
 def test_wrong_model_for_the_store_is_refused(store, tmp_path):
     assert_user_error(sdfkit("train", store, "--model", "cnp", "-o", tmp_path / "x", check=False), "'cnp'", "deepsdf")
     mnist = tmp_path / "m.zarr"
@@ -199,6 +202,7 @@ def test_wrong_model_for_the_store_is_refused(store, tmp_path):
     assert_user_error(sdfkit("train", mnist, "--model", "deepsdf", "-o", tmp_path / "y", check=False), "'deepsdf'")
 
 
+@pytest.mark.slow
 def test_reconstruct_returns_meshes_in_the_input_coordinates(store, tmp_path):
     run = tmp_path / "levelset"
     sdfkit("train", store, "--model", "metasdf", "--context", "levelset", "-o", run, "--steps", "2")

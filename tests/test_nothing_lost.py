@@ -64,6 +64,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("existing", KINDS)
 @pytest.mark.parametrize("command", KINDS)
+@pytest.mark.slow
 def test_a_store_of_another_kind_is_refused_and_kept_byte_for_byte(made, tmp_path, command, existing):
     if command == existing:
         pytest.skip("the same kind resumes or appends (test_reliability)")
@@ -86,6 +87,7 @@ def test_voxelize_refuses_a_store_of_another_kind_and_keeps_it(made, tmp_path, e
     assert _digest(victim) == before
 
 
+@pytest.mark.slow
 def test_other_variants_recipes_and_a_store_as_mesh_folder_are_refused(made, tmp_path):
     digits = tmp_path / "digits.zarr"
     shutil.copytree(made["mnist"], digits)
@@ -186,6 +188,7 @@ def _one_line(result, where) -> str:
     return line
 
 
+@pytest.mark.slow
 def test_read_only_folders_get_one_line_in_every_command(made, read_only):
     for name, args in _writers(made, read_only).items():
         line = _one_line(sdfkit(*args, check=False), read_only)
@@ -204,6 +207,7 @@ def _fill_up(folder: Path, room: int = 16_384) -> None:
     (folder / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - room))
 
 
+@pytest.mark.slow
 def test_a_full_disk_gets_one_line_and_nothing_that_looks_finished(made, run_folder, full):
     for name, args in _writers(made, full).items():
         _fill_up(full)
@@ -219,6 +223,7 @@ def test_a_full_disk_gets_one_line_and_nothing_that_looks_finished(made, run_fol
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
 
 
+@pytest.mark.slow
 def test_a_file_in_the_way_gets_one_line(made, run_folder, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
@@ -228,6 +233,7 @@ def test_a_file_in_the_way_gets_one_line(made, run_folder, tmp_path):
         assert blocker.read_text() == "not a folder", name
 
 
+@pytest.mark.slow
 def test_injected_enospc_in_a_worker_is_one_line(made, tmp_path):
     """A full disk as the shard writer meets it, in a worker process: injected at the one place
     every shard's bytes go through."""
@@ -258,6 +264,7 @@ def test_injected_enospc_in_a_worker_is_one_line(made, tmp_path):
 # --- resuming inside a shard ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_run_recomputes_none_of_the_shapes_it_finished(tmp_path):
     root = tmp_path / "shapes"
     make_shapes(root, 6, defects=("clean", "holes"))
@@ -306,6 +313,7 @@ def test_a_killed_run_recomputes_none_of_the_shapes_it_finished(tmp_path):
 # --- plain folders: split files by id, and splits by fractions -------------------------------
 
 
+@pytest.mark.slow
 def test_plain_folder_splits_by_fractions_and_by_the_files_export_writes(tmp_path):
     shapes = tmp_path / "shapes"
     make_shapes(shapes, 5, defects=("clean",))
@@ -351,6 +359,7 @@ def test_plain_folder_splits_by_fractions_and_by_the_files_export_writes(tmp_pat
 # --- what a newcomer trips over ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_info_and_validate_read_as_a_person_reads_them(made, tmp_path):
     text = sdfkit("info", made["shapenet"]).stdout
     assert '{"' not in text  # the source is listed key by key, not as raw JSON
@@ -366,6 +375,7 @@ def test_info_and_validate_read_as_a_person_reads_them(made, tmp_path):
     assert missing.stdout == ""  # no table before the error
 
 
+@pytest.mark.slow
 def test_train_bar_metrics_and_help_tell_the_truth(made, tmp_path):
     run = tmp_path / "run"
     first = sdfkit("train", made["mnist"], "-o", run, "--steps", "20")
@@ -384,6 +394,7 @@ def test_train_bar_metrics_and_help_tell_the_truth(made, tmp_path):
     assert "2 -> 128 x 3 -> 1" in " ".join(help_text.split())  # the default preset's network
 
 
+@pytest.mark.slow
 def test_watertight_says_what_it_did_to_scenes_and_counts_its_meshes(tmp_path):
     from conftest import DATA
 

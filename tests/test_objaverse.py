@@ -138,6 +138,7 @@ def _rows(store):
             for r in zip(*[group[k][:] for k in keys], strict=True)}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_objaverse_cache_with_licences(shapes, tmp_path):
     base, meshes = shapes
     root = tmp_path / "hf-objaverse-v1"
@@ -164,6 +165,7 @@ def test_objaverse_cache_with_licences(shapes, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_metadata_csv_keys_objects_by_sha256_and_keeps_every_row(shapes, tmp_path):
     base, meshes = shapes
     root = tmp_path / "xl"
@@ -229,6 +231,7 @@ def _near_copies(source, folder):
     shutil.copy(source, folder / "e-same-bytes.obj")
 
 
+@pytest.mark.slow
 def test_dedup_skips_exact_and_near_duplicates_naming_the_one_kept(shapes, tmp_path):
     base, meshes = shapes
     root = tmp_path / "objects"
@@ -258,6 +261,7 @@ def test_dedup_skips_exact_and_near_duplicates_naming_the_one_kept(shapes, tmp_p
     assert sorted(DeepSDFSamples(str(store), subsample=1000).ids) == ["a-original", "f-other", "g-other"]
 
 
+@pytest.mark.slow
 def test_ledger_records_the_file(shapes, tmp_path):
     base, meshes = shapes
     root = tmp_path / "ledger"
@@ -303,6 +307,7 @@ def _hungry(job: str) -> dict:
     return {"value": np.array([len(job)], dtype=np.float32)}
 
 
+@pytest.mark.slow
 def test_time_and_memory_limits_fail_one_shape_and_replace_its_worker(tmp_path):
     """A shape over a limit is recorded as failed saying which; the worker it ran in is replaced,
     the other shapes of its shard are computed once, and the run does not wait the two minutes."""
@@ -337,6 +342,7 @@ def _status_chunks(fs, url: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_mixed_collection_on_a_dask_cluster_on_s3_killed_and_resumed(shapes, tmp_path, s3_server):
     """GLB scenes with their parts as moved nodes, byte copies, near copies, broken files and one
     over --max-faces, on a Dask LocalCluster writing to S3 (moto): every file a row with a status,
@@ -411,6 +417,7 @@ def test_a_mixed_collection_on_a_dask_cluster_on_s3_killed_and_resumed(shapes, t
             assert np.array_equal(a, b, equal_nan=True), name
 
 
+@pytest.mark.slow
 def test_meshes_read_from_object_storage_give_the_store_a_local_folder_gives(shapes, tmp_path, s3_server):
     """A plain folder (OBJ, GLB, and a glTF whose buffer is a file beside it) and a
     metadata.csv folder, each on S3 (moto) and on disk: the same stores, and the S3 one exports

@@ -38,6 +38,7 @@ def store(tmp_path_factory):
 
 
 @needs("autonomousvision/occupancy_networks", ("yaml", "plyfile"))
+@pytest.mark.slow
 def test_occnet_reads_its_export_with_its_own_dataset(store, tmp_path):
     """im2mesh.config.get_dataset with configs/pointcloud/onet.yaml over configs/default.yaml
     (train: points and the point-cloud input; val and test: points_iou and model.binvox too),
@@ -106,6 +107,7 @@ def test_occnet_reads_its_export_with_its_own_dataset(store, tmp_path):
 
 
 @needs("jchibane/if-net", ("trimesh",))
+@pytest.mark.slow
 def test_ifnet_reads_its_export_with_its_own_dataset(store, tmp_path):
     """models/data/voxelized_data_shapenet.py's VoxelizedDataset with the README's settings
     (sigmas 0.1 and 0.01, half each, 50,000 points): voxel inputs at 32^3 and 128^3
@@ -146,6 +148,7 @@ def test_ifnet_reads_its_export_with_its_own_dataset(store, tmp_path):
 
 
 @needs("jchibane/ndf", ("configargparse",))
+@pytest.mark.slow
 def test_ndf_reads_its_export_with_its_own_dataset_after_it_moved(store, tmp_path):
     """NDF's VoxelizedDataset with configs/shapenet_cars.txt (256^3 inputs of 10,000 points,
     sigmas 0.08, 0.02, 0.003 in its ratios), the export under datasets/shapenet/data of its

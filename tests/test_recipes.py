@@ -64,6 +64,7 @@ def test_the_registry_gives_the_arrays_the_recipes_give_when_called_directly():
     assert sorted(set(row) - set(direct)) == sorted(summaries)
 
 
+@pytest.mark.slow
 def test_every_store_array_has_its_spec_recorded(tmp_path):
     """The store explains itself: every data array's shape, dtype, recipe, role, points, frame and
     sample set are in its `specs` attribute."""
@@ -129,6 +130,7 @@ def _box_sdf(points, half):
     return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(axis=1), 0)
 
 
+@pytest.mark.slow
 def test_a_recipe_from_another_package_runs_end_to_end(tmp_path):
     """A package registers a recipe through the `sdfkit.recipes` entry point: prepare-shapenet
     (in worker processes) samples it, export writes its layout. Without the package, validate
@@ -245,6 +247,7 @@ def test_recipe_voxels_agree_with_the_shapes_truth(tmp_path, recipe):
         assert (grid.reshape(-1)[far] == (truth[far] < 0)).mean() >= 0.999, shape_id
 
 
+@pytest.mark.slow
 def test_a_store_made_before_stores_recorded_their_specs_still_validates_and_loads(tmp_path):
     """Without the `specs` attribute (sdfkit 0.3 and older): validate checks the base arrays'
     geometry from what the format says they hold, and the loader finds the sample sets by the

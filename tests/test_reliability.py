@@ -45,6 +45,7 @@ def _start(*args, env=None):
 
 
 @pytest.mark.parametrize("remote", [False, True], ids=["local", "s3"])
+@pytest.mark.slow
 def test_two_runs_on_one_store_one_is_refused_nothing_lost(tree, tmp_path, remote, request):
     env = request.getfixturevalue("s3_server") if remote else {}
     out = "s3://sdfkit-test/race.zarr" if remote else str(tmp_path / "race.zarr")
@@ -76,6 +77,7 @@ def _validate_remote(out, env):
     )
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_run_is_taken_over(tree, tmp_path):
     out = tmp_path / "killed.zarr"
     holder = _start("prepare-shapenet", tree, "-o", out, *SMALL, "--workers", "1")
@@ -111,6 +113,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tree, tmp_path):
     assert stale.returncode == 0 and "already complete" in stale.stdout
 
 
+@pytest.mark.slow
 def test_a_store_killed_at_creation_is_made_again(tree, tmp_path):
     out = tmp_path / "born.zarr"
     zarr.open_group(str(out), mode="w", zarr_format=3)  # what a kill right after the first write leaves
@@ -137,6 +140,7 @@ def test_a_store_killed_at_creation_is_made_again(tree, tmp_path):
     assert "follows format v1" in sdfkit("validate", out).stdout
 
 
+@pytest.mark.slow
 def test_new_meshes_are_appended_old_rows_untouched(tree, tmp_path):
     root = tmp_path / "grow"
     shutil.copytree(tree, root)
@@ -188,6 +192,7 @@ def test_render_without_pyrender_fails_up_front(tmp_path, tree):
     assert not (tmp_path / "r.zarr").exists()
 
 
+@pytest.mark.slow
 def test_validate_says_unfinished_and_fails_unless_allowed(tree, tmp_path):
     out = tmp_path / "half.zarr"
     sdfkit("prepare-shapenet", tree, "-o", out, *SMALL, "--shard-size", "2")
@@ -262,6 +267,7 @@ def test_a_gltf_without_its_binary_file_names_it(tmp_path):
     assert f"box.gltf: its binary file {sidecars[-1].name} is missing" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_folder_inputs_missing_ids_twins_links_and_single_files(tmp_path, tree):
     # split files listing shapes that are not there: said in the summary, all kept in the store
     split = tmp_path / "planes_train.json"
@@ -300,6 +306,7 @@ def test_folder_inputs_missing_ids_twins_links_and_single_files(tmp_path, tree):
         find_meshes(split)
 
 
+@pytest.mark.slow
 def test_show_by_id_and_occnet_export_of_a_plain_folder(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -323,6 +330,7 @@ def test_show_by_id_and_occnet_export_of_a_plain_folder(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow
 def test_progress_moves_per_shape_not_per_shard(tree, tmp_path, workers):
     seen = []
     summary = prepare_shapenet(
@@ -345,6 +353,7 @@ def test_slow_runs_report_their_rate(capsys):
     assert "(0.35 shapes/s)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_appending_reopens_added_layers(tree, tmp_path):
     """Voxel grids made before an append cover the old rows only: the layer is pending again,
     and voxelize completes the new rows, leaving the old grids as they were."""
@@ -369,6 +378,7 @@ def test_appending_reopens_added_layers(tree, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_modelnet_layout_is_detected_with_its_splits(tmp_path):
     root = tmp_path / "ModelNet10"
     for cls, split, name in (

@@ -100,6 +100,7 @@ def test_surface_points_lie_on_the_zero_level_of_the_grid(digits):
     assert within.mean() >= 0.98
 
 
+@pytest.mark.slow
 def test_grid_against_brute_force_distance_to_the_contour(digits):
     """Reference: exact distance from every cell centre to a fine marching-squares contour of
     the same (bilinear, thresholded) shape, sign from that fine field."""

@@ -80,6 +80,7 @@ def test_split_files_select_and_name_splits(tmp_path, tree):
         read_split_files([bad])
 
 
+@pytest.mark.slow
 def test_store_values_against_exact_sdfs(tmp_path, tree):
     """The whole pipeline, read back with plain zarr and checked against each shape's exact SDF."""
     summary = prepare_shapenet(tree, str(tmp_path / "s.zarr"), SMALL, workers=2, shard_size=4)
@@ -102,6 +103,7 @@ def test_store_values_against_exact_sdfs(tmp_path, tree):
         assert np.quantile(np.abs(solid.sdf(surface / scale - offset) * scale), 0.99) < 0.002, shape_id
 
 
+@pytest.mark.slow
 def test_a_bad_mesh_fails_alone_and_strict_exits_nonzero(tmp_path):
     root = tmp_path / "meshes"
     root.mkdir()
@@ -188,6 +190,7 @@ def _crash_fn(job):
     return {"value": np.array([len(job)], dtype=np.float32)}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume(tmp_path, tree):
     out = tmp_path / "k.zarr"
     # one shape per shard, so that the kill lands between shards
@@ -225,6 +228,7 @@ def test_sigkill_then_resume(tmp_path, tree):
         assert np.array_equal(a[name][:], b[name][:]), name
 
 
+@pytest.mark.slow
 def test_dask_cluster_writes_to_s3(tree, tmp_path, s3_server):
     from distributed import LocalCluster
 
@@ -242,6 +246,7 @@ def test_dask_cluster_writes_to_s3(tree, tmp_path, s3_server):
         np.testing.assert_array_equal(remote[k]["sdf/values"], local[k]["sdf/values"])
 
 
+@pytest.mark.slow
 def test_cli_scheduler_from_the_environment(tree, tmp_path):
     from distributed import LocalCluster
 
@@ -274,6 +279,7 @@ def test_cli_scheduler_from_the_environment(tree, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_cli_bad_input(tmp_path, tree):
     assert_user_error(
         sdfkit("prepare-shapenet", tmp_path / "nowhere", "-o", tmp_path / "x.zarr", check=False),
@@ -313,6 +319,7 @@ def test_cli_bad_input(tmp_path, tree):
     assert_user_error(sdfkit("make-shapes", tree, check=False), "not empty")
 
 
+@pytest.mark.slow
 def test_deepsdf_test_recipe_through_the_cli(tmp_path, tree):
     """--recipe deepsdf-test adds DeepSDF's test samples: signs right against the exact SDF, a
     wider spread than the training samples, and validate checks them."""
@@ -382,6 +389,7 @@ def test_shipped_split_files_are_the_projects_own(tmp_path, monkeypatch):
         shipped.read_named_split("metasdf/planes_test")
 
 
+@pytest.mark.slow
 def test_named_splits_and_a_validation_hold_out_through_the_cli(tmp_path, tree):
     """Shapes under ids of MetaSDF's split files, prepared with --split by name and --val-shapes:
     the listed shapes keep their split, the seeded hold-out moves train shapes to val."""

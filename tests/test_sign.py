@@ -39,6 +39,7 @@ def reference():
     "primitive",
     [shapes.box((0.3, 0.2, 0.1)), shapes.capsule(0.2, 0.3), shapes.cylinder(0.25, 0.2), shapes.torus(0.4, 0.1)],
 )
+@pytest.mark.slow
 def test_primitive_sdf_matches_brute_force_distance_to_its_mesh(primitive):
     """The ground truth itself, checked: |analytic SDF| equals the brute-force distance to the
     primitive's fine mesh (up to tessellation), and its sign agrees with the mesh's containment."""
@@ -163,12 +164,13 @@ SEAT_AND_LEGS = shapes.Solid(
     )
 )
 CUBE_AND_ROD = shapes.Solid(
-    (shapes.box((0.3, 0.3, 0.3)), shapes.box((0.05, 0.05, 0.7), rotation=shapes._rot([1, 0, 0], 0.4)))
+    (shapes.box((0.3, 0.3, 0.3)), shapes.box((0.05, 0.05, 0.7), rotation=shapes.rotation([1, 0, 0], 0.4)))
 )
 TWO_SPHERES = shapes.Solid((shapes.capsule(0.4, 0.0), shapes.capsule(0.3, 0.0, at=(0.45, 0.1, 0))))
 
 
 @pytest.mark.parametrize("name", ["seat-and-legs", "cube-and-rod", "two-spheres"])
+@pytest.mark.slow
 def test_closed_parts_through_each_other_give_their_union(name):
     """Exact answer: the boolean union of the parts. Signs beyond 0.005 >= 99.9%, and the outer
     surface is the union's: no point of it lies inside another part."""
@@ -188,6 +190,7 @@ def test_closed_parts_through_each_other_give_their_union(name):
 
 
 @pytest.mark.parametrize("defect", ["clean", "flipped", "soup", "duplicated"])
+@pytest.mark.slow
 def test_watertight_meshes_with_narrow_bores_are_exact(defect):
     """A CAD block with bores 4-12 times longer than wide, watertight (or made so by merging a
     soup, orienting flipped faces, dropping reversed duplicates): every sign equals the brute-force
@@ -281,6 +284,7 @@ def test_a_queried_surface_still_pickles():
     np.testing.assert_array_equal(signed_distance(copy, points), values)
 
 
+@pytest.mark.slow
 def test_ray_parity_never_puts_a_point_outside_the_union_box_inside():
     """cycloidal.ply (43k faces, 119 pieces): ray parity on its closed union called points just
     below the union's lowest vertex inside; nothing outside the union's box is inside."""

@@ -51,6 +51,7 @@ def _rows(out):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_objects_are_keyed_by_the_sha256_of_their_bytes_and_copies_written_once(export):
     tree, out = export
     rows = _rows(out)
@@ -131,6 +132,7 @@ def test_points_ply_bytes(tmp_path):
 
 @needs("microsoft/TRELLIS", ("pandas", "plyfile", "scipy"))
 @needs("EasternJournalist/utils3d")
+@pytest.mark.slow
 def test_trellis_reads_its_export_with_its_own_sparse_structure_dataset(export, tmp_path):
     """trellis.datasets.SparseStructure with the dataset args of configs/vae/ss_vae_conv3d_16l8_fp16.json
     (resolution 64, min_aesthetic_score 4.5), three epochs through a DataLoader; utils3d at the

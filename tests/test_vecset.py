@@ -28,6 +28,7 @@ def _shapes(folder, n, categories, defects):
         yield shape_id, info, mesh
 
 
+@pytest.mark.slow
 def test_vecset_labels_are_right_on_every_defect(tmp_path):
     """Every make-shapes defect (overlap included) and the containers: labels right beyond 0.005
     (the frame's units) against the exact SDF, median |error| <= 1e-4 for the shapes whose truth
@@ -52,6 +53,7 @@ def test_vecset_labels_are_right_on_every_defect(tmp_path):
         assert np.quantile(np.abs(truth.sdf(surface)), 0.99) / scale < 2e-3, shape_id
 
 
+@pytest.mark.slow
 def test_sharp_points_lie_on_the_sharp_edges_of_the_outer_surface(tmp_path):
     """>= 99% of the sharp points lie within 1e-4 of an edge of the outer surface whose faces meet
     at more than the threshold (trimesh's face adjacency angles, a brute-force distance to every
@@ -106,6 +108,7 @@ HUNYUAN = "Tencent-Hunyuan/Hunyuan3D-2.1"
 
 
 @needs("Tencent-Hunyuan/Hunyuan3D-2.1", ("yaml", "cv2", "pytorch_lightning"))
+@pytest.mark.slow
 def test_hunyuan3d_export_has_the_keys_dtypes_and_frame_of_their_own_trainset(store, tmp_path):
     """Key by key against hy3dshape/tools/mini_trainset's surface.npz, and the sdf.npz keys their
     watertight_and_sample.py writes (its sdf files are not in the snapshot); points in [0, 1]^3
@@ -142,6 +145,7 @@ def test_hunyuan3d_export_has_the_keys_dtypes_and_frame_of_their_own_trainset(st
 
 
 @needs("Tencent-Hunyuan/Hunyuan3D-2.1", ("yaml", "cv2", "pytorch_lightning"))
+@pytest.mark.slow
 def test_hunyuan3d_reads_its_export_with_its_own_data_module(store, tmp_path):
     """hy3dshape.data.dit_asl.AlignedShapeLatentModule with the dataset params of their
     mini-overfitting config (pc_size 81920, sharp-edge labels, normals, image_size 518), train and
@@ -188,6 +192,7 @@ def test_hunyuan3d_reads_its_export_with_its_own_data_module(store, tmp_path):
 
 
 @needs("Seed3D/Dora", ("yaml", "pytorch_lightning", "omegaconf", "jaxtyping", "typeguard"))
+@pytest.mark.slow
 def test_dora_reads_its_export_with_its_own_dataset(store, tmp_path):
     """craftsman.data.objaverse.ObjaverseDataModule with the data section of Dora-VAE-train.yaml
     (tsdf supervision, n_supervision 21384/10000/10000, random rotations), three epochs of train
@@ -237,6 +242,7 @@ def test_dora_reads_its_export_with_its_own_dataset(store, tmp_path):
         assert 0.05 < got["inside"] < 0.95, got
 
 
+@pytest.mark.slow
 def test_vecset_export_needs_the_recipe_and_the_meshes(store, tmp_path):
     base, out = store
     plain = tmp_path / "p.zarr"

@@ -199,6 +199,7 @@ def tree(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_cli_writes_the_tree_a_report_and_resumes(tree, tmp_path):
     out = tmp_path / "wt"
     result = sdfkit("watertight", tree, "-o", out, "--resolution", 48, "--workers", 2)
@@ -233,6 +234,7 @@ def test_cli_writes_the_tree_a_report_and_resumes(tree, tmp_path):
     assert_user_error(other, "--overwrite")
 
 
+@pytest.mark.slow
 def test_cli_frames_formats_and_refusals(tree, tmp_path):
     out = tmp_path / "n"
     sdfkit(
@@ -270,6 +272,7 @@ def test_cli_frames_formats_and_refusals(tree, tmp_path):
     assert_user_error(missing, "nothing")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_with_nothing_half_written(tmp_path):
     root = tmp_path / "many"
     shapes.make_shapes(root, 8, seed=2)
@@ -286,6 +289,7 @@ def test_a_killed_run_resumes_with_nothing_half_written(tmp_path):
     assert all(r["ok"] and all(r[c] for c in CHECKS) for r in rows)
 
 
+@pytest.mark.slow
 def test_show_draws_input_above_output(tree, tmp_path):
     pytest.importorskip("pyrender")
     out = tmp_path / "s"
@@ -296,6 +300,7 @@ def test_show_draws_input_above_output(tree, tmp_path):
     assert image.shape[0] > 300 and image.std() > 10  # a picture, not a blank page
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_writes_the_same_meshes(tree, tmp_path):
     from distributed import LocalCluster
 
