@@ -1,7 +1,5 @@
-"""Commands that build from a store or meshes: ``export``, ``voxelize``, ``render``, ``watertight``.
-
-Each command imports the library modules it calls inside its body: ``sdfkit --help`` and every
-command load only what they use (torch, open3d and trimesh take seconds together).
+"""Commands that build from a store or meshes: ``export``, ``voxelize``, ``render``,
+``watertight``. Library modules are imported in each command (see the package's docstring).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Data preparation: ``prepare-mnist``, ``prepare-shapenet``, ``make-shapes``.
-
-Each command imports the library modules it calls inside its body: ``sdfkit --help`` and every
-command load only what they use (torch, open3d and trimesh take seconds together).
+"""Data preparation: ``prepare-mnist``, ``prepare-shapenet``, ``make-shapes``. Library modules are
+imported in each command (see the package's docstring).
 """
 
 from __future__ import annotations

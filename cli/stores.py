@@ -1,7 +1,5 @@
-"""The commands that look at a store: ``validate``, ``info``, ``report`` and ``show``.
-
-Each command imports the library modules it calls inside its body: ``sdfkit --help`` and every
-command load only what they use (torch, open3d and trimesh take seconds together).
+"""The commands that look at a store: ``validate``, ``info``, ``report`` and ``show``. Library
+modules are imported in each command (see the package's docstring).
 """
 
 from __future__ import annotations
