@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sdfkit.errors import InputError
 from sdfkit.store.format import open_store
+from sdfkit.store.state import StoreState
 
 __all__ = [
     "TrainConfig",
@@ -456,7 +457,7 @@ def preset(name: str, *, model: str, context: str, kind: str = "mnist") -> Train
 def store_kind(store) -> str:
     """The kind of a store (``mnist`` or ``shapenet``), which picks the 2D or 3D models."""
 
-    return open_store(store).attrs["sdfkit"].get("kind")
+    return StoreState.read(open_store(store)).kind
 
 
 def resolve_config(

@@ -38,6 +38,7 @@ import zarr
 from sdfkit.errors import SdfkitError, Skipped
 from sdfkit.store import partial
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ArraySpec, as_str, write_shard
+from sdfkit.store.state import StoreState
 
 __all__ = ["Limits", "ShardReport", "ShardTask", "connect", "run_shard", "run_tasks", "default_workers"]
 
@@ -109,7 +110,7 @@ def _start(task: ShardTask) -> int:
     """The store row of the task's first shape."""
     if task.start is not None:
         return task.start
-    return task.shard * zarr.open_group(task.url, mode="r").attrs["sdfkit"]["shard_size"]
+    return task.shard * StoreState.read(zarr.open_group(task.url, mode="r")).shard_size
 
 
 def _compute(task: ShardTask, row: int, shape_id: str | None = None):

@@ -19,6 +19,7 @@ import zarr
 
 from sdfkit.errors import FormatError, InputError
 from sdfkit.store.format import SPLITS, STATUS_OK, as_str, open_store, read_status
+from sdfkit.store.state import StoreState
 
 __all__ = ["SdfDataset", "open_dataset"]
 
@@ -116,15 +117,15 @@ def open_dataset(
     """
     url = str(url)
     group = open_store(url, mode="r")
-    info = group.attrs["sdfkit"]
-    if info.get("initialized") is False:
+    state = StoreState.read(group)
+    if not state.initialized:
         raise FormatError(f"{url}: the store was never fully created; run the command that made it again")
-    if not info.get("complete") and not allow_incomplete:
+    if not state.complete and not allow_incomplete:
         raise FormatError(
             f"{url}: the store is unfinished (its run stopped early); run the command that made it "
             "again to resume, or pass allow_incomplete=True"
         )
-    missing = [name for name in info.get("arrays", []) if name not in group]
+    missing = [name for name in state.arrays if name not in group]
     if missing:
         raise FormatError(f"{url}: arrays {', '.join(missing)} are missing; the store is damaged, rebuild it")
     meta = {name: np.asarray(group[f"meta/{name}"][:]) for name in _META if name != "status"}
