@@ -38,6 +38,7 @@ __all__ = [
     "sample_set_arrays",
     "StoreShapes",
     "SampleWindows",
+    "ShardOrderSampler",
     "DeepSDFSamples",
     "OccupancyPoints",
     "MNISTGrids",
@@ -63,9 +64,10 @@ def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str
     raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(choices)}")
 
 
-def sample_set_names(store: str, sample_set: str) -> tuple[tuple[str, ...], str]:
+def sample_set_names(store: str, sample_set: str, storage_options: dict | None = None) -> tuple[tuple[str, ...], str]:
     """(arrays, recipe) of a sample set of ``store``; a one-line error when it has none."""
-    names, recipe = sample_set_arrays(dict(open_store(str(store)).attrs["sdfkit"]), sample_set)
+    group = open_store(str(store), storage_options=storage_options)
+    names, recipe = sample_set_arrays(dict(group.attrs["sdfkit"]), sample_set)
     if not names:
         raise InputError(f"{store}: has no {sample_set} samples; make the store with --recipe {recipe}")
     return names, recipe
@@ -81,6 +83,13 @@ class StoreShapes(torch.utils.data.Dataset):
     seed : with :meth:`set_epoch`, every random draw is a function of (seed, epoch, row)
     transform : called on each item before it is returned
     allow_incomplete : read a store whose run has not finished (its pending shapes are skipped)
+    storage_options : fsspec's options for a remote store (credentials, an endpoint)
+    backend : what reads the windows of a remote store: ``"auto"`` (obstore for s3://, gs://,
+        az:// where installed and no storage_options are given; fsspec otherwise), ``"obstore"``
+        or ``"fsspec"`` (:mod:`sdfkit.store.remote`)
+    shard_order : the items of one shard read their windows at one position (drawn per shard, not
+        per shape), so that on object storage a batch's items of one shard are one request per
+        array; use with :class:`ShardOrderSampler`, which puts them in one batch
     """
 
     kind: str | None = None
@@ -97,10 +106,21 @@ class StoreShapes(torch.utils.data.Dataset):
         seed: int = 0,
         transform: Callable | None = None,
         allow_incomplete: bool = False,
+        storage_options: dict | None = None,
+        backend: str = "auto",
+        shard_order: bool = False,
         recipe: str | None = None,
     ):
         self.url = str(store)
-        dataset = open_dataset(self.url, split=split, include_failed=True, allow_incomplete=allow_incomplete)
+        self.shard_order = shard_order
+        self.storage_options, self.backend = storage_options, backend
+        dataset = open_dataset(
+            self.url,
+            split=split,
+            include_failed=True,
+            allow_incomplete=allow_incomplete,
+            storage_options=storage_options,
+        )
         if self.kind is not None and dataset.kind != self.kind:
             raise InputError(f"{self.url}: a {dataset.kind!r} store; {type(self).__name__} reads a {self.kind!r} store")
         missing = [n for n in arrays if n not in dataset.group]
@@ -130,6 +150,7 @@ class StoreShapes(torch.utils.data.Dataset):
         self.categories = [str(c) for c, k in zip(dataset.meta("category"), keep, strict=True) if k]
         self.labels = [int(v) for v in np.asarray(dataset.meta("label"))[keep]]
         self.shape_of = {name: tuple(dataset.group[name].shape[1:]) for name in arrays}
+        self.shard_rows = int(dataset.group.attrs["sdfkit"]["shard_size"])
         self.seed = seed
         self.transform = transform
         self.epoch: int | None = None
@@ -175,15 +196,16 @@ class StoreShapes(torch.utils.data.Dataset):
         """The window reader of one array (made once, sent to workers with the dataset, its shard
         indexes included: a worker reading a local store opens nothing)."""
         if name not in self._readers:
-            self._readers[name] = WindowReader(self.array(name), url=f"{self.url.rstrip('/')}/{name}")
+            url = f"{self.url.rstrip('/')}/{name}"
+            self._readers[name] = WindowReader(
+                self.array(name), url=url, storage_options=self.storage_options, backend=self.backend
+            )
         return self._readers[name]
 
     def _open(self):
-        import zarr
-
         pid = os.getpid()
         if self._handle is None or self._handle[0] != pid:
-            self._handle = (pid, zarr.open_group(self.url, mode="r"), {}, {})
+            self._handle = (pid, open_store(self.url, storage_options=self.storage_options), {}, {})
         return self._handle[1:]
 
     def _check(self, index: int) -> None:
@@ -207,8 +229,15 @@ class StoreShapes(torch.utils.data.Dataset):
 
     def draw(self, index: int, stream: int = 0) -> int:
         """A 64-bit integer that is a function of (seed, epoch, row of item ``index``, stream):
-        splitmix64 over the four (a numpy generator per item costs 50 us; this, 2)."""
-        return _mix(self.seed, self.epoch, int(self.rows[index]), stream)
+        splitmix64 over the four (a numpy generator per item costs 50 us; this, 2). With
+        ``shard_order``, stream 0 (the window) is drawn per shard: the row's shard stands for it."""
+        row = int(self.rows[index])
+        key = -1 - row // self.shard_rows if self.shard_order and stream == 0 else row
+        return _mix(self.seed, self.epoch, key, stream)
+
+    def shard(self, index: int) -> int:
+        """The shard holding item ``index``'s row."""
+        return int(self.rows[index]) // self.shard_rows
 
     def read_rows(self, name: str, indices: Sequence[int] | None = None) -> list[np.ndarray]:
         """Whole rows of one array for items ``indices`` (default all), read together."""
@@ -233,7 +262,7 @@ class SampleWindows(StoreShapes):
     def __init__(
         self, store: str, sample_set: str = "sdf", *, window: int = 16384, extra: Sequence[str] = (), **kwargs
     ):
-        self.names, recipe = sample_set_names(store, sample_set)
+        self.names, recipe = sample_set_names(store, sample_set, kwargs.get("storage_options"))
         super().__init__(store, self.names, recipe=recipe, **kwargs)
         missing = [n for n in extra if n not in self.group]
         if missing:
@@ -257,15 +286,24 @@ class SampleWindows(StoreShapes):
         """The arrays of the sample set over item ``index``'s window: name -> numpy array."""
         return self.read_many([index], length)[0]
 
-    def read_many(self, indices: Sequence[int], length: int | None = None) -> list[dict[str, np.ndarray]]:
-        """:meth:`read` for many items, every window's bytes requested at once."""
+    def starts(self, indices: Sequence[int], length: int | None = None) -> list[int]:
+        """:meth:`start` of each item; with ``shard_order``, one per shard among them (the
+        first item's draw: the same for all of a shard's items after :meth:`set_epoch` anyway)."""
+        if not self.shard_order:
+            return [self.start(index, length) for index in indices]
+        drawn: dict[int, int] = {}
+        return [drawn.setdefault(self.shard(i), self.start(i, length)) for i in indices]
+
+    def read_many(
+        self, indices: Sequence[int], length: int | None = None, starts: Sequence[int] | None = None
+    ) -> list[dict[str, np.ndarray]]:
+        """:meth:`read` for many items (windows from ``starts``, default :meth:`starts`), every
+        window's bytes requested at once."""
         length = length or self.window
         for index in indices:
             self._check(index)
-        windows = []
-        for index in indices:
-            begin = self.start(index, length)
-            windows.append((int(self.rows[index]), begin, begin + length))
+        starts = self.starts(indices, length) if starts is None else starts
+        windows = [(int(self.rows[i]), a, a + length) for i, a in zip(indices, starts, strict=True)]
         columns = {name: self.read_windows(name, windows) for name in self.names}
         return [{name: columns[name][k] for name in self.names} for k in range(len(windows))]
 
@@ -325,13 +363,16 @@ class DeepSDFSamples(SampleWindows):
         return super().start(index, length, total=total, stream=stream)
 
     def __getitems__(self, indices: Sequence[int]) -> list:
+        starts = self.starts(indices, self.long)
         if self.reader(self.names[0]).folder is not None:
             # a local store: one window at a time, the next reusing the memory of the last (a
             # batch's long windows read at once are 25 MB of fresh pages: 20% slower, measured)
-            return [self._item(index, self.read_many([index], self.long)[0]) for index in indices]
-        return [
-            self._item(index, arrays) for index, arrays in zip(indices, self.read_many(indices, self.long), strict=True)
-        ]
+            return [
+                self._item(index, self.read_many([index], self.long, [start])[0])
+                for index, start in zip(indices, starts, strict=True)
+            ]
+        batch = self.read_many(indices, self.long, starts)
+        return [self._item(index, arrays) for index, arrays in zip(indices, batch, strict=True)]
 
     def _item(self, index: int, arrays: dict[str, np.ndarray]):
         points, values = arrays[self.names[0]], arrays[self.names[1]]
@@ -366,6 +407,50 @@ class DeepSDFSamples(SampleWindows):
         if len(rows) == 0:
             raise InputError(f"{self.url}: shape {self.ids[index]} has no sample of one sign in its window")
         return rows[torch.randint(len(rows), (count,), generator=self.generator(index, stream)).numpy()]
+
+
+class ShardOrderSampler(torch.utils.data.Sampler[int]):
+    """A dataset's items shard by shard: the shards in a random order, each shard's items in a
+    random order after one another, so that a batch holds whole shards (``batch_size`` a multiple
+    of the store's ``shard_size``, 8 for shapenet stores) and, with the dataset's
+    ``shard_order=True``, reads each shard's windows in one request per array on object storage.
+
+    The cost: the shapes of one shard (rows ``k * shard_size`` to ``(k + 1) * shard_size`` of
+    the store, neighbours in the source's order, often one category) always share a batch; which
+    shard joins which still changes every epoch. A shuffle of every item (``shuffle=True``) mixes
+    all shapes.
+
+    seed : the order is a function of (seed, epoch); :meth:`set_epoch` sets the epoch, otherwise
+        each pass over the sampler takes the next one.
+
+        >>> data = DeepSDFSamples("s3://bucket/chairs.zarr", shard_order=True)
+        >>> loader = DataLoader(data, batch_size=64, sampler=ShardOrderSampler(data), num_workers=4)
+    """
+
+    def __init__(self, dataset: StoreShapes, *, seed: int = 0):
+        groups: dict[int, list[int]] = {}
+        for index in range(len(dataset)):
+            groups.setdefault(dataset.shard(index), []).append(index)
+        self.groups = list(groups.values())
+        self.count = len(dataset)
+        self.seed = seed
+        self.epoch: int | None = None
+        self._passes = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        epoch = self.epoch if self.epoch is not None else self._passes
+        self._passes += 1
+        generator = torch.Generator().manual_seed(_mix(self.seed, epoch) >> 2)
+        for g in torch.randperm(len(self.groups), generator=generator).tolist():
+            group = self.groups[g]
+            for k in torch.randperm(len(group), generator=generator).tolist():
+                yield group[k]
 
 
 _MASK = (1 << 64) - 1

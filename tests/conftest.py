@@ -152,3 +152,34 @@ def s3_server(monkeypatch):
     yield env
     s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
+
+
+@pytest.fixture
+def s3rver(tmp_path, monkeypatch):
+    """s3rver (a real S3 API server on Node.js, benchmarks/s3_servers.py) on 127.0.0.1 with the
+    bucket ``sdfkit-test``, and the environment pointing at it; skipped where Node.js or s3rver is
+    missing. Yields (endpoint, port)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from s3_servers import S3RVER_KEY, s3rver_command, start_s3rver
+
+    command, why = s3rver_command()
+    if command is None:
+        pytest.skip(why)
+    endpoint, server = start_s3rver(tmp_path / "s3rver", "sdfkit-test")
+    env = {
+        "AWS_ACCESS_KEY_ID": S3RVER_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3RVER_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        yield endpoint, int(endpoint.rsplit(":", 1)[1])
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.terminate()
+        server.wait(10)

@@ -17,7 +17,7 @@ from sdfkit.sources.shapenet import ShapenetConfig, prepare_shapenet
 from sdfkit.store.shards import WindowReader
 from sdfkit.torch import DeepSDFSamples, MNISTGrids, OccupancyPoints, SampleWindows
 
-K = 40_000  # above twice WINDOW_SAMPLES: rows chunked along the samples
+K = 70_000  # above twice WINDOW_SAMPLES: rows chunked along the samples
 
 
 @pytest.fixture(scope="module")
@@ -184,14 +184,14 @@ def test_an_s3_store_gives_the_local_items(store, s3_server):
 
 def test_deepsdf_long_windows_are_whole_chunks_and_picks_move_within_them(store):
     data = DeepSDFSamples(store, subsample=4096)
-    assert data.chunk == 16384 and data.long == 16384  # K = 40,000: the window is one whole chunk
+    assert data.chunk == 32768 and data.long == 32768  # K = 70,000: the window is one whole chunk
     group = zarr.open_group(store, mode="r")
     row = int(data.rows[0])
     picks, starts = set(), set()
     for epoch in range(8):
         data.set_epoch(epoch)
         start = data.start(0, data.long)
-        assert start % 16384 == 0 and start + data.long <= K
+        assert start % 32768 == 0 and start + data.long <= K
         starts.add(start)
         samples, _ = data[0]
         assert (samples[:2048, 3] > 0).all() and (samples[2048:, 3] <= 0).all()
@@ -297,3 +297,46 @@ def test_metasdf_3d_tasks_from_the_store_equal_the_trainers_from_memory(store):
                 assert (task["context_y"][:128] <= 0).all() and (task["context_y"][128:] > 0).all()
     with pytest.raises(InputError, match="--recipe deepsdf-test"):
         MetaSDFTasks(store, sample_set="sdf_test")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["obstore", "fsspec"])
+def test_s3rver_gives_the_local_items_and_a_shards_windows_in_one_request(store, s3rver, monkeypatch, backend):
+    """Through a proxy that counts requests (benchmarks/s3_servers.py): every item DataLoader
+    workers read from s3rver equals the local item; in shard order a batch holding whole shards
+    costs one request per array per shard, and in the default order no more than one per array
+    per item."""
+    import s3fs
+    from s3_servers import LatencyProxy
+
+    from sdfkit.torch import ShardOrderSampler
+
+    endpoint, port = s3rver
+    s3fs.S3FileSystem().put(store, "sdfkit-test/loader.zarr", recursive=True)
+    with LatencyProxy(port, delay=0.005) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        s3fs.S3FileSystem.clear_instance_cache()
+        for shard_order in (True, False):
+            remote = DeepSDFSamples(
+                "s3://sdfkit-test/loader.zarr", subsample=1024, shard_order=shard_order, backend=backend
+            )
+            local = DeepSDFSamples(store, subsample=1024, shard_order=shard_order)
+            sampler = ShardOrderSampler(remote, seed=1) if shard_order else None
+            for epoch in range(2):
+                remote.set_epoch(epoch)
+                local.set_epoch(epoch)
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                loader = torch.utils.data.DataLoader(remote, batch_size=8, sampler=sampler, num_workers=2)
+                before = proxy.requests
+                batches = list(loader)
+                requests = proxy.requests - before
+                for samples, indices in batches:
+                    torch.testing.assert_close(samples, torch.stack([local[int(k)][0] for k in indices]))
+                assert sum(len(i) for _, i in batches) == len(local) == 6
+                if shard_order:  # one batch: the 4 shapes of shard 0 and the 2 of shard 1
+                    assert len(batches) == 1 and requests == 2 * 2, requests
+                else:
+                    assert 2 <= requests <= 2 * 6, requests
+    store = remote.reader("sdf/points")._range_store()  # in this process, which has not used obstore before
+    assert type(store).__name__ == ("FsspecStore" if backend == "fsspec" else "ObjectStore")

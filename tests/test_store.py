@@ -64,13 +64,13 @@ def test_direct_shard_writes_read_back_with_plain_zarr(tmp_path, dtype, typesize
 
 
 @pytest.mark.parametrize("compressor", ["lz4", None], ids=["lz4", "raw"])
-def test_rows_chunked_along_their_samples_are_written_row_by_row_with_zarrs_chunk_bytes(
+def test_rows_chunked_along_their_samples_are_written_column_by_column_with_zarrs_chunk_bytes(
     tmp_path, compressor, monkeypatch
 ):
     """A windowed array (rows chunked along the samples; Blosc lz4 in stores before 0.3, raw
-    bytes since): the direct writer lays each row's chunks out in order, each chunk the bytes
-    zarr's own codec writes for it, the last one padded; plain zarr reads every row back, a failed
-    row as the fill value."""
+    bytes since): the direct writer lays the chunks out column by column (chunk 0 of every row,
+    then chunk 1, ...: format v2), each chunk the bytes zarr's own codec writes for it, the last
+    one padded; plain zarr reads every row back, a failed row as the fill value."""
     group = zarr.open_group(tmp_path / "s.zarr", mode="w")
 
     def windowed(name):
@@ -106,32 +106,53 @@ def test_rows_chunked_along_their_samples_are_written_row_by_row_with_zarrs_chun
     mine, mine_table = index("x")
     zarrs, zarr_table = index("y")
     assert (mine_table[2] == np.uint64(2**64 - 1)).all()  # the failed row: absent
-    ends = [int(o) + int(n) for row in (0, 1, 3) for o, n in mine_table[row]]
-    starts = [int(o) for row in (0, 1, 3) for o, _ in mine_table[row]]
-    assert starts == [0] + ends[:-1]  # row after row, each row's chunks in order, nothing between
+    order = [(row, column) for column in range(4) for row in (0, 1, 3)]
+    ends = [int(mine_table[r, c, 0]) + int(mine_table[r, c, 1]) for r, c in order]
+    starts = [int(mine_table[r, c, 0]) for r, c in order]
+    assert starts == [0] + ends[:-1]  # column after column, the rows in order, nothing between
     for row in (0, 1, 3):
         for column in range(4):
             (a, n), (b, m) = mine_table[row, column], zarr_table[row, column]
             assert mine[int(a) : int(a) + int(n)] == zarrs[int(b) : int(b) + int(m)], (row, column)
-    # zarr's own codec interleaves the rows' chunks (what the direct writer exists to avoid)
-    assert int(zarr_table[0, 1, 0]) != int(zarr_table[0, 0, 0]) + int(zarr_table[0, 0, 1])
-    # windows read straight from either layout equal plain zarr's; a window of sdfkit's layout is
-    # one read, of zarr's one per chunk
-    reads = []  # the file reads of the chunks (pread for compressed chunks, preadv for raw ones)
+    # windows read straight from either layout equal plain zarr's: raw chunks for exactly the
+    # window's bytes (one read per chunk it spans), compressed ones whole
+    reads = []  # the file reads (pread for compressed chunks, preadv for raw ones): their sizes
 
     def counted(real):
-        return lambda *args: reads.append(args[2]) or real(*args)
+        return lambda fd, what, offset: (
+            reads.append(len(what[0]) if isinstance(what, list) else what) or real(fd, what, offset)
+        )
 
     monkeypatch.setattr(os, "pread", counted(os.pread))
     monkeypatch.setattr(os, "preadv", counted(os.preadv))
-    for name, truth, count in (("x", expected, 1), ("y", data, 4)):
+    for name, truth in (("x", expected), ("y", data)):
         reader = WindowReader(reread[name])
         reader.load_indexes([0, 1])
         del reads[:]
         np.testing.assert_array_equal(reader.read(0, 0, 50), truth[0])
-        assert len(reads) == count, name  # the whole of row 0: its 4 chunks
+        assert len(reads) == 4, name  # the whole of row 0: its 4 chunks
         for row, start, stop in [(1, 10, 40), (3, 16, 32), (5, 47, 50)]:
+            del reads[:]
             np.testing.assert_array_equal(reader.read(row, start, stop), truth[row, start:stop])
+            if compressor is None and name == "x":
+                assert sum(reads) == (stop - start) * 12, (row, start, stop)  # the window's bytes only
+
+
+def test_ranges_are_coalesced_by_key_and_gap():
+    """The requests of a batch's byte ranges: one per run of ranges of one key that overlap,
+    touch or lie within the gap; every range then found inside its request."""
+    from sdfkit.store.shards import _coalesce
+
+    ranges = [("b", 0, 10), ("a", 30, 10), ("a", 0, 10), ("a", 10, 10), ("a", 45, 5), ("a", 5, 20), ("b", 100, 1)]
+    merged, members = _coalesce(ranges, gap=0)
+    assert merged == [("a", 0, 25), ("a", 30, 10), ("a", 45, 5), ("b", 0, 10), ("b", 100, 1)]
+    assert [sorted(m[1]) for m in members] == [[2, 3, 5], [1], [4], [0], [6]]
+    merged, members = _coalesce(ranges, gap=5)
+    assert merged == [("a", 0, 50), ("b", 0, 10), ("b", 100, 1)]
+    for (key, offset, size), (start, held) in zip(merged, members, strict=True):
+        for k in held:
+            assert ranges[k][0] == key and start == offset and offset <= ranges[k][1]
+            assert ranges[k][1] + ranges[k][2] <= offset + size
 
 
 def test_columns_are_not_encoded_directly(tmp_path):
@@ -152,7 +173,7 @@ def test_format_v1_contract_with_plain_zarr(tmp_path):
     summary, digits = _build(tmp_path, config=MnistConfig(resolution=32, surface_points=100, val_size=4))
     group = zarr.open_group(tmp_path / "m.zarr", mode="r")
     info = group.attrs["sdfkit"]
-    assert info["format_version"] == 1 and info["kind"] == "mnist" and info["complete"] is True
+    assert info["format_version"] == 2 and info["kind"] == "mnist" and info["complete"] is True
     assert info["parameters"]["resolution"] == 32 and info["source"]["name"] == "mnist"
     n = 24 + 12
     expected = {
@@ -278,9 +299,9 @@ def test_unknown_format_version_is_refused(tmp_path):
     _build(tmp_path)
     group = zarr.open_group(tmp_path / "m.zarr", mode="r+")
     info = dict(group.attrs["sdfkit"])
-    info["format_version"] = 2
+    info["format_version"] = 3
     group.attrs["sdfkit"] = info
-    with pytest.raises(FormatError, match="format version 2.*reads version 1"):
+    with pytest.raises(FormatError, match="format version 3.*reads versions 1, 2"):
         open_dataset(tmp_path / "m.zarr")
 
 
@@ -295,7 +316,7 @@ def test_not_a_store(tmp_path):
 def test_attributes_are_json(tmp_path):
     _build(tmp_path)
     meta = json.loads((tmp_path / "m.zarr" / "zarr.json").read_text())
-    assert meta["attributes"]["sdfkit"]["format_version"] == 1
+    assert meta["attributes"]["sdfkit"]["format_version"] == 2
 
 
 @pytest.mark.parametrize(
@@ -319,11 +340,11 @@ def test_write_shard_small_and_large_rows_with_a_failed_row(tmp_path, row):
     back = zarr.open_group(tmp_path / "s.zarr", mode="r")["x"][:]
     np.testing.assert_array_equal(back[[0, 2]], data[[0, 2]])
     assert np.isnan(back[1]).all()
-    if row[0] > 2 * WINDOW_SAMPLES:  # the direct writer's layout: row 0's chunks first, in order
+    if row[0] > 2 * WINDOW_SAMPLES:  # the direct writer's layout: chunk 0 of rows 0 and 2 first
         raw = (tmp_path / "s.zarr" / "x" / "c" / "0" / "0" / "0").read_bytes()
         columns = -(-row[0] // WINDOW_SAMPLES)
         table = np.frombuffer(raw[-(16 * 3 * columns + 4) : -4], dtype="<u8").reshape(3, columns, 2).astype(np.int64)
-        assert table[0, 0, 0] == 0 and (table[0, 1:, 0] == table[0, :-1].sum(axis=1)).all()
+        assert table[0, 0, 0] == 0 and table[2, 0, 0] == table[0, 0].sum() and table[0, 1, 0] == table[2, 0].sum()
 
 
 def test_whole_columns_read_from_their_chunk_files_equal_zarrs_read(tmp_path):

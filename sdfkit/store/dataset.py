@@ -11,7 +11,7 @@ everything here can be done with ``zarr.open_group`` too (see docs/format.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,14 +109,15 @@ def open_dataset(
     split: str | Sequence[str] | None = None,
     include_failed: bool = False,
     allow_incomplete: bool = False,
+    storage_options: Mapping | None = None,
 ) -> SdfDataset:
-    """Open a sdfkit store for reading.
+    """Open a sdfkit store for reading (``storage_options``: fsspec's, for a remote store).
 
     Raises :class:`FormatError` for a path that is not a sdfkit store, an unknown format
     version, or (unless ``allow_incomplete``) a store whose run has not finished.
     """
     url = str(url)
-    group = open_store(url, mode="r")
+    group = open_store(url, mode="r", storage_options=storage_options)
     state = StoreState.read(group)
     if not state.initialized:
         raise FormatError(f"{url}: the store was never fully created; run the command that made it again")

@@ -31,6 +31,7 @@ from sdfkit.store.state import StoreState
 
 __all__ = [
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "STATUS_PENDING",
     "STATUS_OK",
     "STATUS_FAILED",
@@ -52,11 +53,15 @@ __all__ = [
     "local_path",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Format versions this sdfkit reads. v1 differs from v2 only in the layout of rows chunked along
+their samples (16,384-sample chunks, each row's chunks one after the other in its shard), which
+zarr's metadata and the shard index record: plain zarr and sdfkit read both (docs/format.md)."""
 DIRECT_ROW_BYTES = 1 << 20
 """Whole rows up to this size are written by the direct shard writer, larger ones by zarr's codec
 (rows chunked along their samples always by the direct writer)."""
-WINDOW_SAMPLES = 16_384
+WINDOW_SAMPLES = 32_768
 """Sample arrays longer than twice this are chunked by this many samples inside each row's shard,
 so reading a window of a row (sdfkit.torch) decodes the chunks it spans, not the whole row."""
 STATUS_PENDING, STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = 0, 1, 2, 3
@@ -178,8 +183,10 @@ def local_path(url: str | Path) -> Path | None:
     return Path(text.removeprefix("file://"))
 
 
-def open_store(url: str | Path, *, mode: str = "r") -> zarr.Group:
-    """Open a sdfkit store and check that it is format v1.
+def open_store(url: str | Path, *, mode: str = "r", storage_options: Mapping | None = None) -> zarr.Group:
+    """Open a sdfkit store and check that its format version is one this sdfkit reads.
+
+    storage_options : fsspec's, for a remote store (credentials, an endpoint)
 
     Raises :class:`FormatError` if ``url`` is not a zarr group, not made by sdfkit, or of
     another format version.
@@ -188,7 +195,7 @@ def open_store(url: str | Path, *, mode: str = "r") -> zarr.Group:
     if local is not None and not local.exists():
         raise FormatError(f"{url}: no such store; check the path")
     try:
-        group = zarr.open_group(str(url), mode=mode)
+        group = zarr.open_group(str(url), mode=mode, storage_options=storage_options if local is None else None)
     except Exception as exc:  # zarr raises several types for "not a group"
         raise FormatError(
             f"{url}: not a zarr v3 group ({type(exc).__name__}); expected a store written by sdfkit"
@@ -197,10 +204,10 @@ def open_store(url: str | Path, *, mode: str = "r") -> zarr.Group:
     if not isinstance(info, Mapping):
         raise FormatError(f"{url}: a zarr group without the 'sdfkit' attribute; not a sdfkit store")
     version = info.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise FormatError(
-            f"{url}: format version {version!r}, but this sdfkit ({__version__}) reads version "
-            f"{FORMAT_VERSION}; install the sdfkit that wrote it, or rebuild the store"
+            f"{url}: format version {version!r}, but this sdfkit ({__version__}) reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; install the sdfkit that wrote it, or rebuild the store"
         )
     return group
 
