@@ -1,28 +1,35 @@
-"""Samples per second delivered to a training loop: sdfkit.torch against DeepSDF's own loader.
+"""Samples per second delivered to a training loop, from a local store and from S3 servers on
+loopback with and without a remote region's latency, against DeepSDF's own loader.
 
-The store: ``make-shapes`` shapes prepared at K = 250,000 (``--n``, default 200), or ``--store``.
-The baseline: DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a DeepSDF checkout given with
-``--deepsdf``; nothing of it is committed here; its package needs ``plyfile``) reading the same
-shapes exported with ``sdfkit export --to deepsdf``, with ``load_ram=False`` as DeepSDF trains by
-default. Both: ``DataLoader(batch_size=64, shuffle=True, num_workers=4)``, 16,384 samples per shape
-(DeepSDF's ``SamplesPerScene``), half positive and half negative; two epochs each, the order of
-the loaders alternating over ``--rounds`` rounds. A dataset whose items read nothing measures
-what the DataLoader itself delivers on this machine (the ceiling of any loader here). Reported: samples per second over the whole
-run (collation and transfer to the loop included), seconds to the first batch, and the largest
-resident memory of a worker (VmRSS from /proc).
+Every row: ``DataLoader(batch_size=64, num_workers=4)``, 16,384 samples per shape (DeepSDF's
+``SamplesPerScene``), half positive and half negative, ``--epochs`` epochs (workers started
+afresh each epoch, as by default), measured in a fresh process. Reported per row: samples per
+second over the whole run (collation and transfer to the loop included), seconds from opening the
+store to the first batch, the largest resident memory of a worker (VmRSS from /proc), and on S3
+the HTTP requests per million samples, counted by the proxy every request goes through
+(benchmarks/s3_servers.py: metadata, shard indexes and windows alike).
 
-    python benchmarks/loader.py --deepsdf ~/src/DeepSDF [--n 200] [--store shapes.zarr] [--s3]
+Rows:
+- DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a checkout given with ``--deepsdf``; nothing of it
+  is committed here; it needs ``plyfile``) on ``sdfkit export --to deepsdf`` of the store, with
+  ``load_ram=False`` as DeepSDF trains by default;
+- sdfkit ``DeepSDFSamples`` on the local store, shuffled (the default) and in shard order
+  (``shard_order=True`` with ``ShardOrderSampler``);
+- with ``--baseline DIR`` (a checkout of an earlier sdfkit, e.g. ``git worktree add /tmp/base
+  a21191b``) and ``--baseline-store`` (a store it made): that code on its store, locally and from
+  s3rver + delay, in the same run;
+- a dataset whose items read nothing: what the DataLoader itself delivers here (the ceiling);
+- s3rver (Node.js) behind the latency proxy with 0 ms and ``--delay`` ms added to every request:
+  shuffled, and in shard order; with ``--moto``, moto's server too.
 
-``--s3`` also reads the store from a moto S3 server on 127.0.0.1 (moto[server], s3fs), twice:
-as the loader delivers it, and reading the same windows' bytes only (no item made from them: what
-the range requests alone deliver through the same DataLoader). For each, the share of one core
-that moto's server process used (its CPU time from /proc over the run's wall time): moto answers
-on one Python thread at a time, so a share near 1 means the server, not the loader, sets the rate.
+    python benchmarks/loader.py --deepsdf ~/src/DeepSDF [--store shapes.zarr] [--baseline /tmp/base
+        --baseline-store shapes-v1.zarr] [--n 200] [--delay 20] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -30,19 +37,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sdfkit.torch import DeepSDFSamples  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BATCH, SAMPLES, WORKERS = 64, 16_384, 4
 
 
 def sdfkit(*args) -> None:
     subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], check=True, cwd=ROOT, capture_output=True)
+
+
+# ---- one row, in its own process ---------------------------------------------------------------
 
 
 def worker_rss(loader_iter) -> float:
@@ -58,40 +63,44 @@ def worker_rss(loader_iter) -> float:
     return best
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time (s) of a process so far, from /proc."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def run_row(spec: dict) -> dict:
+    """Open the row's dataset (the sdfkit of ``spec["root"]``) and iterate its loader."""
+    sys.path.insert(0, spec["root"])
+    import numpy as np
+    import torch
 
-
-class ReadsOnly(DeepSDFSamples):
-    """DeepSDFSamples reading the same windows and making no item of them: what the range
-    requests alone deliver."""
-
-    def _item(self, index: int, arrays: dict):
-        return torch.zeros(1), index
-
-
-class Nothing(torch.utils.data.Dataset):
-    """Items of the same shape that read nothing: what the DataLoader alone delivers here."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int):
-        return torch.from_numpy(np.empty((SAMPLES, 4), dtype=np.float32)), index
-
-
-def measure(dataset, epochs: int = 2) -> dict:
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=BATCH, shuffle=True, num_workers=WORKERS, persistent_workers=False
-    )
     start = time.perf_counter()
+    sampler = None
+    if spec["kind"] == "deepsdf":
+        sys.path.insert(0, spec["deepsdf"])
+        import deep_sdf.data
+
+        split = json.loads(Path(spec["split"]).read_text())
+        dataset = deep_sdf.data.SDFSamples(spec["store"], split, SAMPLES, load_ram=False)
+    elif spec["kind"] == "nothing":
+
+        class Nothing(torch.utils.data.Dataset):
+            def __len__(self):
+                return spec["n"]
+
+            def __getitem__(self, index):
+                return torch.from_numpy(np.empty((SAMPLES, 4), dtype=np.float32)), index
+
+        dataset = Nothing()
+    else:
+        from sdfkit.torch import DeepSDFSamples
+
+        dataset = DeepSDFSamples(spec["store"], subsample=SAMPLES, **spec.get("options", {}))
+        if spec.get("options", {}).get("shard_order"):
+            from sdfkit.torch import ShardOrderSampler
+
+            sampler = ShardOrderSampler(dataset)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=BATCH, shuffle=sampler is None, sampler=sampler, num_workers=WORKERS
+    )
     first, samples, rss = None, 0, 0.0
-    for epoch in range(epochs):
+    begin = time.perf_counter()
+    for epoch in range(spec["epochs"]):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         iterator = iter(loader)
@@ -100,7 +109,26 @@ def measure(dataset, epochs: int = 2) -> dict:
             if first is None:
                 first = time.perf_counter() - start
             rss = max(rss, worker_rss(iterator))
-    return {"rate": samples / (time.perf_counter() - start), "first": first, "rss": rss}
+    return {"rate": samples / (time.perf_counter() - begin), "first": first, "rss": rss, "samples": samples}
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+
+def measure(spec: dict, env: dict | None = None, proxy=None) -> dict:
+    """Run one row in a fresh process; with a proxy, the requests it counted."""
+    before = proxy.requests if proxy is not None else 0
+    done = subprocess.run(
+        [sys.executable, __file__, "--row", json.dumps(spec)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if proxy is not None:
+        result["requests"] = proxy.requests - before
+    return result
 
 
 def main() -> None:
@@ -108,11 +136,19 @@ def main() -> None:
     parser.add_argument("--deepsdf", required=True, help="a DeepSDF checkout (for deep_sdf/data.py)")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--store", default=None, help="an existing prepare-shapenet store at K = 250,000")
+    parser.add_argument("--baseline", default=None, help="a checkout of an earlier sdfkit, measured in the same run")
+    parser.add_argument("--baseline-store", default=None, help="a store that earlier sdfkit made of the same shapes")
+    parser.add_argument("--delay", type=float, default=20.0, help="ms added to every S3 request (default 20)")
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--s3", action="store_true")
+    parser.add_argument("--moto", action="store_true", help="moto's server too")
+    parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(args.deepsdf).resolve()))
-    import deep_sdf.data
+    if args.row:
+        print(json.dumps(run_row(json.loads(args.row))))
+        return
+    import s3fs
+    from s3_servers import S3RVER_KEY, LatencyProxy, s3rver_command, start_moto_server, start_s3rver
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -122,90 +158,114 @@ def main() -> None:
             sdfkit("make-shapes", tmp / "shapes", "--n", args.n, "--seed", 5)
             sdfkit("prepare-shapenet", tmp / "shapes", "-o", store)
         sdfkit("export", store, "--to", "deepsdf", "-o", tmp / "deepsdf", "--dataset", "shapes")
-        import json
-
         split = {}
         for path in sorted((tmp / "deepsdf" / "SdfSamples" / "shapes").glob("*/*.npz")):
             split.setdefault("shapes", {}).setdefault(path.parent.name, []).append(path.stem)
-        theirs = deep_sdf.data.SDFSamples(str(tmp / "deepsdf"), split, SAMPLES, load_ram=False)
-        ours = DeepSDFSamples(str(store), subsample=SAMPLES)
-        print(f"{len(ours)} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {WORKERS} workers, 2 epochs per run")
-        print(json.dumps({"deepsdf_files": len(theirs)}))
-        datasets = {
-            "DeepSDF SDFSamples (load_ram=False)": theirs,
-            "sdfkit DeepSDFSamples, local": ours,
-            "reading nothing (the DataLoader alone)": Nothing(len(ours)),
+        (tmp / "split.json").write_text(json.dumps(split))
+        n = sum(len(v) for v in split["shapes"].values())
+        common = {"epochs": args.epochs, "root": str(ROOT)}
+        local = {
+            "DeepSDF SDFSamples (load_ram=False)": {
+                **common,
+                "kind": "deepsdf",
+                "deepsdf": str(Path(args.deepsdf).resolve()),
+                "store": str(tmp / "deepsdf"),
+                "split": str(tmp / "split.json"),
+            },
+            "sdfkit, local, shuffled": {**common, "kind": "sdfkit", "store": str(store)},
+            "sdfkit, local, shard order": {
+                **common,
+                "kind": "sdfkit",
+                "store": str(store),
+                "options": {"shard_order": True},
+            },
+            "reading nothing (the DataLoader alone)": {**common, "kind": "nothing", "n": n},
         }
-        results = {name: [] for name in datasets}
+        if args.baseline:
+            base = {**common, "root": str(Path(args.baseline).resolve()), "kind": "sdfkit"}
+            local["baseline sdfkit, local, shuffled"] = {**base, "store": str(args.baseline_store)}
+        results: dict[str, list] = {name: [] for name in local}
         for r in range(args.rounds):
-            order = list(results) if r % 2 == 0 else list(results)[::-1]
-            for name in order:
-                results[name].append(measure(datasets[name]))
-        moto, busy = None, {}
-        if args.s3:
-            url, server = _upload_to_moto(store, tmp)
-            remote = DeepSDFSamples(url, subsample=SAMPLES)
-            for name, dataset in (
-                ("sdfkit DeepSDFSamples, moto S3", remote),
-                ("moto S3, the windows' bytes only", ReadsOnly(url, subsample=SAMPLES)),
-            ):
-                cpu, start = cpu_seconds(server.pid), time.perf_counter()
-                results[name] = [measure(dataset, epochs=1)]
-                busy[name] = (cpu_seconds(server.pid) - cpu) / (time.perf_counter() - start)
-            # what the server itself answers: one batch's range requests, in this process (a
-            # window of consecutive chunks laid out in order is one request)
-            requests = []
-            for name in remote.names:
-                reader = remote.reader(name)
-                reader._request = lambda ranges, fetch=reader._request: requests.append(len(ranges)) or fetch(ranges)
-            start = time.perf_counter()
-            remote.__getitems__(list(range(min(BATCH, len(remote)))))
-            moto = (sum(requests), time.perf_counter() - start)
-        # one item in one process, for the record
-        items = {}
-        for name, dataset in (("DeepSDF", theirs), ("sdfkit", ours)):
-            start = time.perf_counter()
-            for k in range(64):
-                dataset[k % len(dataset)]
-            items[name] = (time.perf_counter() - start) / 64 * 1000
-    base = np.median([m["rate"] for m in results["DeepSDF SDFSamples (load_ram=False)"]])
-    local = np.median([m["rate"] for m in results["sdfkit DeepSDFSamples, local"]])
+            for name in list(local) if r % 2 == 0 else list(local)[::-1]:
+                results[name].append(measure(local[name]))
+
+        remote = {}  # name -> (spec, env, proxy)
+        servers = []
+        command, why = s3rver_command()
+        if command is None:
+            print(f"s3rver rows skipped: {why}")
+        else:
+            endpoint, server = start_s3rver(tmp / "s3rver", "bench")
+            servers.append(server)
+            env = {
+                "AWS_ACCESS_KEY_ID": S3RVER_KEY,
+                "AWS_SECRET_ACCESS_KEY": S3RVER_KEY,
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            fs = s3fs.S3FileSystem(key=S3RVER_KEY, secret=S3RVER_KEY, client_kwargs={"endpoint_url": endpoint})
+            fs.put(str(store), "bench/shapes.zarr", recursive=True)
+            if args.baseline:
+                fs.put(str(args.baseline_store), "bench/baseline.zarr", recursive=True)
+            port = int(endpoint.rsplit(":", 1)[1])
+            for delay in (0.0, args.delay):
+                proxy = LatencyProxy(port, delay / 1000).start()
+                servers.append(proxy)
+                env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
+                label = f"s3rver + {delay:g} ms"
+                sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
+                remote[f"sdfkit, {label}, shuffled"] = (sdf, env_d, proxy)
+                remote[f"sdfkit, {label}, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy)
+                if args.baseline and delay:
+                    spec = {**base, "store": "s3://bench/baseline.zarr"}
+                    remote[f"baseline sdfkit, {label}, shuffled"] = (spec, env_d, proxy)
+        if args.moto:
+            endpoint, server = start_moto_server()
+            servers.append(server)
+            env = {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint})
+            fs.mkdir("bench")
+            fs.put(str(store), "bench/shapes.zarr", recursive=True)
+            proxy = LatencyProxy(int(endpoint.rsplit(":", 1)[1]), 0.0).start()
+            servers.append(proxy)
+            sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
+            env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
+            remote["sdfkit, moto, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy)
+        try:
+            for name, (spec, env, proxy) in remote.items():
+                results[name] = [measure(spec, env, proxy) for _ in range(args.rounds)]
+        finally:
+            for server in servers:
+                (server.stop if hasattr(server, "stop") else server.terminate)()
+    report(results, n)
+
+
+def report(results: dict, n: int) -> None:
+    import numpy as np
+
+    def median(name, key):
+        return float(np.median([m[key] for m in results[name]]))
+
+    base = median("DeepSDF SDFSamples (load_ram=False)", "rate")
+    local = median("sdfkit, local, shuffled", "rate")
+    print(f"{n} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {WORKERS} workers; medians of the rounds")
     print(
-        f"{'loader':<40}{'samples/s':>14}{'x DeepSDF':>11}{'x local':>9}{'first batch s':>15}{'worker MB':>11}"
-        f"{'moto cores':>12}"
+        f"{'loader':<44}{'samples/s':>13}{'x DeepSDF':>10}{'x local':>9}{'first batch s':>14}{'worker MB':>10}"
+        f"{'requests / 1M samples':>23}"
     )
     for name, runs in results.items():
-        rate = np.median([m["rate"] for m in runs])
-        first = np.median([m["first"] for m in runs])
+        rate = median(name, "rate")
+        requests = ""
+        if "requests" in runs[0]:
+            requests = f"{np.median([m['requests'] / m['samples'] * 1e6 for m in runs]):>23.1f}"
         rss = max(m["rss"] for m in runs)
-        server = f"{busy[name]:>12.2f}" if name in busy else ""
-        print(f"{name:<40}{rate:>14,.0f}{rate / base:>11.2f}{rate / local:>9.2f}{first:>15.2f}{rss:>11.0f}{server}")
-    print(f"one item in one process: DeepSDF {items['DeepSDF']:.2f} ms, sdfkit {items['sdfkit']:.2f} ms")
-    if moto:
         print(
-            f"moto: one batch's {moto[0]} range requests in one process took {moto[1]:.2f} s ({moto[0] / moto[1]:.0f}/s)"
+            f"{name:<44}{rate:>13,.0f}{rate / base:>10.2f}{rate / local:>9.2f}{median(name, 'first'):>14.2f}"
+            f"{rss:>10.0f}{requests}"
         )
-
-
-def _upload_to_moto(store, tmp: Path):
-    """Start moto's S3 server on loopback, copy the store into a bucket: its URL and the server."""
-    import s3fs
-    from moto_requests import start_moto_server
-
-    endpoint, server = start_moto_server()
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
-    fs.mkdir("bench")
-    fs.put(str(store), "bench/shapes.zarr", recursive=True)
-    import atexit
-
-    atexit.register(server.terminate)
-    return "s3://bench/shapes.zarr", server
 
 
 if __name__ == "__main__":

@@ -66,9 +66,22 @@ else
 fi
 
 step "sdfkit and its Python dependencies"
-"$py" -m pip install -q -e ".[render,cluster,dev]"
+"$py" -m pip install -q -e ".[render,cluster,remote,dev]"
 # pyrender pins PyOpenGL==3.1.0, which cannot render headless; its other needs came with [render]
 "$py" -m pip install -q --no-deps "pyrender==0.1.45"
+
+step "s3rver (an S3 API server on Node.js) for the object-storage tests and benchmarks, into .tools/"
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null \
+    || echo "could not install Node.js: the s3rver tests will be skipped"
+fi
+if command -v npm >/dev/null 2>&1; then
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error s3rver@3.7.1 >/dev/null \
+    && "$py" scripts/s3rver_suffix_ranges.py .tools/node_modules/s3rver \
+    || echo "could not install s3rver: the s3rver tests will be skipped"
+else
+  echo "no Node.js: the s3rver tests will be skipped"
+fi
 
 bin=$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 "$bin/sdfkit" env
