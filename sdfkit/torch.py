@@ -31,7 +31,7 @@ import torch
 from sdfkit.errors import InputError
 from sdfkit.recipes import sample_sets
 from sdfkit.store.dataset import open_dataset
-from sdfkit.store.format import STATUS_OK, STATUS_PENDING, open_store
+from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
 from sdfkit.store.shards import WindowReader
 
 __all__ = [
@@ -123,7 +123,9 @@ class StoreShapes(torch.utils.data.Dataset):
         )
         if self.kind is not None and dataset.kind != self.kind:
             raise InputError(f"{self.url}: a {dataset.kind!r} store; {type(self).__name__} reads a {self.kind!r} store")
-        missing = [n for n in arrays if n not in dataset.group]
+        self._handle: tuple | None = (os.getpid(), dataset.group, {}, {})  # this process's, reused
+        held = set(dataset.group.attrs["sdfkit"].get("arrays", ()))  # open_dataset checked they exist
+        missing = [n for n in arrays if n not in held] if held else contains_all(dataset.group, arrays)
         if missing:
             raise InputError(
                 f"{self.url}: has no {missing[0]}; make the store with --recipe {recipe}"
@@ -149,12 +151,11 @@ class StoreShapes(torch.utils.data.Dataset):
         self.ids = [i for i, k in zip(dataset.ids, keep, strict=True) if k]
         self.categories = [str(c) for c, k in zip(dataset.meta("category"), keep, strict=True) if k]
         self.labels = [int(v) for v in np.asarray(dataset.meta("label"))[keep]]
-        self.shape_of = {name: tuple(dataset.group[name].shape[1:]) for name in arrays}
+        self.shape_of = {name: tuple(self.array(name).shape[1:]) for name in arrays}
         self.shard_rows = int(dataset.group.attrs["sdfkit"]["shard_size"])
         self.seed = seed
         self.transform = transform
         self.epoch: int | None = None
-        self._handle: tuple | None = None
         self._readers: dict = {}
         for name in arrays:
             self.reader(name).preload(self.rows)

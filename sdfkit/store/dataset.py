@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 from sdfkit.errors import FormatError, InputError
-from sdfkit.store.format import SPLITS, STATUS_OK, as_str, open_store, read_status
+from sdfkit.store.format import SPLITS, STATUS_OK, as_str, contains_all, open_store, read_columns, read_status
 from sdfkit.store.state import StoreState
 
 __all__ = ["SdfDataset", "open_dataset"]
@@ -126,10 +126,12 @@ def open_dataset(
             f"{url}: the store is unfinished (its run stopped early); run the command that made it "
             "again to resume, or pass allow_incomplete=True"
         )
-    missing = [name for name in state.arrays if name not in group]
+    missing = contains_all(group, state.arrays)
     if missing:
         raise FormatError(f"{url}: arrays {', '.join(missing)} are missing; the store is damaged, rebuild it")
-    meta = {name: np.asarray(group[f"meta/{name}"][:]) for name in _META if name != "status"}
+    names = [f"meta/{name}" for name in _META if name != "status"]
+    columns = read_columns(group, names)
+    meta = {n.split("/")[1]: np.asarray(group[n][:]) if columns[n] is None else columns[n] for n in names}
     meta["status"] = read_status(group)
     for name in ("id", "category", "split", "error"):
         meta[name] = as_str(meta[name])

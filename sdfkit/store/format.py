@@ -13,6 +13,7 @@ last, so a run killed at any point leaves a store that says it is unfinished.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.core.sync import sync
 
 from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
@@ -48,6 +50,8 @@ __all__ = [
     "mark_complete",
     "read_status",
     "read_column",
+    "read_columns",
+    "contains_all",
     "as_str",
     "store_order",
     "local_path",
@@ -194,6 +198,9 @@ def open_store(url: str | Path, *, mode: str = "r", storage_options: Mapping | N
     local = local_path(url)
     if local is not None and not local.exists():
         raise FormatError(f"{url}: no such store; check the path")
+    if local is None and storage_options is None and mode == "r" and str(url).startswith("s3://"):
+        # aiobotocore keeps 10 connections by default: a column of n / 8 chunks would wait in turns
+        storage_options = {"config_kwargs": {"max_pool_connections": 64}}
     try:
         group = zarr.open_group(str(url), mode=mode, storage_options=storage_options if local is None else None)
     except Exception as exc:  # zarr raises several types for "not a group"
@@ -524,6 +531,40 @@ def read_column(group: zarr.Group, name: str) -> np.ndarray:
     return array[:] if whole is None else whole
 
 
+def read_columns(group: zarr.Group, names: Sequence[str]) -> dict[str, np.ndarray | None]:
+    """Whole per-shape arrays, as zarr reads them: on a local disk by :func:`read_column`; on
+    object storage all opened at once, then all read at once (two round trips, not two per
+    array and one per chunk). An array that cannot be read (absent, a torn chunk) gives None."""
+    if type(group.store_path.store).__name__ == "LocalStore":
+        out = {}
+        for name in names:
+            try:
+                out[name] = read_column(group, name)
+            except Exception:  # absent or torn: the caller decides
+                out[name] = None
+        return out
+    source = group._async_group  # zarr's async handle of the same group
+
+    async def read_all():
+        async def one(name):
+            array = await source.getitem(name)
+            return await array.getitem(slice(None))
+
+        return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+
+    values = sync(read_all())
+    return {n: None if isinstance(v, BaseException) else np.asarray(v) for n, v in zip(names, values, strict=True)}
+
+
+def contains_all(group: zarr.Group, names: Sequence[str]) -> list[str]:
+    """The ``names`` the group does not hold, asked all at once (one round trip on object storage)."""
+
+    async def ask():
+        return await asyncio.gather(*(group._async_group.contains(n) for n in names))
+
+    return [n for n, held in zip(names, sync(ask()), strict=True) if not held]
+
+
 def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
     """``<prefix>/status`` (n,) uint8; a shard that cannot be decoded reads as pending (0).
 
@@ -532,6 +573,8 @@ def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
     """
     status = group[f"{prefix}/status"]
     whole = read_whole(status)
+    if whole is None and status.store_path.store.__class__.__name__ != "LocalStore":
+        whole = read_columns(group, [f"{prefix}/status"])[f"{prefix}/status"]  # all chunks at once
     if whole is not None:
         return whole.astype(np.uint8)
     n = status.shape[0]
