@@ -8,7 +8,9 @@ second over the whole run (collation and transfer to the loop included), seconds
 store to the first batch, the largest resident memory of a worker (VmRSS from /proc), and on S3
 the HTTP requests, counted by the proxy every request goes through (benchmarks/s3_servers.py):
 those of opening the dataset (metadata, columns, shard indexes: once per run, measured by a run
-that opens it and reads nothing), and the rest per million samples delivered (the windows).
+that opens it and reads nothing), and the rest per million samples delivered (the windows); and
+the share of a core the S3 server and the proxy used over the run (their CPU time from /proc over
+the run's wall time): all of it runs on this machine's cores beside the loader.
 
 Rows:
 - DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a checkout given with ``--deepsdf``; nothing of it
@@ -116,8 +118,18 @@ def run_row(spec: dict) -> dict:
 # ---- the run -------------------------------------------------------------------------------------
 
 
-def measure(spec: dict, env: dict | None = None, proxy=None) -> dict:
-    """Run one row in a fresh process; with a proxy, the requests it counted."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time (s) of a process so far, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(spec: dict, env: dict | None = None, proxy=None, server=None) -> dict:
+    """Run one row in a fresh process; with a proxy, the requests it counted and the share of a
+    core that the proxy and the server process used over the run."""
+    pids = {"proxy": proxy.pid, "server": server.pid} if proxy is not None and server is not None else {}
+    cpu = {k: cpu_seconds(p) for k, p in pids.items()}
+    wall = time.perf_counter()
     before = proxy.requests if proxy is not None else 0
     done = subprocess.run(
         [sys.executable, __file__, "--row", json.dumps(spec)],
@@ -129,6 +141,8 @@ def measure(spec: dict, env: dict | None = None, proxy=None) -> dict:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if proxy is not None:
         result["requests"] = proxy.requests - before
+    wall = time.perf_counter() - wall
+    result |= {f"{k} cores": (cpu_seconds(p) - cpu[k]) / wall for k, p in pids.items()}
     return result
 
 
@@ -192,7 +206,7 @@ def main() -> None:
             for name in list(local) if r % 2 == 0 else list(local)[::-1]:
                 results[name].append(measure(local[name]))
 
-        remote = {}  # name -> (spec, env, proxy)
+        remote = {}  # name -> (spec, env, proxy, server)
         servers = []
         command, why = s3rver_command()
         if command is None:
@@ -216,11 +230,12 @@ def main() -> None:
                 env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
                 label = f"s3rver + {delay:g} ms"
                 sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
-                remote[f"sdfkit, {label}, shuffled"] = (sdf, env_d, proxy)
-                remote[f"sdfkit, {label}, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy)
+                remote[f"sdfkit, {label}, shuffled"] = (sdf, env_d, proxy, server)
+                shard = {**sdf, "options": {"shard_order": True}}
+                remote[f"sdfkit, {label}, shard order"] = (shard, env_d, proxy, server)
                 if args.baseline and delay:
                     spec = {**base, "store": "s3://bench/baseline.zarr"}
-                    remote[f"baseline sdfkit, {label}, shuffled"] = (spec, env_d, proxy)
+                    remote[f"baseline sdfkit, {label}, shuffled"] = (spec, env_d, proxy, server)
         if args.moto:
             endpoint, server = start_moto_server()
             servers.append(server)
@@ -236,11 +251,12 @@ def main() -> None:
             servers.append(proxy)
             sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
             env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
-            remote["sdfkit, moto, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy)
+            remote["sdfkit, moto, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy, server)
         try:
-            for name, (spec, env, proxy) in remote.items():
+            for name, (spec, env, proxy, server) in remote.items():
                 opening = measure({**spec, "epochs": 0}, env, proxy)["requests"]  # the dataset made, nothing read
-                results[name] = [{**measure(spec, env, proxy), "opening": opening} for _ in range(args.rounds)]
+                runs = [measure(spec, env, proxy, server) for _ in range(args.rounds)]
+                results[name] = [{**run, "opening": opening} for run in runs]
         finally:
             for server in servers:
                 (server.stop if hasattr(server, "stop") else server.terminate)()
@@ -258,7 +274,7 @@ def report(results: dict, n: int) -> None:
     print(f"{n} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {WORKERS} workers; medians of the rounds")
     print(
         f"{'loader':<44}{'samples/s':>13}{'x DeepSDF':>10}{'x local':>9}{'first batch s':>14}{'worker MB':>10}"
-        f"{'requests / 1M samples':>23}{'opening requests':>18}"
+        f"{'requests / 1M samples':>23}{'opening requests':>18}{'server cores':>14}{'proxy cores':>13}"
     )
     for name, runs in results.items():
         rate = median(name, "rate")
@@ -266,6 +282,7 @@ def report(results: dict, n: int) -> None:
         if "requests" in runs[0]:  # the windows' requests; opening the dataset apart
             per = np.median([(m["requests"] - m["opening"]) / m["samples"] * 1e6 for m in runs])
             requests = f"{per:>23.1f}{runs[0]['opening']:>18}"
+            requests += f"{median(name, 'server cores'):>14.2f}{median(name, 'proxy cores'):>13.2f}"
         rss = max(m["rss"] for m in runs)
         print(
             f"{name:<44}{rate:>13,.0f}{rate / base:>10.2f}{rate / local:>9.2f}{median(name, 'first'):>14.2f}"

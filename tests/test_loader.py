@@ -340,3 +340,61 @@ def test_s3rver_gives_the_local_items_and_a_shards_windows_in_one_request(store,
                     assert 2 <= requests <= 2 * 6, requests
     store = remote.reader("sdf/points")._range_store()  # in this process, which has not used obstore before
     assert type(store).__name__ == ("FsspecStore" if backend == "fsspec" else "ObjectStore")
+
+
+def test_shard_order_keeps_a_shards_shapes_together_at_one_window(store):
+    """ShardOrderSampler: every shape once an epoch, a shard's shapes one after another, the
+    order a function of (seed, epoch); with shard_order the shapes of a shard read one window
+    position, and each item is still a window of its own row (against plain zarr)."""
+    from sdfkit.torch import ShardOrderSampler
+
+    data = SampleWindows(store, "sdf", window=2048, seed=2, shard_order=True)
+    sampler = ShardOrderSampler(data, seed=5)
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert sorted(order) == list(range(len(data)))
+        shards = [data.shard(k) for k in order]
+        assert [s for k, s in enumerate(shards) if k == 0 or s != shards[k - 1]] == list(dict.fromkeys(shards))
+        orders.append(order)
+    assert orders[0] == orders[2] and orders[0] != orders[1]
+    group = zarr.open_group(store, mode="r")
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        starts = {}
+        for k in range(len(data)):
+            starts.setdefault(data.shard(k), set()).add(data.start(k))
+            item = data[k]
+            row = item["row"]
+            np.testing.assert_array_equal(
+                item["sdf/points"].numpy(), group["sdf/points"][row, data.start(k) : data.start(k) + 2048]
+            )
+        assert all(len(s) == 1 for s in starts.values()), starts
+
+
+def test_the_latency_proxy_counts_requests_and_skips_bodies():
+    """The proxy's request count (benchmarks/s3_servers.py), on a byte stream written by hand:
+    header blocks counted, a body skipped by its Content-Length even where it holds a blank line,
+    a request split across reads counted once."""
+    import multiprocessing
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from s3_servers import _RequestCounter
+
+    count = multiprocessing.Value("q", 0)
+    counter = _RequestCounter(count)
+    body = b"x\r\n\r\ny"
+    stream = (
+        b"GET /a HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n"
+        + b"PUT /b HTTP/1.1\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+        + b"GET /c HTTP/1.1\r\n\r\n"
+    )
+    for k in range(0, len(stream), 7):  # in pieces, as reads deliver it
+        counter.feed(stream[k : k + 7])
+    assert count.value == 3
