@@ -347,7 +347,8 @@ class WindowReader:
             requests = [(root / key).get(prototype, RangeByteRequest(o, o + n)) for key, o, n in ranges]
         else:
             requests = [store.get(key, prototype, RangeByteRequest(o, o + n)) for key, o, n in ranges]
-        return [c.to_bytes() for c in sync(_gather(requests))]  # requested together: one round
+        # requested together: one round; the answers' memory as is (uint8 arrays), not copied again
+        return [c.as_numpy_array() for c in sync(_gather(requests))]
 
     def _range_store(self):
         """This process's store for a remote array's window reads (obstore- or fsspec-backed,
