@@ -3,7 +3,9 @@ loopback with and without a remote region's latency, against DeepSDF's own loade
 
 Every row: ``DataLoader(batch_size=64, num_workers=4)``, 16,384 samples per shape (DeepSDF's
 ``SamplesPerScene``), half positive and half negative, ``--epochs`` epochs (workers started
-afresh each epoch, as by default), measured in a fresh process. Reported per row: samples per
+afresh each epoch, as by default) of ``--passes`` passes over the shapes each (a fresh shuffle,
+or shard order, per pass: with 200 shapes one pass is 4 batches, one per worker, so a pass
+measures mostly the workers' start), measured in a fresh process. Reported per row: samples per
 second over the whole run (collation and transfer to the loop included), seconds from opening the
 store to the first batch, the largest resident memory of a worker (VmRSS from /proc), and on S3
 the HTTP requests, counted by the proxy every request goes through (benchmarks/s3_servers.py):
@@ -98,9 +100,12 @@ def run_row(spec: dict) -> dict:
             from sdfkit.torch import ShardOrderSampler
 
             sampler = ShardOrderSampler(dataset)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=BATCH, shuffle=sampler is None, sampler=sampler, num_workers=WORKERS
-    )
+    passes = spec.get("passes", 1)
+    if sampler is None:
+        sampler = torch.utils.data.RandomSampler(dataset, num_samples=passes * len(dataset))
+    else:
+        sampler = Passes(sampler, passes)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=WORKERS)
     first, samples, rss = None, 0, 0.0
     begin = time.perf_counter()
     for epoch in range(spec["epochs"]):
@@ -113,6 +118,20 @@ def run_row(spec: dict) -> dict:
                 first = time.perf_counter() - start
             rss = max(rss, worker_rss(iterator))
     return {"rate": samples / (time.perf_counter() - begin), "first": first, "rss": rss, "samples": samples}
+
+
+class Passes:
+    """``passes`` of a sampler's orders one after another: one epoch of the loader."""
+
+    def __init__(self, sampler, passes: int):
+        self.sampler, self.passes = sampler, passes
+
+    def __len__(self) -> int:
+        return self.passes * len(self.sampler)
+
+    def __iter__(self):
+        for _ in range(self.passes):
+            yield from self.sampler
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -155,6 +174,9 @@ def main() -> None:
     parser.add_argument("--baseline-store", default=None, help="a store that earlier sdfkit made of the same shapes")
     parser.add_argument("--delay", type=float, default=20.0, help="ms added to every S3 request (default 20)")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--passes", type=int, default=1, help="passes over the shapes per epoch (each a fresh order; default 1)"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--moto", action="store_true", help="moto's server too")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
@@ -180,7 +202,7 @@ def main() -> None:
             split.setdefault("shapes", {}).setdefault(path.parent.name, []).append(path.stem)
         (tmp / "split.json").write_text(json.dumps(split))
         n = sum(len(v) for v in split["shapes"].values())
-        common = {"epochs": args.epochs, "root": str(ROOT)}
+        common = {"epochs": args.epochs, "passes": args.passes, "root": str(ROOT)}
         local = {
             "DeepSDF SDFSamples (load_ram=False)": {
                 **common,
