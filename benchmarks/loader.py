@@ -105,7 +105,9 @@ def run_row(spec: dict) -> dict:
         sampler = torch.utils.data.RandomSampler(dataset, num_samples=passes * len(dataset))
     else:
         sampler = Passes(sampler, passes)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=WORKERS)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=BATCH, sampler=sampler, num_workers=spec.get("workers", WORKERS)
+    )
     first, samples, rss = None, 0, 0.0
     begin = time.perf_counter()
     for epoch in range(spec["epochs"]):
@@ -117,7 +119,13 @@ def run_row(spec: dict) -> dict:
             if first is None:
                 first = time.perf_counter() - start
             rss = max(rss, worker_rss(iterator))
-    return {"rate": samples / (time.perf_counter() - begin), "first": first, "rss": rss, "samples": samples}
+    return {
+        "rate": samples / (time.perf_counter() - begin),
+        "first": first,
+        "rss": rss,
+        "samples": samples,
+        "workers": loader.num_workers,
+    }
 
 
 class Passes:
@@ -179,6 +187,8 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--moto", action="store_true", help="moto's server too")
+    parser.add_argument("--workers", type=int, default=WORKERS, help=f"DataLoader workers (default {WORKERS})")
+    parser.add_argument("--only", default=None, help="measure only the S3 rows whose name holds this text")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
@@ -202,7 +212,7 @@ def main() -> None:
             split.setdefault("shapes", {}).setdefault(path.parent.name, []).append(path.stem)
         (tmp / "split.json").write_text(json.dumps(split))
         n = sum(len(v) for v in split["shapes"].values())
-        common = {"epochs": args.epochs, "passes": args.passes, "root": str(ROOT)}
+        common = {"epochs": args.epochs, "passes": args.passes, "workers": args.workers, "root": str(ROOT)}
         local = {
             "DeepSDF SDFSamples (load_ram=False)": {
                 **common,
@@ -274,6 +284,8 @@ def main() -> None:
             sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
             env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
             remote["sdfkit, moto, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy, server)
+        if args.only:
+            remote = {name: row for name, row in remote.items() if args.only in name}
         try:
             for name, (spec, env, proxy, server) in remote.items():
                 opening = measure({**spec, "epochs": 0}, env, proxy)["requests"]  # the dataset made, nothing read
@@ -293,7 +305,8 @@ def report(results: dict, n: int) -> None:
 
     base = median("DeepSDF SDFSamples (load_ram=False)", "rate")
     local = median("sdfkit, local, shuffled", "rate")
-    print(f"{n} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {WORKERS} workers; medians of the rounds")
+    workers = next(iter(results.values()))[0].get("workers", WORKERS)
+    print(f"{n} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {workers} workers; medians of the rounds")
     print(
         f"{'loader':<44}{'samples/s':>13}{'x DeepSDF':>10}{'x local':>9}{'first batch s':>14}{'worker MB':>10}"
         f"{'requests / 1M samples':>23}{'opening requests':>18}{'server cores':>14}{'proxy cores':>13}"

@@ -8,7 +8,8 @@
   fixed delay before passing it on, so that each request reaches the server that much later (a
   remote region's time to first byte), and counts the HTTP requests that pass.
 
-    python benchmarks/s3_servers.py     # one range request's cost on each, with and without 20 ms
+    python benchmarks/s3_servers.py             # one range request's cost on each, with and without 20 ms
+    python benchmarks/s3_servers.py --backends  # concurrent range requests to s3rver: s3fs against obstore
 """
 
 from __future__ import annotations
@@ -240,8 +241,67 @@ class _RequestCounter:
                     self.body = int(value.strip() or 0)
 
 
+def backends() -> None:
+    """Concurrent range requests to one s3rver object through zarr's two object-store adapters:
+    ``FsspecStore`` (s3fs; 10 connections, its default, and 64) and ``ObjectStore`` (obstore)."""
+    import tempfile
+
+    import obstore.store
+    import s3fs
+    from zarr.abc.store import RangeByteRequest
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+    from zarr.storage import FsspecStore, ObjectStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        endpoint, server = start_s3rver(Path(tmp), "bench")
+        try:
+            keys = {"key": S3RVER_KEY, "secret": S3RVER_KEY, "client_kwargs": {"endpoint_url": endpoint}}
+            s3fs.S3FileSystem(**keys).pipe("bench/object", os.urandom(25 << 20))
+            stores = {
+                "s3fs, 10 connections": FsspecStore(s3fs.S3FileSystem(asynchronous=True, **keys), path="bench"),
+                "s3fs, 64 connections": FsspecStore(
+                    s3fs.S3FileSystem(asynchronous=True, config_kwargs={"max_pool_connections": 64}, **keys),
+                    path="bench",
+                ),
+                "obstore": ObjectStore(
+                    obstore.store.S3Store(
+                        "bench",
+                        endpoint=endpoint,
+                        access_key_id=S3RVER_KEY,
+                        secret_access_key=S3RVER_KEY,
+                        region="us-east-1",
+                        client_options={"allow_http": True},
+                    ),
+                    read_only=True,
+                ),
+            }
+            prototype = default_buffer_prototype()
+            print(f"{'adapter':<24}{'requests':>10}{'KB each':>9}{'requests/s':>12}{'MB/s':>8}")
+            for size, count in ((32_768 * 12, 128), (8 * 32_768 * 12, 64)):
+                for name, store in stores.items():
+
+                    async def batch(store=store, size=size, count=count):
+                        reads = [
+                            store.get("object", prototype, RangeByteRequest(at, at + size))
+                            for at in (k * 65_536 % ((25 << 20) - size) for k in range(count))
+                        ]
+                        return await asyncio.gather(*reads)
+
+                    sync(batch())  # connections made
+                    start = time.perf_counter()
+                    for _ in range(3):
+                        sync(batch())
+                    took = (time.perf_counter() - start) / 3
+                    print(f"{name:<24}{count:>10}{size >> 10:>9}{count / took:>12.0f}{count * size / took / 1e6:>8.0f}")
+        finally:
+            server.terminate()
+
+
 def main() -> None:
     """What one 384 KB range request costs on moto and s3rver, direct and through the proxy."""
+    if "--backends" in sys.argv:
+        return backends()
     import tempfile
 
     import boto3
