@@ -4,8 +4,8 @@ A store's metadata, columns and shard indexes are read through zarr and fsspec (
 like every other zarr reader. The windows a loader reads, the bulk of the requests, go through
 obstore (Rust; its requests in flight limited only by what is asked) when it is installed, the
 URL is ``s3://``, ``gs://`` or ``az://``, and no fsspec ``storage_options`` are given: on s3rver
-it answered 1,439 concurrent 384 KB range requests a second where s3fs answered 637
-(docs/loading.md, Object storage). Credentials and endpoints then come from the environment
+it answered 1,488 concurrent 384 KB range requests a second where s3fs answered 683
+(``python benchmarks/s3_servers.py --backends``; docs/loading.md, Object storage). Credentials and endpoints then come from the environment
 (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``, ...), as for the
 AWS CLI.
 
