@@ -161,7 +161,7 @@ def throughput(folder: Path, planted: dict, tmp: Path, args, env: dict) -> None:
             [sys.executable, "-m", "cli.main", "prepare-shapenet", subset, "-o", tmp / f"w{len(rates)}.zarr",
              "--workers", str(workers), "--samples", str(args.samples), "--surface-samples", "2000"],
             cwd=ROOT, env=env, capture_output=True, text=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+            preexec_fn=(lambda cores=cores: os.sched_setaffinity(0, cores)) if cores else None,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         rates[name] = len(rows) / (time.perf_counter() - start)
