@@ -33,6 +33,7 @@ from sdfkit.recipes import sample_sets
 from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
 from sdfkit.store.shards import WindowReader
+from sdfkit.store.state import StoreState
 
 __all__ = [
     "sample_set_arrays",
@@ -67,7 +68,7 @@ def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str
 def sample_set_names(store: str, sample_set: str, storage_options: dict | None = None) -> tuple[tuple[str, ...], str]:
     """(arrays, recipe) of a sample set of ``store``; a one-line error when it has none."""
     group = open_store(str(store), storage_options=storage_options)
-    names, recipe = sample_set_arrays(dict(group.attrs["sdfkit"]), sample_set)
+    names, recipe = sample_set_arrays(StoreState.read(group).as_dict(), sample_set)
     if not names:
         raise InputError(f"{store}: has no {sample_set} samples; make the store with --recipe {recipe}")
     return names, recipe
@@ -124,7 +125,8 @@ class StoreShapes(torch.utils.data.Dataset):
         if self.kind is not None and dataset.kind != self.kind:
             raise InputError(f"{self.url}: a {dataset.kind!r} store; {type(self).__name__} reads a {self.kind!r} store")
         self._handle: tuple | None = (os.getpid(), dataset.group, {}, {})  # this process's, reused
-        held = set(dataset.group.attrs["sdfkit"].get("arrays", ()))  # open_dataset checked they exist
+        state = StoreState.read(dataset.group)
+        held = set(state.arrays)  # open_dataset checked they exist
         missing = [n for n in arrays if n not in held] if held else contains_all(dataset.group, arrays)
         if missing:
             raise InputError(
@@ -152,7 +154,7 @@ class StoreShapes(torch.utils.data.Dataset):
         self.categories = [str(c) for c, k in zip(dataset.meta("category"), keep, strict=True) if k]
         self.labels = [int(v) for v in np.asarray(dataset.meta("label"))[keep]]
         self.shape_of = {name: tuple(self.array(name).shape[1:]) for name in arrays}
-        self.shard_rows = int(dataset.group.attrs["sdfkit"]["shard_size"])
+        self.shard_rows = state.shard_size
         self.seed = seed
         self.transform = transform
         self.epoch: int | None = None

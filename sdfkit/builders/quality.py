@@ -30,6 +30,7 @@ from sdfkit.geometry.sign import RULES
 from sdfkit.rendering import check_renderer, look_at
 from sdfkit.sources.shapenet import mesh_paths
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, as_str, open_store, read_column, read_status
+from sdfkit.store.state import StoreState
 
 __all__ = ["FAILURE_CLASSES", "failure_class", "ledger_table", "write_quality_report", "QualitySummary"]
 
@@ -69,7 +70,7 @@ def _skip_class(reason: str) -> str:
 def ledger_table(url: str) -> tuple[dict[str, np.ndarray], dict]:
     """The ledger of a shapenet store as columns (name -> (n,) array) and the store's attribute."""
     group = open_store(url, mode="r")
-    info = dict(group.attrs["sdfkit"])
+    info = StoreState.read(group).as_dict()
     if info.get("kind") != "shapenet":
         raise InputError(f"{url}: a {info.get('kind')!r} store has no quality ledger; give a prepare-shapenet store")
     status = read_status(group)

@@ -26,6 +26,7 @@ from sdfkit.pipeline import Layer, build_layer
 from sdfkit.recipes.deepsdf import signed_mesh
 from sdfkit.sources.shapenet import mesh_paths
 from sdfkit.store.format import STATUS_OK, ArraySpec, as_str, open_store, read_status
+from sdfkit.store.state import StoreState
 
 __all__ = [
     "RESOLUTIONS",
@@ -143,7 +144,7 @@ def voxelize_store(
     if resolution not in RESOLUTIONS:
         raise InputError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {resolution}")
     group = open_store(url, mode="r")
-    info = dict(group.attrs["sdfkit"])
+    info = StoreState.read(group).as_dict()
     if info.get("kind") != "shapenet":
         raise FormatError(f"{url}: a {info.get('kind')!r} store; voxelize needs a prepare-shapenet store")
     if not info.get("complete"):

@@ -39,7 +39,7 @@ class SdfDataset(Sequence):
         self.url = url
         self.rows = rows
         self._meta = meta
-        info = group.attrs["sdfkit"]
+        info = StoreState.read(group).as_dict()
         self.attrs: dict = dict(info)
         self.kind: str = info["kind"]
         self.parameters: dict = dict(info.get("parameters", {}))

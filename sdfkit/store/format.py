@@ -336,7 +336,7 @@ def prepare_store(
                     ) from None
             group = None
         if group is not None:
-            info = dict(group.attrs["sdfkit"])
+            info = StoreState.read(group).as_dict()
             wanted = {"kind": kind, "parameters": dict(parameters), "source_id": source.get("id")}
             found = {
                 "kind": info.get("kind"),
@@ -426,7 +426,7 @@ def _missing_arrays(group: zarr.Group, specs: Sequence[ArraySpec]) -> list[str]:
 
 def _finished_rows(group: zarr.Group) -> bool:
     """Whether a store may hold a finished row: flagged complete, or a status column with one."""
-    if group.attrs["sdfkit"].get("complete"):
+    if StoreState.read(group).complete:
         return True
     if "meta/status" not in group:
         return False
@@ -590,7 +590,7 @@ def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
 def pending_shards(group: zarr.Group, prefix: str = "meta") -> list[int]:
     """Indices of the shards that hold at least one pending shape."""
     status = read_status(group, prefix)
-    size = group.attrs["sdfkit"]["shard_size"]
+    size = StoreState.read(group).shard_size
     return [k for k, (a, b) in enumerate(shard_ranges(len(status), size)) if (status[a:b] == 0).any()]
 
 
@@ -607,7 +607,7 @@ def write_shard(
     arrays : name -> (rows, ...) for each data array of the store
     status : (rows,) uint8, 1 ok or 2 failed
     """
-    size = group.attrs["sdfkit"]["shard_size"]
+    size = StoreState.read(group).shard_size
     start = shard * size
     stop = start + len(status)
     ok = np.asarray(status) == STATUS_OK

@@ -9,6 +9,7 @@ import numpy as np
 
 from sdfkit.errors import FormatError
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, as_str, local_path, open_store, read_status
+from sdfkit.store.state import StoreState
 
 __all__ = ["store_report"]
 
@@ -25,7 +26,7 @@ def _stored_bytes(root: Path | None, name: str) -> int | None:
 def store_report(url, *, max_failures: int = 10) -> dict:
     """A JSON-able description of a store (complete or not)."""
     group = open_store(url, mode="r")
-    info = dict(group.attrs["sdfkit"])
+    info = StoreState.read(group).as_dict()
     if info.get("initialized") is False:
         raise FormatError(
             f"{url}: the store was never fully created (its run stopped while creating it); run the "

@@ -39,6 +39,7 @@ from sdfkit.store.format import (
     read_status,
     shard_ranges,
 )
+from sdfkit.store.state import StoreState
 
 __all__ = ["Check", "ValidationReport", "validate_store"]
 
@@ -485,7 +486,7 @@ def validate_store(url: str, *, progress: Callable[[int, int], None] | None = No
     except FormatError as exc:
         report.check("format").fail(str(exc))
         return report
-    info = dict(group.attrs["sdfkit"])
+    info = StoreState.read(group).as_dict()
     report.kind = str(info.get("kind"))
     report.check("format").checked = 1
     if info.get("initialized") is False:
