@@ -13,7 +13,6 @@ last, so a run killed at any point leaves a store that says it is unfinished.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +22,18 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
-from zarr.core.sync import sync
 
 from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
 from sdfkit.store import partial
-from sdfkit.store.shards import can_encode, read_whole, write_shard_block
+from sdfkit.store.shards import (
+    can_encode,
+    missing_members,
+    on_local_disk,
+    read_together,
+    read_whole,
+    write_shard_block,
+)
 from sdfkit.store.state import StoreState
 
 __all__ = [
@@ -535,7 +540,7 @@ def read_columns(group: zarr.Group, names: Sequence[str]) -> dict[str, np.ndarra
     """Whole per-shape arrays, as zarr reads them: on a local disk by :func:`read_column`; on
     object storage all opened at once, then all read at once (two round trips, not two per
     array and one per chunk). An array that cannot be read (absent, a torn chunk) gives None."""
-    if type(group.store_path.store).__name__ == "LocalStore":
+    if on_local_disk(group):
         out = {}
         for name in names:
             try:
@@ -543,26 +548,12 @@ def read_columns(group: zarr.Group, names: Sequence[str]) -> dict[str, np.ndarra
             except Exception:  # absent or torn: the caller decides
                 out[name] = None
         return out
-    source = group._async_group  # zarr's async handle of the same group
-
-    async def read_all():
-        async def one(name):
-            array = await source.getitem(name)
-            return await array.getitem(slice(None))
-
-        return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-
-    values = sync(read_all())
-    return {n: None if isinstance(v, BaseException) else np.asarray(v) for n, v in zip(names, values, strict=True)}
+    return read_together(group, names)
 
 
 def contains_all(group: zarr.Group, names: Sequence[str]) -> list[str]:
     """The ``names`` the group does not hold, asked all at once (one round trip on object storage)."""
-
-    async def ask():
-        return await asyncio.gather(*(group._async_group.contains(n) for n in names))
-
-    return [n for n, held in zip(names, sync(ask()), strict=True) if not held]
+    return missing_members(group, names)
 
 
 def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
@@ -573,7 +564,7 @@ def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
     """
     status = group[f"{prefix}/status"]
     whole = read_whole(status)
-    if whole is None and status.store_path.store.__class__.__name__ != "LocalStore":
+    if whole is None and not on_local_disk(status):
         whole = read_columns(group, [f"{prefix}/status"])[f"{prefix}/status"]  # all chunks at once
     if whole is not None:
         return whole.astype(np.uint8)

@@ -32,7 +32,15 @@ from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec, VLenUTF8Codec, Zs
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-__all__ = ["can_encode", "write_shard_block", "WindowReader", "read_whole"]
+__all__ = [
+    "can_encode",
+    "write_shard_block",
+    "WindowReader",
+    "read_whole",
+    "read_together",
+    "missing_members",
+    "on_local_disk",
+]
 
 _ABSENT = 2**64 - 1
 """The offset and size the shard index gives an absent chunk."""
@@ -447,6 +455,36 @@ _BLOSC = numcodecs.Blosc()
 async def _gather(requests):
 
     return await asyncio.gather(*requests)
+
+
+def on_local_disk(node) -> bool:
+    """Whether a zarr group or array lives in a folder of this machine."""
+    return type(getattr(node.store_path, "store", None)).__name__ == "LocalStore"
+
+
+def read_together(group, names) -> dict[str, np.ndarray | None]:
+    """Whole arrays of a group, all opened at once, then all read at once (two round trips on
+    object storage, not two per array and one per chunk); None for one that cannot be read."""
+    source = group._async_group  # zarr's async handle of the same group
+
+    async def read_all():
+        async def one(name):
+            array = await source.getitem(name)
+            return await array.getitem(slice(None))
+
+        return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+
+    values = sync(read_all())
+    return {n: None if isinstance(v, BaseException) else np.asarray(v) for n, v in zip(names, values, strict=True)}
+
+
+def missing_members(group, names) -> list[str]:
+    """The ``names`` a group does not hold, asked all at once."""
+
+    async def ask():
+        return await asyncio.gather(*(group._async_group.contains(n) for n in names))
+
+    return [n for n, held in zip(names, sync(ask()), strict=True) if not held]
 
 
 def read_whole(array) -> np.ndarray | None:
