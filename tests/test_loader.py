@@ -398,3 +398,42 @@ def test_the_latency_proxy_counts_requests_and_skips_bodies():
     for k in range(0, len(stream), 7):  # in pieces, as reads deliver it
         counter.feed(stream[k : k + 7])
     assert count.value == 3
+
+
+def test_a_format_v1_store_reads_as_before(store, tmp_path):
+    """A store of format v1 (16,384-sample chunks; here written by zarr's own codec, whose chunk
+    order is neither v1's nor v2's) opens, and its windows are zarr's slices."""
+    import shutil
+
+    copy = tmp_path / "v1.zarr"
+    shutil.copytree(store, copy)
+    group = zarr.open_group(copy, mode="r+")
+    for name in ("sdf/points", "sdf/values"):
+        old = group[name]
+        data = old[:]
+        tail = tuple(old.shape[2:])
+        group.create_array(
+            name,
+            shape=old.shape,
+            chunks=(1, 16384, *tail),
+            shards=(old.shards[0], 81920, *tail),
+            dtype=old.dtype,
+            fill_value=old.fill_value,
+            compressors=None,
+            overwrite=True,
+        )[:] = data
+    info = dict(group.attrs["sdfkit"])
+    info["format_version"] = 1
+    group.attrs["sdfkit"] = info
+    windows = SampleWindows(str(copy), "sdf", window=20000, seed=1)
+    assert windows.reader("sdf/points").layout[0][1] == 16384
+    reread = zarr.open_group(copy, mode="r")
+    for epoch in range(2):
+        windows.set_epoch(epoch)
+        for k in range(len(windows)):
+            item, start = windows[k], windows.start(k)
+            np.testing.assert_array_equal(
+                item["sdf/points"].numpy(), reread["sdf/points"][item["row"], start : start + 20000]
+            )
+    deepsdf = DeepSDFSamples(str(copy), subsample=4096)
+    assert deepsdf.chunk == 16384 and len(deepsdf[0][0]) == 4096
