@@ -12,29 +12,13 @@ request by reading the whole object and slicing it (moto/s3/responses.py,
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def start_moto_server() -> tuple[str, subprocess.Popen]:
-    """moto's S3 server on a free port of 127.0.0.1, answering: (its endpoint URL, the process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return f"http://127.0.0.1:{port}", server
+from s3_servers import start_moto_server  # noqa: E402
 
 
 def main() -> None:
