@@ -234,8 +234,7 @@ class StoreShapes(torch.utils.data.Dataset):
         """A 64-bit integer that is a function of (seed, epoch, row of item ``index``, stream):
         splitmix64 over the four (a numpy generator per item costs 50 us; this, 2). With
         ``shard_order``, stream 0 (the window) is drawn per shard: the row's shard stands for it."""
-        row = int(self.rows[index])
-        key = -1 - row // self.shard_rows if self.shard_order and stream == 0 else row
+        key = -1 - self.shard(index) if self.shard_order and stream == 0 else int(self.rows[index])
         return _mix(self.seed, self.epoch, key, stream)
 
     def shard(self, index: int) -> int:
