@@ -198,9 +198,8 @@ class WindowReader:
         self._index: dict[int, np.ndarray] = {}
         self._fds: dict[str, int] = {}  # shard key -> open file, of process _fds_pid
         self._fds_pid = os.getpid()
-        store = getattr(array.store_path, "store", None)
-        local = type(store).__name__ == "LocalStore"
-        self.folder = Path(store.root) / array.store_path.path if local else None
+        local = on_local_disk(array)
+        self.folder = Path(array.store_path.store.root) / array.store_path.path if local else None
         self.url = url if url is not None else (str(self.folder) if local else None)
 
     def __getstate__(self):
@@ -498,10 +497,9 @@ def read_whole(array) -> np.ndarray | None:
     caller reads through zarr. Absent chunks read as the fill value. tests/test_store.py checks
     every array of a store against zarr's own read."""
     try:
-        store = getattr(array.store_path, "store", None)
-        if type(store).__name__ != "LocalStore" or array.ndim not in (1, 2):
+        if not on_local_disk(array) or array.ndim not in (1, 2):
             return None
-        folder = Path(store.root) / array.store_path.path
+        folder = Path(array.store_path.store.root) / array.store_path.path
         chunk = tuple(array.chunks)
         if array.ndim == 2 and chunk[1] != array.shape[1]:
             return None
