@@ -10,6 +10,7 @@ import trimesh
 
 from sdfkit.geometry.constructions import CONTAINERS, NEAR_CLOSED, OTHERS, _box_faces, construction
 from sdfkit.geometry.sign import inside, outer_surface, signed_distance, unsigned_distance
+from sdfkit.geometry.topology import closed_parts, edge_ids, merge_vertices
 
 
 def _score(vertices, faces, inside, *, n=20_000, seed=0) -> float:
@@ -64,6 +65,23 @@ def test_closed_parts_that_touch_stay_closed():
     sliver_faces = np.concatenate([a.faces, [[edge[0], 8, edge[1]]]])
     surface = outer_surface(sliver_vertices, sliver_faces, rng=np.random.default_rng(0))
     assert surface.closed.all() and len(surface.solid_faces) == 12
+
+
+def test_a_pin_flush_in_its_bore_is_a_closed_part():
+    # each rim edge has four faces: the pin's wall and top only pair up once the plate is set aside
+    vertices, faces, _ = construction("pin flush in its bore")
+    merged_vertices, merged, _ = merge_vertices(vertices, faces)
+    assert (np.bincount(edge_ids(merged)[1])[4:] > 0).any()
+    parts = closed_parts(merged_vertices, merged)
+    assert (parts >= 0).all() and len(np.unique(parts)) == 2
+    pin = np.all(np.abs(merged_vertices[merged][:, :, :2]) <= 0.25 + 1e-9, axis=(1, 2)) & (
+        merged_vertices[merged][:, :, 2].min(axis=1) < -0.25 - 1e-9
+    )
+    assert len(np.unique(parts[pin])) == 1
+    # oriented outwards: the pin's bottom face points down
+    bottom = np.nonzero(np.all(np.isclose(merged_vertices[merged][:, :, 2], -0.75), axis=1))[0]
+    tri = merged_vertices[merged[bottom]]
+    assert (np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])[:, 2] < 0).all()
 
 
 def test_a_soup_of_loose_triangles_has_no_inside():

@@ -255,6 +255,25 @@ def bored_block_with_sliver():
     return vertices, faces, inside
 
 
+def pin_in_a_bore():
+    """A closed plate with a square bore and a closed square pin in it, its top flush with the
+    plate's: the pin's walls lie on the bore's and its rim on the bore's rim, so each rim edge has
+    four faces (the pin's wall and top, the plate's top and bore). The pin reaches below the
+    plate. Inside is their union (cycloidal.ply's pins sit so)."""
+    plate = manifold3d.Manifold.cube([2.0, 2.0, 0.5], center=True)
+    bore = manifold3d.Manifold.cube([0.5, 0.5, 1.0], center=True)
+    mesh = (plate - bore).to_mesh()
+    pin = _box_faces((-0.25, -0.25, -0.75), (0.25, 0.25, 0.25))
+    vertices, faces = _join((np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3], mesh.tri_verts), pin)
+
+    def inside(points):
+        return _in_box(points, (-1, -1, -0.25), (1, 1, 0.25)) | _in_box(
+            points, (-0.25, -0.25, -0.75), (0.25, 0.25, 0.25)
+        )
+
+    return vertices, faces.astype(np.int64), inside
+
+
 def spout_into_ball():
     """An open tube (a spout, narrowing) pushed from inside a closed ball out through its side:
     the ball is solid, the spout's inside is air."""
@@ -298,6 +317,7 @@ OTHERS = {
     "box on a box": box_on_a_box,
     "bored block, one sliver": bored_block_with_sliver,
     "spout into a ball": spout_into_ball,
+    "pin flush in its bore": pin_in_a_bore,
     "loose soup": loose_soup,
 }
 """Panels, a sheet that is no panel, touching closed parts, a sliver, a tube's junction with a

@@ -71,7 +71,28 @@ def closed_parts(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     each edge of its faces has exactly two faces of the part, whatever other parts' faces meet
     there (two boxes stacked edge to edge, a leg's end on a seat's edge). Faces of zero area
     (slivers along an edge, collapsed corners) decide nothing: they belong to no part.
+
+    The closed parts found are then set aside and the rest looked at again, until no closed part
+    is left to find: a pin whose rim lies on the edge of the hole it sits in has four faces on each
+    rim edge (the pin's side and cap, the plate's top and bore), so its side and cap join only once
+    the plate is out of the way (cycloidal.ply).
     """
+
+    result = _closed_parts_once(vertices, faces)
+    while True:
+        rest = np.nonzero(result < 0)[0]
+        if len(rest) < 4 or len(rest) == len(faces):
+            return result
+        subset = faces[rest]
+        found = _closed_parts_once(vertices, subset)
+        if not (found >= 0).any():
+            return result
+        faces[rest] = subset  # oriented in place, as the first pass does
+        result[rest] = np.where(found >= 0, found + result.max() + 1, -1)
+
+
+def _closed_parts_once(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """One pass of :func:`closed_parts` over ``faces``, edges counted among them alone."""
 
     n = len(faces)
     if n == 0:
