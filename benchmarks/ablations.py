@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,29 +30,29 @@ sys.path.insert(0, str(ROOT))
 from metasdf.config import preset  # noqa: E402
 
 CPU_3D = preset("cpu", model="metasdf", context="dense", kind="shapenet")
-OLD_3D = replace(CPU_3D, inner_loss="l1", inner_lr=1e-3, lr=5e-4, test_steps=None)
+OLD_3D = CPU_3D.replace(inner_loss="l1", inner_lr=1e-3, lr=5e-4, test_steps=None)
 CPU_2D = preset("cpu", model="metasdf", context="dense", kind="mnist")
 
 TABLES = {
     "3d": {
         "old-preset": OLD_3D,
-        "l2-inner": replace(OLD_3D, inner_loss="l2", inner_lr=1e-2),
-        "l2-inner-5-steps": replace(OLD_3D, inner_loss="l2", inner_lr=1e-2, inner_steps=5),
-        "l2-inner-first-order": replace(OLD_3D, inner_loss="l2", inner_lr=1e-2, first_order=True),
-        "l2-inner-lr-3e-2": replace(OLD_3D, inner_loss="l2", inner_lr=3e-2),
-        "cpu-preset": replace(CPU_3D, test_steps=None),
-        "cpu-preset-cosine": replace(CPU_3D, test_steps=None, lr_schedule="cosine", steps=3400),
-        "cpu-preset-batch-4": replace(CPU_3D, test_steps=None, batch_size=4),
-        "cpu-preset-batch-4-lr-2e-3-cosine": replace(
-            CPU_3D, test_steps=None, batch_size=4, lr=2e-3, lr_schedule="cosine", steps=6400
+        "l2-inner": OLD_3D.replace(inner_loss="l2", inner_lr=1e-2),
+        "l2-inner-5-steps": OLD_3D.replace(inner_loss="l2", inner_lr=1e-2, inner_steps=5),
+        "l2-inner-first-order": OLD_3D.replace(inner_loss="l2", inner_lr=1e-2, first_order=True),
+        "l2-inner-lr-3e-2": OLD_3D.replace(inner_loss="l2", inner_lr=3e-2),
+        "cpu-preset": CPU_3D.replace(test_steps=None),
+        "cpu-preset-cosine": CPU_3D.replace(test_steps=None, lr_schedule="cosine", steps=3400),
+        "cpu-preset-batch-4": CPU_3D.replace(test_steps=None, batch_size=4),
+        "cpu-preset-batch-4-lr-2e-3-cosine": CPU_3D.replace(
+            test_steps=None, batch_size=4, lr=2e-3, lr_schedule="cosine", steps=6400
         ),
     },
     "2d": {
-        "l1-inner": replace(CPU_2D, inner_loss="l1"),
-        "l2-inner": replace(CPU_2D, inner_loss="l2"),
-        "l1-inner-first-order": replace(CPU_2D, inner_loss="l1", first_order=True),
-        "l1-inner-outer-lr-1e-3": replace(CPU_2D, inner_loss="l1", lr=1e-3),
-        "l1-inner-5-steps": replace(CPU_2D, inner_loss="l1", inner_steps=5),
+        "l1-inner": CPU_2D.replace(inner_loss="l1"),
+        "l2-inner": CPU_2D.replace(inner_loss="l2"),
+        "l1-inner-first-order": CPU_2D.replace(inner_loss="l1", first_order=True),
+        "l1-inner-outer-lr-1e-3": CPU_2D.replace(inner_loss="l1", lr=1e-3),
+        "l1-inner-5-steps": CPU_2D.replace(inner_loss="l1", inner_steps=5),
         "cnp": preset("cpu", model="cnp", context="dense", kind="mnist"),
     },
 }

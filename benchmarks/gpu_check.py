@@ -21,7 +21,6 @@ every size so the script runs on a CPU in seconds (the suite runs it so); on a G
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import time
@@ -43,13 +42,13 @@ def _sync(device: torch.device) -> None:
 def time_2d(device: torch.device, *, tiny: bool, steps: int) -> dict:
     """MetaSDF's paper-preset outer steps per second at batch 32 (second order)."""
     config = preset("paper", model="metasdf", context="dense")
-    cells, context = (16 * 16, 64) if tiny else (64 * 64, config.context_points)
+    cells, context = (16 * 16, 64) if tiny else (64 * 64, config.tasks.context_points)
     if tiny:
-        config = dataclasses.replace(config, hidden=32)
+        config = config.replace(hidden=32)
     torch.manual_seed(0)
     model = build_model(config, 1).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    batch_size = config.batch_size
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr)
+    batch_size = config.optimizer.batch_size
     x = torch.rand(batch_size, cells, 2, device=device) - 0.5
     y = torch.rand(batch_size, cells, 1, device=device) * 0.2 - 0.1
     batch = {
@@ -79,7 +78,7 @@ def time_3d(device: torch.device, *, tiny: bool) -> dict:
     for name in ("metasdf", "deepsdf"):
         config = preset("paper", model=name, context="dense", kind="shapenet")
         if tiny:
-            config = dataclasses.replace(config, hidden=32, depth=4, test_samples=200)
+            config = config.replace(hidden=32, depth=4, test_samples=200)
         torch.manual_seed(0)
         model = build_model(config, 1).to(device).eval()
         context_x = torch.rand(1, context, 3, device=device) * 2 - 1

@@ -49,7 +49,7 @@ def main():
             shapes,
             torch.tensor([k]),
             context="dense",
-            context_points=meta_config.context_points,
+            context_points=meta_config.tasks.context_points,
             target_points=1,
             generator=generator,
         )
@@ -72,13 +72,13 @@ def main():
     )
     print(f"{'MetaSDF, 256^3':<44}{np.median(a[:, 0]):>12.3f}{np.median(a[:, 2]):>10.3f}{np.median(meta256):>10.3f}")
     print(
-        f"{'DeepSDF, ' + str(ad_config.test_iters) + ' latent iterations, 128^3':<44}{np.median(a[:, 3]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad128):>10.3f}"
+        f"{'DeepSDF, ' + str(ad_config.codes.test_iters) + ' latent iterations, 128^3':<44}{np.median(a[:, 3]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad128):>10.3f}"
     )
     print(
         f"{'DeepSDF, 800 latent iterations, 128^3':<44}{np.median(a[:, 4]):>12.3f}{np.median(a[:, 5]):>10.3f}{np.median(ad800):>10.3f}"
     )
     print(
-        f"speed-up at 128^3: {np.median(ad128 / meta128):.1f}x against {ad_config.test_iters} iterations, "
+        f"speed-up at 128^3: {np.median(ad128 / meta128):.1f}x against {ad_config.codes.test_iters} iterations, "
         f"{np.median(ad800 / meta128):.1f}x against 800 (target >= 10x); MetaSDF at 128^3: "
         f"{np.median(meta128):.3f} s per shape (target < 1 s)"
     )

@@ -95,7 +95,7 @@ def main():
             run = Path(args.runs) / name
             run.mkdir(parents=True, exist_ok=True)
             config = resolve_config(args.data, preset_name="cpu", model=model, context=context)
-            config = dataclasses.replace(config, steps=10**7, **fields)
+            config = config.replace(steps=10**7, **fields)
             (run / "wanted.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
             train = command(
                 "train", args.data, "--config", run / "wanted.json", "-o", run,

@@ -12,7 +12,7 @@ Inputs, written to a temporary folder as mesh files:
 - constructions with their inside known (``sdfkit.geometry.constructions``): containers of
   single-sided sheets (air inside: cups, drawers, a lidless box of five separate sheets, a lamp
   shade and a pipe open at both ends), near-closed bodies (gapped sheet boxes, holed balls:
-  solid), panels over a floor, closed boxes touching along an edge, a face or part of one, a
+  solid), panels over a floor, closed boxes touching along an edge, a face or part of one, a pin flush in its bore, a
   bored block with one sliver face, an open spout pushed into a ball, a soup of 100 loose
   triangles, and the real soup.stl of tests/data/meshes;
 - the real meshes of ``benchmarks/data/meshes`` and teapot.stl and suzanne.ply of
@@ -128,6 +128,7 @@ def _constructions(folder: Path, cases: dict) -> None:
         "boxes edge to edge": "touching",
         "boxes face to face": "touching",
         "box on a box": "touching",
+        "pin flush in its bore": "touching",
         "bored block, one sliver": "sliver",
         "spout into a ball": "junction",
     }

@@ -111,7 +111,7 @@ def main():
     print(f"MetaSDF outer step, 32 tasks x 1024 points, 5 inner steps, {torch.get_num_threads()} threads, {device}")
     print(f"{'order':<8}{'per-task loop s':>16}{'batched, 32 s':>15}{'batched, 8+8+8+8 s':>20}{'best speed-up':>15}")
     for first_order in (False, True):
-        model = MetaSDF(steps=5, first_order=first_order).to(device)
+        model = MetaSDF(inner_steps=5, first_order=first_order).to(device)
         loop = time_step(model, batch, loop_loss, max(1, args.repeats - 2))
         whole = time_step(model, batch, lambda m, b: m.loss(b), args.repeats)
         micro = time_step(model, batch, lambda m, b: accumulate_gradients(m, b, 8), args.repeats)
@@ -122,7 +122,7 @@ def main():
     print(f"first-order step's large matrix products alone (8+8+8+8, nothing else): {floor:.2f} s")
 
     one = {k: v[:1] for k, v in batch.items()}
-    model = MetaSDF(steps=5).to(device).eval()
+    model = MetaSDF(inner_steps=5).to(device).eval()
     with torch.no_grad():
         model.reconstruct(one)
         start = time.perf_counter()

@@ -217,7 +217,7 @@ def train_command(
         return
     target = training.resolve_device(device)
     main_process = training.main_process()  # under torchrun, only rank 0 talks
-    bar, progress = step_bar(f"train {config.model}/{config.context}", config.steps, time_limit, main_process)
+    bar, progress = step_bar(f"train {config.model}/{config.context}", config.optimizer.steps, time_limit, main_process)
     result = training.train(
         data, run_dir, config, device=target, resume=resume, time_limit=time_limit, progress=progress
     )
@@ -492,10 +492,11 @@ def print_config(config) -> None:
     from metasdf.config import SECTIONS
 
     width = max(len(name) for names in SECTIONS.values() for name in names)
+    settings = config.settings()
     for section, names in SECTIONS.items():
         click.echo(f"[{section}]")
         for name in names:
-            value = getattr(config, name)
+            value = settings[name]
             click.echo(f"  {name:<{width}}  {value!r}" if isinstance(value, str) else f"  {name:<{width}}  {value}")
 
 

@@ -57,7 +57,7 @@ class Shapes2D:
             self,
             index,
             context=config.context,
-            context_points=config.context_points,
+            context_points=config.tasks.context_points,
             generator=generator,
             device=device,
         )

@@ -55,7 +55,7 @@ def _full_grid_batch(shapes, index, config, generator, device, context="sdfkit")
             shapes,
             index,
             context=config.context,
-            context_points=config.context_points,
+            context_points=config.tasks.context_points,
             generator=generator,
             device=device,
         )
@@ -108,7 +108,7 @@ def evaluate(
             split=split,
             limit=limit,
             device=device,
-            resolution=resolution if resolution is not None else config.mesh_resolution,
+            resolution=resolution if resolution is not None else config.evaluation.mesh_resolution,
             seed=seed,
             figures=figures,
             context=context,
@@ -121,7 +121,7 @@ def evaluate(
     if context not in EVAL_CONTEXTS:
         raise InputError(f"unknown evaluation context {context!r}; choose {' or '.join(EVAL_CONTEXTS)}")
     truth = load_shapes(store, split, limit=limit)  # sdfkit's frame: the ground truth of both metrics
-    shapes = to_frame(truth, config.frame)  # what the model sees
+    shapes = to_frame(truth, config.tasks.frame)  # what the model sees
     r = truth.resolution
     reference_truth = frame_values(truth.grids, r, "reference")
     train = load_shapes(store, config.split, limit=config.limit)
@@ -154,7 +154,7 @@ def _result_2d(config, state, truth, reference_truth, mean_shape, scores, second
         "context": config.context,
         "context_points": int(first_batch[0]["context_x"].shape[1]),
         "evaluation_context": context,
-        "frame": config.frame,
+        "frame": config.tasks.frame,
         "split": split,
         "shapes": shapes_count,
         "trained_steps": int(state["step"]),
@@ -196,7 +196,7 @@ def _score_all(model, config, shapes, truth, reference_truth, generator, device,
         seconds += time.perf_counter() - tic
         prediction = prediction[..., 0].cpu()
         # the prediction in units of an image spanning 2 (sdfkit's) and spanning 1 (the reference's)
-        span2 = prediction if config.frame == "sdfkit" else 2 * prediction
+        span2 = prediction if config.tasks.frame == "sdfkit" else 2 * prediction
         l1.append((span2 - truth.grids[index]).abs().mean(dim=1))
         mse_reference.append((span2 / 2 - reference_truth[index]).pow(2).mean(dim=1))
         mse_sdfkit.append((span2 / 2 - truth.grids[index] / 2).pow(2).mean(dim=1))
@@ -216,10 +216,10 @@ def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
     batch, prediction = first_batch
     r = int(round(shapes.coords.shape[0] ** 0.5))
     c = cell_centres(r)
-    scale = 1.0 if config.frame == "sdfkit" else 2.0  # drawn in sdfkit's units and frame
+    scale = 1.0 if config.tasks.frame == "sdfkit" else 2.0  # drawn in sdfkit's units and frame
     raw = batch  # what the model sees
     batch = dict(raw, target_y=raw["target_y"] * scale)
-    if config.frame == "reference":
+    if config.tasks.frame == "reference":
         batch["context_x"] = ((raw["context_x"] + 0.5 / r) * 2).flip(-1)
     prediction = prediction * scale
     count = min(8, len(prediction))
@@ -243,7 +243,7 @@ def _figures(stem: Path, model, config, first_batch, shapes) -> list[str]:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(
-        f"{config.model}, {config.context} context ({config.context_points} points): truth (top, prediction's zero level in orange), reconstruction (bottom)",
+        f"{config.model}, {config.context} context ({config.tasks.context_points} points): truth (top, prediction's zero level in orange), reconstruction (bottom)",
         fontsize=8,
     )
     fig.tight_layout()

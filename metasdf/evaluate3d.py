@@ -174,7 +174,7 @@ def evaluate_3d(
         raise InputError(f"unknown evaluation context {context!r}; choose sdfkit or reference")
     run_dir = Path(run_dir)
     shapes = load_shapes_3d(store, split, limit=limit, samples=samples)
-    count = config.context_points if context == "sdfkit" else REFERENCE_CONTEXT_POINTS[config.context]
+    count = config.tasks.context_points if context == "sdfkit" else REFERENCE_CONTEXT_POINTS[config.context]
     # DeepSDF's own protocol for its auto-decoder: all of a shape's samples, drawn from afresh
     deepsdf_reference = context == "reference" and config.model == "deepsdf" and config.context == "dense"
     if deepsdf_reference and model.test_samples is None:
@@ -271,7 +271,7 @@ def _figures(stem: Path, model, config, shapes, meshes, store, device) -> list[s
             shapes,
             torch.arange(count),
             context=config.context,
-            context_points=config.context_points,
+            context_points=config.tasks.context_points,
             target_points=1,
             generator=generator,
             device=device,

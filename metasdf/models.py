@@ -87,13 +87,13 @@ def layer_shapes(inp: int, hidden: int, depth: int, out: int = 1) -> list[tuple[
 class MetaSDF(nn.Module):
     """Gradient-based meta-learning of SDFs (Sitzmann et al. 2020) with Meta-SGD learning rates.
 
-    The inner loop specializes a copy of the weights per task with ``steps`` gradient steps of the
-    ``inner`` loss (``l2``: mean squared error, or ``l1``) on the context; learning rates are
+    The inner loop specializes a copy of the weights per task with ``inner_steps`` gradient steps
+    of the ``inner_loss`` (``l2``: mean squared error, or ``l1``) on the context; learning rates are
     learned per parameter and per step (``per-param``), per step (``per-step``) or one for all
     (``global``), clamped non-negative (``clamp_lr``; the reference code does not clamp). All
     tasks of a meta-batch run at once with per-task weights (batched matmuls): one
     ``autograd.grad`` of the summed task losses gives every task its own gradient. The outer loss
-    is ``outer`` (``l1``, or ``l2``: the reference code's mean squared error). At test time the
+    is ``outer_loss`` (``l1``, or ``l2``: the reference code's mean squared error). At test time the
     inner loop may run longer than in training (``test_steps``): the extra steps reuse the last
     step's learned learning rates, or the whole loop takes the fixed rate ``extra_step_lr`` (the
     reference's 1e-2, :meth:`step_lr`).
@@ -104,25 +104,27 @@ class MetaSDF(nn.Module):
         *,
         hidden=256,
         depth=3,
-        steps=5,
-        lr_init=0.1,
+        inner_steps=5,
+        inner_lr=0.1,
         lr_type="per-param",
         init="sal",
         first_order=False,
         dim=2,
         outputs=1,
-        inner="l2",
-        outer="l1",
+        inner_loss="l2",
+        outer_loss="l1",
         test_steps=None,
         clamp_lr=True,
         extra_step_lr=None,
     ):
         super().__init__()
-        for name, value in (("inner", inner), ("outer", outer)):
+        for name, value in (("inner", inner_loss), ("outer", outer_loss)):
             if value not in POINT_LOSSES:
                 raise InputError(f"unknown {name} loss {value!r}; choose {' or '.join(POINT_LOSSES)}")
-        self.steps, self.first_order, self.lr_type, self.inner = steps, first_order, lr_type, inner
-        self.outer, self.test_steps, self.clamp_lr, self.extra_step_lr = outer, test_steps, clamp_lr, extra_step_lr
+        steps, lr_init = inner_steps, inner_lr
+        self.steps, self.first_order, self.lr_type, self.inner = steps, first_order, lr_type, inner_loss
+        self.outer, self.test_steps, self.clamp_lr = outer_loss, test_steps, clamp_lr
+        self.extra_step_lr = extra_step_lr
         self.weights = nn.ParameterList(init_layers(layer_shapes(dim, hidden, depth, outputs), init))
         if lr_type == "per-param":
             lrs = [torch.full((steps, *w.shape), lr_init) for w in self.weights]
@@ -223,10 +225,21 @@ class _ConcatDecoder(nn.Module):
         return h
 
 
+CODE_REGS_2D = {"sdfkit": (1e-4, False), "reference": (1.0, True)}
+"""The 2D auto-decoders' code regularizers: (weight, over the mean of the squared entries rather
+than their sum)."""
+
+
 class AutoDecoder(nn.Module):
     """DeepSDF-style auto-decoder with concatenation: one latent code per training shape,
-    optimized jointly with the decoder; at test time only the code is optimized on the context,
-    with the training loss (``outer``) and the same regularizer."""
+    optimized jointly with the decoder; at test time only the code is optimized on the context
+    (``test_iters`` Adam steps at ``fit_lr``), with the training loss (``outer_loss``) and the same
+    regularizer.
+
+    code_reg : ``sdfkit`` (1e-4 x the squared norm of each code) or ``reference`` (the MetaSDF
+        reference's 1 x the mean of its squared entries)
+    code_init_std : the codes' initial spread; None: 1 / sqrt(latent)
+    """
 
     def __init__(
         self,
@@ -236,23 +249,28 @@ class AutoDecoder(nn.Module):
         hidden=256,
         depth=3,
         init="sal",
-        reg=1e-4,
+        code_reg="sdfkit",
         test_iters=800,
-        test_lr=1e-2,
-        outer="l1",
-        code_std=0.01,
-        reg_mean=False,
+        fit_lr=1e-2,
+        outer_loss="l1",
+        code_init_std=0.01,
         latent_in=(),
     ):
         super().__init__()
-        self._codes(shapes, latent, code_std, reg, reg_mean, test_iters, test_lr, outer)
+        self._codes(shapes, latent, code_init_std, code_reg, test_iters, fit_lr, outer_loss)
         self.decoder = _ConcatDecoder(latent, hidden, depth, init, latent_in=latent_in)
 
-    def _codes(self, shapes, latent, code_std, reg, reg_mean, test_iters, test_lr, outer):
-        """The codes, drawn with std ``code_std``, and what the fit of one needs."""
+    def _codes(self, shapes, latent, code_init_std, code_reg, test_iters, fit_lr, outer_loss):
+        """The codes, drawn with std ``code_init_std``, and what the fit of one needs."""
+        if code_reg not in CODE_REGS_2D:
+            raise InputError(
+                f"code_reg {code_reg!r}: 2D auto-decoders take {' or '.join(CODE_REGS_2D)} "
+                "(deepsdf is DeepSDF's 3D regularizer)"
+            )
         self.codes = nn.Embedding(shapes, latent)
-        nn.init.normal_(self.codes.weight, std=code_std)
-        self.reg, self.reg_mean, self.test_iters, self.test_lr, self.outer = reg, reg_mean, test_iters, test_lr, outer
+        nn.init.normal_(self.codes.weight, std=code_init_std if code_init_std is not None else latent**-0.5)
+        self.reg, self.reg_mean = CODE_REGS_2D[code_reg]
+        self.test_iters, self.test_lr, self.outer = test_iters, fit_lr, outer_loss
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
         """The code regularizer per task (B,): ``reg`` times the squared norm of each code, or
@@ -303,17 +321,16 @@ class HyperAutoDecoder(AutoDecoder):
         hidden=128,
         depth=3,
         init="sal",
-        reg=1e-4,
+        code_reg="sdfkit",
         test_iters=800,
-        test_lr=1e-2,
-        outer="l1",
-        code_std=0.01,
-        reg_mean=False,
+        fit_lr=1e-2,
+        outer_loss="l1",
+        code_init_std=0.01,
         hyper_layers=1,
         hyper_hidden=256,
     ):
         nn.Module.__init__(self)
-        self._codes(shapes, latent, code_std, reg, reg_mean, test_iters, test_lr, outer)
+        self._codes(shapes, latent, code_init_std, code_reg, test_iters, fit_lr, outer_loss)
         shapes_ = layer_shapes(2, hidden, depth)
         if hyper_layers == 1:  # sdfkit: one linear head per tensor, added to learned base weights
             self.base = nn.ParameterList(init_layers(shapes_, init))
@@ -362,9 +379,9 @@ class ConditionalNP(nn.Module):
     layers, mean pooling; the paper: 4, and 9) turns the context into a code, a concatenation
     decoder maps [x, code] to the SDF. One forward pass at test time."""
 
-    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal", outer="l1", encoder_layers=3):
+    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal", outer_loss="l1", encoder_layers=3):
         super().__init__()
-        self.outer = outer
+        self.outer = outer_loss
         dims = [3] + [hidden] * (encoder_layers - 1) + [latent]
         modules: list[nn.Module] = []
         for k in range(encoder_layers):

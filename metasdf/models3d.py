@@ -76,8 +76,9 @@ class MetaSDF3D(MetaSDF):
     """MetaSDF for shapes: two output heads and the composite loss (or clamped l1).
 
     loss : ``composite`` (two heads) or ``l1`` (one output, DeepSDF's clamped l1 in both loops)
-    inner : the inner loop's distance error, ``l1`` (the paper's) or ``l2`` (squared; with
+    inner_loss : the inner loop's distance error, ``l1`` (the paper's) or ``l2`` (squared; with
         ``loss="l1"``: the clamped error squared). The outer loop always uses l1.
+    distance_term : the composite loss's distance error, ``unsigned`` or ``signed``
     """
 
     def __init__(
@@ -87,21 +88,21 @@ class MetaSDF3D(MetaSDF):
         depth=8,
         loss="composite",
         clamp=0.1,
-        inner="l1",
-        distance="unsigned",
+        inner_loss="l1",
+        distance_term="unsigned",
         sigma="log",
         **kwargs,
     ):
         if loss not in ("composite", "l1"):
             raise InputError(f"unknown loss {loss!r}; choose composite or l1")
-        if distance not in ("unsigned", "signed"):
-            raise InputError(f"unknown distance term {distance!r}; choose unsigned or signed")
+        if distance_term not in ("unsigned", "signed"):
+            raise InputError(f"unknown distance term {distance_term!r}; choose unsigned or signed")
         if sigma not in SIGMAS:
             raise InputError(f"unknown sigma parameter {sigma!r}; choose {' or '.join(SIGMAS)}")
         super().__init__(
-            hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, inner=inner, **kwargs
+            hidden=hidden, depth=depth, dim=3, outputs=2 if loss == "composite" else 1, inner_loss=inner_loss, **kwargs
         )
-        self.kind, self.clamp, self.distance, self.sigma = loss, clamp, distance, sigma
+        self.kind, self.clamp, self.distance, self.sigma = loss, clamp, distance_term, sigma
         # sigma of (sign, distance), for the inner and the outer loop, learned in the outer loop: as
         # log sigma (sdfkit) or sigma itself from 1 (the reference's nn.Parameter(torch.ones(2)))
         if sigma == "log":
@@ -189,8 +190,10 @@ class DeepSDF(nn.Module):
     time the code alone is fitted to the context with Adam (DeepSDF: 800 iterations, lr 5e-3,
     divided by 10 at 400, 8,000 fresh samples per iteration), with the training loss.
 
-    loss : ``clamped-l1`` (DeepSDF's) or ``composite`` (two outputs, a sign logit and a distance,
-        Kendall-weighted as :func:`composite_loss` with the ``distance`` term: the paper's Table 2)
+    deepsdf_loss : ``clamped-l1`` (DeepSDF's) or ``composite`` (two outputs, a sign logit and a
+        distance, Kendall-weighted as :func:`composite_loss` with the ``distance_term``: the paper's
+        Table 2)
+    clamp : the clamped l1's bound (None: DeepSDF's 0.1)
 
     code_reg : ``sdfkit`` (``reg`` x squared norm, batch mean; the same at test time) or
         ``deepsdf`` (train_deep_sdf.py: ``reg`` x min(1, epoch / ``code_reg_warmup``) x the sum of
@@ -219,9 +222,11 @@ class DeepSDF(nn.Module):
         code_bound=None,
         code_reg="sdfkit",
         code_reg_warmup=100,
-        loss="clamped-l1",
-        distance="signed",
+        deepsdf_loss="clamped-l1",
+        distance_term="signed",
     ):
+        loss, distance = deepsdf_loss, distance_term
+        clamp = 0.1 if clamp is None else clamp
         super().__init__()
         if code_reg not in ("sdfkit", "deepsdf"):
             raise InputError(f"unknown code regularizer {code_reg!r}; choose sdfkit or deepsdf")
@@ -366,6 +371,7 @@ class PointNetSDF(nn.Module):
 
     def __init__(self, *, latent=256, hidden=512, depth=8, encoder_hidden=128, clamp=0.1):
         super().__init__()
+        clamp = 0.1 if not clamp else clamp  # None: DeepSDF's 0.1
         self.encoder = ResnetPointNet(latent, encoder_hidden)
         layers, width = [], latent + 3
         for _ in range(depth):

@@ -285,9 +285,9 @@ def _context(run_dir, config, points, samples, seed: int):
         offset, scale = cloud_normalization(cloud)
         normalized = torch.tensor((cloud + offset) * scale, dtype=torch.float32)
         pick = torch.randperm(len(normalized), generator=generator)
-        if len(pick) < config.context_points:
-            pick = pick[torch.randint(0, len(pick), (config.context_points,), generator=generator)]
-        context_x = normalized[pick[: config.context_points]]
+        if len(pick) < config.tasks.context_points:
+            pick = pick[torch.randint(0, len(pick), (config.tasks.context_points,), generator=generator)]
+        context_x = normalized[pick[: config.tasks.context_points]]
         return context_x, torch.zeros(len(context_x)), offset, scale
     if config.context != "dense":
         raise InputError(f"{run_dir}: trained with level-set context; give --points, or use a dense run")
@@ -296,7 +296,7 @@ def _context(run_dir, config, points, samples, seed: int):
     order = torch.randperm(len(xyz), generator=generator)
     x = torch.tensor((xyz + offset) * scale, dtype=torch.float32)[order]
     y = torch.tensor(sdf * scale, dtype=torch.float32)[order]
-    context_x, context_y = balanced_context(x, y, config.context_points, generator)
+    context_x, context_y = balanced_context(x, y, config.tasks.context_points, generator)
     return context_x, context_y, offset, scale
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import io
 import json
 import math
@@ -18,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "config_from_json",
     "load_tasks",
     "build_model",
+    "keywords",
     "resolve_device",
     "train",
     "load_run",
@@ -74,7 +76,7 @@ def load_tasks(store, config: TrainConfig):
         )
     if kind == "shapenet":
         return load_shapes_3d(store, config.split, limit=config.limit)
-    return load_shapes(store, config.split, limit=config.limit, frame=config.frame)
+    return load_shapes(store, config.split, limit=config.limit, frame=config.tasks.frame)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,109 +90,46 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _inner_loop(config: TrainConfig) -> dict:
-    """MetaSDF's network and inner loop from the config's ``network`` and ``metasdf`` sections
-    (:data:`metasdf.config.SECTIONS`), as the 2D and 3D models take them."""
-    return {
-        "hidden": config.hidden,
-        "depth": config.depth,
-        "init": config.init,
-        "steps": config.inner_steps,
-        "lr_init": config.inner_lr,
-        "lr_type": config.lr_type,
-        "first_order": config.first_order,
-        "inner": config.inner_loss,
-        "test_steps": config.test_steps,
-        "clamp_lr": config.clamp_lr,
-        "extra_step_lr": config.extra_step_lr,
-    }
-
-
 def build_model(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
-    if config.data_kind == "shapenet":
-        return _build_3d(config, n_shapes)
-    if config.model not in MODELS:
-        raise InputError(f"unknown model {config.model!r}; choose {', '.join(MODELS)}")
-    if config.model == "metasdf":
-        return MODELS["metasdf"](**_inner_loop(config), outer=config.outer_loss)
-    if config.model in ("autodecoder", "hypernet"):
-        if config.code_reg == "deepsdf":
-            raise InputError(
-                "config: code_reg deepsdf is DeepSDF's 3D regularizer; 2D auto-decoders take sdfkit or reference"
-            )
-        reference = config.code_reg == "reference"
-        extra = {"hyper_layers": config.hyper_layers} if config.model == "hypernet" else {"latent_in": config.latent_in}
-        return MODELS[config.model](
-            shapes=n_shapes,
-            latent=config.latent,
-            hidden=config.hidden,
-            depth=config.depth,
-            init=config.init,
-            test_iters=config.test_iters,
-            outer=config.outer_loss,
-            code_std=config.code_init_std if config.code_init_std is not None else config.latent**-0.5,
-            reg=1.0 if reference else 1e-4,
-            reg_mean=reference,
-            **extra,
-        )
-    return MODELS["cnp"](
-        latent=config.latent,
-        hidden=config.hidden,
-        depth=config.depth,
-        init=config.init,
-        outer=config.outer_loss,
-        encoder_layers=config.encoder_layers,
-    )
+    """The config's model, for ``n_shapes`` training shapes: each keyword its constructor takes
+    that names a config setting gets the config's value (the constructors' keywords are the
+    settings' names, docs/training.md), ``shapes`` the count of shapes."""
+    models = MODELS_3D if config.data_kind == "shapenet" else MODELS
+    if config.model not in models:
+        raise InputError(f"unknown model {config.model!r}; choose {', '.join(models)}")
+    cls = models[config.model]
+    settings = config.settings()
+    given = {name: settings[name] for name in keywords(cls) if name in settings}
+    if "shapes" in keywords(cls):
+        given["shapes"] = n_shapes
+    return cls(**given)
 
 
-def _build_3d(config: TrainConfig, n_shapes: int) -> torch.nn.Module:
-
-    if config.model not in MODELS_3D:
-        raise InputError(f"unknown 3D model {config.model!r}; choose {', '.join(MODELS_3D)}")
-    if config.model == "metasdf":
-        return MODELS_3D["metasdf"](
-            **_inner_loop(config),
-            loss=config.loss,
-            distance=config.distance_term,
-            clamp=config.clamp,
-            sigma=config.sigma,
-        )
-    if config.model == "deepsdf":
-        return MODELS_3D["deepsdf"](
-            shapes=n_shapes,
-            latent=config.latent,
-            hidden=config.hidden,
-            depth=config.depth,
-            dropout=config.dropout,
-            clamp=config.clamp if config.clamp is not None else 0.1,
-            test_iters=config.test_iters,
-            test_lr=config.test_lr,
-            test_lr_drop=config.test_lr_drop,
-            test_samples=config.test_samples,
-            code_init_std=config.code_init_std,
-            code_bound=config.code_bound,
-            code_reg=config.code_reg,
-            code_reg_warmup=config.code_reg_warmup,
-            loss=config.deepsdf_loss,
-            distance=config.distance_term,
-        )
-    return MODELS_3D["pointnet"](
-        latent=config.latent, hidden=config.hidden, depth=config.depth, clamp=config.clamp if config.clamp else 0.1
-    )
+def keywords(cls) -> set[str]:
+    """The keyword parameters of a class's constructor, through those it passes on (``**kwargs``)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam over the model's parameters; the latent codes in a group of their own at ``code_lr``
     when the config sets one (DeepSDF). Each group keeps its rate at step 0 as ``base_lr``."""
     codes = getattr(model, "codes", None)
-    if config.code_lr is None or codes is None:
-        groups = [{"params": list(model.parameters()), "base_lr": config.lr}]
+    if config.codes.code_lr is None or codes is None:
+        groups = [{"params": list(model.parameters()), "base_lr": config.optimizer.lr}]
     else:
         code_ids = {id(p) for p in codes.parameters()}
         rest = [p for p in model.parameters() if id(p) not in code_ids]
         groups = [
-            {"params": rest, "base_lr": config.lr},
-            {"params": list(codes.parameters()), "base_lr": config.code_lr},
+            {"params": rest, "base_lr": config.optimizer.lr},
+            {"params": list(codes.parameters()), "base_lr": config.codes.code_lr},
         ]
     return torch.optim.Adam([{**g, "lr": g["base_lr"]} for g in groups])
 
@@ -246,9 +185,9 @@ def steps_at_test_time(config: TrainConfig) -> int | None:
     """Gradient steps a model takes on a new shape's context: MetaSDF's inner-loop steps, the
     auto-decoders' latent iterations; None for the encoders (one forward pass)."""
     if config.model == "metasdf":
-        return config.inner_steps if config.test_steps is None else config.test_steps
+        return config.metasdf.inner_steps if config.metasdf.test_steps is None else config.metasdf.test_steps
     if config.model in ("autodecoder", "hypernet", "deepsdf"):
-        return config.test_iters
+        return config.codes.test_iters
     return None
 
 
@@ -270,9 +209,9 @@ def load_run(
         if test_steps < 1:
             raise InputError(f"--test-steps {test_steps}: give at least 1")
         if config.model == "metasdf":
-            config = replace(config, test_steps=test_steps)
+            config = config.replace(test_steps=test_steps)
         elif steps_at_test_time(config) is not None:
-            config = replace(config, test_iters=test_steps)
+            config = config.replace(test_iters=test_steps)
         else:
             raise InputError(
                 f"{run_dir}: a {config.model} run encodes the context in one pass and takes no test-time steps; "
@@ -281,7 +220,7 @@ def load_run(
     if extra_step_lr is not None:
         if config.model != "metasdf":
             raise InputError(f"{run_dir}: a {config.model} run has no inner loop; drop --extra-step-lr")
-        config = replace(config, extra_step_lr=extra_step_lr)
+        config = config.replace(extra_step_lr=extra_step_lr)
     state = load_checkpoint(run_dir / "checkpoint.pt", model_name=config.model)
     n_shapes = state["model_state"]["codes.weight"].shape[0] if "codes.weight" in state["model_state"] else 0
     model = build_model(config, n_shapes)
@@ -339,7 +278,7 @@ def train(
     start, last, stopped, loss_value = time.perf_counter(), time.perf_counter(), "done", math.nan
     interrupted, previous = _catch_interrupt(dist_info)
     try:
-        while step < config.steps:
+        while step < config.optimizer.steps:
             if interrupted.is_set():
                 stopped = "interrupted"
                 break
@@ -350,15 +289,19 @@ def train(
             rate = 1.0 / max(now - last, 1e-9)
             last = now
             if progress and main:
-                progress(step, config.steps, loss_value, rate)
-            if main and (step % config.log_every == 0 or step == config.steps):
+                progress(step, config.optimizer.steps, loss_value, rate)
+            if main and (step % config.log_every == 0 or step == config.optimizer.steps):
                 writer.writerow([step, f"{loss_value:.6g}", f"{elapsed + now - start:.2f}", f"{rate:.3f}"])
                 metrics.flush()
                 if board is not None:
                     board.add_scalar("loss", loss_value, step)
             if step % config.checkpoint_every == 0:
                 save()
-            if time_limit is not None and _agree(now - start >= time_limit * 60, dist_info) and step < config.steps:
+            if (
+                time_limit is not None
+                and _agree(now - start >= time_limit * 60, dist_info)
+                and step < config.optimizer.steps
+            ):
                 stopped = "time-limit"
                 break
     except KeyboardInterrupt:
@@ -371,7 +314,7 @@ def train(
             metrics.close()
         if board is not None:
             board.close()
-    return {"step": step, "steps": config.steps, "loss": loss_value, "stopped": stopped}
+    return {"step": step, "steps": config.optimizer.steps, "loss": loss_value, "stopped": stopped}
 
 
 def _generator_states(generator, dist_info) -> list:
@@ -397,12 +340,12 @@ def _parallel(model, device):
 def _fitted(config: TrainConfig, shapes, store) -> TrainConfig:
     """The config with a length in epochs turned into steps of this split and batch; an input error
     for a dense context that leaves a grid no target cells."""
-    if config.epochs is not None:
-        config = replace(config, steps=steps_for_epochs(config, len(shapes)))
+    if config.optimizer.epochs is not None:
+        config = config.replace(steps=steps_for_epochs(config, len(shapes)))
     cells = getattr(shapes, "coords", None)
-    if config.context == "dense" and cells is not None and config.context_points >= len(cells):
+    if config.context == "dense" and cells is not None and config.tasks.context_points >= len(cells):
         raise InputError(
-            f"{store}: {config.context_points} context points of a {len(cells)}-cell grid leave no target cells; "
+            f"{store}: {config.tasks.context_points} context points of a {len(cells)}-cell grid leave no target cells; "
             f"give a config with fewer context points, or a store of a finer --resolution"
         )
     return config
@@ -412,7 +355,9 @@ def _restore(run_dir: Path, config: TrainConfig, model, optimizer, generator, di
     """Load a run's checkpoint into the model, the optimizer and this process's task generator;
     returns its step. The run's config must be the one given, but for its length."""
     saved = config_from_json(run_dir / "config.json") if (run_dir / "config.json").exists() else None
-    if saved is not None and replace(saved, steps=config.steps) != replace(config, steps=config.steps):
+    if saved is not None and saved.replace(steps=config.optimizer.steps) != config.replace(
+        steps=config.optimizer.steps
+    ):
         raise InputError(
             f"{run_dir}: was trained with another config; --resume needs the same one (see its config.json)"
         )
@@ -447,19 +392,19 @@ def _open_run(run_dir: Path, store, config: TrainConfig, step: int, resume: bool
 def _outer_step(trained, model, optimizer, shapes, config: TrainConfig, generator, device, step: int):
     """One outer step: a batch of tasks drawn with ``generator``, the rate of ``step``, gradients
     (accumulated over micro-batches), clipping, the update. Returns the loss."""
-    index = torch.randint(0, len(shapes), (min(config.batch_size, len(shapes)),), generator=generator)
+    index = torch.randint(0, len(shapes), (min(config.optimizer.batch_size, len(shapes)),), generator=generator)
     batch = shapes.batch(index, config, generator, device)
     # the epoch (fractional) each task is drawn in: DeepSDF's regularizer ramps up with it
     batch["epoch"] = torch.full((len(index),), epoch_of(config, step, len(shapes)), device=device)
     optimizer.zero_grad(set_to_none=True)
-    factor = learning_rate(config, step, len(shapes)) / config.lr
+    factor = learning_rate(config, step, len(shapes)) / config.optimizer.lr
     for group in optimizer.param_groups:
-        group["lr"] = group.get("base_lr", config.lr) * factor
-    loss = accumulate_gradients(trained, batch, config.micro_batch)
-    if config.clip_grad:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-    if config.clip_grad_value:
-        torch.nn.utils.clip_grad_value_(model.parameters(), config.clip_grad_value)
+        group["lr"] = group.get("base_lr", config.optimizer.lr) * factor
+    loss = accumulate_gradients(trained, batch, config.optimizer.micro_batch)
+    if config.optimizer.clip_grad:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.clip_grad)
+    if config.optimizer.clip_grad_value:
+        torch.nn.utils.clip_grad_value_(model.parameters(), config.optimizer.clip_grad_value)
     optimizer.step()
     return loss
 
@@ -475,27 +420,33 @@ def _metrics_until(path: Path, step: int) -> list[list[str]]:
 
 
 def steps_for_epochs(config: TrainConfig, shapes: int) -> int:
-    """Outer steps of ``config.epochs`` epochs over a split of ``shapes`` (the inverse of
+    """Outer steps of ``config.optimizer.epochs`` epochs over a split of ``shapes`` (the inverse of
     :func:`epoch_of`, rounded up)."""
-    return max(1, math.ceil(config.epochs * max(shapes, 1) / min(config.batch_size, max(shapes, 1))))
+    return max(
+        1, math.ceil(config.optimizer.epochs * max(shapes, 1) / min(config.optimizer.batch_size, max(shapes, 1)))
+    )
 
 
 def epoch_of(config: TrainConfig, step: int, shapes: int) -> float:
     """Epochs done before step ``step``: an epoch is as many tasks as the split has ``shapes``."""
-    return step * min(config.batch_size, shapes) / max(shapes, 1)
+    return step * min(config.optimizer.batch_size, shapes) / max(shapes, 1)
 
 
 def learning_rate(config: TrainConfig, step: int, shapes: int = 1) -> float:
     """The outer learning rate of step ``step`` (counted from 0) under the config's schedule;
     ``shapes`` (the split's size) sets the length of an epoch for the ``step`` schedule."""
-    if config.lr_schedule == "constant":
-        return config.lr
-    if config.lr_schedule == "cosine":
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
-    if config.lr_schedule == "step":
-        decays = int(epoch_of(config, step, shapes) // config.lr_step_epochs)
-        return config.lr * config.lr_step_factor**decays
-    raise InputError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant, cosine or step")
+    if config.optimizer.lr_schedule == "constant":
+        return config.optimizer.lr
+    if config.optimizer.lr_schedule == "cosine":
+        return (
+            config.optimizer.lr
+            * 0.5
+            * (1.0 + math.cos(math.pi * min(step, config.optimizer.steps) / config.optimizer.steps))
+        )
+    if config.optimizer.lr_schedule == "step":
+        decays = int(epoch_of(config, step, shapes) // config.optimizer.lr_step_epochs)
+        return config.optimizer.lr * config.optimizer.lr_step_factor**decays
+    raise InputError(f"unknown lr_schedule {config.optimizer.lr_schedule!r}; choose constant, cosine or step")
 
 
 def accumulate_gradients(model, batch, micro_batch: int | None) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ import torch
 from scipy import ndimage
 from test_cli import assert_user_error, sdfkit
 
-from metasdf.config import PRESETS_3D, TrainConfig, preset, resolve_config
+from metasdf.config import PRESETS_3D, TrainConfig, config_from_json, preset, resolve_config
 from metasdf.data import frame_points, frame_values, grid_coordinates, load_shapes, to_frame
 from metasdf.data3d import load_shapes_3d
 from metasdf.evaluate import evaluate
@@ -81,8 +80,8 @@ def test_a_store_in_the_reference_frame_keeps_signs_and_converts_points_like_cel
 
 
 def test_eval_reports_the_reference_metric_computed_by_hand(store, tmp_path):
-    config = dataclasses.replace(
-        preset("cpu", model="metasdf", context="dense"), hidden=16, steps=2, batch_size=4, context_points=64
+    config = preset("cpu", model="metasdf", context="dense").replace(
+        hidden=16, steps=2, batch_size=4, context_points=64
     )
     run = tmp_path / "run"
     train(store, run, config)
@@ -116,8 +115,8 @@ def test_eval_reports_the_reference_metric_computed_by_hand(store, tmp_path):
 
 
 def test_a_model_trained_in_the_reference_frame_is_scored_in_both(store, tmp_path):
-    config = dataclasses.replace(
-        preset("cpu", model="metasdf", context="levelset"), hidden=16, steps=2, batch_size=4, frame="reference"
+    config = preset("cpu", model="metasdf", context="levelset").replace(
+        hidden=16, steps=2, batch_size=4, frame="reference"
     )
     run = tmp_path / "ref"
     train(store, run, config)
@@ -152,7 +151,7 @@ def test_reference_init_starts_positive_with_a_zero_last_bias():
 
 def test_a_loop_longer_than_trained_takes_the_fixed_rate_when_asked():
     torch.manual_seed(0)
-    model = MetaSDF(hidden=8, depth=2, steps=2, lr_init=0.05, extra_step_lr=1e-2, clamp_lr=False)
+    model = MetaSDF(hidden=8, depth=2, inner_steps=2, inner_lr=0.05, extra_step_lr=1e-2, clamp_lr=False)
     with torch.no_grad():
         for lr in model.lrs:
             lr[1] = -0.02  # unclamped: a negative learned rate is used as it is
@@ -192,7 +191,7 @@ def test_signed_distance_term_is_the_references():
 
 
 def test_step_schedule_halves_every_so_many_epochs_and_codes_get_their_rate():
-    config = dataclasses.replace(PRESETS_3D["paper"], model="deepsdf")
+    config = PRESETS_3D["paper"].replace(model="deepsdf")
     shapes = 64  # 2 steps an epoch at 32 scenes a step
     assert learning_rate(config, 0, shapes) == 5e-4
     assert learning_rate(config, 2 * 350 - 1, shapes) == 5e-4
@@ -242,11 +241,12 @@ def test_paper_preset_trains_two_steps_2d(store, tmp_path, model, context):
     run = tmp_path / "run"
     out = sdfkit("train", store, "--preset", "paper", "--model", model, "--context", context, "-o", run, "--steps", "2")
     assert "step 2 of 2" in out.stdout and "loss nan" not in out.stdout
-    saved = json.loads((run / "config.json").read_text())
-    expected = json.loads(json.dumps(dataclasses.asdict(preset("paper", model=model, context=context))))
-    assert saved == dict(expected, steps=2, epochs=None)  # --steps replaces the preset's epochs
-    assert (saved["frame"], saved["outer_loss"], saved["batch_size"]) == ("reference", "l2", 32)
-    assert saved["context_points"] == (1024 if context == "dense" else 512)
+    saved = config_from_json(run / "config.json")
+    expected = preset("paper", model=model, context=context).replace(steps=2, epochs=None)
+    assert saved == expected  # --steps replaces the preset's epochs
+    settings = saved.settings()
+    assert (settings["frame"], settings["outer_loss"], settings["batch_size"]) == ("reference", "l2", 32)
+    assert settings["context_points"] == (1024 if context == "dense" else 512)
     fit = ["--test-steps", "2"] if model in ("autodecoder", "hypernet") else []  # not 800 latent iterations
     report = json.loads(sdfkit("eval", run, store, "--limit", "2", "--no-figures", "--json", *fit).stdout)
     assert report["frame"] == "reference" and report["mse_reference"] > 0
@@ -261,14 +261,14 @@ def test_paper_preset_trains_two_steps_3d(shapes3d, tmp_path, model, context):
     """The 3D paper preset, every field but the sizes of a batch (a step of 32 scenes x 24,000
     samples through a 9 x 512 network with five second-order inner steps is minutes on a CPU)."""
     full = resolve_config(shapes3d, preset_name="paper", model=model, context=context)
-    assert full.epochs == (2001 if model == "deepsdf" else 3000)
-    small = dataclasses.replace(full, batch_size=2, context_points=200, target_points=200, steps=2, epochs=None)
+    assert full.optimizer.epochs == (2001 if model == "deepsdf" else 3000)
+    small = full.replace(batch_size=2, context_points=200, target_points=200, steps=2, epochs=None)
     run = tmp_path / "run"
     result = train(shapes3d, run, small)
     assert result["step"] == 2 and math.isfinite(result["loss"])
-    saved = json.loads((run / "config.json").read_text())
-    expected = json.loads(json.dumps(dataclasses.asdict(full)))
-    assert saved == dict(expected, batch_size=2, context_points=200, target_points=200, steps=2, epochs=None)
+    assert config_from_json(run / "config.json") == full.replace(
+        batch_size=2, context_points=200, target_points=200, steps=2, epochs=None
+    )
     steps = None if model == "pointnet" else 2  # an encoder takes no test-time steps
     report = evaluate(run, shapes3d, split="train", limit=1, resolution=24, figures=False, test_steps=steps)
     assert report["shapes"] == 1
@@ -363,7 +363,7 @@ def test_paper_preset_builds_the_papers_2d_baselines():
     cnp = build_model(preset("paper", model="cnp", context="dense"), 10)
     assert isinstance(cnp, ConditionalNP)
     assert sum(isinstance(m, torch.nn.Linear) for m in cnp.encoder) == 4
-    nine = build_model(dataclasses.replace(preset("paper", model="cnp", context="dense"), encoder_layers=9), 10)
+    nine = build_model(preset("paper", model="cnp", context="dense").replace(encoder_layers=9), 10)
     assert sum(isinstance(m, torch.nn.Linear) for m in nine.encoder) == 9
     assert (
         sum(
@@ -411,7 +411,7 @@ def test_the_auto_decoders_test_time_fit_uses_the_training_loss(monkeypatch):
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
     torch.manual_seed(0)
     for outer in ("l1", "l2"):
-        model = AutoDecoder(shapes=4, latent=8, hidden=16, depth=2, outer=outer, test_iters=1, test_lr=1.0)
+        model = AutoDecoder(shapes=4, latent=8, hidden=16, depth=2, outer_loss=outer, test_iters=1, fit_lr=1.0)
         batch = {
             "context_x": torch.rand(2, 30, 2),
             "context_y": torch.rand(2, 30, 1) - 0.5,
@@ -433,7 +433,7 @@ def test_the_papers_concatenation_auto_decoder_takes_the_code_at_the_input_and_t
     from metasdf.train import build_model
 
     config = preset("paper", model="autodecoder", context="dense")
-    assert config.latent_in == (2,)
+    assert config.codes.latent_in == (2,)
     model = build_model(config, 5)
     weights = list(model.decoder.params)[0::2]
     assert [tuple(w.shape) for w in weights] == [(256, 258), (256, 256), (256, 256 + 258), (1, 256)]
@@ -459,22 +459,22 @@ def test_a_length_in_epochs_becomes_steps_of_the_split(store, tmp_path):
     16) = 5 steps and records them; --steps given alone replaces the preset's epochs."""
     from metasdf.train import steps_for_epochs
 
-    assert preset("paper", model="metasdf", context="dense").epochs == 50
-    assert preset("paper", model="cnp", context="levelset").epochs == 50
-    assert preset("paper", model="autodecoder", context="dense").epochs == 150
-    assert preset("paper", model="hypernet", context="dense").epochs == 150
-    assert preset("paper", model="metasdf", context="dense", kind="shapenet").epochs == 3000
-    assert preset("paper", model="deepsdf", context="dense", kind="shapenet").epochs == 2001
-    assert preset("cpu", model="metasdf", context="dense").epochs is None
-    config = dataclasses.replace(preset("cpu", model="metasdf", context="dense"), epochs=2, batch_size=16)
+    assert preset("paper", model="metasdf", context="dense").optimizer.epochs == 50
+    assert preset("paper", model="cnp", context="levelset").optimizer.epochs == 50
+    assert preset("paper", model="autodecoder", context="dense").optimizer.epochs == 150
+    assert preset("paper", model="hypernet", context="dense").optimizer.epochs == 150
+    assert preset("paper", model="metasdf", context="dense", kind="shapenet").optimizer.epochs == 3000
+    assert preset("paper", model="deepsdf", context="dense", kind="shapenet").optimizer.epochs == 2001
+    assert preset("cpu", model="metasdf", context="dense").optimizer.epochs is None
+    config = preset("cpu", model="metasdf", context="dense").replace(epochs=2, batch_size=16)
     assert steps_for_epochs(config, 40) == 5
     run = tmp_path / "run"
     out = sdfkit("train", store, "--model", "cnp", "--epochs", "2", "-o", run)
     assert "step 5 of 5" in out.stdout
     saved = json.loads((run / "config.json").read_text())
-    assert saved["epochs"] == 2 and saved["steps"] == 5
+    assert saved["optimizer"]["epochs"] == 2 and saved["optimizer"]["steps"] == 5
     resolved = resolve_config(store, preset_name="paper", model="metasdf", steps=7)
-    assert resolved.steps == 7 and resolved.epochs is None
+    assert resolved.optimizer.steps == 7 and resolved.optimizer.epochs is None
 
 
 @pytest.mark.slow
@@ -505,9 +505,9 @@ def test_the_gpu_check_runs_on_a_cpu_with_tiny_sizes():
 def test_the_3d_paper_preset_meshes_at_256():
     """The reference meshes at 256^3 (reconstruction.py): the 3D paper preset's runs do too when
     eval is not given --resolution; the cpu preset stays at 128."""
-    assert preset("paper", model="metasdf", context="dense", kind="shapenet").mesh_resolution == 256
-    assert preset("paper", model="deepsdf", context="dense", kind="shapenet").mesh_resolution == 256
-    assert preset("cpu", model="metasdf", context="dense", kind="shapenet").mesh_resolution == 128
+    assert preset("paper", model="metasdf", context="dense", kind="shapenet").evaluation.mesh_resolution == 256
+    assert preset("paper", model="deepsdf", context="dense", kind="shapenet").evaluation.mesh_resolution == 256
+    assert preset("cpu", model="metasdf", context="dense", kind="shapenet").evaluation.mesh_resolution == 128
 
 
 @pytest.mark.slow
@@ -516,18 +516,18 @@ def test_the_3d_paper_preset_scores_the_context_too(shapes3d):
     (levelset_data.meta_split): the paper preset's batches score 12,000 context samples and
     12,000 others, both halves balanced; the cpu preset scores the separate targets only."""
     config = preset("paper", model="metasdf", context="dense", kind="shapenet")
-    assert config.targets_include_context and config.context_points == config.target_points == 12_000
-    config = replace(config, context_points=64, target_points=96)  # the same draw, small
+    assert config.tasks.targets_include_context and config.tasks.context_points == config.tasks.target_points == 12_000
+    config = config.replace(context_points=64, target_points=96)  # the same draw, small
     shapes = load_shapes_3d(shapes3d, "train")
     batch = shapes.batch(torch.tensor([0, 1]), config, torch.Generator().manual_seed(0))
     assert batch["target_x"].shape == (2, 160, 3)
     torch.testing.assert_close(batch["target_x"][:, :64], batch["context_x"])
     for half in (batch["target_y"][:, :64], batch["target_y"][:, 64:]):
         assert ((half <= 0).sum(1) == half.shape[1] // 2).all()
-    assert not preset("paper", model="deepsdf", context="dense", kind="shapenet").targets_include_context
+    assert not preset("paper", model="deepsdf", context="dense", kind="shapenet").tasks.targets_include_context
     cpu = preset("cpu", model="metasdf", context="dense", kind="shapenet")
-    assert not cpu.targets_include_context
-    assert shapes.batch(torch.tensor([0]), cpu, torch.Generator())["target_x"].shape[1] == cpu.target_points
+    assert not cpu.tasks.targets_include_context
+    assert shapes.batch(torch.tensor([0]), cpu, torch.Generator())["target_x"].shape[1] == cpu.tasks.target_points
 
 
 def test_deepsdf_trains_with_the_composite_loss_under_the_paper_preset(shapes3d):
@@ -538,8 +538,8 @@ def test_deepsdf_trains_with_the_composite_loss_under_the_paper_preset(shapes3d)
     from metasdf.train import build_model
 
     config = resolve_config(shapes3d, preset_name="paper", model="deepsdf", context="dense")
-    assert config.deepsdf_loss == "composite"
-    small = dataclasses.replace(config, hidden=32, depth=4, latent=8, dropout=0.0)
+    assert config.losses.deepsdf_loss == "composite"
+    small = config.replace(hidden=32, depth=4, latent=8, dropout=0.0)
     torch.manual_seed(0)
     model = build_model(small, 3)
     assert model.decoder.out.out_features == 2 and model.log_sigma.shape == (2,)
@@ -559,9 +559,9 @@ def test_deepsdf_trains_with_the_composite_loss_under_the_paper_preset(shapes3d)
     values = field(torch.rand(7, 3))
     assert values.shape == (7, 2) and torch.equal(torch.sign(values[:, 0]) >= 0, values[:, 1] >= 0)
     plain = resolve_config(shapes3d, preset_name="paper", model="deepsdf", context="dense", loss="l1")
-    assert plain.deepsdf_loss == "clamped-l1" and plain.loss == "composite"
-    assert build_model(dataclasses.replace(plain, hidden=32, depth=4), 3).decoder.out.out_features == 1
-    assert preset("cpu", model="deepsdf", context="dense", kind="shapenet").deepsdf_loss == "clamped-l1"
+    assert plain.losses.deepsdf_loss == "clamped-l1" and plain.losses.loss == "composite"
+    assert build_model(plain.replace(hidden=32, depth=4), 3).decoder.out.out_features == 1
+    assert preset("cpu", model="deepsdf", context="dense", kind="shapenet").losses.deepsdf_loss == "clamped-l1"
 
 
 def test_the_3d_paper_preset_learns_the_composite_weights_as_the_reference_does():
@@ -571,8 +571,8 @@ def test_the_3d_paper_preset_learns_the_composite_weights_as_the_reference_does(
     hand, bce / (2 s0^2) + l1 / (2 s1^2) + log(s0 s1)."""
     from metasdf.train import build_model
 
-    config = dataclasses.replace(preset("paper", model="metasdf", context="dense", kind="shapenet"), hidden=16, depth=3)
-    assert config.sigma == "direct"
+    config = preset("paper", model="metasdf", context="dense", kind="shapenet").replace(hidden=16, depth=3)
+    assert config.losses.sigma == "direct"
     model = build_model(config, 1)
     assert torch.equal(model.outer_sigma.detach(), torch.ones(2)) and not hasattr(model, "outer_log_sigma")
     with torch.no_grad():
@@ -620,9 +620,9 @@ def test_the_paper_presets_build_the_papers_metasdf_networks_and_inner_loops():
         assert model.steps == 5 and not model.first_order and not model.clamp_lr, name
         for w, lr in zip(model.weights, model.lrs, strict=True):
             assert lr.shape == (5, *w.shape) and torch.all(lr == rate), name
-    assert preset("paper", model="metasdf", context="dense").lr == 1e-4
+    assert preset("paper", model="metasdf", context="dense").optimizer.lr == 1e-4
     three = preset("paper", model="metasdf", context="dense", kind="shapenet")
-    assert (three.lr, three.clip_grad_value, three.batch_size) == (5e-4, 0.5, 32)
+    assert (three.optimizer.lr, three.optimizer.clip_grad_value, three.optimizer.batch_size) == (5e-4, 0.5, 32)
     assert torch.equal(build_model(three, 10).outer_sigma, torch.ones(2))
 
 
@@ -656,14 +656,14 @@ def test_show_config_prints_the_resolved_settings_and_trains_nothing(store, tmp_
     from metasdf.config import SECTIONS
 
     listed = [name for names in SECTIONS.values() for name in names]
-    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(TrainConfig))
+    assert sorted(listed) == sorted(TrainConfig().settings())
     out = sdfkit(
         "train", store, "--preset", "paper", "--model", "hypernet", "--seed", "3", "-o", tmp_path / "r", "--show-config"
     ).stdout
     shown = dict(line.split(None, 1) for line in out.strip().splitlines() if not line.startswith("["))
-    assert [line for line in out.splitlines() if line.startswith("[")][:2] == ["[run]", "[length and optimizer]"]
-    expected = dataclasses.replace(preset("paper", model="hypernet", context="dense"), seed=3)
-    assert set(shown) == {f.name for f in dataclasses.fields(expected)}
+    assert [line for line in out.splitlines() if line.startswith("[")][:2] == ["[run]", "[optimizer]"]
+    expected = preset("paper", model="hypernet", context="dense").replace(seed=3)
+    assert set(shown) == set(expected.settings())
     assert shown["hyper_layers"] == "3" and shown["seed"] == "3" and shown["model"] == "'hypernet'"
     assert shown["epochs"] == "150" and shown["code_reg"] == "'reference'"
     assert not (tmp_path / "r").exists()

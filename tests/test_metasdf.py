@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from test_cli import assert_user_error, sdfkit
 from torch.nn import functional as F
 
+from metasdf.config import SECTION_OF, SECTION_TYPES, SECTIONS, preset
 from metasdf.data import load_shapes, make_batch
 from metasdf.evaluate import evaluate
-from metasdf.models import MetaSDF
-from metasdf.train import TrainConfig, build_model, config_from_json, learning_rate, load_run, train
+from metasdf.models import MODELS, MetaSDF
+from metasdf.models3d import MODELS_3D
+from metasdf.train import TrainConfig, build_model, config_from_json, keywords, learning_rate, load_run, train
 from sdfkit.errors import FormatError, InputError, SdfkitError
 from sdfkit.sources import mnist
 
-TINY = TrainConfig(
+TINY = TrainConfig.create(
     batch_size=4, hidden=32, context_points=64, inner_steps=2, steps=2, test_iters=5, latent=16, log_every=1, limit=24
 )
 
@@ -49,7 +52,7 @@ def _reference_inner_loop(weights, lrs, x, y, steps, inner):
 @pytest.mark.parametrize("inner", ["l2", "l1"])
 def test_batched_inner_loop_matches_a_per_task_float64_reference(inner):
     torch.manual_seed(0)
-    model = MetaSDF(hidden=24, depth=3, steps=3, lr_init=0.05, inner=inner).double()
+    model = MetaSDF(hidden=24, depth=3, inner_steps=3, inner_lr=0.05, inner_loss=inner).double()
     with torch.no_grad():  # learned rates that differ per parameter and per step
         for lr in model.lrs:
             lr.uniform_(0.01, 0.2)
@@ -84,8 +87,8 @@ def test_batched_inner_loop_matches_a_per_task_float64_reference(inner):
 
 def test_first_order_drops_second_order_terms_only():
     torch.manual_seed(1)
-    second = MetaSDF(hidden=16, steps=2).double()
-    first = MetaSDF(hidden=16, steps=2, first_order=True).double()
+    second = MetaSDF(hidden=16, inner_steps=2).double()
+    first = MetaSDF(hidden=16, inner_steps=2, first_order=True).double()
     first.load_state_dict(second.state_dict())
     batch = {
         k: torch.rand(2, 30, d, dtype=torch.float64)
@@ -115,7 +118,7 @@ def test_dense_and_levelset_batches(store):
 @pytest.mark.parametrize("model", ["metasdf", "autodecoder", "hypernet", "cnp"])
 @pytest.mark.parametrize("context", ["dense", "levelset"])
 def test_every_model_trains_two_steps_and_evaluates(store, tmp_path, model, context):
-    config = dataclasses.replace(TINY, model=model, context=context)
+    config = TINY.replace(model=model, context=context)
     result = train(store, tmp_path / "run", config)
     assert result["step"] == 2 and result["stopped"] == "done" and torch.isfinite(torch.tensor(result["loss"]))
     (tmp_path / "run" / "data.json").write_text(json.dumps({"store": str(store)}))
@@ -129,21 +132,19 @@ def test_every_model_trains_two_steps_and_evaluates(store, tmp_path, model, cont
 
 @pytest.mark.slow
 def test_a_short_run_lowers_held_out_error(store, tmp_path):
-    config = dataclasses.replace(
-        TINY, hidden=64, batch_size=8, context_points=256, inner_steps=3, steps=1, lr=1e-3, limit=None
-    )
+    config = TINY.replace(hidden=64, batch_size=8, context_points=256, inner_steps=3, steps=1, lr=1e-3, limit=None)
     train(store, tmp_path / "r", config)
     before = evaluate(tmp_path / "r", store, split="val", figures=False)["l1_mean"]
-    train(store, tmp_path / "r", dataclasses.replace(config, steps=150), resume=True)
+    train(store, tmp_path / "r", config.replace(steps=150), resume=True)
     after = evaluate(tmp_path / "r", store, split="val", figures=False)
     assert after["l1_mean"] < 0.7 * before
     assert after["l1_mean"] < after["mean_shape_l1"]
 
 
 def test_resume_equals_an_uninterrupted_run(store, tmp_path):
-    config = dataclasses.replace(TINY, steps=6)
+    config = TINY.replace(steps=6)
     straight = train(store, tmp_path / "a", config)
-    train(store, tmp_path / "b", dataclasses.replace(config, steps=3))
+    train(store, tmp_path / "b", config.replace(steps=3))
     resumed = train(store, tmp_path / "b", config, resume=True)
     assert resumed["loss"] == straight["loss"]
     a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["model_state"] for run in ("a", "b"))
@@ -159,7 +160,7 @@ def test_test_time_steps_continue_the_inner_loop_with_the_last_learned_rates():
     from metasdf.models import batched_mlp
 
     torch.manual_seed(0)
-    model = MetaSDF(hidden=16, depth=2, steps=2, lr_init=0.1, test_steps=5)
+    model = MetaSDF(hidden=16, depth=2, inner_steps=2, inner_lr=0.1, test_steps=5)
     with torch.no_grad():  # a different learned rate per step, so reusing the wrong one shows
         for lr in model.lrs:
             lr[0].uniform_(0.02, 0.05)
@@ -186,7 +187,7 @@ def test_test_time_steps_continue_the_inner_loop_with_the_last_learned_rates():
 
 
 def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_path):
-    config = dataclasses.replace(TINY, steps=4, lr=1e-3, lr_schedule="cosine")
+    config = TINY.replace(steps=4, lr=1e-3, lr_schedule="cosine")
     # half a cosine from lr at step 0 to 0 at `steps`, by hand: 1, (1 + cos(pi/4)) / 2, 1/2, ...
     expected = [1e-3, 1e-3 * (1 + 2**-0.5) / 2, 0.5e-3, 1e-3 * (1 - 2**-0.5) / 2, 0.0]
     assert [learning_rate(config, s) for s in range(5)] == pytest.approx(expected, abs=1e-15)
@@ -203,25 +204,78 @@ def test_cosine_schedule_reaches_the_optimizer_and_resumes_exactly(store, tmp_pa
     a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["model_state"] for run in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(InputError, match="lr_schedule is 'linear'; choose one of constant, cosine, step"):
-        dataclasses.replace(config, lr_schedule="linear")  # refused where the config is made
+        config.replace(lr_schedule="linear")  # refused where the config is made
 
 
 @pytest.mark.slow
 def test_inner_loss_choice_reaches_the_model_and_old_configs_mean_l1(store, tmp_path):
     sdfkit("train", store, "-o", tmp_path / "cli", "--steps", "1", "--inner-loss", "l1", "--device", "cpu")
     config = config_from_json(tmp_path / "cli" / "config.json")
-    assert config.inner_loss == "l1" and build_model(config, 1).inner == "l1"
-    assert build_model(dataclasses.replace(config, inner_loss="l2"), 1).inner == "l2"
+    assert config.metasdf.inner_loss == "l1" and build_model(config, 1).inner == "l1"
+    assert build_model(config.replace(inner_loss="l2"), 1).inner == "l2"
     # a config.json written before the choice existed: its run was trained with l1
-    old = {k: v for k, v in dataclasses.asdict(TINY).items() if k != "inner_loss"}
+    old = {k: v for k, v in TINY.settings().items() if k != "inner_loss"}  # flat, as written then
     (tmp_path / "old.json").write_text(json.dumps(old))
-    assert config_from_json(tmp_path / "old.json").inner_loss == "l1"
+    assert config_from_json(tmp_path / "old.json").metasdf.inner_loss == "l1"
     with pytest.raises(InputError, match="unknown inner loss"):
-        MetaSDF(inner="huber")
+        MetaSDF(inner_loss="huber")
+
+
+def test_config_json_nests_its_sections_and_reads_back_whole(tmp_path):
+    config = preset("paper", model="hypernet", context="levelset").replace(seed=5, latent_in=[2])
+    written = json.loads(json.dumps(dataclasses.asdict(config)))
+    assert set(written) == set(SECTIONS["run"]) | set(SECTION_TYPES)
+    assert written["codes"]["hyper_layers"] == 3 and written["optimizer"]["epochs"] == 150
+    (tmp_path / "nested.json").write_text(json.dumps(written))
+    assert config_from_json(tmp_path / "nested.json") == config
+    # a flat config.json (before sections) reads to the same config; a section may leave settings out
+    (tmp_path / "flat.json").write_text(json.dumps(config.settings()))
+    assert config_from_json(tmp_path / "flat.json") == config
+    (tmp_path / "part.json").write_text(json.dumps({"model": "cnp", "cnp": {"encoder_layers": 9}}))
+    assert config_from_json(tmp_path / "part.json") == TrainConfig.create(model="cnp", encoder_layers=9)
+    # the example in docs/training.md reads
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    (tmp_path / "docs.json").write_text(docs.split("```json\n")[1].split("```")[0])
+    assert config_from_json(tmp_path / "docs.json").optimizer.lr == 5e-4
+    # names are unique across sections, and an unknown one is refused by name
+    assert len(SECTION_OF) == sum(len(names) for names in SECTIONS.values())
+    (tmp_path / "bad.json").write_text(json.dumps({"network": {"width": 3}}))
+    with pytest.raises(InputError, match="unknown config keys width"):
+        config_from_json(tmp_path / "bad.json")
+    with pytest.raises(InputError, match="unknown settings widht"):
+        config.replace(widht=3)
+
+
+# constructor keywords that are no setting: fixed by the model's kind, or set by the caller
+NOT_SETTINGS = {"shapes", "dim", "outputs", "hyper_hidden", "encoder_hidden", "reg", "fit_lr"}
+
+
+@pytest.mark.parametrize("kind", ["mnist", "shapenet"])
+def test_models_are_built_from_the_settings_their_keywords_name(kind):
+    """Every keyword of every model's constructor is a setting or one of the fixed few, so a
+    setting cannot miss its model by a misspelt keyword; and the built model carries the values."""
+    models = MODELS_3D if kind == "shapenet" else MODELS
+    for name, cls in models.items():
+        assert keywords(cls) - set(SECTION_OF) <= NOT_SETTINGS, name
+    torch.manual_seed(0)
+    odd = {"hidden": 24, "depth": 2, "latent": 12, "inner_steps": 2, "inner_lr": 0.03, "test_iters": 7}
+    for name in models:
+        config = preset("cpu", model=name, context="levelset" if name == "pointnet" else "dense", kind=kind)
+        model = build_model(config.replace(**odd), 3)
+        widths = {p.shape[0] for p in model.parameters() if p.dim() == 2}
+        assert (
+            24 in widths
+            or name == "pointnet"
+            and 24 in {m.out_features for m in model.decoder if hasattr(m, "out_features")}
+        )
+        if name == "metasdf":
+            assert model.steps == 2 and float(model.lrs[0].flatten()[0]) == pytest.approx(0.03)
+        if name in ("autodecoder", "hypernet", "deepsdf"):
+            assert model.codes.weight.shape == (3, 12) and model.test_iters == 7
 
 
 def test_time_limit_stops_and_saves(store, tmp_path):
-    result = train(store, tmp_path / "t", dataclasses.replace(TINY, steps=10_000), time_limit=0.0)
+    result = train(store, tmp_path / "t", TINY.replace(steps=10_000), time_limit=0.0)
     assert result["stopped"] == "time-limit" and result["step"] == 1
     assert torch.load(tmp_path / "t" / "checkpoint.pt", weights_only=True)["step"] == 1
 
@@ -235,7 +289,7 @@ def test_bad_input(store, tmp_path):
     with pytest.raises(InputError, match="checkpoint of model 'metasdf'"):
         load_run(tmp_path / "m")
     with pytest.raises(InputError, match="model 'nerf' does not train on 'mnist' stores"):
-        dataclasses.replace(TINY, model="nerf")
+        TINY.replace(model="nerf")
     shapes_store = tmp_path / "s.zarr"
     from sdfkit.store.format import ShapeMeta, create_store, mark_complete
 
@@ -270,7 +324,7 @@ def test_torchrun_distributed_data_parallel(store, tmp_path):
     from conftest import ROOT
 
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(dataclasses.asdict(dataclasses.replace(TINY, steps=3))))
+    config.write_text(json.dumps(dataclasses.asdict(TINY.replace(steps=3))))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -332,7 +386,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(store, tmp_path):
     from conftest import ROOT
 
     config = tmp_path / "long.json"
-    config.write_text(json.dumps(dataclasses.asdict(dataclasses.replace(TINY, steps=1_000_000))))
+    config.write_text(json.dumps(dataclasses.asdict(TINY.replace(steps=1_000_000))))
     run = tmp_path / "int"
     proc = subprocess.Popen(
         [

@@ -59,7 +59,7 @@ def test_composite_loss_matches_a_hand_computation():
     expected_unsigned = (0.05 + 0.2 + 0.4) / 3 / (2 * s1**2) + math.log(s1)
     assert unsigned.item() == pytest.approx(expected_unsigned, rel=1e-6)
     # the SDF is sign(logit) * |distance|
-    model = MetaSDF3D(hidden=8, depth=2, steps=1)
+    model = MetaSDF3D(hidden=8, depth=2, inner_steps=1)
     assert torch.equal(model.sdf(output)[0, :, 0], torch.tensor([0.05, -0.2, 0.4]))
 
 
@@ -102,7 +102,7 @@ def test_meshing_places_the_surface_with_the_sign_logit():
     assert terraced.max() > 0.3 * cell
     assert placed.max() < 5e-4
     # with (sdf, logit) from the model itself: the same signs, and the logit as the second column
-    model = MetaSDF3D(hidden=16, depth=2, steps=1)
+    model = MetaSDF3D(hidden=16, depth=2, inner_steps=1)
     out = model.field(torch.rand(1, 32, 3) - 0.5, torch.rand(1, 32, 1) - 0.5)(torch.rand(500, 3) * 2 - 1)
     assert out.shape == (500, 2)
     assert torch.equal(out[:, 0] >= 0, out[:, 1] >= 0)
@@ -181,7 +181,10 @@ def test_each_3d_model_trains_and_evaluates(store, tmp_path, model, context):
     # a partial evaluation is named as one: a full eval-test.json is never replaced by it
     assert (run / "eval-test-limit1.json").exists() and (run / "eval-test-limit1-reconstructions.png").exists()
     assert not (run / "eval-test.json").exists()
-    assert report["test_steps"] == {"metasdf": config["test_steps"], "deepsdf": config["test_iters"]}.get(model)
+    assert report["test_steps"] == {
+        "metasdf": config["metasdf"]["test_steps"],
+        "deepsdf": config["codes"]["test_iters"],
+    }.get(model)
     if model == "metasdf":
         assert (run / "eval-test-limit1-inner-loop.png").exists()
     # the test-time steps change after training: MetaSDF's inner loop, DeepSDF's latent iterations
@@ -269,7 +272,7 @@ def test_presets_follow_the_paper_networks():
     dense = preset("paper", model="metasdf", context="dense", kind="shapenet")
     level = preset("paper", model="metasdf", context="levelset", kind="shapenet")
     # the reference's ReLUFC(num_hidden_layers=8): nine hidden layers of 512; the level-set one fewer
-    assert (dense.hidden, dense.depth, level.depth) == (512, 9, 8)
+    assert (dense.network.hidden, dense.network.depth, level.network.depth) == (512, 9, 8)
     deepsdf = preset("paper", model="deepsdf", context="dense", kind="shapenet")
-    assert (deepsdf.hidden, deepsdf.depth, deepsdf.latent) == (512, 8, 256)
+    assert (deepsdf.network.hidden, deepsdf.network.depth, deepsdf.codes.latent) == (512, 8, 256)
     assert isinstance(preset("cpu", model="pointnet", context="levelset", kind="shapenet"), TrainConfig)

@@ -72,7 +72,7 @@ from sdfkit.geometry.topology import (
     pseudonormals,
 )
 
-METHOD = "parts-5"
+METHOD = "parts-6"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
 version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
 exact union, open parts by visibility (the first method with parts); ``parts-2``: the same, and no point outside
@@ -85,7 +85,9 @@ interior (a mug's handle reaching into the cup stays outer surface); ``parts-5``
 closed union buried between parts that touch are dropped (points in the gap are inside), open
 faces enclosed by the other open parts are interior and where they join the winding number
 decides (a teapot's spout), containers may have several openings (a pipe, a lamp shade) and an
-opening inside the closed union is shut (a spout into a solid ball); stores before parts-1
+opening inside the closed union is shut (a spout into a solid ball); ``parts-6``: closed parts
+are set aside and the rest looked at again, so a part whose edges pair up only without them (a
+pin flush in its bore, each rim edge shared by four faces) is closed; stores before parts-1
 record none."""
 
 
