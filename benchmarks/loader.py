@@ -11,8 +11,10 @@ store to the first batch, the largest resident memory of a worker (VmRSS from /p
 the HTTP requests, counted by the proxy every request goes through (benchmarks/s3_servers.py):
 those of opening the dataset (metadata, columns, shard indexes: once per run, measured by a run
 that opens it and reads nothing), and the rest per million samples delivered (the windows); and
-the share of a core the S3 server and the proxy used over the run (their CPU time from /proc over
-the run's wall time): all of it runs on this machine's cores beside the loader.
+the share of a core the S3 server and the proxy used while the loader iterated (their CPU time
+from /proc over the iteration's wall time, the time the samples/s are measured over): all of it
+runs on this machine's cores beside the loader. s3rver is one Node.js process: a share near 1
+means the server, not the loader, sets the rate.
 
 Rows:
 - DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a checkout given with ``--deepsdf``; nothing of it
@@ -109,6 +111,8 @@ def run_row(spec: dict) -> dict:
         dataset, batch_size=BATCH, sampler=sampler, num_workers=spec.get("workers", WORKERS)
     )
     first, samples, rss = None, 0, 0.0
+    watched = spec.get("watch", {})  # the server's and the proxy's CPU time over the iteration alone
+    cpu = {name: cpu_seconds(pid) for name, pid in watched.items()}
     begin = time.perf_counter()
     for epoch in range(spec["epochs"]):
         if hasattr(dataset, "set_epoch"):
@@ -119,8 +123,10 @@ def run_row(spec: dict) -> dict:
             if first is None:
                 first = time.perf_counter() - start
             rss = max(rss, worker_rss(iterator))
+    wall = time.perf_counter() - begin
     return {
-        "rate": samples / (time.perf_counter() - begin),
+        "rate": samples / wall,
+        **{f"{name} cores": (cpu_seconds(pid) - cpu[name]) / wall for name, pid in watched.items()},
         "first": first,
         "rss": rss,
         "samples": samples,
@@ -153,10 +159,9 @@ def cpu_seconds(pid: int) -> float:
 
 def measure(spec: dict, env: dict | None = None, proxy=None, server=None) -> dict:
     """Run one row in a fresh process; with a proxy, the requests it counted and the share of a
-    core that the proxy and the server process used over the run."""
-    pids = {"proxy": proxy.pid, "server": server.pid} if proxy is not None and server is not None else {}
-    cpu = {k: cpu_seconds(p) for k, p in pids.items()}
-    wall = time.perf_counter()
+    core that the proxy and the server process used while the row iterated (measured by the row)."""
+    if proxy is not None and server is not None:
+        spec = {**spec, "watch": {"proxy": proxy.pid, "server": server.pid}}
     before = proxy.requests if proxy is not None else 0
     done = subprocess.run(
         [sys.executable, __file__, "--row", json.dumps(spec)],
@@ -168,8 +173,6 @@ def measure(spec: dict, env: dict | None = None, proxy=None, server=None) -> dic
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if proxy is not None:
         result["requests"] = proxy.requests - before
-    wall = time.perf_counter() - wall
-    result |= {f"{k} cores": (cpu_seconds(p) - cpu[k]) / wall for k, p in pids.items()}
     return result
 
 
