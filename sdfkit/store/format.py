@@ -26,14 +26,20 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sdfkit._version import __version__
 from sdfkit.errors import FormatError, ParameterMismatchError, StoreError, describe_os_error
 from sdfkit.store import partial
-from sdfkit.store.shards import (
-    can_encode,
-    missing_members,
-    on_local_disk,
-    read_together,
-    read_whole,
-    write_shard_block,
+from sdfkit.store.columns import (
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PENDING,
+    STATUS_SKIPPED,
+    as_str,
+    contains_all,
+    pending_shards,
+    read_column,
+    read_columns,
+    read_status,
+    shard_ranges,
 )
+from sdfkit.store.shards import can_encode, write_shard_block
 from sdfkit.store.state import StoreState
 
 __all__ = [
@@ -73,9 +79,6 @@ DIRECT_ROW_BYTES = 1 << 20
 WINDOW_SAMPLES = 32_768
 """Sample arrays longer than twice this are chunked by this many samples inside each row's shard,
 so reading a window of a row (sdfkit.torch) decodes the chunks it spans, not the whole row."""
-STATUS_PENDING, STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = 0, 1, 2, 3
-"""``meta/status``: pending, ok, failed (``meta/error`` says why), skipped on purpose (a licence
-filter, a duplicate: ``meta/error`` says why, ``skipped: ...``)."""
 SPLITS = ("train", "val", "test")
 
 
@@ -222,11 +225,6 @@ def open_store(url: str | Path, *, mode: str = "r", storage_options: Mapping | N
             f"{', '.join(map(str, READABLE_VERSIONS))}; install the sdfkit that wrote it, or rebuild the store"
         )
     return group
-
-
-def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
-    """Row ranges ``[start, stop)`` of the shards of an n-shape store."""
-    return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
 
 
 def create_store(
@@ -527,64 +525,6 @@ def _delete(url) -> None:
         zarr.open_group(str(url), mode="w")  # mode "w" clears the group's keys
 
 
-def read_column(group: zarr.Group, name: str) -> np.ndarray:
-    """The whole of a per-shape array (``meta/id``, ``ledger/faces``, ...), as zarr reads it, read
-    straight from its chunk files where the store is on a local disk (a store of n shapes keeps
-    such an array in n / 8 files; zarr's pipeline costs about 0.2 ms a file)."""
-    array = group[name]
-    whole = read_whole(array)
-    return array[:] if whole is None else whole
-
-
-def read_columns(group: zarr.Group, names: Sequence[str]) -> dict[str, np.ndarray | None]:
-    """Whole per-shape arrays, as zarr reads them: on a local disk by :func:`read_column`; on
-    object storage all opened at once, then all read at once (two round trips, not two per
-    array and one per chunk). An array that cannot be read (absent, a torn chunk) gives None."""
-    if on_local_disk(group):
-        out = {}
-        for name in names:
-            try:
-                out[name] = read_column(group, name)
-            except Exception:  # absent or torn: the caller decides
-                out[name] = None
-        return out
-    return read_together(group, names)
-
-
-def contains_all(group: zarr.Group, names: Sequence[str]) -> list[str]:
-    """The ``names`` the group does not hold, asked all at once (one round trip on object storage)."""
-    return missing_members(group, names)
-
-
-def read_status(group: zarr.Group, prefix: str = "meta") -> np.ndarray:
-    """``<prefix>/status`` (n,) uint8; a shard that cannot be decoded reads as pending (0).
-
-    prefix : ``"meta"`` for the store's own rows; ``"voxels"`` for the arrays ``sdfkit voxelize``
-        adds later, which have their own status column.
-    """
-    status = group[f"{prefix}/status"]
-    whole = read_whole(status)
-    if whole is None and not on_local_disk(status):
-        whole = read_columns(group, [f"{prefix}/status"])[f"{prefix}/status"]  # all chunks at once
-    if whole is not None:
-        return whole.astype(np.uint8)
-    n = status.shape[0]
-    out = np.zeros(n, dtype=np.uint8)
-    for start, stop in shard_ranges(n, status.chunks[0]):
-        try:
-            out[start:stop] = status[start:stop]
-        except Exception:  # a torn write on a store without atomic writes: redo that shard
-            out[start:stop] = STATUS_PENDING
-    return out
-
-
-def pending_shards(group: zarr.Group, prefix: str = "meta") -> list[int]:
-    """Indices of the shards that hold at least one pending shape."""
-    status = read_status(group, prefix)
-    size = StoreState.read(group).shard_size
-    return [k for k, (a, b) in enumerate(shard_ranges(len(status), size)) if (status[a:b] == 0).any()]
-
-
 def write_shard(
     group: zarr.Group,
     shard: int,
@@ -625,8 +565,3 @@ def mark_complete(group: zarr.Group, summary: Mapping[str, Any]) -> None:
     if (status == STATUS_PENDING).any():
         raise StoreError(f"{group.store}: {int((status == 0).sum())} shapes are still pending")
     StoreState.read(group).mark_complete(summary).write(group)
-
-
-def as_str(values) -> np.ndarray:
-    """A string column as a numpy ``<U`` array (zarr returns numpy's StringDType or objects)."""
-    return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str)
