@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metasdf.data import frame_values, load_shapes, make_batch, to_frame
+from metasdf.data import frame_values, load_shapes, to_frame
 from metasdf.evaluate3d import evaluate_3d
 from metasdf.models import batched_mlp
 from metasdf.results import DEFAULT_SEED, result_path, write_result
@@ -51,14 +51,7 @@ def _full_grid_batch(shapes, index, config, generator, device, context="sdfkit")
         batch["index"] = torch.as_tensor(index)
         batch = {k: v.to(device) for k, v in batch.items()}
     elif context == "sdfkit":
-        batch = make_batch(
-            shapes,
-            index,
-            context=config.context,
-            context_points=config.tasks.context_points,
-            generator=generator,
-            device=device,
-        )
+        batch = shapes.batch(index, config, generator, device)
     else:
         raise InputError(f"unknown evaluation context {context!r}; choose {' or '.join(EVAL_CONTEXTS)}")
     batch["target_x"] = shapes.coords.unsqueeze(0).expand(b, -1, -1).to(device)

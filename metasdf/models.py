@@ -230,11 +230,11 @@ CODE_REGS_2D = {"sdfkit": (1e-4, False), "reference": (1.0, True)}
 than their sum)."""
 
 
-class AutoDecoder(nn.Module):
-    """DeepSDF-style auto-decoder with concatenation: one latent code per training shape,
-    optimized jointly with the decoder; at test time only the code is optimized on the context
-    (``test_iters`` Adam steps at ``fit_lr``), with the training loss (``outer_loss``) and the same
-    regularizer.
+class CodedDecoder(nn.Module):
+    """What the 2D auto-decoders share: one latent code per training shape, optimized jointly
+    with the decoder; at test time only the code is optimized on the context (``test_iters`` Adam
+    steps at ``fit_lr``), with the training loss (``outer_loss``) and the same regularizer. A
+    subclass gives :meth:`decode`.
 
     code_reg : ``sdfkit`` (1e-4 x the squared norm of each code) or ``reference`` (the MetaSDF
         reference's 1 x the mean of its squared entries)
@@ -242,26 +242,9 @@ class AutoDecoder(nn.Module):
     """
 
     def __init__(
-        self,
-        *,
-        shapes,
-        latent=256,
-        hidden=256,
-        depth=3,
-        init="sal",
-        code_reg="sdfkit",
-        test_iters=800,
-        fit_lr=1e-2,
-        outer_loss="l1",
-        code_init_std=0.01,
-        latent_in=(),
+        self, *, shapes, latent, code_reg="sdfkit", test_iters=800, fit_lr=1e-2, outer_loss="l1", code_init_std=0.01
     ):
         super().__init__()
-        self._codes(shapes, latent, code_init_std, code_reg, test_iters, fit_lr, outer_loss)
-        self.decoder = _ConcatDecoder(latent, hidden, depth, init, latent_in=latent_in)
-
-    def _codes(self, shapes, latent, code_init_std, code_reg, test_iters, fit_lr, outer_loss):
-        """The codes, drawn with std ``code_init_std``, and what the fit of one needs."""
         if code_reg not in CODE_REGS_2D:
             raise InputError(
                 f"code_reg {code_reg!r}: 2D auto-decoders take {' or '.join(CODE_REGS_2D)} "
@@ -278,7 +261,7 @@ class AutoDecoder(nn.Module):
         return self.reg * (z.pow(2).mean(dim=1) if self.reg_mean else z.pow(2).sum(dim=1))
 
     def decode(self, x, z):
-        return self.decoder(x, z)
+        raise NotImplementedError
 
     def forward(self, batch):
         return self.loss(batch)
@@ -307,30 +290,26 @@ class AutoDecoder(nn.Module):
             return self.decode(batch["target_x"], z.detach())
 
 
-class HyperAutoDecoder(AutoDecoder):
+class AutoDecoder(CodedDecoder):
+    """DeepSDF-style auto-decoder with concatenation: [x, code] into an MLP (the code joins the
+    layers in ``latent_in`` again); the codes and their fit as :class:`CodedDecoder`'s."""
+
+    def __init__(self, *, latent=256, hidden=256, depth=3, init="sal", latent_in=(), **codes):
+        super().__init__(latent=latent, **codes)
+        self.decoder = _ConcatDecoder(latent, hidden, depth, init, latent_in=latent_in)
+
+    def decode(self, x, z):
+        return self.decoder(x, z)
+
+
+class HyperAutoDecoder(CodedDecoder):
     """Auto-decoder whose latent code is turned into all weights of the SDF network by a
     hypernetwork: one linear head per weight tensor added to learned base weights
     (``hyper_layers`` 1), or the reference's MLP per tensor that gives the whole tensor (3: the
     paper's)."""
 
-    def __init__(
-        self,
-        *,
-        shapes,
-        latent=128,
-        hidden=128,
-        depth=3,
-        init="sal",
-        code_reg="sdfkit",
-        test_iters=800,
-        fit_lr=1e-2,
-        outer_loss="l1",
-        code_init_std=0.01,
-        hyper_layers=1,
-        hyper_hidden=256,
-    ):
-        nn.Module.__init__(self)
-        self._codes(shapes, latent, code_init_std, code_reg, test_iters, fit_lr, outer_loss)
+    def __init__(self, *, latent=128, hidden=128, depth=3, init="sal", hyper_layers=1, hyper_hidden=256, **codes):
+        super().__init__(latent=latent, **codes)
         shapes_ = layer_shapes(2, hidden, depth)
         if hyper_layers == 1:  # sdfkit: one linear head per tensor, added to learned base weights
             self.base = nn.ParameterList(init_layers(shapes_, init))
