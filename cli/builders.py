@@ -17,21 +17,16 @@ from .options import (
     CONTEXT,
     LazyChoice,
     default_workers,
+    export_formats,
     overwrite_option,
     parse_synsets,
-    print_summary,
     progress_bar,
+    run_build,
     scheduler_option,
     split_option,
     synsets_option,
     workers_option,
 )
-
-
-def export_formats():
-    from sdfkit.builders.export import formats
-
-    return list(formats())
 
 
 @click.command("export", context_settings=CONTEXT)
@@ -230,16 +225,9 @@ def render_command(
         distance=distance,
         seed=seed,
     )
-    summary = prepare_renders(
-        source,
-        output,
-        config,
-        meshes=meshes,
-        workers=workers or default_workers(),
-        overwrite=overwrite,
-        progress=progress_bar("render"),
+    summary = run_build(
+        "render", prepare_renders, source, output, config, meshes=meshes, workers=workers, overwrite=overwrite
     )
-    print_summary("render", summary)
     if summary.computed and summary.seconds > 0:
         click.echo(f"  {summary.computed * views / summary.seconds:.0f} views/s over the whole run")
 
@@ -335,19 +323,19 @@ def watertight_command(
         largest_component=largest_component,
         seed=seed,
     )
-    summary = prepare_watertight(
+    summary = run_build(
+        "watertight",
+        prepare_watertight,
         root,
         output,
         config,
         split_files=split_files,
         synsets=parse_synsets(synsets),
-        workers=workers or default_workers(),
+        workers=workers,
         scheduler=scheduler,
         overwrite=overwrite,
         shard_size=shard_size,
-        progress=progress_bar("watertight"),
     )
-    print_summary("watertight", summary)
     store, jsonl = report_paths(output)
     rows = report_rows(store)
     numbers = summarize(rows)

@@ -61,6 +61,20 @@ class LazyChoice(click.ParamType):
         return [CompletionItem(n) for n in self.names() if n.startswith(incomplete)]
 
 
+def recipe_names() -> list[str]:
+    """The registry's recipes, plug-ins included (imported when asked: see the class above)."""
+    from sdfkit.recipes import recipes
+
+    return list(recipes())
+
+
+def export_formats() -> list[str]:
+    """The registry's exporters, plug-ins included."""
+    from sdfkit.builders.export import formats
+
+    return list(formats())
+
+
 def workers_option(f):
     return click.option(
         "--workers", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all cores]"
@@ -202,6 +216,15 @@ def print_summary(command: str, summary) -> None:
             f"  {len(summary.missing)} shapes listed in the split files are not in the source and were skipped "
             f"(first: {first}); all of them: sdfkit info {summary.url} --json (source.missing_ids)"
         )
+
+
+def run_build(command: str, build, *args, workers: int | None = None, **kwargs):
+    """Run a store-building library function (``prepare_mnist``, ``prepare_shapenet``,
+    ``prepare_renders``, ``prepare_watertight``) as ``command``: ``workers`` defaults to every
+    core, a progress bar shows the shapes, and the run's summary is printed and returned."""
+    summary = build(*args, workers=workers or default_workers(), progress=progress_bar(command), **kwargs)
+    print_summary(command, summary)
+    return summary
 
 
 def default_workers() -> int:

@@ -16,22 +16,16 @@ from sdfkit.sources.shapenet import SHARD_SIZE as SHAPENET_SHARD_SIZE
 from .options import (
     CONTEXT,
     LazyChoice,
-    default_workers,
     overwrite_option,
     parse_synsets,
-    print_summary,
     progress_bar,
+    recipe_names,
+    run_build,
     scheduler_option,
     split_option,
     synsets_option,
     workers_option,
 )
-
-
-def recipe_names():
-    from sdfkit.recipes import recipes
-
-    return list(recipes())
 
 
 @click.command("prepare-mnist", context_settings=CONTEXT)
@@ -137,15 +131,7 @@ def prepare_mnist_command(
         mirrors=tuple(mirrors) or mnist.MNIST_MIRRORS,
         progress=lambda msg: click.echo(msg, err=True),
     )
-    summary = mnist.prepare_mnist(
-        output,
-        config,
-        digits=digits,
-        workers=workers or default_workers(),
-        overwrite=overwrite,
-        progress=progress_bar("prepare-mnist"),
-    )
-    print_summary("prepare-mnist", summary)
+    run_build("prepare-mnist", mnist.prepare_mnist, output, config, digits=digits, workers=workers, overwrite=overwrite)
 
 
 @click.command("prepare-shapenet", context_settings=CONTEXT)
@@ -305,21 +291,21 @@ def prepare_shapenet_command(
         max_faces=max_faces,
         confidence=confidence,
     )
-    summary = shapenet.prepare_shapenet(
+    summary = run_build(
+        "prepare-shapenet",
+        shapenet.prepare_shapenet,
         root,
         output,
         config,
         split_files=split_files,
-        workers=workers or default_workers(),
+        workers=workers,
         scheduler=scheduler,
         overwrite=overwrite,
         shard_size=shard_size,
         split_fractions=_fractions(split_fractions),
         val_shapes=val_shapes,
         limits=Limits(time_limit, _size(memory_limit)) if time_limit or memory_limit else None,
-        progress=progress_bar("prepare-shapenet"),
     )
-    print_summary("prepare-shapenet", summary)
     if strict and summary.failures:
         raise SdfkitError(f"{len(summary.failures)} meshes failed (--strict); see: sdfkit info {output}")
 

@@ -291,16 +291,10 @@ def test_bad_input(store, tmp_path):
     with pytest.raises(InputError, match="model 'nerf' does not train on 'mnist' stores"):
         TINY.replace(model="nerf")
     shapes_store = tmp_path / "s.zarr"
-    from sdfkit.store.format import ShapeMeta, create_store, mark_complete
+    from sdfkit.store.format import ShapeMeta, StoreLayout, create_store, mark_complete
 
     group = create_store(
-        shapes_store,
-        kind="shapenet",
-        metas=[ShapeMeta("a", "x", -1, "train")],
-        specs=[],
-        parameters={},
-        source={},
-        shard_size=1,
+        shapes_store, StoreLayout("shapenet", [ShapeMeta("a", "x", -1, "train")], [], {}, {}, shard_size=1)
     )
     group["meta/status"][:] = 1
     mark_complete(group, {})

@@ -314,14 +314,13 @@ def test_time_and_memory_limits_fail_one_shape_and_replace_its_worker(tmp_path):
     import time
 
     from sdfkit.pipeline.runners import Limits, ShardTask, run_tasks
-    from sdfkit.store.format import ArraySpec, create_store
+    from sdfkit.store.format import ArraySpec, StoreLayout, create_store
     from sdfkit.store.format import ShapeMeta as Meta
 
     jobs = ["a", "hog", "ccc", "slow", "eeeee", "ffffff"]
     url = str(tmp_path / "limits.zarr")
     specs = [ArraySpec("value", (1,), "float32", float("nan"))]
-    create_store(url, kind="test", metas=[Meta(j, "", -1, "train") for j in jobs], specs=specs, parameters={},
-                 source={}, shard_size=3)  # fmt: skip
+    create_store(url, StoreLayout("test", [Meta(j, "", -1, "train") for j in jobs], specs, {}, {}, shard_size=3))
     limits = Limits(seconds=3.0, memory=1024 * 2**20)
     tasks = [ShardTask(url, k, jobs[3 * k : 3 * k + 3], _hungry, specs, limits=limits) for k in range(2)]
     start = time.monotonic()

@@ -28,7 +28,7 @@ from sdfkit.geometry.shapes import make_shapes, solid_from_json
 from sdfkit.pipeline.runners import ShardTask, run_tasks
 from sdfkit.sources.shapenet import ShapenetConfig, find_meshes, plan_shapenet, prepare_shapenet
 from sdfkit.sources.splits import read_split_files
-from sdfkit.store.format import ArraySpec, create_store
+from sdfkit.store.format import ArraySpec, StoreLayout, create_store
 from sdfkit.store.format import ShapeMeta as Meta
 
 MESHES = Path(__file__).parent / "data" / "meshes"
@@ -135,15 +135,7 @@ def test_a_native_crash_takes_down_one_shape_not_the_run(tmp_path):
     jobs = ["a", "bb", "crash", "dddd", "eeeee", "ffffff", "g", "hh"]
     url = str(tmp_path / "c.zarr")
     specs = [ArraySpec("value", (1,), "float32", float("nan"))]
-    create_store(
-        url,
-        kind="test",
-        metas=[Meta(j, "", -1, "train") for j in jobs],
-        specs=specs,
-        parameters={},
-        source={},
-        shard_size=3,
-    )
+    create_store(url, StoreLayout("test", [Meta(j, "", -1, "train") for j in jobs], specs, {}, {}, shard_size=3))
 
     tasks = [ShardTask(url, k, jobs[3 * k : 3 * k + 3], _crash_fn, specs) for k in range(3)]
     reports = list(run_tasks(tasks, workers=2, isolate=True))
@@ -175,7 +167,7 @@ def test_workers_are_not_forks_of_a_process_that_ran_native_thread_pools(tmp_pat
     for isolate in (False, True):
         url = str(tmp_path / f"p{isolate}.zarr")
         metas = [Meta(j, "", -1, "train") for j in jobs]
-        create_store(url, kind="test", metas=metas, specs=specs, parameters={}, source={}, shard_size=2)
+        create_store(url, StoreLayout("test", metas, specs, {}, {}, shard_size=2))
         tasks = [ShardTask(url, k, jobs[2 * k : 2 * k + 2], _parent, specs) for k in range(3)]
         assert sorted(r.done for r in run_tasks(tasks, workers=2, isolate=isolate)) == [2, 2, 2]
         parents = zarr.open_group(url, mode="r")["value"][:, 0]

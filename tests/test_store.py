@@ -17,7 +17,7 @@ from sdfkit.geometry.sdf2d import image_to_sdf
 from sdfkit.pipeline.runners import ShardTask, run_shard
 from sdfkit.sources import mnist
 from sdfkit.sources.mnist import MnistConfig
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, prepare_store
+from sdfkit.store.format import STATUS_FAILED, STATUS_OK, StoreLayout, prepare_store
 from sdfkit.store.shards import WindowReader, can_encode, write_shard_block
 
 
@@ -212,8 +212,7 @@ def test_resume_gives_the_same_store_as_an_uninterrupted_run(tmp_path):
     # an interrupted run: the store is created and one shard of five is written
     config = MnistConfig()
     metas, jobs = mnist.plan_mnist(digits, config)
-    group, state = prepare_store(
-        tmp_path / "part.zarr",
+    layout = StoreLayout(
         kind="mnist",
         metas=metas,
         specs=mnist.array_specs(config),
@@ -221,6 +220,7 @@ def test_resume_gives_the_same_store_as_an_uninterrupted_run(tmp_path):
         source={"name": "mnist", **digits.origin},
         shard_size=8,
     )
+    group, state = prepare_store(tmp_path / "part.zarr", layout)
     assert state == "created"
     run_shard(
         ShardTask(str(tmp_path / "part.zarr"), 3, jobs[24:32], mnist.processor(config), mnist.array_specs(config))
@@ -326,15 +326,21 @@ def test_write_shard_small_and_large_rows_with_a_failed_row(tmp_path, row):
     """Small rows and rows chunked along their samples go through the direct shard writer, whole
     rows above DIRECT_ROW_BYTES through zarr's codec: either way ok rows read back exactly and a
     failed row reads as the fill value."""
-    from sdfkit.store.format import DIRECT_ROW_BYTES, WINDOW_SAMPLES, ArraySpec, ShapeMeta, create_store, write_shard
+    from sdfkit.store.format import (
+        DIRECT_ROW_BYTES,
+        WINDOW_SAMPLES,
+        ArraySpec,
+        ShapeMeta,
+        StoreLayout,
+        create_store,
+        write_shard,
+    )
 
     spec = ArraySpec("x", row, "float32", float("nan"))
     assert (np.prod(row) * 4 > DIRECT_ROW_BYTES) == (row[0] > 4)
     assert (row[0] > 2 * WINDOW_SAMPLES) == (row[0] == 100_000)
     metas = [ShapeMeta(f"s{k}", "", -1, "train") for k in range(3)]
-    group = create_store(
-        tmp_path / "s.zarr", kind="shapenet", metas=metas, specs=[spec], parameters={}, source={}, shard_size=3
-    )
+    group = create_store(tmp_path / "s.zarr", StoreLayout("shapenet", metas, [spec], {}, {}, shard_size=3))
     data = np.random.default_rng(0).random((3, *row)).astype(np.float32)
     write_shard(group, 0, {"x": data}, np.array([STATUS_OK, STATUS_FAILED, STATUS_OK], np.uint8), ["", "bad", ""])
     back = zarr.open_group(tmp_path / "s.zarr", mode="r")["x"][:]
@@ -352,14 +358,12 @@ def test_whole_columns_read_from_their_chunk_files_equal_zarrs_read(tmp_path):
     dtype included, for every array it takes: numbers, strings, small sharded vectors, a failed
     row, a shard never written (absent files: the fill value) and a torn chunk (it declines, and
     zarr's read decides)."""
-    from sdfkit.store.format import ArraySpec, ShapeMeta, create_store, read_column, write_shard
+    from sdfkit.store.format import ArraySpec, ShapeMeta, StoreLayout, create_store, read_column, write_shard
     from sdfkit.store.shards import read_whole
 
     specs = [ArraySpec("v/scalar", (), "float32", float("nan")), ArraySpec("v/three", (3,), "float32", float("nan"))]
     metas = [ShapeMeta(f"s{k}", "cat", -1, "train") for k in range(7)]
-    group = create_store(
-        tmp_path / "s.zarr", kind="shapenet", metas=metas, specs=specs, parameters={}, source={}, shard_size=3
-    )
+    group = create_store(tmp_path / "s.zarr", StoreLayout("shapenet", metas, specs, {}, {}, shard_size=3))
     rng = np.random.default_rng(0)
     for shard, rows in ((0, 3), (1, 3)):  # shard 2 (row 6) is never written
         values = {"v/scalar": rng.random(rows).astype(np.float32), "v/three": rng.random((rows, 3)).astype(np.float32)}

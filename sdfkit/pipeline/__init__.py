@@ -26,7 +26,7 @@ from sdfkit.store.format import (
     STATUS_OK,
     STATUS_SKIPPED,
     ArraySpec,
-    ShapeMeta,
+    StoreLayout,
     create_array,
     local_path,
     mark_complete,
@@ -44,20 +44,13 @@ __all__ = ["Plan", "RunSummary", "build_store", "Layer", "build_layer"]
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What a source asks the pipeline to build."""
+class Plan(StoreLayout):
+    """What a source asks the pipeline to build: the store's layout, and the jobs that fill it."""
 
-    kind: str
-    """Store kind: ``"mnist"`` or ``"shapenet"``."""
-    metas: Sequence[ShapeMeta]
     jobs: Sequence[Any]
     """One picklable job per shape, in store order."""
     process: Callable[[Any], dict]
     """Pure per-shape function: job -> {array name: value}; raises for a bad shape."""
-    specs: Sequence[ArraySpec]
-    parameters: dict
-    source: dict
-    shard_size: int
     limits: Limits | None = None
     """Caps per shape (seconds, worker memory) where shapes run in worker processes."""
     finish: Callable[[Any], None] | None = None
@@ -124,16 +117,7 @@ def build_store(
 
 
 def _build(plan, url, start, workers, client, isolate, overwrite, progress) -> RunSummary:
-    group, state = prepare_store(
-        url,
-        kind=plan.kind,
-        metas=plan.metas,
-        specs=plan.specs,
-        parameters=plan.parameters,
-        source=plan.source,
-        shard_size=plan.shard_size,
-        overwrite=overwrite,
-    )
+    group, state = prepare_store(url, plan, overwrite=overwrite)
     jobs = plan.jobs
     if state == "appended":  # the new shapes follow the old ones
         jobs = [plan.jobs[k] for k in store_order(group, plan.metas)]

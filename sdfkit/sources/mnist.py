@@ -469,29 +469,23 @@ def compose_image(job: DigitJob) -> np.ndarray:
     return image
 
 
-def process_digit(
-    job: DigitJob, *, resolution: int, surface_points: int, seed: int, rotated: bool, threshold: float = 0.5
-) -> dict:
-    """Compute one shape's arrays: image, SDF grid, surface points and normals."""
+def process_digit(job: DigitJob, *, config: MnistConfig) -> dict:
+    """Compute one shape's arrays as ``config`` asks: image, SDF grid, surface points and
+    normals, and the angle of a rotated digit."""
     image = compose_image(job)
-    rng = _job_rng(seed, job.id)
-    sdf = image_to_sdf(image, resolution=resolution, surface_points=surface_points, threshold=threshold, rng=rng)
+    rng = _job_rng(config.seed, job.id)
+    sdf = image_to_sdf(
+        image, resolution=config.resolution, surface_points=config.surface_points, threshold=config.threshold, rng=rng
+    )
     out = {"image": image, "sdf/grid": sdf.grid, "surface/points": sdf.points, "surface/normals": sdf.normals}
-    if rotated:
+    if config.variant == "rotated":
         out["meta/angle"] = np.float32(job.angle)
     return out
 
 
 def processor(config: MnistConfig) -> Callable[[DigitJob], dict]:
     """The per-shape function for a config (picklable, for worker processes)."""
-    return partial(
-        process_digit,
-        resolution=config.resolution,
-        surface_points=config.surface_points,
-        seed=config.seed,
-        rotated=config.variant == "rotated",
-        threshold=config.threshold,
-    )
+    return partial(process_digit, config=config)
 
 
 def parameters(config: MnistConfig) -> dict:

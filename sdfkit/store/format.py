@@ -51,6 +51,7 @@ __all__ = [
     "STATUS_SKIPPED",
     "ArraySpec",
     "ShapeMeta",
+    "StoreLayout",
     "create_store",
     "create_array",
     "open_store",
@@ -159,6 +160,21 @@ class ShapeMeta:
     a store can take new shapes when the old ones are unchanged."""
 
 
+@dataclass(frozen=True)
+class StoreLayout:
+    """What a store is made of: its kind, its shapes in store order, its arrays, the parameters
+    and source that define them, and its shard size. Two runs with the same kind, parameters,
+    source id and shard size fill the same store (:func:`prepare_store` resumes it)."""
+
+    kind: str
+    """``"mnist"``, ``"shapenet"``, or a builder's kind (``"renders"``, ``"watertight"``)."""
+    metas: Sequence[ShapeMeta]
+    specs: Sequence[ArraySpec]
+    parameters: Mapping[str, Any]
+    source: Mapping[str, Any]
+    shard_size: int
+
+
 META_SPECS = (
     ArraySpec("meta/id", (), "str", ""),
     ArraySpec("meta/category", (), "str", ""),
@@ -227,21 +243,13 @@ def open_store(url: str | Path, *, mode: str = "r", storage_options: Mapping | N
     return group
 
 
-def create_store(
-    url: str | Path,
-    *,
-    kind: str,
-    metas: Sequence[ShapeMeta],
-    specs: Sequence[ArraySpec],
-    parameters: Mapping[str, Any],
-    source: Mapping[str, Any],
-    shard_size: int,
-) -> zarr.Group:
-    """Create an empty store for ``len(metas)`` shapes and write its ``meta/*`` columns.
+def create_store(url: str | Path, layout: StoreLayout) -> zarr.Group:
+    """Create an empty store for the shapes of ``layout`` and write its ``meta/*`` columns.
 
     Rows stay at their fill values, and ``meta/status`` at 0 (pending), until their shard is
     written with :func:`write_shard`.
     """
+    kind, metas, specs, shard_size = layout.kind, layout.metas, layout.specs, layout.shard_size
     n = len(metas)
     if n == 0:
         raise StoreError(f"{url}: nothing to write: the source lists no shapes")
@@ -252,8 +260,8 @@ def create_store(
         format_version=FORMAT_VERSION,
         kind=kind,
         sdfkit_version=__version__,
-        source=source,
-        parameters=parameters,
+        source=layout.source,
+        parameters=layout.parameters,
         shard_size=shard_size,
         arrays=[s.name for s in (*META_SPECS, *specs)],
         specs={s.name: s.describe() for s in specs},
@@ -302,23 +310,14 @@ def _differences(old: Mapping, new: Mapping) -> list[str]:
     return [f"{k} {old.get(k)!r} (store) vs {new.get(k)!r} (asked)" for k in keys if old.get(k) != new.get(k)]
 
 
-def prepare_store(
-    url: str | Path,
-    *,
-    kind: str,
-    metas: Sequence[ShapeMeta],
-    specs: Sequence[ArraySpec],
-    parameters: Mapping[str, Any],
-    source: Mapping[str, Any],
-    shard_size: int,
-    overwrite: bool = False,
-) -> tuple[zarr.Group, str]:
+def prepare_store(url: str | Path, layout: StoreLayout, *, overwrite: bool = False) -> tuple[zarr.Group, str]:
     """Create a store, or reopen an unfinished one made with the same parameters.
 
     Returns the group and what happened: ``"created"``, ``"resumed"`` or ``"complete"``.
     Raises :class:`ParameterMismatchError` for a store made with other parameters, unless
     ``overwrite``; refuses to replace a folder that is not a sdfkit store even then.
     """
+    kind, parameters, source, shard_size = layout.kind, layout.parameters, layout.source, layout.shard_size
     local = local_path(url)
     exists = local.exists() if local is not None else _remote_exists(url)
     if exists:
@@ -347,7 +346,7 @@ def prepare_store(
                 "source_id": info.get("source", {}).get("id"),
             }
             same = wanted == found and info.get("shard_size") == shard_size
-            overwrite = _may_replace(group, url, info, wanted, found, same, specs, overwrite)
+            overwrite = _may_replace(group, url, info, wanted, found, same, layout.specs, overwrite)
             if same and not overwrite:
                 return group, ("complete" if info.get("complete") else "resumed")
             appendable = (
@@ -356,7 +355,7 @@ def prepare_store(
                 and found["parameters"] == wanted["parameters"]
                 and info.get("shard_size") == shard_size
             )
-            if appendable and _append(group, url, metas, source):
+            if appendable and _append(group, url, layout.metas, source):
                 return group, "appended"
             if not overwrite:
                 diffs = _differences(found["parameters"] or {}, wanted["parameters"])
@@ -369,16 +368,7 @@ def prepare_store(
                     "pass --overwrite to replace it, or choose another -o path"
                 )
             _delete(url)
-    group = create_store(
-        url,
-        kind=kind,
-        metas=metas,
-        specs=specs,
-        parameters=parameters,
-        source=source,
-        shard_size=shard_size,
-    )
-    return group, "created"
+    return create_store(url, layout), "created"
 
 
 def _may_replace(group, url, info: Mapping, wanted: dict, found: dict, same: bool, specs, overwrite: bool) -> bool:

@@ -44,34 +44,19 @@ from sdfkit.store.state import StoreState
 __all__ = ["Check", "ValidationReport", "validate_store"]
 
 _REQUIRED_KEYS = ("format_version", "kind", "created", "sdfkit_version", "source", "parameters", "shard_size", "arrays")
+_NORMALIZATION = {"norm/offset": ("float64", "float32"), "norm/scale": ("float64", "float32")}
+"""Stores made before the normalization was written in float64 hold it in float32."""
 _ARRAYS = {
-    "mnist": {
-        "image": "uint8",
-        "sdf/grid": "float32",
-        "surface/points": "float32",
-        "surface/normals": "float32",
-    },
+    "mnist": {"image": "uint8", **dict.fromkeys(("sdf/grid", "surface/points", "surface/normals"), "float32")},
     "shapenet": {
-        "norm/offset": ("float64", "float32"),
-        "norm/scale": ("float64", "float32"),
-        "sdf/points": "float32",
-        "sdf/values": "float32",
-        "surface/points": "float32",
-        "surface/normals": "float32",
+        **_NORMALIZATION,
+        **dict.fromkeys(("sdf/points", "sdf/values", "surface/points", "surface/normals"), "float32"),
     },
-    # stores made before the normalization was written in float64 hold it in float32
-    "renders": {
-        "norm/offset": ("float64", "float32"),
-        "norm/scale": ("float64", "float32"),
-        "camera/intrinsics": "float32",
-    },
+    "renders": {**_NORMALIZATION, "camera/intrinsics": "float32"},
     "watertight": {
-        "norm/offset": "float64",
-        "norm/scale": "float64",
-        "report/input": "str",
-        "report/output": "str",
+        **dict.fromkeys(("norm/offset", "norm/scale", "report/hausdorff"), "float64"),
+        **dict.fromkeys(("report/input", "report/output"), "str"),
         "report/faces": "int64",
-        "report/hausdorff": "float64",
     },
 }
 _META = {
