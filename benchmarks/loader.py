@@ -73,6 +73,8 @@ def worker_rss(loader_iter) -> float:
 def run_row(spec: dict) -> dict:
     """Open the row's dataset (the sdfkit of ``spec["root"]``) and iterate its loader."""
     sys.path.insert(0, spec["root"])
+    if spec.get("cores"):  # before any worker starts: they inherit it
+        os.sched_setaffinity(0, set(spec["cores"]))
     import numpy as np
     import torch
 
@@ -151,6 +153,12 @@ class Passes:
 # ---- the run -------------------------------------------------------------------------------------
 
 
+def pin(pid: int, cores: set[int]) -> None:
+    """Run every thread of a process (and the threads it starts later) on ``cores`` only."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cores)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time (s) of a process so far, from /proc."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -192,6 +200,13 @@ def main() -> None:
     parser.add_argument("--moto", action="store_true", help="moto's server too")
     parser.add_argument("--workers", type=int, default=WORKERS, help=f"DataLoader workers (default {WORKERS})")
     parser.add_argument("--only", default=None, help="measure only the S3 rows whose name holds this text")
+    parser.add_argument(
+        "--loader-cores",
+        type=int,
+        default=None,
+        help="run every row's loader (its workers included) on this many cores and the S3 servers and the "
+        "proxy on the others, as a remote server has its own machine (default: all share every core)",
+    )
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
@@ -216,6 +231,13 @@ def main() -> None:
         (tmp / "split.json").write_text(json.dumps(split))
         n = sum(len(v) for v in split["shapes"].values())
         common = {"epochs": args.epochs, "passes": args.passes, "workers": args.workers, "root": str(ROOT)}
+        available = sorted(os.sched_getaffinity(0))
+        server_cores = None
+        if args.loader_cores:
+            if not 0 < args.loader_cores < len(available):
+                parser.error(f"--loader-cores: between 1 and {len(available) - 1} on this machine")
+            common["cores"] = available[: args.loader_cores]
+            server_cores = set(available[args.loader_cores :])
         local = {
             "DeepSDF SDFSamples (load_ram=False)": {
                 **common,
@@ -249,6 +271,8 @@ def main() -> None:
         else:
             endpoint, server = start_s3rver(tmp / "s3rver", "bench")
             servers.append(server)
+            if server_cores:
+                pin(server.pid, server_cores)
             env = {
                 "AWS_ACCESS_KEY_ID": S3RVER_KEY,
                 "AWS_SECRET_ACCESS_KEY": S3RVER_KEY,
@@ -262,6 +286,8 @@ def main() -> None:
             for delay in (0.0, args.delay):
                 proxy = LatencyProxy(port, delay / 1000).start()
                 servers.append(proxy)
+                if server_cores:
+                    pin(proxy.pid, server_cores)
                 env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
                 label = f"s3rver + {delay:g} ms"
                 sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
@@ -274,6 +300,8 @@ def main() -> None:
         if args.moto:
             endpoint, server = start_moto_server()
             servers.append(server)
+            if server_cores:
+                pin(server.pid, server_cores)
             env = {
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
@@ -284,6 +312,8 @@ def main() -> None:
             fs.put(str(store), "bench/shapes.zarr", recursive=True)
             proxy = LatencyProxy(int(endpoint.rsplit(":", 1)[1]), 0.0).start()
             servers.append(proxy)
+            if server_cores:
+                pin(proxy.pid, server_cores)
             sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
             env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
             remote["sdfkit, moto, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy, server)
@@ -297,10 +327,10 @@ def main() -> None:
         finally:
             for server in servers:
                 (server.stop if hasattr(server, "stop") else server.terminate)()
-    report(results, n)
+    report(results, n, common.get("cores"))
 
 
-def report(results: dict, n: int) -> None:
+def report(results: dict, n: int, cores=None) -> None:
     import numpy as np
 
     def median(name, key):
@@ -310,6 +340,8 @@ def report(results: dict, n: int) -> None:
     local = median("sdfkit, local, shuffled", "rate")
     workers = next(iter(results.values()))[0].get("workers", WORKERS)
     print(f"{n} shapes at K = 250,000; batch {BATCH} x {SAMPLES:,}, {workers} workers; medians of the rounds")
+    if cores:
+        print(f"every loader on cores {cores}, the S3 servers and the proxy on the others")
     print(
         f"{'loader':<44}{'samples/s':>13}{'x DeepSDF':>10}{'x local':>9}{'first batch s':>14}{'worker MB':>10}"
         f"{'requests / 1M samples':>23}{'opening requests':>18}{'server cores':>14}{'proxy cores':>13}"
