@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The 2D tables of docs/results-2d.md beside the paper's, in one go (about 2 hours on an idle
 # 2-core machine): the out-of-distribution table with all four models and three seeds (dense
-# context, as the paper), then Table 1 with three seeds for MetaSDF and the CNP with 4- and 9-layer set encoders.
+# context, as the paper), then Table 1 with three seeds for MetaSDF and the CNP with 4- and
+# 9-layer set encoders.
 # Every run trains for the same wall-clock time (MINUTES) with the cpu preset, two at a time with
 # one thread each. Output: runs/paper-2d/*.txt (the tables), runs/paper-2d/<table>/<run>/ (runs).
 set -euo pipefail
