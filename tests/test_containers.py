@@ -257,6 +257,36 @@ def test_closed_parts_touching_across_a_rounding_gap_bury_their_faces():
     assert (signed_distance(surface, beside, rng=rng) > 0).all()
 
 
+def test_a_face_partly_under_a_touching_part_gets_no_sample_and_its_gap_is_inside():
+    """A long box with a short one resting on its left half across a rounding gap of 1e-4. The
+    long box's top triangle whose centroid is clear of the short box stays whole, a quarter of it
+    under the short box (a buried strip). Surface samples avoid the strip, where the plain area
+    sampler puts a quarter of that triangle's samples; points in the gap over it are inside,
+    though the kept triangle's outward side faces them (method parts-6 called them outside), and
+    points over the long box's open top, beside the short one, stay outside."""
+    from sdfkit.geometry.mesh import SurfaceSampler
+    from sdfkit.recipes.deepsdf import OuterSampler
+
+    low, high = _box_faces((0, 0, 0), (2, 1, 1)), _box_faces((0, 0, 1 + 1e-4), (1, 1, 2))
+    vertices, faces = np.concatenate([low[0], high[0]]), np.concatenate([low[1], high[1] + len(low[0])])
+    rng = np.random.default_rng(0)
+    surface = outer_surface(vertices, faces, rng=rng)
+    assert surface.contact > 0
+
+    def under(p):  # on the long box's top, under the short box
+        return (p[:, 0] < 1 - 1e-3) & (np.abs(p[:, 2] - 1) < 1e-5)
+
+    plain, _ = SurfaceSampler(surface.vertices, surface.faces).sample(20_000, rng=rng)
+    assert under(plain).mean() > 0.01  # the strip is kept: the construction tests what it says
+    points, _ = OuterSampler(surface).sample(20_000, rng=rng)
+    assert not under(points).any()
+    x = rng.uniform(0.1, 0.9, 300)
+    gap = np.column_stack([x, rng.uniform(0.01, 0.99, 300), np.full(300, 1 + 5e-5)])
+    assert (signed_distance(surface, gap, rng=rng) < 0).all()
+    beside = np.column_stack([rng.uniform(1.05, 1.95, 300), rng.uniform(0.01, 0.99, 300), np.full(300, 1 + 5e-5)])
+    assert (signed_distance(surface, beside, rng=rng) > 0).all()
+
+
 def test_surface_samples_of_touching_and_junction_constructions_are_not_buried():
     """Surface samples of the outer surface lie where the truth is outside on one side at least
     (0.0005 off along their normal): none on faces between touching parts or inside a body."""

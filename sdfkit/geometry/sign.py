@@ -72,23 +72,10 @@ from sdfkit.geometry.topology import (
     pseudonormals,
 )
 
-METHOD = "parts-6"
+METHOD = "parts-7"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
-version is not resumed (its rows would differ from the new ones). ``parts-1``: closed parts by
-exact union, open parts by visibility (the first method with parts); ``parts-2``: the same, and no point outside
-the outer surface's bounding box is inside (the winding-number estimate beside a hole's rim
-could say so), nor outside the closed union's box by its ray parity (which could, measured on
-cycloidal.ply); ``parts-3``: closed parts found part by part (a part touching another along an
-edge stays closed; zero-area faces decide nothing), and a soup of loose triangles encloses
-nothing; ``parts-4``: sheets (a container's walls) do not make the closed parts they surround
-interior (a mug's handle reaching into the cup stays outer surface); ``parts-5``: faces of the
-closed union buried between parts that touch are dropped (points in the gap are inside), open
-faces enclosed by the other open parts are interior and where they join the winding number
-decides (a teapot's spout), containers may have several openings (a pipe, a lamp shade) and an
-opening inside the closed union is shut (a spout into a solid ball); ``parts-6``: closed parts
-are set aside and the rest looked at again, so a part whose edges pair up only without them (a
-pin flush in its bore, each rim edge shared by four faces) is closed; stores before parts-1
-record none."""
+version is not resumed (its rows would differ from the new ones). What each version changed:
+docs/format.md (``parameters.method``); stores before parts-1 record none."""
 
 
 __all__ = [
@@ -139,9 +126,9 @@ class OuterSurface:
     containers: int = 0
     """How many open parts are containers (a cup, a drawer): their walls are sheets."""
     contact: float = 0.0
-    """Points outside the closed parts' union but within this distance of it, behind the closed
-    face closest to them, are inside: the gaps of rounding error between closed parts that touch,
-    whose faces are dropped (0: none dropped)."""
+    """Points outside the closed parts' union in a gap of it narrower than this are inside: the
+    gaps of rounding error between closed parts that touch, whose faces are dropped (0: none
+    dropped)."""
     lead: np.ndarray | None = None
     """(f,) float: how much more of the sky a face's outward side sees than its inward side (the
     visibility rays' shares, -1 to 1; 1 for the closed union's faces): low or negative where the
@@ -385,7 +372,7 @@ def signed_distance(
     closest, face, uv = _closest(surface, points)
     distance = np.linalg.norm(points - closest, axis=1)
     inside = _inside_solid(surface, points)
-    inside |= _in_contact(surface, points, closest, face, uv, inside)
+    inside |= _in_contact(surface, points, face, inside)
     rule = np.full(len(points), RULE_CLOSED, dtype=np.uint8)
     margin = np.ones(len(points))
     # closest to an open face, outside the closed union and inside the surface's bounding box
@@ -478,7 +465,7 @@ def inside(surface: OuterSurface, points: np.ndarray, *, rng: np.random.Generato
     if len(rest) == 0:
         return result
     closest, face, uv = _closest(surface, points[rest])
-    result[rest] |= _in_contact(surface, points[rest], closest, face, uv, result[rest])
+    result[rest] |= _in_contact(surface, points[rest], face, result[rest])
     near_open = ~surface.closed[face] & ~result[rest]
     if near_open.any():
         result[rest[near_open]] = _open_side(surface, points[rest], closest, face, uv, near_open, SIDE_TOLERANCE, rng)[
@@ -509,24 +496,35 @@ def _pseudonormal_side(surface, points, closest, face, uv, tolerance):
     return along, np.linalg.norm(offset, axis=1) * np.linalg.norm(normal, axis=1), small
 
 
-def _in_contact(surface: OuterSurface, points, closest, face, uv, inside) -> np.ndarray:
+def _in_contact(surface: OuterSurface, points, face, inside) -> np.ndarray:
     """(n,) bool: points in a gap between touching closed parts whose faces were dropped
-    (:func:`drop_contacts`): outside the union by its parity, behind the closed face closest to
-    them, and within :attr:`OuterSurface.contact` of the union's surface. Inside: the gap is
-    rounding error, and signing it outside would put the distance to the nearest kept face, far
-    away, inside the solid."""
+    (:func:`drop_contacts`): outside the union by its parity, their closest outer face a closed
+    one, and between two walls of the union less than :attr:`OuterSurface.contact` apart (the
+    union's closest point, then a ray straight away from it that meets the union again). Inside:
+    the gap is rounding error, and signing it outside would put the distance to the nearest kept
+    face, far away, inside the solid. (Whether the point lies behind the outer face closest to
+    it does not tell: that face may be cells away and face anywhere, or be the kept face over
+    the gap; measured on cycloidal.ply, where such points made bubbles in its watertight mesh.)"""
     out = np.zeros(len(points), dtype=bool)
     if surface.contact <= 0:
         return out
     which = np.nonzero(~inside & surface.closed[face])[0]
     if len(which) == 0:
         return out
-    along = _pseudonormal_side(surface, points[which], closest[which], face[which], uv[which], SIDE_TOLERANCE)[0]
-    behind = which[along < 0]
-    if len(behind):
-        scene = surface.cached("solid_scene", lambda: raycast.scene(surface.solid_vertices, surface.solid_faces))
-        gap = scene.compute_distance(raycast.tensor(points[behind])).numpy() < surface.contact
-        out[behind[gap]] = True
+    scene = surface.cached("solid_scene", lambda: raycast.scene(surface.solid_vertices, surface.solid_faces))
+    hit = scene.compute_closest_points(raycast.tensor(points[which]))
+    away = points[which] - hit["points"].numpy()
+    gap = np.linalg.norm(away, axis=1)
+    near = np.nonzero(gap < surface.contact)[0]
+    if len(near) == 0:
+        return out
+    # straight away from the closest point; on the surface itself, along that face's normal
+    normal = face_normals(surface.solid_vertices, surface.solid_faces[hit["primitive_ids"].numpy()[near]])
+    on = gap[near, None] <= 1e-9 * surface.contact
+    direction = np.where(on, normal, away[near] / np.maximum(gap[near, None], 1e-300))
+    rays = np.concatenate([points[which[near]], direction], axis=1)
+    across = scene.cast_rays(raycast.tensor(rays))["t_hit"].numpy()
+    out[which[near[gap[near] + across < surface.contact / 2]]] = True
     return out
 
 

@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from sdfkit.errors import ShapeError
+from sdfkit.geometry import raycast
 from sdfkit.geometry.basics import face_areas, face_normals
 from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact, normalization
 from sdfkit.geometry.sign import (
@@ -95,6 +96,42 @@ def _perturbed(base: np.ndarray, count: int, *, rng: np.random.Generator, varian
     return points
 
 
+class OuterSampler(SurfaceSampler):
+    """Area-weighted samples of an outer surface whose closed parts touch (``contact`` > 0), less
+    those buried between the parts: a face of the closed parts' union partly in contact with
+    another part stays whole when its centroid is clear of it (:func:`sdfkit.geometry.parts.drop_contacts`),
+    and a sample on its buried strip, where the point just outside it is inside the union again,
+    is drawn afresh. The samples follow the area of what is left, so the distribution is the
+    outer surface's as a split at every contact would give it, without splitting faces."""
+
+    redraws = 8
+    """Rounds of fresh draws for buried samples (each replaces what the last found buried)."""
+
+    def __init__(self, outer: OuterSurface):
+        super().__init__(outer.vertices, outer.faces)
+        self.outer = outer
+        self.normals = face_normals(outer.vertices, outer.faces)
+
+    def sample(self, count: int, *, rng: np.random.Generator, grouped: bool = False):
+        points, face = super().sample(count, rng=rng, grouped=grouped)
+        again = self.buried(points, face)
+        for _ in range(self.redraws):
+            if len(again) == 0:
+                break
+            points[again], face[again] = super().sample(len(again), rng=rng)
+            again = again[self.buried(points[again], face[again])]
+        return points, face
+
+    def buried(self, points: np.ndarray, face: np.ndarray) -> np.ndarray:
+        """Indices of the ``points`` (on faces ``face``) whose outside, half the contact
+        distance off them, is inside the closed parts' union."""
+        closed = np.nonzero(self.outer.closed[face])[0]
+        outer = self.outer
+        scene = outer.cached("solid_scene", lambda: raycast.scene(outer.solid_vertices, outer.solid_faces))
+        probe = points[closed] + (outer.contact / 2) * self.normals[face[closed]]
+        return closed[raycast.occupancy(scene, probe)]
+
+
 @dataclass(frozen=True)
 class SignedMesh:
     """A mesh ready to be signed: its normalization and its outer surface. Every recipe and the
@@ -111,7 +148,10 @@ class SignedMesh:
 
     @cached_property
     def sampler(self) -> SurfaceSampler:
-        """Area-weighted samples of the outer surface (normalized frame), shared by the recipes."""
+        """Area-weighted samples of the outer surface (normalized frame), shared by the recipes;
+        none on the strips of faces buried between closed parts that touch."""
+        if self.outer.contact > 0:
+            return OuterSampler(self.outer)
         return SurfaceSampler(self.outer.vertices, self.outer.faces)
 
     @cached_property
