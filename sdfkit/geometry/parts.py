@@ -451,8 +451,8 @@ def drop_contacts(vertices, faces, source_part, scene, extent):
     meet another part's are looked at.
 
     source_part : (f,) the closed part each face comes from.
-    Returns vertices, faces and the gap within which points are inside (0 when nothing was
-    dropped; :func:`_in_contact`)."""
+    Returns vertices, faces and the contact distance: the widest gap between parts whose points
+    are inside (0 when nothing was dropped; :func:`sdfkit.geometry.sign._in_contact`)."""
     parts, part = np.unique(source_part, return_inverse=True)
     if len(parts) < 2:
         return vertices, faces, 0.0
@@ -466,7 +466,7 @@ def drop_contacts(vertices, faces, source_part, scene, extent):
         return vertices, faces, 0.0
     keep = np.ones(len(faces), dtype=bool)
     keep[which[buried]] = False
-    return vertices, faces[keep], 2 * eps
+    return vertices, faces[keep], eps
 
 
 def drop_buried(vertices, faces, sheet, rng, levels: int = 4):

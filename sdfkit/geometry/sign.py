@@ -126,9 +126,9 @@ class OuterSurface:
     containers: int = 0
     """How many open parts are containers (a cup, a drawer): their walls are sheets."""
     contact: float = 0.0
-    """Points outside the closed parts' union in a gap of it narrower than this are inside: the
-    gaps of rounding error between closed parts that touch, whose faces are dropped (0: none
-    dropped)."""
+    """The contact distance: points outside the closed parts' union in a gap of it narrower than
+    this are inside, the gaps of rounding error between closed parts that touch, whose faces were
+    dropped where the point this far outside their centroid is inside the union (0: none dropped)."""
     lead: np.ndarray | None = None
     """(f,) float: how much more of the sky a face's outward side sees than its inward side (the
     visibility rays' shares, -1 to 1; 1 for the closed union's faces): low or negative where the
@@ -524,7 +524,7 @@ def _in_contact(surface: OuterSurface, points, face, inside) -> np.ndarray:
     direction = np.where(on, normal, away[near] / np.maximum(gap[near, None], 1e-300))
     rays = np.concatenate([points[which[near]], direction], axis=1)
     across = scene.cast_rays(raycast.tensor(rays))["t_hit"].numpy()
-    out[which[near[gap[near] + across < surface.contact / 2]]] = True
+    out[which[near[gap[near] + across < surface.contact]]] = True
     return out
 
 

@@ -123,12 +123,12 @@ class OuterSampler(SurfaceSampler):
         return points, face
 
     def buried(self, points: np.ndarray, face: np.ndarray) -> np.ndarray:
-        """Indices of the ``points`` (on faces ``face``) whose outside, half the contact
-        distance off them, is inside the closed parts' union."""
+        """Indices of the ``points`` (on faces ``face``) whose outside, the contact distance off
+        them, is inside the closed parts' union (the test that dropped whole faces)."""
         closed = np.nonzero(self.outer.closed[face])[0]
         outer = self.outer
         scene = outer.cached("solid_scene", lambda: raycast.scene(outer.solid_vertices, outer.solid_faces))
-        probe = points[closed] + (outer.contact / 2) * self.normals[face[closed]]
+        probe = points[closed] + outer.contact * self.normals[face[closed]]
         return closed[raycast.occupancy(scene, probe)]
 
 
