@@ -89,6 +89,7 @@ __all__ = [
     "inside",
     "unsigned_distance",
     "inside_closed",
+    "in_gap",
     "thickness",
     "winding_numbers",
     "SIDE_TOLERANCE",
@@ -372,7 +373,7 @@ def signed_distance(
     closest, face, uv = _closest(surface, points)
     distance = np.linalg.norm(points - closest, axis=1)
     inside = _inside_solid(surface, points)
-    inside |= _in_contact(surface, points, face, inside)
+    inside |= in_gap(surface, points, face=face, inside=inside)
     rule = np.full(len(points), RULE_CLOSED, dtype=np.uint8)
     margin = np.ones(len(points))
     # closest to an open face, outside the closed union and inside the surface's bounding box
@@ -465,7 +466,7 @@ def inside(surface: OuterSurface, points: np.ndarray, *, rng: np.random.Generato
     if len(rest) == 0:
         return result
     closest, face, uv = _closest(surface, points[rest])
-    result[rest] |= _in_contact(surface, points[rest], face, result[rest])
+    result[rest] |= in_gap(surface, points[rest], face=face, inside=result[rest])
     near_open = ~surface.closed[face] & ~result[rest]
     if near_open.any():
         result[rest[near_open]] = _open_side(surface, points[rest], closest, face, uv, near_open, SIDE_TOLERANCE, rng)[
@@ -496,19 +497,20 @@ def _pseudonormal_side(surface, points, closest, face, uv, tolerance):
     return along, np.linalg.norm(offset, axis=1) * np.linalg.norm(normal, axis=1), small
 
 
-def _in_contact(surface: OuterSurface, points, face, inside) -> np.ndarray:
+def in_gap(surface: OuterSurface, points, *, face=None, inside=None) -> np.ndarray:
     """(n,) bool: points in a gap between touching closed parts whose faces were dropped
-    (:func:`drop_contacts`): outside the union by its parity, their closest outer face a closed
-    one, and between two walls of the union less than :attr:`OuterSurface.contact` apart (the
-    union's closest point, then a ray straight away from it that meets the union again). Inside:
-    the gap is rounding error, and signing it outside would put the distance to the nearest kept
-    face, far away, inside the solid. (Whether the point lies behind the outer face closest to
-    it does not tell: that face may be cells away and face anywhere, or be the kept face over
-    the gap; measured on cycloidal.ply, where such points made bubbles in its watertight mesh.)"""
+    (:func:`drop_contacts`): outside the union by its parity (``inside``: known already), their
+    closest outer face a closed one (``face``: given), and between two walls of the union less
+    than :attr:`OuterSurface.contact` apart (the union's closest point, then a ray straight away
+    from it that meets the union again). Inside: the gap is rounding error, and signing it outside
+    would put the distance to the nearest kept face, far away, inside the solid. (Whether the
+    point lies behind the outer face closest to it does not tell: that face may be cells away and
+    face anywhere, or be the kept face over the gap: bubbles in cycloidal.ply's watertight mesh.)"""
     out = np.zeros(len(points), dtype=bool)
     if surface.contact <= 0:
         return out
-    which = np.nonzero(~inside & surface.closed[face])[0]
+    inside = _inside_solid(surface, points) if inside is None else inside
+    which = np.nonzero(~inside & (True if face is None else surface.closed[face]))[0]
     if len(which) == 0:
         return out
     scene = surface.cached("solid_scene", lambda: raycast.scene(surface.solid_vertices, surface.solid_faces))

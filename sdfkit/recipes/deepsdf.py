@@ -20,6 +20,7 @@ from sdfkit.geometry.sign import (
     RULES,
     SURE_DISTANCE,
     OuterSurface,
+    in_gap,
     inside,
     outer_surface,
     sign_confidence,
@@ -124,12 +125,14 @@ class OuterSampler(SurfaceSampler):
 
     def buried(self, points: np.ndarray, face: np.ndarray) -> np.ndarray:
         """Indices of the ``points`` (on faces ``face``) whose outside, the contact distance off
-        them, is inside the closed parts' union (the test that dropped whole faces)."""
+        them, is inside the closed parts' union (the test that dropped whole faces) or in a gap
+        between touching parts (the floor of a slot between two parts that touch)."""
         closed = np.nonzero(self.outer.closed[face])[0]
         outer = self.outer
         scene = outer.cached("solid_scene", lambda: raycast.scene(outer.solid_vertices, outer.solid_faces))
         probe = points[closed] + outer.contact * self.normals[face[closed]]
-        return closed[raycast.occupancy(scene, probe)]
+        solid = raycast.occupancy(scene, probe)
+        return closed[solid | in_gap(outer, probe, inside=solid)]
 
 
 @dataclass(frozen=True)
