@@ -31,6 +31,9 @@ Rows:
 
     python benchmarks/loader.py --deepsdf ~/src/DeepSDF [--store shapes.zarr] [--baseline /tmp/base
         --baseline-store shapes-v1.zarr] [--n 200] [--delay 20] [--rounds 2]
+
+``--loader-cores 1`` runs every row's loader (workers included) on one core and the servers and
+the proxy on the others, as a remote object store's cores are not the training node's.
 """
 
 from __future__ import annotations
