@@ -452,7 +452,7 @@ def drop_contacts(vertices, faces, source_part, scene, extent):
 
     source_part : (f,) the closed part each face comes from.
     Returns vertices, faces and the contact distance: the widest gap between parts whose points
-    are inside (0 when nothing was dropped; :func:`sdfkit.geometry.sign._in_contact`)."""
+    are inside (0 when nothing was dropped; :func:`sdfkit.geometry.sign.in_gap`)."""
     parts, part = np.unique(source_part, return_inverse=True)
     if len(parts) < 2:
         return vertices, faces, 0.0
