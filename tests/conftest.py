@@ -18,6 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # one thread per library per test process: with a process per core, torch's and open3d's own
+    # thread pools (a thread per core each) would only contend with the other process's
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 
