@@ -14,7 +14,9 @@ that opens it and reads nothing), and the rest per million samples delivered (th
 the share of a core the S3 server and the proxy used while the loader iterated (their CPU time
 from /proc over the iteration's wall time, the time the samples/s are measured over): all of it
 runs on this machine's cores beside the loader. s3rver is one Node.js process: a share near 1
-means the server, not the loader, sets the rate.
+means the server, not the loader, sets the rate. ``loader cores``: the same for the loader (the
+training loop's process and its workers): near the number of cores it may use, the loader's own
+work sets the rate; well below, it waits for bytes.
 
 Rows:
 - DeepSDF's ``SDFSamples`` (``deep_sdf/data.py`` of a checkout given with ``--deepsdf``; nothing of it
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -118,6 +121,7 @@ def run_row(spec: dict) -> dict:
     first, samples, rss = None, 0, 0.0
     watched = spec.get("watch", {})  # the server's and the proxy's CPU time over the iteration alone
     cpu = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    loader_cpu = _own_cpu()
     begin = time.perf_counter()
     for epoch in range(spec["epochs"]):
         if hasattr(dataset, "set_epoch"):
@@ -128,15 +132,23 @@ def run_row(spec: dict) -> dict:
             if first is None:
                 first = time.perf_counter() - start
             rss = max(rss, worker_rss(iterator))
+        del iterator  # its workers shut down and are waited for: their CPU time is counted
     wall = time.perf_counter() - begin
     return {
         "rate": samples / wall,
+        "loader cores": (_own_cpu() - loader_cpu) / wall,
         **{f"{name} cores": (cpu_seconds(pid) - cpu[name]) / wall for name, pid in watched.items()},
         "first": first,
         "rss": rss,
         "samples": samples,
         "workers": loader.num_workers,
     }
+
+
+def _own_cpu() -> float:
+    """CPU time (s) of this process and of its children that have ended (the loader's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 class Passes:
@@ -346,7 +358,7 @@ def report(results: dict, n: int, cores=None) -> None:
     if cores:
         print(f"every loader on cores {cores}, the S3 servers and the proxy on the others")
     print(
-        f"{'loader':<44}{'samples/s':>13}{'x DeepSDF':>10}{'x local':>9}{'first batch s':>14}{'worker MB':>10}"
+        f"{'loader':<44}{'samples/s':>13}{'x DeepSDF':>10}{'x local':>9}{'first batch s':>14}{'worker MB':>10}{'loader cores':>13}"
         f"{'requests / 1M samples':>23}{'opening requests':>18}{'server cores':>14}{'proxy cores':>13}"
     )
     for name, runs in results.items():
@@ -359,7 +371,7 @@ def report(results: dict, n: int, cores=None) -> None:
         rss = max(m["rss"] for m in runs)
         print(
             f"{name:<44}{rate:>13,.0f}{rate / base:>10.2f}{rate / local:>9.2f}{median(name, 'first'):>14.2f}"
-            f"{rss:>10.0f}{requests}"
+            f"{rss:>10.0f}{median(name, 'loader cores'):>13.2f}{requests}"
         )
 
 

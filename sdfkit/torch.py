@@ -190,10 +190,11 @@ class StoreShapes(torch.utils.data.Dataset):
         """``array[row, start:stop]``, through this process's window reader of the array."""
         return self.read_windows(name, [(row, start, stop)])[0]
 
-    def read_windows(self, name: str, windows) -> list[np.ndarray]:
+    def read_windows(self, name: str, windows, *, views: bool = False) -> list[np.ndarray]:
         """``array[row, start:stop]`` for each ``(row, start, stop)``: their bytes requested
-        together (the read-ahead of a batch), through this process's window reader of the array."""
-        return self.reader(name).read_many(windows)
+        together (the read-ahead of a batch), through this process's window reader of the array
+        (``views``: :meth:`WindowReader.read_many`'s)."""
+        return self.reader(name).read_many(windows, views=views)
 
     def reader(self, name: str):
         """The window reader of one array (made once, sent to workers with the dataset, its shard
@@ -297,16 +298,21 @@ class SampleWindows(StoreShapes):
         return [drawn.setdefault(self.shard(i), self.start(i, length)) for i in indices]
 
     def read_many(
-        self, indices: Sequence[int], length: int | None = None, starts: Sequence[int] | None = None
+        self,
+        indices: Sequence[int],
+        length: int | None = None,
+        starts: Sequence[int] | None = None,
+        *,
+        views: bool = False,
     ) -> list[dict[str, np.ndarray]]:
         """:meth:`read` for many items (windows from ``starts``, default :meth:`starts`), every
-        window's bytes requested at once."""
+        window's bytes requested at once (``views``: :meth:`read_windows`')."""
         length = length or self.window
         for index in indices:
             self._check(index)
         starts = self.starts(indices, length) if starts is None else starts
         windows = [(int(self.rows[i]), a, a + length) for i, a in zip(indices, starts, strict=True)]
-        columns = {name: self.read_windows(name, windows) for name in self.names}
+        columns = {name: self.read_windows(name, windows, views=views) for name in self.names}
         return [{name: columns[name][k] for name in self.names} for k in range(len(windows))]
 
     def __getitems__(self, indices: Sequence[int]) -> list:
@@ -373,7 +379,8 @@ class DeepSDFSamples(SampleWindows):
                 self._item(index, self.read_many([index], self.long, [start])[0])
                 for index, start in zip(indices, starts, strict=True)
             ]
-        batch = self.read_many(indices, self.long, starts)
+        # object storage: the answers' memory as it came, samples taken from it into the items
+        batch = self.read_many(indices, self.long, starts, views=True)
         return [self._item(index, arrays) for index, arrays in zip(indices, batch, strict=True)]
 
     def _item(self, index: int, arrays: dict[str, np.ndarray]):

@@ -262,10 +262,12 @@ class WindowReader:
         """``array[row, start:stop]``."""
         return self.read_many([(row, start, stop)])[0]
 
-    def read_many(self, windows) -> list[np.ndarray]:
+    def read_many(self, windows, *, views: bool = False) -> list[np.ndarray]:
         """``array[row, start:stop]`` for each ``(row, start, stop)`` of ``windows``: the bytes of
         all of them requested at once (one round of concurrent range requests on a remote store,
-        neighbouring ranges coalesced), then copied or decoded into place."""
+        neighbouring ranges coalesced), then copied or decoded into place. ``views``: a window of
+        a remote store's raw chunks that one answer holds whole comes back as a read-only view of
+        the answer's memory, not copied (for a reader that takes its samples from it anyway)."""
         windows = [(int(r), int(a), int(b)) for r, a, b in windows]
         if self.layout is None:
             return [self._array()[r, a:b] for r, a, b in windows]
@@ -283,7 +285,9 @@ class WindowReader:
                 out.append(self._array()[row, start:stop])
                 continue
             at, count = plan
-            if self.raw:  # exactly the window's samples, range after range
+            if self.raw and views and not direct and count == 1:  # the answer's bytes as they are
+                out.append(np.frombuffer(data[at], dtype=self.dtype).reshape(stop - start, *self.shape[2:]))
+            elif self.raw:  # exactly the window's samples, range after range
                 values = np.empty((stop - start, *self.shape[2:]), dtype=self.dtype)
                 flat = values.reshape(-1).view(np.uint8)
                 if direct:
