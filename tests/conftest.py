@@ -24,33 +24,6 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
 
-
-def _keep_freed_memory() -> None:
-    """glibc keeps freed memory for reuse (blocks under 1 GB from the heap, up to 1 GB past its
-    top, trimmed past 4 GB) instead of handing it back to the system after every large free: a training step's tensors
-    then reuse pages rather than fault in fresh zeroed ones (the paper-preset training tests: system
-    time 18 s -> 9.7 s, wall 67 s -> 55 s, two processes). This process through mallopt; the commands the tests
-    start through glibc's environment variables."""
-    settings = {
-        "MALLOC_TRIM_THRESHOLD_": (-1, 4 << 30),
-        "MALLOC_TOP_PAD_": (-2, 1 << 30),
-        "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 30),  # blocks under 1 GB from the heap, not fresh maps
-    }
-    for name, (_, value) in settings.items():
-        os.environ.setdefault(name, str(value))
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-        except OSError:  # not glibc (musl): nothing to tune
-            return
-        for option, value in settings.values():
-            libc.mallopt(option, value)
-
-
-_keep_freed_memory()
-
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 
