@@ -32,7 +32,7 @@ from sdfkit.errors import InputError
 from sdfkit.recipes import sample_sets
 from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
-from sdfkit.store.shards import WindowReader
+from sdfkit.store.shards import WindowReader, read_windows_together
 from sdfkit.store.state import StoreState
 
 __all__ = [
@@ -306,13 +306,14 @@ class SampleWindows(StoreShapes):
         views: bool = False,
     ) -> list[dict[str, np.ndarray]]:
         """:meth:`read` for many items (windows from ``starts``, default :meth:`starts`), every
-        window's bytes requested at once (``views``: :meth:`read_windows`')."""
+        window's bytes of every array requested at once (``views``: :meth:`read_windows`')."""
         length = length or self.window
         for index in indices:
             self._check(index)
         starts = self.starts(indices, length) if starts is None else starts
         windows = [(int(self.rows[i]), a, a + length) for i, a in zip(indices, starts, strict=True)]
-        columns = {name: self.read_windows(name, windows, views=views) for name in self.names}
+        readers = [(self.reader(name), windows) for name in self.names]
+        columns = dict(zip(self.names, read_windows_together(readers, views=views), strict=True))
         return [{name: columns[name][k] for name in self.names} for k in range(len(windows))]
 
     def __getitems__(self, indices: Sequence[int]) -> list:

@@ -36,6 +36,7 @@ __all__ = [
     "can_encode",
     "write_shard_block",
     "WindowReader",
+    "read_windows_together",
     "read_whole",
     "read_together",
     "missing_members",
@@ -268,29 +269,41 @@ class WindowReader:
         neighbouring ranges coalesced), then copied or decoded into place. ``views``: a window of
         a remote store's raw chunks that one answer holds whole comes back as a read-only view of
         the answer's memory, not copied (for a reader that takes its samples from it anyway)."""
+        return read_windows_together([(self, windows)], views=views)[0]
+
+    def _plan(self, windows):
+        """(windows as ints, per window its (first range, count) or None for plain zarr, the byte
+        ranges), the shard indexes the windows need read first."""
         windows = [(int(r), int(a), int(b)) for r, a, b in windows]
+        plans, ranges = [], []
         if self.layout is None:
-            return [self._array()[r, a:b] for r, a, b in windows]
+            return windows, [None] * len(windows), ranges
         self.load_indexes(row // self.layout[1][0] for row, _, _ in windows)
-        plans, ranges = [], []  # per window: (first range, count) or None for plain zarr
         for window in windows:
             found = self._ranges(*window)
             plans.append(None if found is None else (len(ranges), len(found)))
             ranges += found or []
-        direct = self.raw and self.folder is not None  # raw chunks on this machine: read into place
-        data = [] if direct else self._fetch(ranges)
+        return windows, plans, ranges
+
+    @property
+    def _direct(self) -> bool:
+        """Raw chunks on this machine: read straight into place, no bytes in between."""
+        return self.raw and self.folder is not None
+
+    def _assemble(self, windows, plans, ranges, data, *, views: bool) -> list[np.ndarray]:
+        """The windows from their ranges' bytes (``data``; read here for :attr:`_direct`)."""
         out = []
         for (row, start, stop), plan in zip(windows, plans, strict=True):
             if plan is None:
                 out.append(self._array()[row, start:stop])
                 continue
             at, count = plan
-            if self.raw and views and not direct and count == 1:  # the answer's bytes as they are
+            if self.raw and views and not self._direct and count == 1:  # the answer's bytes as they are
                 out.append(np.frombuffer(data[at], dtype=self.dtype).reshape(stop - start, *self.shape[2:]))
             elif self.raw:  # exactly the window's samples, range after range
                 values = np.empty((stop - start, *self.shape[2:]), dtype=self.dtype)
                 flat = values.reshape(-1).view(np.uint8)
-                if direct:
+                if self._direct:
                     self._read_into(flat, ranges[at : at + count])
                 else:
                     _copy_into(flat, data[at : at + count])
@@ -330,36 +343,28 @@ class WindowReader:
             ranges.append((key, offset + begin * sample, (end - begin) * sample))
         return ranges
 
-    def _fetch(self, ranges) -> list:
-        """The bytes of each ``(key, offset, nbytes)`` (memoryviews): ranges of one key that
-        follow each other or lie less than :attr:`gap` apart (a local store: only those that
-        follow each other) are requested as one."""
-        if not ranges:
-            return []
-        merged, members = _coalesce(ranges, 0 if self.folder is not None else self.gap)
-        out = [None] * len(ranges)
-        for data, (offset, wanted) in zip(self._request(merged), members, strict=True):
-            view = memoryview(data)
-            for k in wanted:
-                _, at, size = ranges[k]
-                out[k] = view[at - offset : at - offset + size]
-        return out
+    def _coalesced(self, ranges):
+        """Ranges of one key that follow each other or lie less than :attr:`gap` apart (a local
+        store: only those that follow each other) as one request: (requests, members)."""
+        return _coalesce(ranges, 0 if self.folder is not None else self.gap)
 
-    def _request(self, ranges) -> list[bytes]:
-        """The bytes of each ``(key, offset, nbytes)``, one read or range request each."""
-        if self.folder is not None:  # a local store: plain reads, no event loop round trip
-            return [os.pread(self._fd(key), nbytes, offset) for key, offset, nbytes in ranges]
+    def _fetch(self, ranges) -> list:
+        """The bytes of each ``(key, offset, nbytes)`` of a local store (views of one read per
+        run of ranges that follow each other)."""
+        merged, members = self._coalesced(ranges)
+        answers = [os.pread(self._fd(key), nbytes, offset) for key, offset, nbytes in merged]
+        return _pieces(ranges, answers, members)
+
+    def _requests(self, merged) -> list:
+        """Awaitables of the bytes of each ``(key, offset, nbytes)`` of a remote store."""
         from zarr.abc.store import RangeByteRequest
 
         prototype = default_buffer_prototype()
         store = self._range_store()
         if store is None:
             root = self._array().store_path
-            requests = [(root / key).get(prototype, RangeByteRequest(o, o + n)) for key, o, n in ranges]
-        else:
-            requests = [store.get(key, prototype, RangeByteRequest(o, o + n)) for key, o, n in ranges]
-        # requested together: one round; the answers' memory as is (uint8 arrays), not copied again
-        return [c.as_numpy_array() for c in sync(_gather(requests))]
+            return [(root / key).get(prototype, RangeByteRequest(o, o + n)) for key, o, n in merged]
+        return [store.get(key, prototype, RangeByteRequest(o, o + n)) for key, o, n in merged]
 
     def _range_store(self):
         """This process's store for a remote array's window reads (obstore- or fsspec-backed,
@@ -438,6 +443,45 @@ def _coalesce(ranges, gap: int):
             merged.append([key, offset, nbytes])
             members.append((offset, [k]))
     return [tuple(m) for m in merged], members
+
+
+def read_windows_together(requests, *, views: bool = False) -> list[list[np.ndarray]]:
+    """:meth:`WindowReader.read_many` of each ``(reader, windows)`` of ``requests`` (the arrays of
+    one batch: points and values), every remote range of all of them requested in one round, so
+    that a batch waits for one round trip, not one per array."""
+    planned = [reader._plan(windows) for reader, windows in requests]
+    data = [[] for _ in requests]
+    remote = []  # (position, merged requests, members) of the readers of remote stores
+    for k, ((reader, _), (_, _, ranges)) in enumerate(zip(requests, planned, strict=True)):
+        if not ranges or reader._direct:
+            continue
+        if reader.folder is not None:
+            data[k] = reader._fetch(ranges)
+        else:
+            remote.append((k, *reader._coalesced(ranges)))
+    if remote:
+        awaitables = [a for k, merged, _ in remote for a in requests[k][0]._requests(merged)]
+        # one round for all; the answers' memory as is (uint8 arrays), not copied again
+        answers = [c.as_numpy_array() for c in sync(_gather(awaitables))]
+        at = 0
+        for k, merged, members in remote:
+            data[k] = _pieces(planned[k][2], answers[at : at + len(merged)], members)
+            at += len(merged)
+    return [
+        reader._assemble(windows, plans, ranges, pieces, views=views)
+        for (reader, _), (windows, plans, ranges), pieces in zip(requests, planned, data, strict=True)
+    ]
+
+
+def _pieces(ranges, answers, members) -> list:
+    """Each ``(key, offset, nbytes)`` of ``ranges`` as a view of the answer holding it."""
+    out = [None] * len(ranges)
+    for answer, (offset, wanted) in zip(answers, members, strict=True):
+        view = memoryview(answer)
+        for k in wanted:
+            _, at, size = ranges[k]
+            out[k] = view[at - offset : at - offset + size]
+    return out
 
 
 def _copy_into(flat: np.ndarray, pieces) -> None:
