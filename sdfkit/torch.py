@@ -32,8 +32,8 @@ from sdfkit.errors import InputError
 from sdfkit.recipes import sample_sets
 from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
-from sdfkit.store.shards import WindowReader, read_windows_together
 from sdfkit.store.state import StoreState
+from sdfkit.store.windows import WindowReader, read_windows_together
 
 __all__ = [
     "sample_set_arrays",

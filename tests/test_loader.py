@@ -14,7 +14,7 @@ from sdfkit.errors import FormatError, InputError
 from sdfkit.geometry.shapes import make_shapes
 from sdfkit.sources import mnist
 from sdfkit.sources.shapenet import ShapenetConfig, prepare_shapenet
-from sdfkit.store.shards import WindowReader
+from sdfkit.store.windows import WindowReader
 from sdfkit.torch import DeepSDFSamples, MNISTGrids, OccupancyPoints, SampleWindows
 
 K = 70_000  # above twice WINDOW_SAMPLES: rows chunked along the samples

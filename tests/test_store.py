@@ -18,7 +18,8 @@ from sdfkit.pipeline.runners import ShardTask, run_shard
 from sdfkit.sources import mnist
 from sdfkit.sources.mnist import MnistConfig
 from sdfkit.store.format import STATUS_FAILED, STATUS_OK, StoreLayout, prepare_store
-from sdfkit.store.shards import WindowReader, can_encode, write_shard_block
+from sdfkit.store.shards import can_encode, write_shard_block
+from sdfkit.store.windows import WindowReader
 
 
 @pytest.mark.parametrize(
@@ -141,7 +142,7 @@ def test_rows_chunked_along_their_samples_are_written_column_by_column_with_zarr
 def test_ranges_are_coalesced_by_key_and_gap():
     """The requests of a batch's byte ranges: one per run of ranges of one key that overlap,
     touch or lie within the gap; every range then found inside its request."""
-    from sdfkit.store.shards import _coalesce
+    from sdfkit.store.windows import _coalesce
 
     ranges = [("b", 0, 10), ("a", 30, 10), ("a", 0, 10), ("a", 10, 10), ("a", 45, 5), ("a", 5, 20), ("b", 100, 1)]
     merged, members = _coalesce(ranges, gap=0)
