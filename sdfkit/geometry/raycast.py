@@ -36,8 +36,24 @@ def tensor(array: np.ndarray):
     return open3d().core.Tensor(np.ascontiguousarray(array, dtype=np.float32))
 
 
+_VOTERS = np.array([[1.0, 2.0**0.5, 3.0**0.5], [-(5.0**0.5), 1.0, 7.0**0.5], [3.0**0.5, -(11.0**0.5), 1.0]])
+_VOTERS /= np.linalg.norm(_VOTERS, axis=1, keepdims=True)
+"""The directions of :func:`occupancy`'s three rays: along no axis, diagonal or face plane, so
+that a ray from a point of a part made on a grid (a gear's teeth, a box's faces) does not run
+along its faces or through its edges, where a hit is counted twice or not at all."""
+
+
 def occupancy(scene, points: np.ndarray) -> np.ndarray:
-    """Inside the scene's closed manifold (n,) bool: ray parity, three rays voting."""
+    """Inside the scene's closed manifold (n,) bool: ray parity, three rays voting, cast along
+    :data:`_VOTERS`. (open3d's ``compute_occupancy``, three rays, called points beside
+    cycloidal.ply's gears inside, 2-4 cells from any face, where 64 random rays all crossed the
+    union an even number of times; its three directions are the same for every point, and there
+    two of them miscounted.)"""
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
-    return scene.compute_occupancy(tensor(points), nsamples=3).numpy().astype(bool)
+    rays = np.empty((len(points), len(_VOTERS), 6), dtype=np.float32)
+    rays[:, :, :3] = np.asarray(points)[:, None, :]
+    rays[:, :, 3:] = _VOTERS[None]
+    crossings = scene.count_intersections(open3d().core.Tensor(rays.reshape(-1, 6))).numpy()
+    odd = (crossings.reshape(len(points), len(_VOTERS)) % 2).sum(axis=1)
+    return 2 * odd > len(_VOTERS)

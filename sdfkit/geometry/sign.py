@@ -72,7 +72,7 @@ from sdfkit.geometry.topology import (
     pseudonormals,
 )
 
-METHOD = "parts-7"
+METHOD = "parts-8"
 """The outer-surface method's version, recorded in a store's parameters: a store signed by another
 version is not resumed (its rows would differ from the new ones). What each version changed:
 docs/format.md (``parameters.method``); stores before parts-1 record none."""
