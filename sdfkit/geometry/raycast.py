@@ -39,8 +39,8 @@ def tensor(array: np.ndarray):
 _VOTERS = np.array([[1.0, 2.0**0.5, 3.0**0.5], [-(5.0**0.5), 1.0, 7.0**0.5], [3.0**0.5, -(11.0**0.5), 1.0]])
 _VOTERS /= np.linalg.norm(_VOTERS, axis=1, keepdims=True)
 """The directions of :func:`occupancy`'s three rays: along no axis, diagonal or face plane, so
-that a ray from a point of a part made on a grid (a gear's teeth, a box's faces) does not run
-along its faces or through its edges, where a hit is counted twice or not at all."""
+that rays from points of a part built on a grid (a gear's teeth, a box's faces) are unlikely to
+run along its faces or through its edges, where a hit can be counted twice or not at all."""
 
 
 def occupancy(scene, points: np.ndarray) -> np.ndarray:
