@@ -190,11 +190,10 @@ class StoreShapes(torch.utils.data.Dataset):
         """``array[row, start:stop]``, through this process's window reader of the array."""
         return self.read_windows(name, [(row, start, stop)])[0]
 
-    def read_windows(self, name: str, windows, *, views: bool = False) -> list[np.ndarray]:
+    def read_windows(self, name: str, windows) -> list[np.ndarray]:
         """``array[row, start:stop]`` for each ``(row, start, stop)``: their bytes requested
-        together (the read-ahead of a batch), through this process's window reader of the array
-        (``views``: :meth:`WindowReader.read_many`'s)."""
-        return self.reader(name).read_many(windows, views=views)
+        together (the read-ahead of a batch), through this process's window reader of the array."""
+        return self.reader(name).read_many(windows)
 
     def reader(self, name: str):
         """The window reader of one array (made once, sent to workers with the dataset, its shard
@@ -306,7 +305,7 @@ class SampleWindows(StoreShapes):
         views: bool = False,
     ) -> list[dict[str, np.ndarray]]:
         """:meth:`read` for many items (windows from ``starts``, default :meth:`starts`), every
-        window's bytes of every array requested at once (``views``: :meth:`read_windows`')."""
+        window's bytes of every array requested at once (``views``: :meth:`WindowReader.read_many`'s)."""
         length = length or self.window
         for index in indices:
             self._check(index)
