@@ -315,3 +315,49 @@ def test_a_dask_cluster_writes_the_same_meshes(tree, tmp_path):
     assert written == sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*.obj"))
     for path in written:
         assert (tmp_path / "local" / path).read_bytes() == (tmp_path / "dask" / path).read_bytes()
+
+
+@pytest.mark.parametrize("gap_cells", [0.25, 3.0])
+def test_the_report_tells_clearances_the_grid_closes(tmp_path, gap_cells):
+    """Two boxes side by side: a gap of a quarter cell is closed by the grid, and exactly the
+    samples on the two facing walls (by construction) farther than a cell from the output are
+    counted in ``narrow_closed`` and left out of ``hausdorff_resolvable``; a gap of three cells is
+    held, and nothing is counted."""
+    from sdfkit.builders.watertight import WatertightJob, narrow_walls, process_watertight
+    from sdfkit.geometry.basics import shape_rng
+    from sdfkit.geometry.mesh import load_mesh
+    from sdfkit.geometry.sign import unsigned_distance
+
+    resolution = 32
+    gap = gap_cells * 2.3 / resolution  # cells of the raw longest side, about 2.3
+    left = trimesh.creation.box(bounds=[[0, 0, 0], [1, 1, 1]])
+    # not 1 long: the grid is centred on the box, and a row of nodes would run down the gap
+    right = trimesh.creation.box(bounds=[[1 + gap, 0, 0], [2.3 + gap, 1, 1]])
+    pair = trimesh.util.concatenate([left, right])
+    path = tmp_path / "pair.ply"
+    pair.export(path)
+    config = WatertightConfig(resolution=resolution, report_points=20_000)
+    row = process_watertight(WatertightJob("pair", str(path), str(tmp_path / "out.ply")), config)
+    cell = row["report/cell"]
+
+    # the same samples as the report draws, and the truth: which lie on the facing walls
+    signed = signed_mesh(load_mesh(str(path)), rays=config.rays, rng=shape_rng(0, "pair"))
+    vertices, faces, _, _ = watertight_mesh(signed, config, rng=shape_rng(0, "pair", 6))
+    rng = shape_rng(0, "pair", 7)
+    sample_surface(vertices, faces, config.report_points, rng=rng)
+    on_input, on_face = signed.sampler.sample(config.report_points, rng=rng)
+    raw_x = on_input[:, 0] / signed.scale - signed.offset[0]
+    facing = (np.abs(raw_x - 1) < 1e-6) | (np.abs(raw_x - 1 - gap) < 1e-6)  # float32 vertices
+    far = unsigned_distance(vertices, faces, on_input) > cell
+    truth = facing & far
+    np.testing.assert_array_equal(
+        narrow_walls(signed.outer.vertices, signed.outer.faces, on_input, on_face, cell)[far], truth[far]
+    )
+    assert row["report/narrow_closed"] == pytest.approx(truth.mean())
+    if gap_cells < 1:
+        assert truth.mean() > 0.05  # most of the two facing walls (0.15 of the area)
+        assert row["report/hausdorff"] > 4 * cell  # the middle of the walls, 6 cells from the output
+        assert row["report/hausdorff_resolvable"] <= 2 * cell
+    else:
+        assert truth.sum() == 0
+        assert row["report/hausdorff_resolvable"] == row["report/hausdorff"] <= cell

@@ -42,6 +42,7 @@ from scipy.sparse.csgraph import connected_components
 from sdfkit.builders.figures import plot_mesh_rows
 from sdfkit.builders.render import RenderConfig, camera_poses, check_renderer, render_mesh_views_shaded
 from sdfkit.errors import InputError, ShapeError, StoreError
+from sdfkit.geometry import raycast
 from sdfkit.geometry.basics import face_areas, face_normals, shape_rng
 from sdfkit.geometry.mesh import load_mesh, sample_surface
 from sdfkit.geometry.sign import inside_closed, signed_distance, thickness, unsigned_distance
@@ -60,6 +61,7 @@ __all__ = [
     "watertight_mesh",
     "mesh_checks",
     "drop_enclosed",
+    "narrow_walls",
     "process_watertight",
     "prepare_watertight",
     "report_rows",
@@ -92,6 +94,8 @@ NUMBERS = (
     ("mean_distance", "float64", np.nan),
     ("hausdorff", "float64", np.nan),
     ("thin_lost", "float64", np.nan),
+    ("narrow_closed", "float64", np.nan),
+    ("hausdorff_resolvable", "float64", np.nan),
     ("evaluated", "int64", -1),
     ("seconds", "float64", np.nan),
 )
@@ -334,9 +338,12 @@ def process_watertight(job: WatertightJob, config: WatertightConfig) -> dict:
 
     rng = shape_rng(config.seed, job.id, 7)
     on_output, _ = sample_surface(vertices, faces, config.report_points, rng=rng)
-    on_input, _ = signed.sampler.sample(config.report_points, rng=rng)
+    on_input, on_face = signed.sampler.sample(config.report_points, rng=rng)
     to_input = unsigned_distance(signed.outer.vertices, signed.outer.faces, on_output)
     to_output = unsigned_distance(vertices, faces, on_input)
+    narrow = np.zeros(len(on_input), dtype=bool)
+    far = np.nonzero(to_output > cell)[0]
+    narrow[far] = narrow_walls(signed.outer.vertices, signed.outer.faces, on_input[far], on_face[far], cell)
     row = {f"report/{name}": np.uint8(checks[name]) for name in CHECKS}
     row |= {
         "report/input": str(job.path),
@@ -350,12 +357,28 @@ def process_watertight(job: WatertightJob, config: WatertightConfig) -> dict:
         "report/mean_distance": float((to_input.mean() + to_output.mean()) / 2),
         "report/hausdorff": float(max(to_input.max(), to_output.max())),
         "report/thin_lost": float(np.mean(to_output > cell)),
+        "report/narrow_closed": float(np.mean(narrow)),
+        "report/hausdorff_resolvable": float(max(to_input.max(), to_output[~narrow].max(initial=0.0))),
         "report/evaluated": evaluated,
         "report/seconds": seconds,
         "norm/offset": signed.offset,
         "norm/scale": np.float64(signed.scale),
     }
     return row
+
+
+def narrow_walls(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, face: np.ndarray, width: float):
+    """Which ``points`` (on ``faces[face]``) lie on a wall of a clearance narrower than ``width``:
+    a ray from the point along its face's normal (outwards) meets another face of the mesh within
+    ``width``. A grid of cells ``width`` wide closes such a gap (no node need lie inside it), so
+    its walls lie away from a watertight mesh the way a closed hole's rim does."""
+
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    normal = face_normals(vertices, faces[face])
+    start = points + 1e-6 * normal  # off the point's own face
+    hits = raycast.scene(vertices, faces).cast_rays(raycast.tensor(np.concatenate([start, normal], axis=1)))
+    return hits["t_hit"].numpy() < width
 
 
 def _volume(vertices, faces) -> float:
@@ -476,11 +499,20 @@ def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if r["ok"]]
     both = [r for r in ok if all(r[c] for c in CHECKS)]
     out = {"meshes": len(rows), "ok": len(ok), "failed": len(rows) - len(ok), "watertight_both": len(both)}
-    for key in ("seconds", "faces", "components", "chamfer_l2", "mean_distance", "hausdorff", "thin_lost"):
+    for key in (
+        "seconds",
+        "faces",
+        "components",
+        "chamfer_l2",
+        "mean_distance",
+        "hausdorff",
+        "thin_lost",
+        "narrow_closed",
+    ):
         values = np.array([r[key] for r in ok], dtype=np.float64)
         out[key] = {"median": float(np.median(values)), "max": float(values.max())} if len(values) else None
     # in cells of each mesh's grid, the unit the targets are set in
-    for key in ("mean_distance", "hausdorff"):
+    for key in ("mean_distance", "hausdorff", "hausdorff_resolvable"):
         values = np.array([r[key] / r["cell"] for r in ok], dtype=np.float64)
         out[f"{key}_cells"] = {"median": float(np.median(values)), "max": float(values.max())} if len(values) else None
     return out
@@ -492,8 +524,10 @@ SUMMARY_ROWS = (
     ("components", "components"),
     ("mean_distance_cells", "mean distance, cells"),
     ("hausdorff_cells", "Hausdorff, cells"),
+    ("hausdorff_resolvable_cells", "Hausdorff, resolvable"),
     ("chamfer_l2", "Chamfer-L2"),
     ("thin_lost", "thin parts lost"),
+    ("narrow_closed", "narrow clearances closed"),
 )
 """The measures ``sdfkit watertight`` prints at the end, (key of :func:`summarize`, label)."""
 
