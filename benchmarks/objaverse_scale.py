@@ -170,17 +170,10 @@ def throughput(folder: Path, planted: dict, tmp: Path, args, env: dict) -> None:
           f"{rates['2'] / rates['1 on one core']:.2f}x one worker on one core")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=2000)
-    parser.add_argument("--huge", type=int, default=3)
-    parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--throughput-objects", type=int, default=400, help="objects timed on one and two workers")
-    parser.add_argument("--throughput-only", action="store_true", help="build the collection, time the workers only")
-    args = parser.parse_args()
+def _s3_server():
+    """moto's server on a free loopback port with the bucket ``scale``: (server, environment)."""
     import logging
 
-    from distributed import LocalCluster
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
@@ -194,6 +187,117 @@ def main() -> None:
     import boto3
 
     boto3.client("s3").create_bucket(Bucket="scale")
+    return server, env
+
+
+def _full_killed_resumed(source: str, listed: int, common: list, env: dict) -> None:
+    """The uninterrupted run (full.zarr) and one killed once a third of its shards are written,
+    then resumed on a new cluster (killed.zarr), each on a Dask LocalCluster of two workers."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="6GB") as cluster:  # fmt: skip
+        address = cluster.scheduler_address
+        start = time.perf_counter()
+        full = _cli(["prepare-shapenet", source, "-o", "s3://scale/full.zarr", "--scheduler", address, *common], env)
+        seconds = time.perf_counter() - start
+        assert full.returncode == 0, full.stderr[-2000:]
+        print(f"uninterrupted run, 2 Dask workers, store on S3: {seconds:.0f} s")
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "prepare-shapenet", source, "-o",
+                                 "s3://scale/killed.zarr", "--scheduler", address, *map(str, common)], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        import s3fs
+
+        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
+        shards = (listed + 7) // 8
+        while proc.poll() is None:
+            try:
+                written = len(fs.ls("scale/killed.zarr/meta/status/c", refresh=True))
+            except FileNotFoundError:
+                written = 0
+            if written >= shards // 3:
+                break
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        print(f"killed after {written} of {shards} shards")
+    # a crash takes the cluster too: its workers would finish the shards they had begun
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="6GB") as cluster:  # fmt: skip
+        start = time.perf_counter()
+        resumed = _cli(["prepare-shapenet", source, "-o", "s3://scale/killed.zarr", "--scheduler",
+                        cluster.scheduler_address, *common], env)  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        print(f"resumed on a new cluster: {time.perf_counter() - start:.0f} s")
+
+
+def _accounting(a: dict, planted: dict, folder: Path, listed: int) -> None:
+    """Rows by status, duplicates found against those planted, the huge and broken files, memory."""
+    status, errors, ids = a["meta/status"], a["meta/error"], [str(i) for i in a["meta/id"]]
+    print(f"rows: {len(ids)} ({listed} files): {int((status == 1).sum())} ok, {int((status == 2).sum())} failed, "
+          f"{int((status == 3).sum())} skipped, {int((status == 0).sum())} pending")  # fmt: skip
+    row = {i: k for k, i in enumerate(ids)}
+
+    family = {i: (of or i) for role in planted.values() for i, of in role}  # a copy's family: its original
+    kept_as = {}  # skipped id -> the id kept in its place
+    for k, i in enumerate(ids):
+        reason = str(errors[k])
+        if status[k] == 3 and "duplicate of " in reason:
+            kept_as[i] = reason.split("duplicate of ", 1)[1].split(" (", 1)[0]
+
+    def same_bytes(a: str, b: str) -> bool:
+        files = [next(folder.glob(f"{name}.*")) for name in (a, b)]
+        return files[0].read_bytes() == files[1].read_bytes()
+
+    right = {i for i, kept in kept_as.items() if family[i] == family[kept] or same_bytes(i, kept)}
+    wrong = sorted(set(kept_as) - right)
+
+    def found(role: str) -> int:  # a copy and its original in one group: one of them kept, the other not
+        return sum(1 for i, of in planted[role] if i in right or (of in right and kept_as[of] in (i, *right)))
+
+    exact, near = found("duplicate"), found("near")
+    print(f"exact duplicates found {exact} of {len(planted['duplicate'])}; near-duplicates found {near} of "
+          f"{len(planted['near'])} ({near / max(len(planted['near']), 1):.1%}); objects put in another's group "
+          f"{len(wrong)} of {len(ids)} ({len(wrong) / len(ids):.2%})" + (f": {', '.join(wrong[:5])}" if wrong else ""))  # fmt: skip
+    huge_rows = [row[i] for i, _ in planted["huge"]]
+    print("huge scenes: " + "; ".join(str(errors[k])[:90] for k in huge_rows))
+    broken = [row[i] for i, _ in planted["broken"]]
+    hard = int((status == 2).sum()) - len(huge_rows)
+    print(f"failed: {hard} besides the huge scenes, {len(broken)} planted broken "
+          f"({hard / len(ids):.2%} of the rows)")  # fmt: skip
+    peak = a["ledger/peak_memory"][status == 1]
+    print(f"peak memory per object: median {np.median(peak) / 2**20:.0f} MB, max {peak.max() / 2**20:.0f} MB "
+          "(rise of the worker's resident memory)")  # fmt: skip
+
+
+def _reports(tmp: Path, env: dict) -> None:
+    """``sdfkit report`` of the store on S3 (24 thumbnails) and of a local copy (none)."""
+    import s3fs
+
+    report_start = time.perf_counter()
+    report = _cli(["report", "s3://scale/full.zarr", "-o", tmp / "report", "--thumbnails", 24], env)
+    assert report.returncode == 0, report.stderr[-2000:]
+    print(f"sdfkit report, 24 thumbnails, store and meshes on S3: {time.perf_counter() - report_start:.1f} s in all "
+          f"(a new process); it says: {report.stdout.splitlines()[0]}")  # fmt: skip
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
+    fs.get("scale/full.zarr", str(tmp / "full.zarr"), recursive=True)
+    report = _cli(["report", tmp / "full.zarr", "-o", tmp / "report-local", "--thumbnails", 0], env)
+    assert report.returncode == 0, report.stderr[-2000:]
+    print(f"sdfkit report of a local copy of the store, no thumbnails: {report.stdout.splitlines()[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=2000)
+    parser.add_argument("--huge", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--throughput-objects", type=int, default=400, help="objects timed on one and two workers")
+    parser.add_argument("--throughput-only", action="store_true", help="build the collection, time the workers only")
+    args = parser.parse_args()
+    server, env = _s3_server()
+    import boto3
+
     common = ["--samples", args.samples, "--surface-samples", 2000, "--dedup", "--max-faces", 1_000_000,
               "--memory-limit", "4G", "--time-limit", 300, "--shard-size", 8]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,97 +313,15 @@ def main() -> None:
             throughput(folder, planted, Path(tmp), args, env)
             server.stop()
             return
-        source = "s3://scale/collection"
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          memory_limit="6GB") as cluster:  # fmt: skip
-            address = cluster.scheduler_address
-            # uninterrupted
-            start = time.perf_counter()
-            full = _cli(
-                ["prepare-shapenet", source, "-o", "s3://scale/full.zarr", "--scheduler", address, *common], env
-            )
-            seconds = time.perf_counter() - start
-            assert full.returncode == 0, full.stderr[-2000:]
-            print(f"uninterrupted run, 2 Dask workers, store on S3: {seconds:.0f} s")
-            # killed once a third of the shards are written, then resumed
-            proc = subprocess.Popen([sys.executable, "-m", "cli.main", "prepare-shapenet", source, "-o",
-                                     "s3://scale/killed.zarr", "--scheduler", address, *map(str, common)], cwd=ROOT,
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)  # fmt: skip
-            import s3fs
-
-            fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
-            shards = (listed + 7) // 8
-            while proc.poll() is None:
-                try:
-                    written = len(fs.ls("scale/killed.zarr/meta/status/c", refresh=True))
-                except FileNotFoundError:
-                    written = 0
-                if written >= shards // 3:
-                    break
-                time.sleep(0.5)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            print(f"killed after {written} of {shards} shards")
-        # a crash takes the cluster too: its workers would finish the shards they had begun
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          memory_limit="6GB") as cluster:  # fmt: skip
-            start = time.perf_counter()
-            resumed = _cli(["prepare-shapenet", source, "-o", "s3://scale/killed.zarr", "--scheduler",
-                            cluster.scheduler_address, *common], env)  # fmt: skip
-            assert resumed.returncode == 0, resumed.stderr[-2000:]
-            print(f"resumed on a new cluster: {time.perf_counter() - start:.0f} s")
+        _full_killed_resumed("s3://scale/collection", listed, common, env)
         a, b = _store_arrays("s3://scale/full.zarr"), _store_arrays("s3://scale/killed.zarr")
         timing = {"ledger/seconds", "ledger/peak_memory"}  # measured, not computed: they differ run to run
         same = [name for name in a if name not in timing and _equal(a[name], b[name])]
         differ = [name for name in a if name not in timing and name not in same]
         print(f"resumed store equals the uninterrupted one: {len(same)} of {len(same) + len(differ)} arrays"
               + (f" (differ: {', '.join(differ)})" if differ else ""))  # fmt: skip
-        # accounting
-        status, errors, ids = a["meta/status"], a["meta/error"], [str(i) for i in a["meta/id"]]
-        print(f"rows: {len(ids)} ({listed} files): {int((status == 1).sum())} ok, {int((status == 2).sum())} failed, "
-              f"{int((status == 3).sum())} skipped, {int((status == 0).sum())} pending")  # fmt: skip
-        row = {i: k for k, i in enumerate(ids)}
-
-        family = {i: (of or i) for role in planted.values() for i, of in role}  # a copy's family: its original
-        kept_as = {}  # skipped id -> the id kept in its place
-        for k, i in enumerate(ids):
-            reason = str(errors[k])
-            if status[k] == 3 and "duplicate of " in reason:
-                kept_as[i] = reason.split("duplicate of ", 1)[1].split(" (", 1)[0]
-
-        def same_bytes(a: str, b: str) -> bool:
-            files = [next(folder.glob(f"{name}.*")) for name in (a, b)]
-            return files[0].read_bytes() == files[1].read_bytes()
-
-        right = {i for i, kept in kept_as.items() if family[i] == family[kept] or same_bytes(i, kept)}
-        wrong = sorted(set(kept_as) - right)
-
-        def found(role: str) -> int:  # a copy and its original in one group: one of them kept, the other not
-            return sum(1 for i, of in planted[role] if i in right or (of in right and kept_as[of] in (i, *right)))
-
-        exact, near = found("duplicate"), found("near")
-        print(f"exact duplicates found {exact} of {len(planted['duplicate'])}; near-duplicates found {near} of "
-              f"{len(planted['near'])} ({near / max(len(planted['near']), 1):.1%}); objects put in another's group "
-              f"{len(wrong)} of {len(ids)} ({len(wrong) / len(ids):.2%})" + (f": {', '.join(wrong[:5])}" if wrong else ""))  # fmt: skip
-        huge_rows = [row[i] for i, _ in planted["huge"]]
-        print("huge scenes: " + "; ".join(str(errors[k])[:90] for k in huge_rows))
-        broken = [row[i] for i, _ in planted["broken"]]
-        hard = int((status == 2).sum()) - len(huge_rows)
-        print(f"failed: {hard} besides the huge scenes, {len(broken)} planted broken "
-              f"({hard / len(ids):.2%} of the rows)")  # fmt: skip
-        peak = a["ledger/peak_memory"][status == 1]
-        print(f"peak memory per object: median {np.median(peak) / 2**20:.0f} MB, max {peak.max() / 2**20:.0f} MB "
-              "(rise of the worker's resident memory)")  # fmt: skip
-        report_start = time.perf_counter()
-        report = _cli(["report", "s3://scale/full.zarr", "-o", Path(tmp) / "report", "--thumbnails", 24], env)
-        assert report.returncode == 0, report.stderr[-2000:]
-        print(f"sdfkit report, 24 thumbnails, store and meshes on S3: {time.perf_counter() - report_start:.1f} s in all "
-              f"(a new process); it says: {report.stdout.splitlines()[0]}")  # fmt: skip
-        fs.get("scale/full.zarr", str(Path(tmp) / "full.zarr"), recursive=True)
-        report = _cli(["report", Path(tmp) / "full.zarr", "-o", Path(tmp) / "report-local", "--thumbnails", 0], env)
-        assert report.returncode == 0, report.stderr[-2000:]
-        print(f"sdfkit report of a local copy of the store, no thumbnails: {report.stdout.splitlines()[0]}")
+        _accounting(a, planted, folder, listed)
+        _reports(Path(tmp), env)
         throughput(folder, planted, Path(tmp), args, env)
     server.stop()
 

@@ -144,6 +144,14 @@ def main():
                 results[(name, protocol + suffix)] = json.loads(out.stdout)
                 print(f"evaluated {run} ({protocol}{suffix})", file=sys.stderr, flush=True)
 
+    print_table(results)
+    print_time_ratios(results)
+    print_beside_paper(results)
+
+
+def print_table(results: dict) -> None:
+    """The markdown table of every run and protocol: Chamfer per category and in all, F-score,
+    normal consistency, failures, seconds to specialize per shape."""
     categories = sorted({c for r in results.values() for c in r["per_category"]})
     header = "| run | protocol | steps | context | " + " | ".join(
         f"{NAMES['synsets'].get(c, c)} CD mean / median" for c in categories
@@ -165,8 +173,6 @@ def main():
             f"{r['f_score_1pct']['mean']:.3f} | {r['normal_consistency']['mean']:.3f} | {len(r['failed'])} of {r['shapes']} | "
             f"{r['specialize_seconds_per_shape']:.3f} |"
         )
-    print_time_ratios(results)
-    print_beside_paper(results)
 
 
 def print_beside_paper(results: dict) -> None:

@@ -99,7 +99,10 @@ def hard(resolution: int) -> None:
         print(
             f"sdfkit watertight --resolution {resolution}: {len(rows)} meshes; distances in cells, to the input's outer surface"
         )
-        print(f"{'mesh':<34}{'open edges':>11}{'closed, both':>14}{'Hausdorff':>11}{'lost %':>8}{'s':>7}")
+        print(
+            f"{'mesh':<34}{'open edges':>11}{'closed, both':>14}{'Hausdorff':>11}{'resolvable':>11}"
+            f"{'lost %':>8}{'narrow %':>10}{'s':>7}"
+        )
         for row in sorted(rows, key=lambda r: r["id"]):
             if not row.get("ok"):
                 print(f"{row['id']:<34} failed: {row.get('error', '')[:60]}")
@@ -110,23 +113,17 @@ def hard(resolution: int) -> None:
             closed = all(bool(row[c]) for c in CHECKS)
             print(
                 f"{row['id']:<34}{int(np.sum(counts == 1)):>11}{'yes' if closed else 'NO':>14}"
-                f"{row['hausdorff'] / row['cell']:>11.2f}{100 * row['thin_lost']:>8.2f}{row['seconds']:>7.1f}"
+                f"{row['hausdorff'] / row['cell']:>11.2f}{row['hausdorff_resolvable'] / row['cell']:>11.2f}"
+                f"{100 * row['thin_lost']:>8.2f}{100 * row['narrow_closed']:>10.3f}{row['seconds']:>7.1f}"
             )
         print("open edges: edges of one face in the input (holes, rims, sheets); lost %: input outer-surface area")
-        print("farther than a cell from the output")
+        print("farther than a cell from the output; narrow %: the part of it on walls of clearances narrower than")
+        print("a cell, which the grid closes; resolvable: Hausdorff leaving those out")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--n", type=int, default=27, help="make-shapes shapes (27: every defect on every category)")
-    parser.add_argument("--skip-mesh2sdf", action="store_true", help="mesh2sdf takes minutes per mesh at 256")
-    parser.add_argument("--json", default=None, help="Also write every row to this file.")
-    parser.add_argument("--hard", action="store_true", help="constructions and real meshes through sdfkit watertight")
-    args = parser.parse_args()
-    if args.hard:
-        hard(args.resolution)
-        return
+def baselines(resolution: int, skip_mesh2sdf: bool) -> dict:
+    """The tools to compare, by name: sdfkit (None: run by :func:`measure_all` itself), then the
+    installed baselines as a user would call them."""
     tools = {"sdfkit": None}
     try:
         import point_cloud_utils as pcu
@@ -135,29 +132,32 @@ def main() -> None:
         tools["pcu 50k leaves"] = lambda v, f: pcu.make_mesh_watertight(v, f, resolution=50_000, seed=0)
     except ImportError:
         print("point-cloud-utils not installed: skipped (pip install point-cloud-utils)")
-    if not args.skip_mesh2sdf:
+    if not skip_mesh2sdf:
         try:
             import mesh2sdf
 
             def run_mesh2sdf(v, f):
-                _, mesh = mesh2sdf.compute(
-                    v, f, size=args.resolution, fix=True, level=2 / args.resolution, return_mesh=True
-                )
+                _, mesh = mesh2sdf.compute(v, f, size=resolution, fix=True, level=2 / resolution, return_mesh=True)
                 return np.asarray(mesh.vertices), np.asarray(mesh.faces)
 
             tools["mesh2sdf fix=True"] = run_mesh2sdf
         except ImportError:
             print("mesh2sdf not installed: skipped (pip install mesh2sdf)")
+    return tools
+
+
+def measure_all(tools: dict, n: int, resolution: int) -> tuple[list[dict], int]:
+    """Every tool on ``n`` make-shapes meshes (seed 3), judged against the undamaged meshes:
+    (rows, meshes)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "shapes"
-        shapes.make_shapes(root, args.n, seed=3)
+        shapes.make_shapes(root, n, seed=3)
         info = json.loads((root / "shapes.json").read_text())
         _, meshes = find_meshes(root)
-        config = WatertightConfig(resolution=args.resolution)
+        config = WatertightConfig(resolution=resolution)
         for _, shape_id, path in meshes:
-            solid = shapes.solid_from_json(info[shape_id]["parts"], info[shape_id].get("holes"))
-            clean = solid.mesh()
+            clean = shapes.solid_from_json(info[shape_id]["parts"], info[shape_id].get("holes")).mesh()
             start = time.perf_counter()
             mesh = load_mesh(path)
             signed = signed_mesh(mesh, rng=shape_rng(0, shape_id))
@@ -185,12 +185,12 @@ def main() -> None:
                 )
             print(".", end="", flush=True)
     print()
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return rows, len(meshes)
+
+
+def print_table(rows: list[dict], tools: dict, meshes: int, resolution: int) -> None:
     base = np.median([r["seconds"] for r in rows if r["tool"] == "sdfkit"])
-    print(
-        f"{len(meshes)} make-shapes meshes, resolution {args.resolution}, one thread; distances in cells of sdfkit's grid"
-    )
+    print(f"{meshes} make-shapes meshes, resolution {resolution}, one thread; distances in cells of sdfkit's grid")
     header = f"{'tool':<20}{'median s':>10}{'x sdfkit':>10}{'closed, both':>14}{'mean':>8}{'worst mean':>12}{'Hausdorff':>11}{'worst H.':>10}{'faces':>10}"
     print(header)
     for name in tools:
@@ -211,6 +211,24 @@ def main() -> None:
         print(
             f"  {defect:<14}Hausdorff {max(r['hausdorff'] for r in ours):>6.2f}   mean {max(r['mean'] for r in ours):.3f}"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--n", type=int, default=27, help="make-shapes shapes (27: every defect on every category)")
+    parser.add_argument("--skip-mesh2sdf", action="store_true", help="mesh2sdf takes minutes per mesh at 256")
+    parser.add_argument("--json", default=None, help="Also write every row to this file.")
+    parser.add_argument("--hard", action="store_true", help="constructions and real meshes through sdfkit watertight")
+    args = parser.parse_args()
+    if args.hard:
+        hard(args.resolution)
+        return
+    tools = baselines(args.resolution, args.skip_mesh2sdf)
+    rows, meshes = measure_all(tools, args.n, args.resolution)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    print_table(rows, tools, meshes, args.resolution)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,70 @@ Examples:
 """
 
 
+SETTINGS = (
+    (
+        "--loss",
+        click.Choice(LOSSES),
+        "3D: sign BCE + distance l1 with learned weights (composite), or clamped l1 (l1); MetaSDF and "
+        "DeepSDF alike  [default: composite for MetaSDF; DeepSDF: its clamped l1, composite in the paper preset "
+        "as the paper's Table 2]",
+    ),
+    ("--steps", click.IntRange(min=1), "Outer steps in all  [default: the preset's]"),
+    (
+        "--epochs",
+        click.IntRange(min=1),
+        "The length in epochs of the training split (replaces --steps; --time-limit still caps it)  "
+        "[default: the paper preset's 50 (2D encoders, MetaSDF), 150 (auto-decoders), 3,000 (3D); cpu: none]",
+    ),
+    (
+        "--inner-loss",
+        click.Choice(INNER_LOSSES),
+        "MetaSDF: error of the inner loop on the context (3D: the composite loss's distance term); "
+        "the outer loss is l1  [default: l2; l1 in the 3D paper preset]",
+    ),
+    (
+        "--lr-schedule",
+        click.Choice(LR_SCHEDULES),
+        "Outer learning rate: constant, a half cosine down to 0 at --steps, or halved every 350 "
+        "epochs (step, the references')  [default: the preset's]",
+    ),
+    (
+        "--outer-loss",
+        click.Choice(INNER_LOSSES),
+        "2D: the training loss on the targets (l2: the reference code's mean squared error)  "
+        "[default: l1; l2 in the paper preset]",
+    ),
+    (
+        "--frame",
+        click.Choice(FRAMES),
+        "2D: coordinates and ground truth as sdfkit's store has them, or as the reference code "
+        "computes them (image spanning 1, no half-cell correction)  [default: sdfkit; reference in the paper preset]",
+    ),
+    (
+        "--distance-term",
+        click.Choice(DISTANCE_TERMS),
+        "3D composite loss: error of the distance head, | |d| - |sdf| | or the reference's |d - sdf|  "
+        "[default: unsigned; signed in the paper preset]",
+    ),
+    (
+        "--encoder-layers",
+        click.IntRange(min=1),
+        "2D CNP: linear layers of the set encoder (the paper: 4, and a 9-layer variant)  "
+        "[default: 3; 4 in the paper preset]",
+    ),
+    ("--seed", int, "Seed of initialization and batches  [default: 0]"),
+)
+"""The options that each set one setting of the run's config over the preset's (or the replayed
+config's): (flag, type, help). Not given (None), the setting stays."""
+
+
+def setting_options(command):
+    """``command`` with an option per :data:`SETTINGS`, in that order in --help."""
+    for flag, kind, text in reversed(SETTINGS):
+        command = click.option(flag, type=kind, default=None, help=text)(command)
+    return command
+
+
 @click.command("train", context_settings=CONTEXT, help=TRAIN_HELP)
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option(
@@ -86,27 +150,11 @@ Examples:
     "[default: cpu]",
 )
 @click.option(
-    "--loss",
-    type=click.Choice(LOSSES),
-    default=None,
-    help="3D: sign BCE + distance l1 with learned weights (composite), or clamped l1 (l1); MetaSDF and "
-    "DeepSDF alike  [default: composite for MetaSDF; DeepSDF: its clamped l1, composite in the paper preset "
-    "as the paper's Table 2]",
-)
-@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path),
     default=None,
     help="A config.json of an earlier run to replay (overrides --preset, --model, --context).",
-)
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Outer steps in all  [default: the preset's]")
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="The length in epochs of the training split (replaces --steps; --time-limit still caps it)  "
-    "[default: the paper preset's 50 (2D encoders, MetaSDF), 150 (auto-decoders), 3,000 (3D); cpu: none]",
 )
 @click.option(
     "--time-limit",
@@ -117,50 +165,8 @@ Examples:
 )
 @click.option("--resume", is_flag=True, help="Continue the run in the output folder from its checkpoint.")
 @device_option()
+@setting_options
 @click.option("--first-order", is_flag=True, default=None, help="MetaSDF: first-order inner-loop gradients.")
-@click.option(
-    "--inner-loss",
-    type=click.Choice(INNER_LOSSES),
-    default=None,
-    help="MetaSDF: error of the inner loop on the context (3D: the composite loss's distance term); "
-    "the outer loss is l1  [default: l2; l1 in the 3D paper preset]",
-)
-@click.option(
-    "--lr-schedule",
-    type=click.Choice(LR_SCHEDULES),
-    default=None,
-    help="Outer learning rate: constant, a half cosine down to 0 at --steps, or halved every 350 "
-    "epochs (step, the references')  [default: the preset's]",
-)
-@click.option(
-    "--outer-loss",
-    type=click.Choice(INNER_LOSSES),
-    default=None,
-    help="2D: the training loss on the targets (l2: the reference code's mean squared error)  "
-    "[default: l1; l2 in the paper preset]",
-)
-@click.option(
-    "--frame",
-    type=click.Choice(FRAMES),
-    default=None,
-    help="2D: coordinates and ground truth as sdfkit's store has them, or as the reference code "
-    "computes them (image spanning 1, no half-cell correction)  [default: sdfkit; reference in the paper preset]",
-)
-@click.option(
-    "--distance-term",
-    type=click.Choice(DISTANCE_TERMS),
-    default=None,
-    help="3D composite loss: error of the distance head, | |d| - |sdf| | or the reference's |d - sdf|  "
-    "[default: unsigned; signed in the paper preset]",
-)
-@click.option(
-    "--encoder-layers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="2D CNP: linear layers of the set encoder (the paper: 4, and a 9-layer variant)  "
-    "[default: 3; 4 in the paper preset]",
-)
-@click.option("--seed", type=int, default=None, help="Seed of initialization and batches  [default: 0]")
 @click.option(
     "--show-config",
     is_flag=True,
@@ -168,28 +174,9 @@ Examples:
     "with the options given), then exit without training.",
 )
 def train_command(
-    data,
-    model,
-    context,
-    run_dir,
-    preset,
-    loss,
-    config_file,
-    steps,
-    epochs,
-    time_limit,
-    resume,
-    device,
-    first_order,
-    inner_loss,
-    lr_schedule,
-    outer_loss,
-    frame,
-    distance_term,
-    encoder_layers,
-    seed,
-    show_config,
+    data, model, context, run_dir, preset, config_file, time_limit, resume, device, show_config, **settings
 ):
+    """``settings``: :data:`SETTINGS` and --first-order, by name (None where not given)."""
     from metasdf import train as training
 
     config = training.resolve_config(
@@ -200,17 +187,7 @@ def train_command(
         config_file=config_file,
         run_dir=run_dir,
         resume=resume,
-        steps=steps,
-        epochs=epochs,
-        seed=seed,
-        first_order=first_order,
-        loss=loss,
-        inner_loss=inner_loss,
-        lr_schedule=lr_schedule,
-        outer_loss=outer_loss,
-        frame=frame,
-        distance_term=distance_term,
-        encoder_layers=encoder_layers,
+        **settings,
     )
     if show_config:
         print_config(config)

@@ -291,10 +291,7 @@ def train(
             if progress and main:
                 progress(step, config.optimizer.steps, loss_value, rate)
             if main and (step % config.log_every == 0 or step == config.optimizer.steps):
-                writer.writerow([step, f"{loss_value:.6g}", f"{elapsed + now - start:.2f}", f"{rate:.3f}"])
-                metrics.flush()
-                if board is not None:
-                    board.add_scalar("loss", loss_value, step)
+                _log(metrics, writer, board, step, loss_value, elapsed + now - start, rate)
             if step % config.checkpoint_every == 0:
                 save()
             if (
@@ -315,6 +312,14 @@ def train(
         if board is not None:
             board.close()
     return {"step": step, "steps": config.optimizer.steps, "loss": loss_value, "stopped": stopped}
+
+
+def _log(metrics, writer, board, step: int, loss: float, seconds: float, rate: float) -> None:
+    """One row of metrics.csv (flushed: a killed run keeps it), and the loss to TensorBoard."""
+    writer.writerow([step, f"{loss:.6g}", f"{seconds:.2f}", f"{rate:.3f}"])
+    metrics.flush()
+    if board is not None:
+        board.add_scalar("loss", loss, step)
 
 
 def _generator_states(generator, dist_info) -> list:

@@ -35,6 +35,7 @@ __all__ = [
     "sample_ifnet",
     "grid_coords",
     "voxelized_point_cloud",
+    "boundary_specs",
     "write_boundary",
     "write_split",
 ]
@@ -90,17 +91,33 @@ def voxelized_point_cloud(points: np.ndarray, resolution: int = RESOLUTION) -> n
     return occupancies
 
 
+def boundary_specs(prefix: str, sigmas, samples: int, values) -> list[ArraySpec]:
+    """The arrays of IF-Net's (and NDF's) boundary sampling under ``prefix``, in its frame: the
+    normalization (``loc``, ``scale``), then per sigma ``samples`` points and their values, whose
+    spec ``values(sigma, points_name)`` gives."""
+    specs = [
+        nan_spec(f"{prefix}/loc", (3,), "float64", role="loc"),
+        nan_spec(f"{prefix}/scale", (), "float64", role="scale"),
+    ]
+    for sigma in sigmas:
+        points = f"{prefix}/boundary_{sigma}/points"
+        specs += [
+            nan_spec(points, (samples, 3), role="points", parameters={"sigma": sigma}, frame=prefix),
+            values(sigma, points),
+        ]
+    return specs
+
+
 def _specs(parameters) -> list[ArraySpec]:
     frame = {"frame": "ifnet"}
-    specs = [nan_spec("ifnet/loc", (3,), "float64", role="loc"), nan_spec("ifnet/scale", (), "float64", role="scale")]
-    for sigma in SIGMAS:
-        points = f"ifnet/boundary_{sigma}/points"
-        specs += [
-            nan_spec(points, (SAMPLES, 3), role="points", parameters={"sigma": sigma}, **frame),
-            ArraySpec(
-                f"ifnet/boundary_{sigma}/occupancies", (SAMPLES,), "uint8", 0, role="occupancy", points=points, **frame
-            ),  # fmt: skip
-        ]
+    specs = boundary_specs(
+        "ifnet",
+        SIGMAS,
+        SAMPLES,
+        lambda sigma, points: ArraySpec(
+            f"ifnet/boundary_{sigma}/occupancies", (SAMPLES,), "uint8", 0, role="occupancy", points=points, **frame
+        ),
+    )
     specs += [nan_spec(f"ifnet/pointcloud_{n}", (n, 3), role="surface", **frame) for n in POINT_CLOUDS]
     specs += [
         ArraySpec(f"ifnet/voxels_{r}", (r,) * 3, "uint8", 0, role="voxels", parameters={"box": [-0.5, 0.5]}, **frame)

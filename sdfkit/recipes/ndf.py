@@ -28,7 +28,7 @@ from sdfkit.geometry.mesh import Mesh, SurfaceSampler, compact
 from sdfkit.geometry.sign import unsigned_distance
 from sdfkit.recipes.base import ExportContext, Exporter, Recipe, nan_spec, shape_folder
 from sdfkit.recipes.deepsdf import SignedMesh
-from sdfkit.recipes.ifnet import write_boundary, write_point_cloud, write_split
+from sdfkit.recipes.ifnet import boundary_specs, write_boundary, write_point_cloud, write_split
 from sdfkit.recipes.occnet import occnet_frame
 
 __all__ = ["RECIPE", "SIGMAS", "SAMPLES", "POINT_CLOUD", "RESOLUTION", "sample_ndf"]
@@ -63,13 +63,12 @@ def sample_ndf(mesh: Mesh, signed: SignedMesh, *, rng: np.random.Generator) -> d
 
 def _specs(parameters) -> list:
     frame = {"frame": "ndf"}
-    specs = [nan_spec("ndf/loc", (3,), "float64", role="loc"), nan_spec("ndf/scale", (), "float64", role="scale")]
-    for sigma in SIGMAS:
-        points = f"ndf/boundary_{sigma}/points"
-        specs += [
-            nan_spec(points, (SAMPLES, 3), role="points", parameters={"sigma": sigma}, **frame),
-            nan_spec(f"ndf/boundary_{sigma}/df", (SAMPLES,), role="udf", points=points, **frame),
-        ]
+    specs = boundary_specs(
+        "ndf",
+        SIGMAS,
+        SAMPLES,
+        lambda sigma, points: nan_spec(f"ndf/boundary_{sigma}/df", (SAMPLES,), role="udf", points=points, **frame),
+    )
     specs.append(nan_spec("ndf/pointcloud", (POINT_CLOUD, 3), role="", **frame))  # on the mesh, not the outer surface
     return specs
 
