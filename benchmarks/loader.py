@@ -29,7 +29,10 @@ Rows:
   s3rver + delay, in the same run;
 - a dataset whose items read nothing: what the DataLoader itself delivers here (the ceiling);
 - s3rver (Node.js) behind the latency proxy with 0 ms and ``--delay`` ms added to every request:
-  shuffled, and in shard order; with ``--moto``, moto's server too.
+  shuffled, in shard order, and in shard order with ``DeepSDFSamples.read_ahead`` (each worker
+  requests its next ``--read-ahead`` batches, default 1, or each depth of a list, while it reads
+  one); with ``--moto``,
+  moto's server too.
 
     python benchmarks/loader.py --deepsdf ~/src/DeepSDF [--store shapes.zarr] [--baseline /tmp/base
         --baseline-store shapes-v1.zarr] [--n 200] [--delay 20] [--rounds 2]
@@ -115,6 +118,8 @@ def run_row(spec: dict) -> dict:
         sampler = torch.utils.data.RandomSampler(dataset, num_samples=passes * len(dataset))
     else:
         sampler = Passes(sampler, passes)
+    if spec.get("read_ahead"):
+        dataset.read_ahead(sampler, BATCH, depth=spec["read_ahead"])
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=BATCH, sampler=sampler, num_workers=spec.get("workers", WORKERS)
     )
@@ -199,7 +204,7 @@ def measure(spec: dict, env: dict | None = None, proxy=None, server=None) -> dic
     return result
 
 
-def main() -> None:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deepsdf", help="a DeepSDF checkout (for deep_sdf/data.py); required")
     parser.add_argument("--n", type=int, default=200)
@@ -214,6 +219,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--moto", action="store_true", help="moto's server too")
     parser.add_argument("--workers", type=int, default=WORKERS, help=f"DataLoader workers (default {WORKERS})")
+    parser.add_argument(
+        "--read-ahead",
+        type=lambda text: [int(d) for d in text.split(",") if int(d) > 0],
+        default=[1],
+        help="also the shard-order S3 rows with DeepSDFSamples.read_ahead(depth=N), for each N of a "
+        "comma-separated list (default 1; 0: none)",
+    )
     parser.add_argument("--only", default=None, help="measure only the S3 rows whose name holds this text")
     parser.add_argument(
         "--loader-cores",
@@ -224,14 +236,106 @@ def main() -> None:
     )
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.row:
-        print(json.dumps(run_row(json.loads(args.row))))
-        return
-    if not args.deepsdf:
+    if not args.row and not args.deepsdf:
         parser.error("--deepsdf is required: a DeepSDF checkout, the baseline loader")
+    available = sorted(os.sched_getaffinity(0))
+    if args.loader_cores and not 0 < args.loader_cores < len(available):
+        parser.error(f"--loader-cores: between 1 and {len(available) - 1} on this machine")
+    return args
+
+
+def local_rows(args, common: dict, tmp: Path, store) -> tuple[dict, int]:
+    """The rows read from this machine's disk, by name: (rows, shapes). Exports the store for
+    DeepSDF's loader first."""
+    sdfkit("export", store, "--to", "deepsdf", "-o", tmp / "deepsdf", "--dataset", "shapes")
+    split = {}
+    for path in sorted((tmp / "deepsdf" / "SdfSamples" / "shapes").glob("*/*.npz")):
+        split.setdefault("shapes", {}).setdefault(path.parent.name, []).append(path.stem)
+    (tmp / "split.json").write_text(json.dumps(split))
+    n = sum(len(v) for v in split["shapes"].values())
+    local = {
+        "DeepSDF SDFSamples (load_ram=False)": {
+            **common,
+            "kind": "deepsdf",
+            "deepsdf": str(Path(args.deepsdf).resolve()),
+            "store": str(tmp / "deepsdf"),
+            "split": str(tmp / "split.json"),
+        },
+        "sdfkit, local, shuffled": {**common, "kind": "sdfkit", "store": str(store)},
+        "sdfkit, local, shard order": {
+            **common,
+            "kind": "sdfkit",
+            "store": str(store),
+            "options": {"shard_order": True},
+        },
+        "reading nothing (the DataLoader alone)": {**common, "kind": "nothing", "n": n},
+    }
+    if args.baseline:
+        local["baseline sdfkit, local, shuffled"] = {**baseline(args, common), "store": str(args.baseline_store)}
+    return local, n
+
+
+def baseline(args, common: dict) -> dict:
+    return {**common, "root": str(Path(args.baseline).resolve()), "kind": "sdfkit"}
+
+
+def remote_rows(args, common: dict, tmp: Path, store, server_cores, servers: list) -> dict:
+    """The rows read from S3 servers on loopback (started here, added to ``servers``), by name:
+    (spec, environment, proxy, server)."""
     import s3fs
     from s3_servers import S3RVER_KEY, LatencyProxy, s3rver_command, start_moto_server, start_s3rver
 
+    def started(server):
+        servers.append(server)
+        if server_cores:
+            pin(server.pid, server_cores)
+        return server
+
+    remote = {}
+    sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
+    shard = {**sdf, "options": {"shard_order": True}}
+    command, why = s3rver_command()
+    if command is None:
+        print(f"s3rver rows skipped: {why}")
+    else:
+        endpoint, server = start_s3rver(tmp / "s3rver", "bench")
+        started(server)
+        env = {"AWS_ACCESS_KEY_ID": S3RVER_KEY, "AWS_SECRET_ACCESS_KEY": S3RVER_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
+        fs = s3fs.S3FileSystem(key=S3RVER_KEY, secret=S3RVER_KEY, client_kwargs={"endpoint_url": endpoint})
+        fs.put(str(store), "bench/shapes.zarr", recursive=True)
+        if args.baseline:
+            fs.put(str(args.baseline_store), "bench/baseline.zarr", recursive=True)
+        for delay in (0.0, args.delay):
+            proxy = started(LatencyProxy(int(endpoint.rsplit(":", 1)[1]), delay / 1000).start())
+            env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
+            label = f"s3rver + {delay:g} ms"
+            remote[f"sdfkit, {label}, shuffled"] = (sdf, env_d, proxy, server)
+            remote[f"sdfkit, {label}, shard order"] = (shard, env_d, proxy, server)
+            for depth in args.read_ahead:
+                ahead = {**shard, "read_ahead": depth}
+                remote[f"sdfkit, {label}, shard order, read-ahead {depth}"] = (ahead, env_d, proxy, server)
+            if args.baseline and delay:
+                spec = {**baseline(args, common), "store": "s3://bench/baseline.zarr"}
+                remote[f"baseline sdfkit, {label}, shuffled"] = (spec, env_d, proxy, server)
+    if args.moto:
+        endpoint, server = start_moto_server()
+        started(server)
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint})
+        fs.mkdir("bench")
+        fs.put(str(store), "bench/shapes.zarr", recursive=True)
+        proxy = started(LatencyProxy(int(endpoint.rsplit(":", 1)[1]), 0.0).start())
+        remote["sdfkit, moto, shard order"] = (shard, {**env, "AWS_ENDPOINT_URL": proxy.endpoint}, proxy, server)
+    if args.only:
+        remote = {name: row for name, row in remote.items() if args.only in name}
+    return remote
+
+
+def main() -> None:
+    args = parse_args()
+    if args.row:
+        print(json.dumps(run_row(json.loads(args.row))))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         store = args.store
@@ -239,103 +343,22 @@ def main() -> None:
             store = tmp / "shapes.zarr"
             sdfkit("make-shapes", tmp / "shapes", "--n", args.n, "--seed", 5)
             sdfkit("prepare-shapenet", tmp / "shapes", "-o", store)
-        sdfkit("export", store, "--to", "deepsdf", "-o", tmp / "deepsdf", "--dataset", "shapes")
-        split = {}
-        for path in sorted((tmp / "deepsdf" / "SdfSamples" / "shapes").glob("*/*.npz")):
-            split.setdefault("shapes", {}).setdefault(path.parent.name, []).append(path.stem)
-        (tmp / "split.json").write_text(json.dumps(split))
-        n = sum(len(v) for v in split["shapes"].values())
         common = {"epochs": args.epochs, "passes": args.passes, "workers": args.workers, "root": str(ROOT)}
         available = sorted(os.sched_getaffinity(0))
         server_cores = None
         if args.loader_cores:
-            if not 0 < args.loader_cores < len(available):
-                parser.error(f"--loader-cores: between 1 and {len(available) - 1} on this machine")
             common["cores"] = available[: args.loader_cores]
             server_cores = set(available[args.loader_cores :])
-        local = {
-            "DeepSDF SDFSamples (load_ram=False)": {
-                **common,
-                "kind": "deepsdf",
-                "deepsdf": str(Path(args.deepsdf).resolve()),
-                "store": str(tmp / "deepsdf"),
-                "split": str(tmp / "split.json"),
-            },
-            "sdfkit, local, shuffled": {**common, "kind": "sdfkit", "store": str(store)},
-            "sdfkit, local, shard order": {
-                **common,
-                "kind": "sdfkit",
-                "store": str(store),
-                "options": {"shard_order": True},
-            },
-            "reading nothing (the DataLoader alone)": {**common, "kind": "nothing", "n": n},
-        }
-        if args.baseline:
-            base = {**common, "root": str(Path(args.baseline).resolve()), "kind": "sdfkit"}
-            local["baseline sdfkit, local, shuffled"] = {**base, "store": str(args.baseline_store)}
+        local, n = local_rows(args, common, tmp, store)
         results: dict[str, list] = {name: [] for name in local}
         for r in range(args.rounds):
             for name in list(local) if r % 2 == 0 else list(local)[::-1]:
                 results[name].append(measure(local[name]))
-
-        remote = {}  # name -> (spec, env, proxy, server)
         servers = []
-        command, why = s3rver_command()
-        if command is None:
-            print(f"s3rver rows skipped: {why}")
-        else:
-            endpoint, server = start_s3rver(tmp / "s3rver", "bench")
-            servers.append(server)
-            if server_cores:
-                pin(server.pid, server_cores)
-            env = {
-                "AWS_ACCESS_KEY_ID": S3RVER_KEY,
-                "AWS_SECRET_ACCESS_KEY": S3RVER_KEY,
-                "AWS_DEFAULT_REGION": "us-east-1",
-            }
-            fs = s3fs.S3FileSystem(key=S3RVER_KEY, secret=S3RVER_KEY, client_kwargs={"endpoint_url": endpoint})
-            fs.put(str(store), "bench/shapes.zarr", recursive=True)
-            if args.baseline:
-                fs.put(str(args.baseline_store), "bench/baseline.zarr", recursive=True)
-            port = int(endpoint.rsplit(":", 1)[1])
-            for delay in (0.0, args.delay):
-                proxy = LatencyProxy(port, delay / 1000).start()
-                servers.append(proxy)
-                if server_cores:
-                    pin(proxy.pid, server_cores)
-                env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
-                label = f"s3rver + {delay:g} ms"
-                sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
-                remote[f"sdfkit, {label}, shuffled"] = (sdf, env_d, proxy, server)
-                shard = {**sdf, "options": {"shard_order": True}}
-                remote[f"sdfkit, {label}, shard order"] = (shard, env_d, proxy, server)
-                if args.baseline and delay:
-                    spec = {**base, "store": "s3://bench/baseline.zarr"}
-                    remote[f"baseline sdfkit, {label}, shuffled"] = (spec, env_d, proxy, server)
-        if args.moto:
-            endpoint, server = start_moto_server()
-            servers.append(server)
-            if server_cores:
-                pin(server.pid, server_cores)
-            env = {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-            }
-            fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint})
-            fs.mkdir("bench")
-            fs.put(str(store), "bench/shapes.zarr", recursive=True)
-            proxy = LatencyProxy(int(endpoint.rsplit(":", 1)[1]), 0.0).start()
-            servers.append(proxy)
-            if server_cores:
-                pin(proxy.pid, server_cores)
-            sdf = {**common, "kind": "sdfkit", "store": "s3://bench/shapes.zarr"}
-            env_d = {**env, "AWS_ENDPOINT_URL": proxy.endpoint}
-            remote["sdfkit, moto, shard order"] = ({**sdf, "options": {"shard_order": True}}, env_d, proxy, server)
-        if args.only:
-            remote = {name: row for name, row in remote.items() if args.only in name}
         try:
-            for name, (spec, env, proxy, server) in remote.items():
+            for name, (spec, env, proxy, server) in remote_rows(
+                args, common, tmp, store, server_cores, servers
+            ).items():
                 opening = measure({**spec, "epochs": 0}, env, proxy)["requests"]  # the dataset made, nothing read
                 runs = [measure(spec, env, proxy, server) for _ in range(args.rounds)]
                 results[name] = [{**run, "opening": opening} for run in runs]

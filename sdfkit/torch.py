@@ -21,6 +21,7 @@ its pending shapes are skipped, with a warning.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from sdfkit.recipes import sample_sets
 from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
 from sdfkit.store.state import StoreState
-from sdfkit.store.windows import WindowReader, read_windows_together
+from sdfkit.store.windows import ReadAhead, WindowReader, request_windows_together
 
 __all__ = [
     "sample_set_arrays",
@@ -274,6 +275,44 @@ class SampleWindows(StoreShapes):
             raise InputError(f"window must be between 1 and the {self.length} samples per shape, not {window}")
         self.window = window
         self.extra = tuple(extra)
+        self._order = None  # (sampler, batch size, depth) of read_ahead
+        self._ahead = None  # (pid, epoch, ReadAhead) of the process reading
+
+    def read_ahead(self, sampler, batch_size: int, *, depth: int = 1) -> None:
+        """On object storage, request the windows of the next ``depth`` batches a worker will be
+        handed while it reads one (``sampler``, ``batch_size``: the ``DataLoader``'s, without
+        ``drop_last``). Each worker iterates a copy of the sampler to know the order: it must give
+        the same order in every process (:class:`ShardOrderSampler` does; with a ``RandomSampler``
+        nothing is read ahead). A local store reads nothing ahead."""
+        if depth < 0:
+            raise InputError(f"read-ahead depth must be 0 or more, not {depth}")
+        self._order = (sampler, int(batch_size), int(depth)) if depth else None
+        self._ahead = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_ahead"] = None  # requests in flight stay with their process
+        return state
+
+    def _read_ahead(self, indices: Sequence[int], length: int, views: bool) -> None:
+        """Request the windows of the batches this process is handed after ``indices``."""
+        if self._order is None or self.reader(self.names[0]).folder is not None:
+            return
+        sampler, size, depth = self._order
+        if self._ahead is None or self._ahead[:2] != (os.getpid(), self.epoch):
+            workers = getattr(torch.utils.data.get_worker_info(), "num_workers", 1)
+            order = copy.deepcopy(sampler)  # iterated here: the loader's own sampler is not advanced
+            self._ahead = (os.getpid(), self.epoch, ReadAhead(order, size, step=workers, depth=depth))
+        ahead = self._ahead[2]
+        for batch in ahead.following(indices):
+            windows = self._windows(batch, length, self.starts(batch, length))
+            ahead.request((windows, views), lambda w=windows: self._request(w, views))
+
+    def _windows(self, indices, length: int, starts) -> tuple:
+        return tuple((int(self.rows[i]), a, a + length) for i, a in zip(indices, starts, strict=True))
+
+    def _request(self, windows, views: bool):
+        return request_windows_together([(self.reader(name), windows) for name in self.names], views=views)
 
     def start(self, index: int, length: int | None = None, *, total: int | None = None, stream: int = 0) -> int:
         """Where item ``index``'s window of ``length`` samples (default ``window``) of rows of
@@ -303,20 +342,27 @@ class SampleWindows(StoreShapes):
         starts: Sequence[int] | None = None,
         *,
         views: bool = False,
+        batch: bool = False,
     ) -> list[dict[str, np.ndarray]]:
         """:meth:`read` for many items (windows from ``starts``, default :meth:`starts`), every
-        window's bytes of every array requested at once (``views``: :meth:`WindowReader.read_many`'s)."""
+        window's bytes of every array requested at once (``views``: :meth:`WindowReader.read_many`'s).
+        ``batch``: the items are a batch the loader handed over: those of :meth:`read_ahead`'s
+        next batches are requested too (after these)."""
         length = length or self.window
         for index in indices:
             self._check(index)
         starts = self.starts(indices, length) if starts is None else starts
-        windows = [(int(self.rows[i]), a, a + length) for i, a in zip(indices, starts, strict=True)]
-        readers = [(self.reader(name), windows) for name in self.names]
-        columns = dict(zip(self.names, read_windows_together(readers, views=views), strict=True))
+        windows = self._windows(indices, length, starts)
+        pending = self._ahead[2].take((windows, views)) if self._ahead else None  # read ahead?
+        pending = pending or self._request(windows, views)
+        if batch:
+            self._read_ahead(indices, length, views)
+        columns = dict(zip(self.names, pending.result(), strict=True))
         return [{name: columns[name][k] for name in self.names} for k in range(len(windows))]
 
     def __getitems__(self, indices: Sequence[int]) -> list:
-        return [self._item(index, arrays) for index, arrays in zip(indices, self.read_many(indices), strict=True)]
+        batch = self.read_many(indices, batch=True)
+        return [self._item(index, arrays) for index, arrays in zip(indices, batch, strict=True)]
 
     def _item(self, index: int, arrays: dict[str, np.ndarray]) -> dict:
         item = {"index": index, "row": int(self.rows[index]), "id": self.ids[index]}
@@ -380,7 +426,7 @@ class DeepSDFSamples(SampleWindows):
                 for index, start in zip(indices, starts, strict=True)
             ]
         # object storage: the answers' memory as it came, samples taken from it into the items
-        batch = self.read_many(indices, self.long, starts, views=True)
+        batch = self.read_many(indices, self.long, starts, views=True, batch=True)
         return [self._item(index, arrays) for index, arrays in zip(indices, batch, strict=True)]
 
     def _item(self, index: int, arrays: dict[str, np.ndarray]):

@@ -342,6 +342,56 @@ def test_s3rver_gives_the_local_items_and_a_shards_windows_in_one_request(store,
     assert type(store).__name__ == ("FsspecStore" if backend == "fsspec" else "ObjectStore")
 
 
+@pytest.mark.slow
+def test_read_ahead_requests_the_next_batches_once_and_gives_the_local_items(store, s3rver, monkeypatch):
+    """With ``read_ahead``, being handed the first batch requests it and the next two (counted by
+    the proxy); the next two then cost no request. Through DataLoader workers, every item equals
+    the local one and an epoch costs the requests it costs without read-ahead (the order was
+    predicted); with a sampler whose order the workers cannot repeat, items stay right."""
+    import s3fs
+    from s3_servers import LatencyProxy
+
+    from sdfkit.torch import ShardOrderSampler
+
+    endpoint, port = s3rver
+    s3fs.S3FileSystem().put(store, "sdfkit-test/ahead.zarr", recursive=True)
+    with LatencyProxy(port, delay=0.005) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        s3fs.S3FileSystem.clear_instance_cache()
+        remote = DeepSDFSamples("s3://sdfkit-test/ahead.zarr", subsample=1024, shard_order=True)
+        local = DeepSDFSamples(store, subsample=1024, shard_order=True)
+        sampler = ShardOrderSampler(remote, seed=3)
+        remote.read_ahead(sampler, batch_size=2, depth=2)
+        remote.set_epoch(0)
+        sampler.set_epoch(0)
+        order = [int(i) for i in sampler]
+        batches = [order[k : k + 2] for k in range(0, 6, 2)]
+        assert all(len({remote.shard(i) for i in b}) == 1 for b in batches)  # one request per array each
+        before = proxy.requests
+        remote.__getitems__(batches[0])
+        assert proxy.requests - before == 3 * 2  # this batch and the next two, two arrays each
+        for batch in batches[1:]:
+            samples = remote.__getitems__(batch)
+            local.set_epoch(0)
+            for (got, _), k in zip(samples, batch, strict=True):
+                torch.testing.assert_close(got, local[k][0])
+        assert proxy.requests - before == 3 * 2
+
+        for epoch, loader_sampler in ((1, sampler), (2, None)):
+            remote.read_ahead(loader_sampler or torch.utils.data.RandomSampler(remote), batch_size=2)
+            for dataset in (remote, local):
+                dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(remote, batch_size=2, sampler=loader_sampler, num_workers=2)
+            before = proxy.requests
+            got = list(loader)
+            for samples, indices in got:
+                torch.testing.assert_close(samples, torch.stack([local[int(k)][0] for k in indices]))
+            assert sorted(int(i) for _, b in got for i in b) == list(range(6))
+            if loader_sampler is not None:
+                assert proxy.requests - before == 3 * 2
+
+
 def test_shard_order_keeps_a_shards_shapes_together_at_one_window(store):
     """ShardOrderSampler: every shape once an epoch, a shard's shapes one after another, the
     order a function of (seed, epoch); with shard_order the shapes of a shard read one window

@@ -15,11 +15,18 @@ from pathlib import Path
 import numcodecs
 import numpy as np
 from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.core.sync import _get_loop, sync  # zarr's I/O thread: requests sent without waiting
 
 from sdfkit.store.shards import ABSENT, on_local_disk, sharding
 
-__all__ = ["COALESCE_GAP", "WindowReader", "read_windows_together"]
+__all__ = [
+    "COALESCE_GAP",
+    "WindowReader",
+    "read_windows_together",
+    "request_windows_together",
+    "PendingWindows",
+    "ReadAhead",
+]
 
 COALESCE_GAP = 1 << 20
 """Bytes of unwanted data a request on object storage may carry to join two wanted ranges: one
@@ -322,6 +329,12 @@ def read_windows_together(requests, *, views: bool = False) -> list[list[np.ndar
     """:meth:`WindowReader.read_many` of each ``(reader, windows)`` of ``requests`` (the arrays of
     one batch: points and values), every remote range of all of them requested in one round, so
     that a batch waits for one round trip, not one per array."""
+    return request_windows_together(requests, views=views).result()
+
+
+def request_windows_together(requests, *, views: bool = False) -> PendingWindows:
+    """:func:`read_windows_together` without waiting: the remote ranges requested (on zarr's I/O
+    thread), local ones read; :meth:`PendingWindows.result` waits for the answers and assembles."""
     planned = [reader._plan(windows) for reader, windows in requests]
     data = [[] for _ in requests]
     remote = []  # (position, merged requests, members) of the readers of remote stores
@@ -332,18 +345,69 @@ def read_windows_together(requests, *, views: bool = False) -> list[list[np.ndar
             data[k] = reader._fetch(ranges)
         else:
             remote.append((k, *reader._coalesced(ranges)))
+    answers = None
     if remote:
         awaitables = [a for k, merged, _ in remote for a in requests[k][0]._requests(merged)]
-        # one round for all; the answers' memory as is (uint8 arrays), not copied again
-        answers = [c.as_numpy_array() for c in sync(_gather(awaitables))]
-        at = 0
-        for k, merged, members in remote:
-            data[k] = _pieces(planned[k][2], answers[at : at + len(merged)], members)
-            at += len(merged)
-    return [
-        reader._assemble(windows, plans, ranges, pieces, views=views)
-        for (reader, _), (windows, plans, ranges), pieces in zip(requests, planned, data, strict=True)
-    ]
+        answers = asyncio.run_coroutine_threadsafe(_gather(awaitables), _get_loop())
+    return PendingWindows([reader for reader, _ in requests], planned, data, remote, answers, views)
+
+
+class PendingWindows:
+    """Windows requested by :func:`request_windows_together`, not yet assembled."""
+
+    def __init__(self, readers, planned, data, remote, answers, views: bool):
+        self._readers, self._planned, self._data = readers, planned, data
+        self._remote, self._answers, self._views = remote, answers, views
+
+    def result(self) -> list[list[np.ndarray]]:
+        """Per request, its windows (waits for the remote answers)."""
+        data = self._data
+        if self._answers is not None:
+            # the answers' memory as is (uint8 arrays), not copied again
+            answers = [c.as_numpy_array() for c in self._answers.result()]
+            at = 0
+            for k, merged, members in self._remote:
+                data[k] = _pieces(self._planned[k][2], answers[at : at + len(merged)], members)
+                at += len(merged)
+        return [
+            reader._assemble(windows, plans, ranges, pieces, views=self._views)
+            for reader, (windows, plans, ranges), pieces in zip(self._readers, self._planned, data, strict=True)
+        ]
+
+
+class ReadAhead:
+    """The windows of a loader's next batches requested before it asks for them: a process that
+    is handed batch ``k`` of an order it knows requests batches ``k + step``, ``k + 2 step``, ...
+    (``depth`` of them; ``step``: the loader's workers, which take the batches in turn). A batch
+    not found in the order (the order was not the one predicted) reads nothing ahead."""
+
+    def __init__(self, order, size: int, *, step: int, depth: int):
+        """order : the indices in the loader's order (its sampler's), in batches of ``size``."""
+        order = [int(i) for i in order]
+        self.batches = [tuple(order[k : k + size]) for k in range(0, len(order), size)]
+        self._at = {batch: k for k, batch in enumerate(self.batches)}
+        self.step, self.depth = step, depth
+        self._pending: dict = {}  # key -> PendingWindows, oldest first
+
+    def following(self, batch) -> list[tuple[int, ...]]:
+        """The batches this process will be handed after ``batch`` (up to ``depth``), or none."""
+        k = self._at.get(tuple(int(i) for i in batch))
+        if k is None:
+            return []
+        later = (k + self.step * j for j in range(1, self.depth + 1))
+        return [self.batches[n] for n in later if n < len(self.batches)]
+
+    def request(self, key, start) -> None:
+        """``start()`` (a :class:`PendingWindows`) kept under ``key``, unless requested already;
+        the oldest dropped past twice ``depth`` (predictions that never came)."""
+        if key not in self._pending:
+            self._pending[key] = start()
+            while len(self._pending) > 2 * self.depth + 1:
+                self._pending.pop(next(iter(self._pending)))
+
+    def take(self, key) -> PendingWindows | None:
+        """The windows requested under ``key``, if they were."""
+        return self._pending.pop(key, None)
 
 
 def _pieces(ranges, answers, members) -> list:
