@@ -36,6 +36,8 @@ def row(checkout: Path, endpoint: str, watch: dict, args) -> dict:
         "options": {"shard_order": True},
         "watch": watch,
     }
+    if args.read_ahead:
+        spec["read_ahead"] = args.read_ahead
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": S3RVER_KEY,
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--read-ahead", type=int, default=0, help="DeepSDFSamples.read_ahead depth (default 0: off)")
     args = parser.parse_args()
     import tempfile
 
@@ -75,12 +78,15 @@ def main() -> None:
             fs.put(str(args.store), "bench/shapes.zarr", recursive=True)
             with LatencyProxy(int(endpoint.rsplit(":", 1)[1]), args.delay / 1000) as proxy:
                 pin(proxy.pid, {1})
-                print(f"{'checkout':<40}{'samples/s':>13}{'loader cores':>14}{'server cores':>14}{'proxy cores':>13}")
+                print(
+                    f"{'checkout':<40}{'samples/s':>13}{'first batch s':>15}{'loader cores':>14}{'server cores':>14}"
+                    f"{'proxy cores':>13}"
+                )
                 for _ in range(args.rounds):
                     for checkout in args.checkouts:
                         m = row(checkout.resolve(), proxy.endpoint, {"server": server.pid, "proxy": proxy.pid}, args)
                         print(
-                            f"{str(checkout):<40}{m['rate']:>13,.0f}{m['loader cores']:>14.2f}"
+                            f"{str(checkout):<40}{m['rate']:>13,.0f}{m['first']:>15.2f}{m['loader cores']:>14.2f}"
                             f"{m['server cores']:>14.2f}{m['proxy cores']:>13.2f}",
                             flush=True,
                         )

@@ -52,16 +52,16 @@ def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str
     """The arrays of ``sample_set`` in a store (its ``specs`` attribute names them; a store made
     before it did: the registry's recipes) and the recipe that makes them: (arrays, recipe).
     The arrays are empty when the store does not hold the set."""
-    known = sample_sets()
     recorded = info.get("specs")
     if recorded is not None:
         names = tuple(name for name, spec in recorded.items() if spec.get("sample_set") == sample_set)
-        recipe = next((recorded[n].get("recipe", "") for n in names), known.get(sample_set, ("", ()))[0])
-        if names or sample_set in known:
-            return names, recipe
-    elif sample_set in known:
+        if names:  # the store names them: the recipes (half a second to import) are not needed
+            return names, recorded[names[0]].get("recipe", "")
+    known = sample_sets()
+    if sample_set in known:  # a store that records specs and has none of the set's: empty
         recipe, names = known[sample_set]
-        return (names if all(n in info.get("arrays", []) for n in names) else ()), recipe
+        held = recorded is None and all(n in info.get("arrays", []) for n in names)
+        return (names if held else ()), recipe
     choices = sorted({*known, *(spec.get("sample_set") for spec in (recorded or {}).values())} - {"", None})
     raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(choices)}")
 
@@ -347,7 +347,7 @@ class SampleWindows(StoreShapes):
         """:meth:`read` for many items (windows from ``starts``, default :meth:`starts`), every
         window's bytes of every array requested at once (``views``: :meth:`WindowReader.read_many`'s).
         ``batch``: the items are a batch the loader handed over: those of :meth:`read_ahead`'s
-        next batches are requested too (after these)."""
+        next batches are requested too, once this batch's bytes are here."""
         length = length or self.window
         for index in indices:
             self._check(index)
@@ -355,7 +355,8 @@ class SampleWindows(StoreShapes):
         windows = self._windows(indices, length, starts)
         pending = self._ahead[2].take((windows, views)) if self._ahead else None  # read ahead?
         pending = pending or self._request(windows, views)
-        if batch:
+        if batch:  # the next batches' bytes requested once these are here: they do not compete
+            pending.wait()
             self._read_ahead(indices, length, views)
         columns = dict(zip(self.names, pending.result(), strict=True))
         return [{name: columns[name][k] for name in self.names} for k in range(len(windows))]

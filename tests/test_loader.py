@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -369,6 +370,9 @@ def test_read_ahead_requests_the_next_batches_once_and_gives_the_local_items(sto
         assert all(len({remote.shard(i) for i in b}) == 1 for b in batches)  # one request per array each
         before = proxy.requests
         remote.__getitems__(batches[0])
+        deadline = time.monotonic() + 5  # the next batches' requests go out once this one's answers are in
+        while proxy.requests - before < 3 * 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert proxy.requests - before == 3 * 2  # this batch and the next two, two arrays each
         for batch in batches[1:]:
             samples = remote.__getitems__(batch)

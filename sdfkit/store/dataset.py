@@ -130,9 +130,10 @@ def open_dataset(
     if missing:
         raise FormatError(f"{url}: arrays {', '.join(missing)} are missing; the store is damaged, rebuild it")
     names = [f"meta/{name}" for name in _META if name != "status"]
-    columns = read_columns(group, names)
+    columns = read_columns(group, [*names, "meta/status"])  # on object storage: one round for all
     meta = {n.split("/")[1]: np.asarray(group[n][:]) if columns[n] is None else columns[n] for n in names}
-    meta["status"] = read_status(group)
+    status = columns["meta/status"]
+    meta["status"] = read_status(group) if status is None else status.astype(np.uint8)
     for name in ("id", "category", "split", "error"):
         meta[name] = as_str(meta[name])
     dataset = SdfDataset(group, url, np.arange(len(meta["id"])), meta)

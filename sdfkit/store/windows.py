@@ -359,6 +359,11 @@ class PendingWindows:
         self._readers, self._planned, self._data = readers, planned, data
         self._remote, self._answers, self._views = remote, answers, views
 
+    def wait(self) -> None:
+        """Until the remote answers are here (not assembled)."""
+        if self._answers is not None:
+            self._answers.result()
+
     def result(self) -> list[list[np.ndarray]]:
         """Per request, its windows (waits for the remote answers)."""
         data = self._data
