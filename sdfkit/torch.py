@@ -283,7 +283,7 @@ class SampleWindows(StoreShapes):
         handed while it reads one (``sampler``, ``batch_size``: the ``DataLoader``'s, without
         ``drop_last``). Each worker iterates a copy of the sampler to know the order: it must give
         the same order in every process (:class:`ShardOrderSampler` does; with a ``RandomSampler``
-        nothing is read ahead). A local store reads nothing ahead."""
+        nothing is read ahead), and windows come from :meth:`set_epoch`. A local store reads nothing ahead."""
         if depth < 0:
             raise InputError(f"read-ahead depth must be 0 or more, not {depth}")
         self._order = (sampler, int(batch_size), int(depth)) if depth else None
@@ -296,8 +296,8 @@ class SampleWindows(StoreShapes):
 
     def _read_ahead(self, indices: Sequence[int], length: int, views: bool) -> None:
         """Request the windows of the batches this process is handed after ``indices``."""
-        if self._order is None or self.reader(self.names[0]).folder is not None:
-            return
+        if self._order is None or self.epoch is None or self.reader(self.names[0]).folder is not None:
+            return  # off, windows not a function of (seed, epoch, row) (they could not be predicted), or local
         sampler, size, depth = self._order
         if self._ahead is None or self._ahead[:2] != (os.getpid(), self.epoch):
             workers = getattr(torch.utils.data.get_worker_info(), "num_workers", 1)

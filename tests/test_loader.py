@@ -381,6 +381,13 @@ def test_read_ahead_requests_the_next_batches_once_and_gives_the_local_items(sto
                 torch.testing.assert_close(got, local[k][0])
         assert proxy.requests - before == 3 * 2
 
+        fresh = DeepSDFSamples("s3://sdfkit-test/ahead.zarr", subsample=1024, shard_order=True)
+        fresh.read_ahead(ShardOrderSampler(fresh, seed=3), batch_size=2)  # no set_epoch: windows unknown ahead
+        before = proxy.requests
+        fresh.__getitems__(batches[0])
+        time.sleep(0.2)
+        assert proxy.requests - before == 2
+
         for epoch, loader_sampler in ((1, sampler), (2, None)):
             remote.read_ahead(loader_sampler or torch.utils.data.RandomSampler(remote), batch_size=2)
             for dataset in (remote, local):
