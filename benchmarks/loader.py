@@ -120,6 +120,7 @@ def run_row(spec: dict) -> dict:
         sampler = Passes(sampler, passes)
     if spec.get("read_ahead"):
         dataset.read_ahead(sampler, BATCH, depth=spec["read_ahead"])
+    opened = time.perf_counter() - start  # the dataset made: metadata, columns, shard indexes
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=BATCH, sampler=sampler, num_workers=spec.get("workers", WORKERS)
     )
@@ -144,6 +145,7 @@ def run_row(spec: dict) -> dict:
         "loader cores": (_own_cpu() - loader_cpu) / wall,
         **{f"{name} cores": (cpu_seconds(pid) - cpu[name]) / wall for name, pid in watched.items()},
         "first": first,
+        "open": opened,
         "rss": rss,
         "samples": samples,
         "workers": loader.num_workers,

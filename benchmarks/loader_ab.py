@@ -3,6 +3,7 @@ loader on core 0 and the servers on core 1) for several sdfkit checkouts, altern
 s3rver: how a change to the object-storage path compares with the code before it, in one run.
 
     python benchmarks/loader_ab.py --store v2.zarr <checkout before> <checkout after> --rounds 2
+    python benchmarks/loader_ab.py --store v2.zarr <before> <after> --rounds 3 --open-only  # opening the store
 
 Each row prints samples/s and the cores the loader, the server and the proxy used while it
 iterated (``benchmarks/loader.py --row`` measures them). Needs two cores or more.
@@ -65,7 +66,12 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--read-ahead", type=int, default=0, help="DeepSDFSamples.read_ahead depth (default 0: off)")
+    parser.add_argument(
+        "--open-only", action="store_true", help="only make the dataset (no epoch): the seconds opening the store takes"
+    )
     args = parser.parse_args()
+    if args.open_only:
+        args.epochs = 0
     import tempfile
 
     import s3fs
@@ -78,13 +84,19 @@ def main() -> None:
             fs.put(str(args.store), "bench/shapes.zarr", recursive=True)
             with LatencyProxy(int(endpoint.rsplit(":", 1)[1]), args.delay / 1000) as proxy:
                 pin(proxy.pid, {1})
-                print(
-                    f"{'checkout':<40}{'samples/s':>13}{'first batch s':>15}{'loader cores':>14}{'server cores':>14}"
-                    f"{'proxy cores':>13}"
-                )
+                if args.open_only:
+                    print(f"{'checkout':<40}{'open s':>10}")
+                else:
+                    print(
+                        f"{'checkout':<40}{'samples/s':>13}{'first batch s':>15}{'loader cores':>14}"
+                        f"{'server cores':>14}{'proxy cores':>13}"
+                    )
                 for _ in range(args.rounds):
                     for checkout in args.checkouts:
                         m = row(checkout.resolve(), proxy.endpoint, {"server": server.pid, "proxy": proxy.pid}, args)
+                        if args.open_only:
+                            print(f"{str(checkout):<40}{m['open']:>10.2f}", flush=True)
+                            continue
                         print(
                             f"{str(checkout):<40}{m['rate']:>13,.0f}{m['first']:>15.2f}{m['loader cores']:>14.2f}"
                             f"{m['server cores']:>14.2f}{m['proxy cores']:>13.2f}",
