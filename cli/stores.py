@@ -73,7 +73,9 @@ def validate_command(store, as_json, allow_pending):
             click.echo(f"  {mark} {c.name:<26} {c.checked:>7} checked  {c.violations:>5} violations  {c.example}")
     if not report.ok:
         bad = sum(c.violations > 0 for c in report.checks)
-        raise SdfkitError(f"{store}: {bad} checks failed; the store does not follow format v1 (see above)")
+        raise SdfkitError(
+            f"{store}: {bad} checks failed; the store does not follow format v{report.format_version} (see above)"
+        )
     unfinished = report.pending or not report.complete
     if unfinished and not allow_pending:
         raise SdfkitError(
@@ -82,7 +84,7 @@ def validate_command(store, as_json, allow_pending):
         )
     if not as_json:
         what = f" (unfinished: {report.pending} of {report.shapes} shapes pending)" if unfinished else ""
-        click.echo(f"  the store follows format v1{what}")
+        click.echo(f"  the store follows format v{report.format_version}{what}")
 
 
 @click.command("info", context_settings=CONTEXT)

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from sdfkit.errors import InputError
-from sdfkit.recipes import sample_sets
+from sdfkit.recipes import sample_set_arrays
 from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
+from sdfkit.store.shards import open_together
 from sdfkit.store.state import StoreState
-from sdfkit.store.windows import ReadAhead, WindowReader, request_windows_together
+from sdfkit.store.windows import ReadAhead, WindowReader, preload_together, request_windows_together
 
 __all__ = [
     "sample_set_arrays",
@@ -48,27 +49,12 @@ __all__ = [
 ]
 
 
-def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str]:
-    """The arrays of ``sample_set`` in a store (its ``specs`` attribute names them; a store made
-    before it did: the registry's recipes) and the recipe that makes them: (arrays, recipe).
-    The arrays are empty when the store does not hold the set."""
-    recorded = info.get("specs")
-    if recorded is not None:
-        names = tuple(name for name, spec in recorded.items() if spec.get("sample_set") == sample_set)
-        if names:  # the store names them: the recipes (half a second to import) are not needed
-            return names, recorded[names[0]].get("recipe", "")
-    known = sample_sets()
-    if sample_set in known:  # a store that records specs and has none of the set's: empty
-        recipe, names = known[sample_set]
-        held = recorded is None and all(n in info.get("arrays", []) for n in names)
-        return (names if held else ()), recipe
-    choices = sorted({*known, *(spec.get("sample_set") for spec in (recorded or {}).values())} - {"", None})
-    raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(choices)}")
-
-
-def sample_set_names(store: str, sample_set: str, storage_options: dict | None = None) -> tuple[tuple[str, ...], str]:
-    """(arrays, recipe) of a sample set of ``store``; a one-line error when it has none."""
-    group = open_store(str(store), storage_options=storage_options)
+def sample_set_names(
+    store: str, sample_set: str, storage_options: dict | None = None, *, group=None
+) -> tuple[tuple[str, ...], str]:
+    """(arrays, recipe) of a sample set of ``store`` (``group``: the store already opened); a
+    one-line error when it has none."""
+    group = open_store(str(store), storage_options=storage_options) if group is None else group
     names, recipe = sample_set_arrays(StoreState.read(group).as_dict(), sample_set)
     if not names:
         raise InputError(f"{store}: has no {sample_set} samples; make the store with --recipe {recipe}")
@@ -92,6 +78,8 @@ class StoreShapes(torch.utils.data.Dataset):
     shard_order : the items of one shard read their windows at one position (drawn per shard, not
         per shape), so that on object storage a batch's items of one shard are one request per
         array; use with :class:`ShardOrderSampler`, which puts them in one batch
+    recipe : the recipe that makes ``arrays``, named in the error when they are missing
+    group : the store already opened by :func:`sdfkit.store.format.open_store` (not read again)
     """
 
     kind: str | None = None
@@ -112,6 +100,7 @@ class StoreShapes(torch.utils.data.Dataset):
         backend: str = "auto",
         shard_order: bool = False,
         recipe: str | None = None,
+        group=None,
     ):
         self.url = str(store)
         self.shard_order = shard_order
@@ -122,6 +111,7 @@ class StoreShapes(torch.utils.data.Dataset):
             include_failed=True,
             allow_incomplete=allow_incomplete,
             storage_options=storage_options,
+            group=group,
         )
         if self.kind is not None and dataset.kind != self.kind:
             raise InputError(f"{self.url}: a {dataset.kind!r} store; {type(self).__name__} reads a {self.kind!r} store")
@@ -154,14 +144,14 @@ class StoreShapes(torch.utils.data.Dataset):
         self.ids = [i for i, k in zip(dataset.ids, keep, strict=True) if k]
         self.categories = [str(c) for c, k in zip(dataset.meta("category"), keep, strict=True) if k]
         self.labels = [int(v) for v in np.asarray(dataset.meta("label"))[keep]]
+        self._handle[2].update(open_together(dataset.group, arrays))  # on object storage: one round
         self.shape_of = {name: tuple(self.array(name).shape[1:]) for name in arrays}
         self.shard_rows = state.shard_size
         self.seed = seed
         self.transform = transform
         self.epoch: int | None = None
         self._readers: dict = {}
-        for name in arrays:
-            self.reader(name).preload(self.rows)
+        preload_together([self.reader(name) for name in arrays], self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -265,8 +255,9 @@ class SampleWindows(StoreShapes):
     def __init__(
         self, store: str, sample_set: str = "sdf", *, window: int = 16384, extra: Sequence[str] = (), **kwargs
     ):
-        self.names, recipe = sample_set_names(store, sample_set, kwargs.get("storage_options"))
-        super().__init__(store, self.names, recipe=recipe, **kwargs)
+        group = open_store(str(store), storage_options=kwargs.get("storage_options"))  # once: names, then shapes
+        self.names, recipe = sample_set_names(store, sample_set, group=group)
+        super().__init__(store, self.names, recipe=recipe, group=group, **kwargs)
         missing = [n for n in extra if n not in self.group]
         if missing:
             raise InputError(f"{self.url}: has no array {missing[0]}")

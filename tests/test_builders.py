@@ -243,7 +243,7 @@ def test_voxelize_matches_the_exact_sdf_and_resumes(built, tmp_path):
     shutil.copytree(original, moved)
     assert_user_error(sdfkit("voxelize", moved, "--meshes", tmp_path / "nowhere", check=False), "--meshes")
     report = sdfkit("validate", store)
-    assert "follows format v1" in report.stdout and "voxels" in report.stdout
+    assert "follows format v2" in report.stdout and "voxels" in report.stdout
 
 
 # renders
@@ -322,7 +322,7 @@ def test_render_store_backprojects_onto_the_mesh(built, tmp_path):
     sdfkit("show", out, "--index", "1", "--views", "4", "-o", sheet)
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = sdfkit("validate", out)
-    assert "follows format v1" in report.stdout
+    assert "follows format v2" in report.stdout
 
 
 @pytest.mark.slow
@@ -430,7 +430,7 @@ def test_validate_holds_occupancy_to_the_samples_own_agreement(tmp_path):
 def test_validate_mnist_store(tmp_path):
     store = tmp_path / "m.zarr"
     sdfkit("prepare-mnist", "-o", store, "--limit", "30", "--val-size", "5", "--workers", "1")
-    assert "follows format v1" in _validate(store).stdout
+    assert "follows format v2" in _validate(store).stdout
     g = zarr.open_group(store)
     g["surface/points"][3] = g["surface/points"][3][::-1] * 0.3  # points off the zero level
     result = _validate(store)
@@ -549,4 +549,4 @@ def test_ndf_export_holds_exact_unsigned_distances(chibane):
         assert np.median(errors) <= 1e-4 and errors.max() <= 1e-3, (shape_id, np.median(errors), errors.max())
         npz = np.load(path / "voxelized_point_cloud_256res_10000points.npz")
         assert npz["point_cloud"].shape == (10_000, 3) and int(npz["res"]) == 256
-    assert "follows format v1" in sdfkit("validate", store).stdout
+    assert "follows format v2" in sdfkit("validate", store).stdout

@@ -318,9 +318,14 @@ def test_s3rver_gives_the_local_items_and_a_shards_windows_in_one_request(store,
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
         s3fs.S3FileSystem.clear_instance_cache()
         for shard_order in (True, False):
+            before = proxy.requests
             remote = DeepSDFSamples(
                 "s3://sdfkit-test/loader.zarr", subsample=1024, shard_order=shard_order, backend=backend
             )
+            # opening: the group, whether each array exists, the six column copies (metadata and
+            # chunk), the two sample arrays' metadata and their two shards' indexes
+            arrays = len(zarr.open_group(store, mode="r").attrs["sdfkit"]["arrays"])
+            assert proxy.requests - before == 1 + arrays + 2 * 6 + 2 + 2 * 2, proxy.requests - before
             local = DeepSDFSamples(store, subsample=1024, shard_order=shard_order)
             sampler = ShardOrderSampler(remote, seed=1) if shard_order else None
             for epoch in range(2):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import zarr
 
+from sdfkit import open_dataset
 from sdfkit.errors import ShapeError
 from sdfkit.pipeline import Layer, Plan, build_layer, build_store
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, ArraySpec, ShapeMeta, read_status
+from sdfkit.store.format import COPIED_COLUMNS, STATUS_FAILED, STATUS_OK, ArraySpec, ShapeMeta, read_status
 
 SPECS = [ArraySpec("value/square", (3,), "float32", float("nan"))]
 
@@ -69,6 +70,9 @@ def test_new_shapes_are_appended_and_a_layer_is_added(tmp_path):
     assert grown.state == "appended" and grown.appended == 3 and grown.computed == 3
     ok = [k for k in range(9) if k != 7]
     np.testing.assert_array_equal(group["value/square"][ok], _expected(ok))  # the first six kept, three new
+    for name in COPIED_COLUMNS:  # the copies opening reads were written again with the new rows
+        np.testing.assert_array_equal(group[f"columns/{name}"][:], group[f"meta/{name}"][:])
+    assert group["columns/id"].chunks == (9,) and len(open_dataset(url, include_failed=True)) == 9
     layer = Layer(
         prefix="layer", jobs=list(range(9)), process=cube, specs=[ArraySpec("layer/cube", (), "float32", 0.0)],
         parameters={"power": 3},

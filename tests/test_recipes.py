@@ -166,7 +166,7 @@ def test_a_recipe_from_another_package_runs_end_to_end(tmp_path):
     truth = _box_sdf(raw, np.array([0.5, 0.3, 0.2])) * scale
     assert np.abs(rows[:, 3] - truth).max() < 1e-5
     # without the plug-in: the store explains itself
-    assert "the store follows format v1" in run("validate", store, with_plugin=False).stdout
+    assert "the store follows format v2" in run("validate", store, with_plugin=False).stdout
     code = (
         f"from sdfkit.torch import SampleWindows; d = SampleWindows({str(store)!r}, 'far', window=500); "
         "print(sorted(k for k in d[0] if '/' in k))"

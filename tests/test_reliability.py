@@ -57,7 +57,7 @@ def test_two_runs_on_one_store_one_is_refused_nothing_lost(tree, tmp_path, remot
     assert "Traceback" not in loser[2]
     assert "another sdfkit run" in loser[2] and "pid" in loser[2] and len(loser[2].strip().splitlines()) == 1
     check = sdfkit("validate", out) if not remote else _validate_remote(out, env)
-    assert "follows format v1" in check.stdout
+    assert "follows format v2" in check.stdout
     again = subprocess.run(
         [sys.executable, "-m", "cli.main", "prepare-shapenet", str(tree), "-o", out, *SMALL],
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
@@ -129,7 +129,7 @@ def test_a_store_killed_at_creation_is_made_again(tree, tmp_path):
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
     run = sdfkit("prepare-shapenet", tree, "-o", out, *SMALL, "--overwrite")
     assert "wrote" in run.stdout
-    assert "follows format v1" in sdfkit("validate", out).stdout
+    assert "follows format v2" in sdfkit("validate", out).stdout
     # arrays half made by a killed creation (no row finished yet) are made again without asking
     group = zarr.open_group(str(out), mode="r+")
     group.attrs["sdfkit"] = {**group.attrs["sdfkit"], "complete": False}
@@ -137,7 +137,7 @@ def test_a_store_killed_at_creation_is_made_again(tree, tmp_path):
     shutil.rmtree(out / "sdf")
     run = sdfkit("prepare-shapenet", tree, "-o", out, *SMALL)
     assert "wrote" in run.stdout
-    assert "follows format v1" in sdfkit("validate", out).stdout
+    assert "follows format v2" in sdfkit("validate", out).stdout
 
 
 @pytest.mark.slow
@@ -171,7 +171,7 @@ def test_new_meshes_are_appended_old_rows_untouched(tree, tmp_path):
     reference = zarr.open_group(str(tmp_path / "fresh.zarr"), mode="r")
     for k, shape_id in enumerate(str(i) for i in reference["meta/id"][:]):
         assert np.array_equal(after["sdf/values"][ids.index(shape_id)], reference["sdf/values"][k])
-    assert "follows format v1" in sdfkit("validate", out).stdout
+    assert "follows format v2" in sdfkit("validate", out).stdout
     # a changed mesh is not appended over: refused with the way out
     obj = next(root.rglob("model_normalized.obj"))
     obj.write_text(obj.read_text() + "\n")

@@ -345,7 +345,7 @@ def test_deepsdf_test_recipe_through_the_cli(tmp_path, tree):
         assert np.mean((values[far] < 0) == (truth[far] < 0)) >= 0.995, shape_id
         train = solid.sdf(g["sdf/points"][row].astype(float) / scale - offset) * scale
         assert np.percentile(np.abs(truth), 75) > 2 * np.percentile(np.abs(train), 75)  # variance 0.05, not 0.005
-    assert "follows format v1" in sdfkit("validate", out).stdout
+    assert "follows format v2" in sdfkit("validate", out).stdout
 
 
 def test_shipped_split_files_are_the_projects_own(tmp_path, monkeypatch):

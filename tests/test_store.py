@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +20,7 @@ from sdfkit.geometry.sdf2d import image_to_sdf
 from sdfkit.pipeline.runners import ShardTask, run_shard
 from sdfkit.sources import mnist
 from sdfkit.sources.mnist import MnistConfig
-from sdfkit.store.format import STATUS_FAILED, STATUS_OK, StoreLayout, prepare_store
+from sdfkit.store.format import COPIED_COLUMNS, STATUS_FAILED, STATUS_OK, StoreLayout, prepare_store
 from sdfkit.store.shards import can_encode, write_shard_block
 from sdfkit.store.windows import WindowReader
 
@@ -294,6 +297,53 @@ def test_open_dataset_selects_splits_and_skips_failed(tmp_path):
     assert len(ds.select(["val", "test"])) == 16
     with pytest.raises(InputError, match="no split 'tset'.*choose one of them"):
         ds.select("tset")
+
+
+def test_a_finished_store_is_opened_by_its_whole_column_copies(tmp_path, s3_server, monkeypatch):
+    """A finished store also holds the meta/ columns that opening reads whole, one chunk each, in
+    columns/; on S3 opening reads those (a few requests, however many shards) and lists the same
+    shapes as meta/ does; a store without them (made before they were written) opens as before,
+    reading meta/ shard by shard."""
+    import s3fs
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from s3_servers import LatencyProxy
+
+    config = MnistConfig(resolution=16, surface_points=10, val_size=4)
+    _build(tmp_path, config=config, shard_size=2)  # 36 digits: 18 shards
+    made = tmp_path / "m.zarr"
+    group = zarr.open_group(made, mode="r")
+    assert group.attrs["sdfkit"]["column_copies"] is True
+    for name in COPIED_COLUMNS:
+        copy = group[f"columns/{name}"]
+        assert copy.shape == copy.chunks == (36,), name
+        np.testing.assert_array_equal(copy[:], group[f"meta/{name}"][:])
+    older = tmp_path / "older.zarr"  # as sdfkit wrote stores before: no copies, no flag
+    shutil.copytree(made, older)
+    shutil.rmtree(older / "columns")
+    old = zarr.open_group(older, mode="r+")
+    old.attrs["sdfkit"] = {k: v for k, v in old.attrs["sdfkit"].items() if k != "column_copies"}
+    arrays = len(group.attrs["sdfkit"]["arrays"])
+
+    fs = s3fs.S3FileSystem()
+    for folder in (made, older):
+        fs.put(str(folder), f"sdfkit-test/{folder.name}", recursive=True)
+    port = int(s3_server["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+    with LatencyProxy(port) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        s3fs.S3FileSystem.clear_instance_cache()
+        requests = {}
+        for folder in (made, older):
+            before = proxy.requests
+            remote = open_dataset(f"s3://sdfkit-test/{folder.name}", include_failed=True)
+            requests[folder.name] = proxy.requests - before
+            for name in COPIED_COLUMNS:
+                np.testing.assert_array_equal(remote.meta(name), open_dataset(older, include_failed=True).meta(name))
+            failed = remote.meta("status") == STATUS_FAILED
+            assert remote.meta("id")[failed].tolist() == ["train-00002"]  # the blank digit (conftest)
+    # the group and its state, whether each array exists, then each copy's metadata and chunk
+    assert requests["m.zarr"] <= 2 + arrays + 2 * len(COPIED_COLUMNS), requests
+    assert requests["older.zarr"] >= 18 * 4, requests  # id, category, split, status: a chunk per shard
 
 
 def test_unknown_format_version_is_refused(tmp_path):

@@ -170,6 +170,24 @@ def sample_sets() -> dict[str, tuple[str, tuple[str, ...]]]:
     return {name: (item.name, arrays) for item in recipes().values() for name, arrays in item.sample_sets.items()}
 
 
+def sample_set_arrays(info: dict, sample_set: str) -> tuple[tuple[str, ...], str]:
+    """The arrays of ``sample_set`` in a store (its ``specs`` attribute names them; a store made
+    before it did: the registry's recipes) and the recipe that makes them: (arrays, recipe).
+    The arrays are empty when the store does not hold the set."""
+    recorded = info.get("specs")
+    if recorded is not None:
+        names = tuple(name for name, spec in recorded.items() if spec.get("sample_set") == sample_set)
+        if names:  # the store names them: the recipes (half a second to import) are not needed
+            return names, recorded[names[0]].get("recipe", "")
+    known = sample_sets()
+    if sample_set in known:  # a store that records specs and has none of the set's: empty
+        recipe, names = known[sample_set]
+        held = recorded is None and all(n in info.get("arrays", []) for n in names)
+        return (names if held else ()), recipe
+    choices = sorted({*known, *(spec.get("sample_set") for spec in (recorded or {}).values())} - {"", None})
+    raise InputError(f"unknown sample set {sample_set!r}; choose from {', '.join(choices)}")
+
+
 def specs_for(names: Sequence[str], parameters: Mapping[str, Any]) -> list[ArraySpec]:
     """Every array of the recipes ``names`` (in registry order), given the run's parameters."""
     return [s for name, item in recipes().items() if name in names for s in item.array_specs(parameters)]

@@ -14,6 +14,7 @@ from sdfkit.store.shards import missing_members, on_local_disk, read_together, r
 from sdfkit.store.state import StoreState
 
 __all__ = [
+    "COPIED_COLUMNS",
     "STATUS_PENDING",
     "STATUS_OK",
     "STATUS_FAILED",
@@ -21,11 +22,16 @@ __all__ = [
     "shard_ranges",
     "read_column",
     "read_columns",
+    "read_meta_columns",
     "contains_all",
     "read_status",
     "pending_shards",
     "as_str",
 ]
+
+COPIED_COLUMNS = ("id", "category", "label", "split", "status", "error")
+"""The ``meta/*`` columns a finished store also holds whole, one chunk each, as ``columns/*``:
+what opening a store reads (:func:`read_meta_columns`)."""
 
 STATUS_PENDING, STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = 0, 1, 2, 3
 """``meta/status``: pending, ok, failed (``meta/error`` says why), skipped on purpose (a licence
@@ -59,6 +65,18 @@ def read_columns(group: zarr.Group, names: Sequence[str]) -> dict[str, np.ndarra
                 out[name] = None
         return out
     return read_together(group, names)
+
+
+def read_meta_columns(group: zarr.Group, names: Sequence[str]) -> dict[str, np.ndarray | None]:
+    """``meta/<name>`` whole for each of ``names``, from the copies in ``columns/`` where the
+    store's state says they match (one chunk each), else from ``meta/`` (one chunk per shard);
+    None for one that cannot be read."""
+    if StoreState.read(group).column_copies and set(names) <= set(COPIED_COLUMNS):
+        copies = read_columns(group, [f"columns/{name}" for name in names])
+        if all(value is not None for value in copies.values()):
+            return {name: copies[f"columns/{name}"] for name in names}
+    columns = read_columns(group, [f"meta/{name}" for name in names])
+    return {name: columns[f"meta/{name}"] for name in names}
 
 
 def contains_all(group: zarr.Group, names: Sequence[str]) -> list[str]:

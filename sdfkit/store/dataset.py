@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 from sdfkit.errors import FormatError, InputError
-from sdfkit.store.format import SPLITS, STATUS_OK, as_str, contains_all, open_store, read_columns, read_status
+from sdfkit.store.format import SPLITS, STATUS_OK, as_str, contains_all, open_store, read_meta_columns, read_status
 from sdfkit.store.state import StoreState
 
 __all__ = ["SdfDataset", "open_dataset"]
@@ -110,14 +110,16 @@ def open_dataset(
     include_failed: bool = False,
     allow_incomplete: bool = False,
     storage_options: Mapping | None = None,
+    group: zarr.Group | None = None,
 ) -> SdfDataset:
-    """Open a sdfkit store for reading (``storage_options``: fsspec's, for a remote store).
+    """Open a sdfkit store for reading (``storage_options``: fsspec's, for a remote store;
+    ``group``: the store at ``url`` already opened by :func:`open_store`, not read again).
 
     Raises :class:`FormatError` for a path that is not a sdfkit store, an unknown format
     version, or (unless ``allow_incomplete``) a store whose run has not finished.
     """
     url = str(url)
-    group = open_store(url, mode="r", storage_options=storage_options)
+    group = open_store(url, mode="r", storage_options=storage_options) if group is None else group
     state = StoreState.read(group)
     if not state.initialized:
         raise FormatError(f"{url}: the store was never fully created; run the command that made it again")
@@ -129,10 +131,10 @@ def open_dataset(
     missing = contains_all(group, state.arrays)
     if missing:
         raise FormatError(f"{url}: arrays {', '.join(missing)} are missing; the store is damaged, rebuild it")
-    names = [f"meta/{name}" for name in _META if name != "status"]
-    columns = read_columns(group, [*names, "meta/status"])  # on object storage: one round for all
-    meta = {n.split("/")[1]: np.asarray(group[n][:]) if columns[n] is None else columns[n] for n in names}
-    status = columns["meta/status"]
+    columns = read_meta_columns(group, _META)  # on object storage: one round for all
+    names = [name for name in _META if name != "status"]
+    meta = {n: np.asarray(group[f"meta/{n}"][:]) if columns[n] is None else columns[n] for n in names}
+    status = columns["status"]
     meta["status"] = read_status(group) if status is None else status.astype(np.uint8)
     for name in ("id", "category", "split", "error"):
         meta[name] = as_str(meta[name])

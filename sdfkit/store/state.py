@@ -6,7 +6,9 @@ The attribute is one JSON object. What it holds and how it changes:
   ``parameters``, ``shard_size``, ``arrays``, ``specs``;
 - **state**: ``initialized`` (false until every array exists: a creation killed before that is
   made again), ``complete`` (true once every shape has a final status; written last),
-  ``finished`` and ``summary`` with it, ``appended`` (one entry per run that added shapes);
+  ``finished`` and ``summary`` with it, ``column_copies`` with it (``columns/*`` hold the
+  ``meta/*`` columns whole: read only while ``complete``), ``appended`` (one entry per run that
+  added shapes);
 - **layers** (``voxels`` and the like: arrays added to a finished store by a later command): an
   object per layer under its prefix, with the layer's parameters, ``initialized``, ``complete``,
   ``finished``, ``ok`` and ``failed``; their prefixes listed in ``layers``. A store written before
@@ -129,10 +131,17 @@ class StoreState:
         self._info["initialized"] = True
         return self
 
-    def mark_complete(self, summary: Mapping[str, Any]) -> StoreState:
-        """Every shape has a final status."""
-        self._info.update(complete=True, finished=_now(), summary=dict(summary))
+    def mark_complete(self, summary: Mapping[str, Any], *, column_copies: bool = False) -> StoreState:
+        """Every shape has a final status (``column_copies``: and ``columns/*`` were just written
+        from ``meta/*``)."""
+        self._info.update(complete=True, finished=_now(), summary=dict(summary), column_copies=column_copies)
         return self
+
+    @property
+    def column_copies(self) -> bool:
+        """Whether ``columns/*`` hold the ``meta/*`` columns as they are: written when the run
+        finished, and the store complete since."""
+        return self.complete and bool(self._info.get("column_copies"))
 
     def record_append(self, source: Mapping[str, Any], shapes: int) -> StoreState:
         """``shapes`` new pending rows: the store and every layer it has are unfinished again."""

@@ -30,6 +30,7 @@ from scipy.spatial import cKDTree
 
 from sdfkit.errors import FormatError
 from sdfkit.store.format import (
+    COPIED_COLUMNS,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,
@@ -87,6 +88,7 @@ class Check:
 class ValidationReport:
     url: str
     kind: str = ""
+    format_version: int | None = None
     shapes: int = 0
     pending: int = 0
     """Rows not computed yet (an unfinished store)."""
@@ -215,7 +217,20 @@ def _metadata(group, info, report: ValidationReport) -> np.ndarray:
             said = {"ok": counts.get("ok"), "failed": counts.get("failed"), "skipped": counts.get("skipped", 0)}
             if found != said:
                 c.fail(f"the summary of split {split} says {counts}, the status column {found}")
+    if StoreState(info).column_copies:
+        _column_copies(group, c)
     return status
+
+
+def _column_copies(group, c) -> None:
+    """``columns/*``, which readers open the store by, equal ``meta/*`` (the state says they do)."""
+    for name in COPIED_COLUMNS:
+        if f"columns/{name}" not in group:
+            c.fail(f"columns/{name} is missing though the state says the column copies were written")
+            continue
+        copy, meta = np.asarray(group[f"columns/{name}"][:]), np.asarray(group[f"meta/{name}"][:])
+        if copy.shape != meta.shape or not (copy == meta).all():
+            c.fail(f"columns/{name} differs from meta/{name}; readers would list other shapes: rebuild the store")
 
 
 def _values(name: str, block: np.ndarray, ok: np.ndarray, failed: np.ndarray, start: int, ids, report) -> None:
@@ -473,6 +488,7 @@ def validate_store(url: str, *, progress: Callable[[int, int], None] | None = No
         return report
     info = StoreState.read(group).as_dict()
     report.kind = str(info.get("kind"))
+    report.format_version = info.get("format_version")
     report.check("format").checked = 1
     if info.get("initialized") is False:
         report.check("format").fail("the store was never fully created")

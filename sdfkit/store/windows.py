@@ -23,6 +23,8 @@ __all__ = [
     "COALESCE_GAP",
     "WindowReader",
     "read_windows_together",
+    "load_indexes_together",
+    "preload_together",
     "request_windows_together",
     "PendingWindows",
     "ReadAhead",
@@ -106,38 +108,48 @@ class WindowReader:
     def load_indexes(self, shards) -> None:
         """Read the index of each of ``shards`` not read yet (requested together); a shard not
         written yet is asked again next time."""
-        wanted = sorted({int(s) for s in shards} - set(self._index))
-        if not wanted or self.layout is None:
-            return
+        load_indexes_together([(self, shards)])
+
+    def _missing_indexes(self, shards) -> list[int]:
+        if self.layout is None:
+            return []
+        return sorted({int(s) for s in shards} - set(self._index))
+
+    def _index_size(self) -> tuple[int, int]:
+        """(index entries per shard, bytes of a shard's index with its checksum)."""
         chunk, layout_shards = self.layout
         per_shard = layout_shards[0] * (layout_shards[1] // chunk[1])
-        size = 16 * per_shard + 4
-        if self.folder is not None:
-            raw = []
-            for shard in wanted:
-                try:
-                    with open(self.folder / self._keys[shard], "rb") as f:
-                        f.seek(-size, os.SEEK_END)
-                        raw.append(f.read(size))
-                except (FileNotFoundError, OSError):
-                    raw.append(None)
-        else:
-            from zarr.abc.store import SuffixByteRequest
+        return per_shard, 16 * per_shard + 4
 
-            prototype = default_buffer_prototype()
-            requests = [
-                (self._array().store_path / self._keys[s]).get(prototype, SuffixByteRequest(size)) for s in wanted
-            ]
-            raw = [None if r is None else r.to_bytes() for r in sync(_gather(requests))]
+    def _read_local_indexes(self, wanted) -> list:
+        size = self._index_size()[1]
+        raw = []
+        for shard in wanted:
+            try:
+                with open(self.folder / self._keys[shard], "rb") as f:
+                    f.seek(-size, os.SEEK_END)
+                    raw.append(f.read(size))
+            except (FileNotFoundError, OSError):
+                raw.append(None)
+        return raw
+
+    def _index_requests(self, wanted) -> list:
+        from zarr.abc.store import SuffixByteRequest
+
+        prototype = default_buffer_prototype()
+        size = self._index_size()[1]
+        return [(self._array().store_path / self._keys[s]).get(prototype, SuffixByteRequest(size)) for s in wanted]
+
+    def _take_indexes(self, wanted, raw) -> None:
+        per_shard, size = self._index_size()
         for shard, data in zip(wanted, raw, strict=True):
             if data is not None and len(data) == size:
                 index = np.frombuffer(data, dtype="<u8", count=2 * per_shard)
-                self._index[shard] = index.reshape(layout_shards[0], -1, 2)
+                self._index[shard] = index.reshape(self.layout[1][0], -1, 2)
 
     def preload(self, rows) -> None:
         """Read the indexes of the shards holding ``rows`` (before the reader goes to workers)."""
-        if self.layout is not None:
-            self.load_indexes(np.unique(np.asarray(rows, dtype=np.int64) // self.layout[1][0]))
+        preload_together([self], rows)
 
     def read(self, row: int, start: int, stop: int) -> np.ndarray:
         """``array[row, start:stop]``."""
@@ -323,6 +335,30 @@ def _coalesce(ranges, gap: int):
             merged.append([key, offset, nbytes])
             members.append((offset, [k]))
     return [tuple(m) for m in merged], members
+
+
+def load_indexes_together(requests) -> None:
+    """:meth:`WindowReader.load_indexes` for each ``(reader, shards)`` of ``requests``: on object
+    storage every index not read yet requested in one round, across the readers."""
+    wanted = [(reader, reader._missing_indexes(shards)) for reader, shards in requests]
+    remote = [(reader, shards) for reader, shards in wanted if shards and reader.folder is None]
+    for reader, shards in wanted:
+        if shards and reader.folder is not None:
+            reader._take_indexes(shards, reader._read_local_indexes(shards))
+    if not remote:
+        return
+    coroutines = [c for reader, shards in remote for c in reader._index_requests(shards)]
+    answers = [None if a is None else a.to_bytes() for a in sync(_gather(coroutines))]
+    for reader, shards in remote:
+        reader._take_indexes(shards, answers[: len(shards)])
+        answers = answers[len(shards) :]
+
+
+def preload_together(readers, rows) -> None:
+    """Read the indexes of the shards holding ``rows`` for each of ``readers`` (before they go to
+    workers): one round on object storage."""
+    rows = np.asarray(rows, dtype=np.int64)
+    load_indexes_together([(r, np.unique(rows // r.layout[1][0])) for r in readers if r.layout is not None])
 
 
 def read_windows_together(requests, *, views: bool = False) -> list[list[np.ndarray]]:
