@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from sdfkit.errors import InputError
-from sdfkit.recipes import sample_set_arrays
+from sdfkit.recipes.base import sample_set_arrays
 from sdfkit.store.dataset import open_dataset
 from sdfkit.store.format import STATUS_OK, STATUS_PENDING, contains_all, open_store
 from sdfkit.store.shards import open_together

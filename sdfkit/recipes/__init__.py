@@ -15,19 +15,8 @@ from sdfkit.recipes.base import (
     exporters,
     recipe,
     recipes,
-    sample_set_arrays,
     sample_sets,
     specs_for,
 )
 
-__all__ = [
-    "Recipe",
-    "Exporter",
-    "ExportContext",
-    "recipes",
-    "recipe",
-    "exporters",
-    "sample_sets",
-    "sample_set_arrays",
-    "specs_for",
-]
+__all__ = ["Recipe", "Exporter", "ExportContext", "recipes", "recipe", "exporters", "sample_sets", "specs_for"]

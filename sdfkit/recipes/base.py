@@ -36,6 +36,7 @@ __all__ = [
     "recipe",
     "exporters",
     "sample_sets",
+    "sample_set_arrays",
     "specs_for",
     "shape_file",
     "shape_folder",
