@@ -13,8 +13,6 @@ last, so a run killed at any point leaves a store that says it is unfinished.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from sdfkit.store.columns import (
     read_status,
     shard_ranges,
 )
+from sdfkit.store.remote import s3_reading_options
 from sdfkit.store.shards import can_encode, write_shard_block
 from sdfkit.store.state import StoreState
 
@@ -230,7 +229,7 @@ def open_store(url: str | Path, *, mode: str = "r", storage_options: Mapping | N
     if local is not None and not local.exists():
         raise FormatError(f"{url}: no such store; check the path")
     if local is None and mode == "r" and str(url).startswith("s3://"):
-        storage_options = _s3_reading(storage_options)
+        storage_options = s3_reading_options(storage_options)
     try:
         group = zarr.open_group(
             str(url), mode=mode, zarr_format=3, storage_options=storage_options if local is None else None
@@ -249,29 +248,6 @@ def open_store(url: str | Path, *, mode: str = "r", storage_options: Mapping | N
             f"{', '.join(map(str, READABLE_VERSIONS))}; install the sdfkit that wrote it, or rebuild the store"
         )
     return group
-
-
-def _s3_reading(options: Mapping | None) -> dict:
-    """s3fs's options for reading a store: the caller's, with two defaults where not given.
-    ``max_pool_connections`` 64: aiobotocore keeps 10 connections, and a column of n / 8 chunks
-    would wait in turns. ``max_concurrency`` 1: s3fs (from 2025) asks an object's size (a HEAD,
-    and on a missing chunk a listing too) before every whole-object read, to split large ones;
-    a store's metadata and column chunks are a few kB, so that doubled the requests of opening."""
-    options = dict(options or {})
-    if "config_kwargs" not in options:
-        options["config_kwargs"] = {"max_pool_connections": 64}
-    if "max_concurrency" not in options and _s3fs_takes("max_concurrency"):
-        options["max_concurrency"] = 1
-    return options
-
-
-@functools.cache
-def _s3fs_takes(name: str) -> bool:
-    try:
-        import s3fs
-    except ImportError:
-        return False
-    return name in inspect.signature(s3fs.S3FileSystem.__init__).parameters
 
 
 def create_store(url: str | Path, layout: StoreLayout) -> zarr.Group:

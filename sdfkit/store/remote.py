@@ -1,7 +1,7 @@
 """How window readers reach a store on object storage: obstore where it can, fsspec otherwise.
 
 A store's metadata, columns and shard indexes are read through zarr and fsspec (s3fs, gcsfs),
-like every other zarr reader. The windows a loader reads, the bulk of the requests, go through
+like every other zarr reader (on S3 with :func:`s3_reading_options`). The windows a loader reads, the bulk of the requests, go through
 obstore (Rust; its requests in flight limited only by what is asked) when it is installed, the
 URL is ``s3://``, ``gs://`` or ``az://``, and no fsspec ``storage_options`` are given: on s3rver
 it answered 1,488 concurrent 384 KB range requests a second where s3fs answered 683
@@ -16,12 +16,14 @@ parent that only makes the dataset reads nothing through obstore, so its workers
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BACKENDS", "range_store"]
+__all__ = ["BACKENDS", "range_store", "s3_reading_options"]
 
 BACKENDS = ("auto", "obstore", "fsspec")
 """How windows on object storage are read: ``auto`` (obstore where it can, else fsspec), or one."""
@@ -58,3 +60,26 @@ def range_store(url: str, *, storage_options: Mapping[str, Any] | None = None, b
     store = ObjectStore(from_url(str(url).rstrip("/"), client_options=client), read_only=True)
     _USED_IN = os.getpid()
     return store
+
+
+def s3_reading_options(options: Mapping | None) -> dict:
+    """s3fs's options for reading a store: the caller's, with two defaults where not given.
+    ``max_pool_connections`` 64: aiobotocore keeps 10 connections, and a column of n / 8 chunks
+    would wait in turns. ``max_concurrency`` 1: s3fs (from 2025) asks an object's size (a HEAD,
+    and on a missing chunk a listing too) before every whole-object read, to split large ones;
+    a store's metadata and column chunks are a few kB, so that doubled the requests of opening."""
+    options = dict(options or {})
+    if "config_kwargs" not in options:
+        options["config_kwargs"] = {"max_pool_connections": 64}
+    if "max_concurrency" not in options and _s3fs_takes("max_concurrency"):
+        options["max_concurrency"] = 1
+    return options
+
+
+@functools.cache
+def _s3fs_takes(name: str) -> bool:
+    try:
+        import s3fs
+    except ImportError:
+        return False
+    return name in inspect.signature(s3fs.S3FileSystem.__init__).parameters

@@ -17,6 +17,7 @@ import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import _get_loop, sync  # zarr's I/O thread: requests sent without waiting
 
+from sdfkit.store.remote import s3_reading_options
 from sdfkit.store.shards import ABSENT, on_local_disk, sharding
 
 __all__ = [
@@ -102,6 +103,8 @@ class WindowReader:
             if self.url is None:
                 raise RuntimeError("this window reader was made without a url: it cannot reopen its array")
             options = self.storage_options if "://" in self.url else None
+            if self.url.startswith("s3://"):
+                options = s3_reading_options(options)
             self.array = zarr.open_array(self.url, mode="r", storage_options=options)
         return self.array
 
