@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from sdfkit._epochs import SharedEpoch
 from sdfkit.errors import InputError
 from sdfkit.recipes.base import sample_set_arrays
 from sdfkit.store.dataset import open_dataset
@@ -149,16 +150,20 @@ class StoreShapes(torch.utils.data.Dataset):
         self.shard_rows = state.shard_size
         self.seed = seed
         self.transform = transform
-        self.epoch: int | None = None
+        self._epoch = SharedEpoch()  # set_epoch reaches workers that outlive an epoch too
         self._readers: dict = {}
         preload_together([self.reader(name) for name in arrays], self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch.get()
+
     def set_epoch(self, epoch: int) -> None:
-        """Windows from (seed, epoch, row) from now on: reproducible whatever the workers."""
-        self.epoch = int(epoch)
+        """Windows from (seed, epoch, row) from now on, in every worker (persistent ones too)."""
+        self._epoch.set(int(epoch))
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -481,11 +486,15 @@ class ShardOrderSampler(torch.utils.data.Sampler[int]):
         self.groups = list(groups.values())
         self.count = len(dataset)
         self.seed = seed
-        self.epoch: int | None = None
+        self._epoch = SharedEpoch()  # read by the workers' copies (read-ahead), persistent ones too
         self._passes = 0
 
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch.get()
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        self._epoch.set(int(epoch))
 
     def __len__(self) -> int:
         return self.count

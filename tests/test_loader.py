@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import time
 import warnings
 
@@ -16,7 +18,7 @@ from sdfkit.geometry.shapes import make_shapes
 from sdfkit.sources import mnist
 from sdfkit.sources.shapenet import ShapenetConfig, prepare_shapenet
 from sdfkit.store.windows import WindowReader
-from sdfkit.torch import DeepSDFSamples, MNISTGrids, OccupancyPoints, SampleWindows
+from sdfkit.torch import DeepSDFSamples, MNISTGrids, OccupancyPoints, SampleWindows, ShardOrderSampler
 
 K = 70_000  # above twice WINDOW_SAMPLES: rows chunked along the samples
 
@@ -90,6 +92,52 @@ def test_workers_give_the_main_process_items_each_shape_once(store):
             torch.testing.assert_close(s, expected[i])
             seen.append(i)
     assert sorted(seen) == list(range(len(data)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_set_epoch_reaches_workers_that_outlive_an_epoch(store, context):
+    """With ``persistent_workers=True`` the workers keep their copy of the dataset from one epoch
+    to the next: each epoch's items must still be that epoch's (what one process reads after
+    ``set_epoch``), not the first epoch's again; a shard-order sampler's epoch reaches them too
+    (its copy there is what read-ahead iterates). Forked and spawned workers."""
+    data = DeepSDFSamples(store, subsample=1024, shard_order=True)
+    sampler = ShardOrderSampler(data)
+    reference = DeepSDFSamples(store, subsample=1024, shard_order=True)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=3, num_workers=2, persistent_workers=True, multiprocessing_context=context
+    )
+    seen = {}
+    for epoch in (0, 1, 5):
+        data.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        reference.set_epoch(epoch)
+        for samples, indices in loader:
+            for s, i in zip(samples, indices.tolist(), strict=True):
+                torch.testing.assert_close(s, reference[i][0], msg=f"epoch {epoch}, item {i}")
+                seen.setdefault(i, []).append(s)
+    assert all(not torch.equal(s[0], s[1]) for s in seen.values())  # the windows moved
+    process = multiprocessing.get_context(context)
+    go, answer = process.Event(), process.Queue()
+    child = process.Process(target=_epoch_after, args=(sampler, go, answer))
+    child.start()  # a copy made now (a worker's), then the epoch set in this process
+    sampler.set_epoch(7)
+    go.set()
+    assert answer.get(timeout=60) == 7
+    child.join(10)
+    copied = pickle.loads(pickle.dumps(sampler))  # pickled outside a process's start: the number alone
+    sampler.set_epoch(8)
+    assert copied.epoch == 7 and list(copied) == list(_at_epoch(ShardOrderSampler(data), 7))
+
+
+def _epoch_after(sampler, go, answer) -> None:
+    go.wait(60)
+    answer.put(sampler.epoch)
+
+
+def _at_epoch(sampler, epoch: int):
+    sampler.set_epoch(epoch)
+    return sampler
 
 
 def test_draws_with_replacement_are_the_same_in_every_worker(store):
