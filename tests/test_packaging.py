@@ -59,7 +59,7 @@ def test_every_imported_package_is_declared():
 
 
 LAYERS = (
-    ("sdfkit._version", "sdfkit.errors"),
+    ("sdfkit._version", "sdfkit.errors", "sdfkit._epochs"),
     ("sdfkit.geometry",),
     ("sdfkit.rendering",),
     ("sdfkit.store",),
