@@ -28,10 +28,10 @@ from .options import (
     "--allow-pending", is_flag=True, help="Accept an unfinished store (rows still pending) if the rest is valid."
 )
 def validate_command(store, as_json, allow_pending):
-    """Re-check a store against format v1; exit 1 if anything is wrong.
+    """Re-check a store against its format version (docs/format.md); exit 1 if anything is wrong.
 
     Checks the attributes, arrays, shapes, dtypes and layout; the metadata (unique ids, status
-    and error columns that agree); values (finite where ok, fill values where failed); and
+    and error columns that agree; the whole-column copies equal to meta/*); values (finite where ok, fill values where failed); and
     geometry (3D: no SDF sample's |SDF| exceeds, or falls far short of, its distance to the
     surface samples; 2D: surface points on the zero level; renders: silhouettes match depth,
     poses are rigid; voxels agree with their SDF). Useful after copying a dataset. An
